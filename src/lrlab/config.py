@@ -1,0 +1,240 @@
+"""The study configuration: every default lives here, once; TOML files and CLI flags only override.
+
+A config document is a TOML file whose top level holds the study's own keys and the tables
+`[data]`, `[model]`, `[train]` and `[schedules.<name>]`. Unknown keys and wrong types are
+refused with a `ConfigError` that names the key (and suggests the closest valid one).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from lrlab.errors import ConfigError, choices, did_you_mean
+
+# The study that `lrlab study` runs with no config argument (a file in src/lrlab/configs/).
+DEFAULT_CONFIG = "six-settings"
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"  # digits | cifar10 | cifar100 | imagefolder:PATH (a folder or a .tar.gz)
+    data_dir: str = "data"  # where cifar10/cifar100 are read from (and downloaded to)
+    download: bool = False  # fetch CIFAR into data_dir if it is not there
+    val_frac: float = 0.15  # fraction of the training pool held out for validation
+    test_frac: float = 0.15  # fraction held out for test, only where the source has no test split
+    split_seed: int = 0  # the split is the same for every run of a study
+    limit: int | None = None  # use only this many training images (val/test shrink in proportion)
+    image_size: int | None = None  # resize images to this square size; None keeps the native size
+    augment: str = "auto"  # auto | none | crop-flip  (auto: none for digits, crop-flip otherwise)
+
+
+@dataclass
+class ModelConfig:
+    stem: str = "auto"  # auto | cifar | imagenet  (auto: cifar for inputs up to 64 px)
+    width: float = 1.0  # channel multiplier; 1.0 is the paper's table
+    aux_heads: bool = False  # the paper's two auxiliary classifiers (loss weight 0.3 each)
+    branch5: str = "auto"  # auto | 3x3 | 3x3-3x3 | 5x5  ("5x5" branch; auto: by stem, see model.py)
+    dropout: float = 0.2  # before the final classifier; 0.2 as torchvision (the paper used 0.4)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "sgd"  # sgd | adamw
+    momentum: float = 0.9  # SGD momentum, or AdamW beta1
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int | None = None  # CPU threads for torch; None leaves torch's default
+
+
+@dataclass
+class StudyConfig:
+    name: str = "study"
+    seeds: list[int] = field(default_factory=lambda: [0])  # in TOML also a count: seeds = 3
+    out: str | None = None  # default: runs/<name>
+    baseline: str | None = None  # schedule the others are compared with; default the first
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    # name -> schedule spec (a TOML table with `type` and its parameters; see schedules.py)
+    schedules: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out) if self.out else Path("runs") / self.name
+
+
+OPTIMIZERS = ("sgd", "adamw")
+DEVICES = ("auto", "cpu", "cuda")
+AUGMENTS = ("auto", "none", "crop-flip")
+STEMS = ("auto", "cifar", "imagenet")
+BRANCH5 = ("auto", "3x3", "3x3-3x3", "5x5")
+
+
+def _type_name(tp: Any) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check `value` against the field type `tp`; ints are accepted where floats are expected."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table, got {value!r}")
+        return value
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, int | float) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }.get(tp)
+    if ok is None:  # a nested config table
+        return _build(tp, value, key)
+    if not ok:
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    return float(value) if tp is float else value
+
+
+def _build(cls: type, doc: Any, where: str) -> Any:
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{where or 'config'}: expected a table, got {doc!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in doc.items():
+        full = f"{where}.{key}" if where else key
+        if key not in names:
+            raise ConfigError(
+                f"unknown config key {full!r}{did_you_mean(key, names)}; valid keys here: {choices(names)}"
+            )
+        if cls is StudyConfig and key == "seeds" and isinstance(value, int) and not isinstance(value, bool):
+            if value < 1:
+                raise ConfigError(f"seeds: a count must be at least 1, got {value}")
+            value = list(range(value))
+        kwargs[key] = _coerce(value, hints[key], full)
+    return cls(**kwargs)
+
+
+def _check(cfg: StudyConfig) -> None:
+    """Range and choice checks that the types alone do not express."""
+
+    def need(ok: bool, key: str, msg: str) -> None:
+        if not ok:
+            raise ConfigError(f"{key}: {msg}")
+
+    d, m, t = cfg.data, cfg.model, cfg.train
+    need(bool(cfg.name.strip()), "name", "must not be empty")
+    need(len(cfg.seeds) > 0, "seeds", "at least one seed is needed")
+    need(len(set(cfg.seeds)) == len(cfg.seeds), "seeds", f"repeated seeds in {cfg.seeds}")
+    need(0 < d.val_frac < 1, "data.val_frac", f"must be in (0, 1), got {d.val_frac}")
+    need(0 < d.test_frac < 1, "data.test_frac", f"must be in (0, 1), got {d.test_frac}")
+    need(d.val_frac + d.test_frac < 1, "data.val_frac", "val_frac + test_frac must be below 1")
+    need(d.limit is None or d.limit > 0, "data.limit", f"must be positive, got {d.limit}")
+    need(d.image_size is None or d.image_size > 0, "data.image_size", "must be positive")
+    need(d.augment in AUGMENTS, "data.augment", f"must be one of {choices(AUGMENTS)}, got {d.augment!r}")
+    need(m.stem in STEMS, "model.stem", f"must be one of {choices(STEMS)}, got {m.stem!r}")
+    need(m.branch5 in BRANCH5, "model.branch5", f"must be one of {choices(BRANCH5)}, got {m.branch5!r}")
+    need(m.width > 0, "model.width", f"must be positive, got {m.width}")
+    need(0 <= m.dropout < 1, "model.dropout", f"must be in [0, 1), got {m.dropout}")
+    need(t.epochs > 0, "train.epochs", f"must be positive, got {t.epochs}")
+    need(t.batch_size > 0, "train.batch_size", f"must be positive, got {t.batch_size}")
+    need(
+        t.optimizer in OPTIMIZERS,
+        "train.optimizer",
+        f"must be one of {choices(OPTIMIZERS)}, got {t.optimizer!r}",
+    )
+    need(0 <= t.momentum < 1, "train.momentum", f"must be in [0, 1), got {t.momentum}")
+    need(t.weight_decay >= 0, "train.weight_decay", f"must not be negative, got {t.weight_decay}")
+    need(0 <= t.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)")
+    need(t.device in DEVICES, "train.device", f"must be one of {choices(DEVICES)}, got {t.device!r}")
+    need(t.threads is None or t.threads > 0, "train.threads", "must be positive")
+    need(len(cfg.schedules) > 0, "schedules", "the study has no schedules")
+    for name, spec in cfg.schedules.items():
+        need(isinstance(spec, dict), f"schedules.{name}", "must be a table with a `type` key")
+    if cfg.baseline is not None and cfg.baseline not in cfg.schedules:
+        raise ConfigError(
+            f"baseline: {cfg.baseline!r} is not a schedule of this study; valid: {choices(cfg.schedules)}"
+        )
+
+
+def from_dict(doc: dict[str, Any]) -> StudyConfig:
+    """Build and check a StudyConfig from a parsed document; raises ConfigError naming the key."""
+    cfg = _build(StudyConfig, doc, "")
+    _check(cfg)
+    return cfg
+
+
+def to_dict(cfg: StudyConfig) -> dict[str, Any]:
+    """The resolved config as plain data (what every run folder saves)."""
+    return dataclasses.asdict(cfg)
+
+
+def bundled_configs() -> list[str]:
+    """Names of the example studies shipped inside the package (`configs/` in a checkout)."""
+    return sorted(
+        p.name[:-5]
+        for p in resources.files("lrlab").joinpath("configs").iterdir()
+        if p.name.endswith(".toml")
+    )
+
+
+def read_document(source: str | None) -> dict[str, Any]:
+    """Parse a config file, or a bundled config by name; None reads the default study."""
+    source = source or DEFAULT_CONFIG
+    path = Path(source)
+    if path.is_file():
+        text = path.read_text(encoding="utf-8")
+    elif not source.endswith(".toml") and "/" not in source and source in bundled_configs():
+        text = (
+            resources.files("lrlab")
+            .joinpath("configs")
+            .joinpath(source + ".toml")
+            .read_text(encoding="utf-8")
+        )
+    else:
+        raise ConfigError(
+            f"config {source!r} is neither a file nor a bundled study; bundled: {choices(bundled_configs())}"
+        )
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config {source!r} is not valid TOML: {e}") from None
+
+
+def set_key(doc: dict[str, Any], dotted: str, value: Any) -> None:
+    """Override one key of a parsed document (`train.epochs`), as CLI flags do."""
+    *parents, last = dotted.split(".")
+    node = doc
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[last] = value
+
+
+def load(source: str | None = None, overrides: dict[str, Any] | None = None) -> StudyConfig:
+    """Read a config (file, bundled name or the default), apply dotted-key overrides, check it."""
+    doc = read_document(source)
+    for key, value in (overrides or {}).items():
+        set_key(doc, key, value)
+    return from_dict(doc)

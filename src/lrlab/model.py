@@ -1,0 +1,291 @@
+"""GoogLeNet (Inception v1) with the paper's channel table (Szegedy et al. 2015, Table 1): two stems, a
+width multiplier, a choice of "5×5" branch, optional auxiliary heads, outputs whose type ignores the mode.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from lrlab.config import BRANCH5, STEMS, ModelConfig
+from lrlab.errors import ConfigError, choices
+
+# stem = "auto": inputs whose larger side is at most this many pixels get the CIFAR stem; the ImageNet
+# stem divides the side by 8 before the first Inception block, which leaves 4×4 of a 32×32 image.
+AUTO_STEM_MAX_SIDE = 64  # px
+
+# branch5 = "auto", by stem: the common CIFAR GoogLeNet (e.g. kuangliu/pytorch-cifar) stacks two 3×3 convs;
+# the ImageNet stem keeps torchvision's single 3×3 so that its parameter count equals torchvision's.
+AUTO_BRANCH5 = {"cifar": "3x3-3x3", "imagenet": "3x3"}
+
+# Kernel sizes after the 1×1 reduce in the "5×5" branch. The paper has a real 5×5; torchvision has a 3×3
+# there, a known bug kept for its pretrained weights (https://github.com/pytorch/vision/issues/906).
+BRANCH5_KERNELS = {"3x3": (3,), "3x3-3x3": (3, 3), "5x5": (5,)}
+
+# Paper Table 1, per block: (#1×1, #3×3 reduce, #3×3, #5×5 reduce, #5×5, pool proj). The table's input
+# width is the concat width of the block before (192 from the stem), so it is computed, not listed.
+TABLE: dict[str, tuple[int, int, int, int, int, int]] = {
+    "3a": (64, 96, 128, 16, 32, 32),
+    "3b": (128, 128, 192, 32, 96, 64),
+    "4a": (192, 96, 208, 16, 48, 64),
+    "4b": (160, 112, 224, 24, 64, 64),
+    "4c": (128, 128, 256, 24, 64, 64),
+    "4d": (112, 144, 288, 32, 64, 64),
+    "4e": (256, 160, 320, 32, 128, 128),
+    "5a": (256, 160, 320, 32, 128, 128),
+    "5b": (384, 192, 384, 48, 128, 128),
+}
+
+
+def scaled(channels: int, width: float) -> int:
+    """A channel count under the width multiplier; never below one channel."""
+    return max(1, round(channels * width))
+
+
+class BasicConv2d(nn.Module):
+    """Conv (no bias: the BatchNorm shift replaces it) + BatchNorm (eps 0.001, as torchvision) + ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, **kwargs: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, bias=False, **kwargs)
+        self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(self.bn(self.conv(x)), inplace=True)
+
+
+class CeilMaxPool2d(nn.MaxPool2d):
+    """torchvision's unpadded ceil_mode max pool, extended to inputs smaller than the window: those are first
+    padded with -inf (right and bottom) up to the window, so they pool to 1×1 instead of raising."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        k = self.kernel_size if isinstance(self.kernel_size, int) else self.kernel_size[0]
+        short_h, short_w = max(0, k - x.shape[-2]), max(0, k - x.shape[-1])
+        if short_h or short_w:
+            x = F.pad(x, (0, short_w, 0, short_h), value=float("-inf"))
+        return super().forward(x)
+
+
+class Inception(nn.Module):
+    """Four branches concatenated on channels: 1×1 | 1×1→3×3 | 1×1→"5×5" (see BRANCH5_KERNELS) | pool→1×1."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        ch1x1: int,
+        ch3x3red: int,
+        ch3x3: int,
+        ch5x5red: int,
+        ch5x5: int,
+        pool_proj: int,
+        branch5: str = "3x3",
+    ) -> None:
+        super().__init__()
+        if branch5 not in BRANCH5_KERNELS:
+            raise ConfigError(f"model.branch5: must be one of {choices(BRANCH5_KERNELS)}, got {branch5!r}")
+        self.branch1 = BasicConv2d(in_channels, ch1x1, kernel_size=1)
+        self.branch2 = nn.Sequential(
+            BasicConv2d(in_channels, ch3x3red, kernel_size=1),
+            BasicConv2d(ch3x3red, ch3x3, kernel_size=3, padding=1),
+        )
+        convs = [BasicConv2d(in_channels, ch5x5red, kernel_size=1)]
+        for k in BRANCH5_KERNELS[branch5]:  # "3x3-3x3": both 3×3 convs give ch5x5 channels
+            convs.append(BasicConv2d(convs[-1].conv.out_channels, ch5x5, kernel_size=k, padding=k // 2))
+        self.branch3 = nn.Sequential(*convs)
+        self.branch4 = nn.Sequential(
+            nn.MaxPool2d(kernel_size=3, stride=1, padding=1, ceil_mode=True),
+            BasicConv2d(in_channels, pool_proj, kernel_size=1),
+        )
+        self.out_channels = ch1x1 + ch3x3 + ch5x5 + pool_proj
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
+
+
+class InceptionAux(nn.Module):
+    """Auxiliary classifier (paper §5, torchvision): pool to 4×4, 1×1 conv to 128, FC 1024, dropout 0.7."""
+
+    def __init__(self, in_channels: int, num_classes: int, width: float = 1.0) -> None:
+        super().__init__()
+        conv_channels, hidden = scaled(128, width), scaled(1024, width)
+        self.pool = nn.AdaptiveAvgPool2d(4)
+        self.conv = BasicConv2d(in_channels, conv_channels, kernel_size=1)
+        self.fc1 = nn.Linear(conv_channels * 4 * 4, hidden)
+        self.dropout = nn.Dropout(p=0.7)
+        self.fc2 = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        # N x 512 (4a) or 528 (4d) x H x W
+        x = self.conv(self.pool(x))
+        # N x 128 x 4 x 4
+        x = F.relu(self.fc1(torch.flatten(x, 1)), inplace=True)
+        # N x 1024
+        return self.fc2(self.dropout(x))  # N x num_classes
+
+
+class GoogLeNet(nn.Module):
+    """Inception v1. Shape comments: width 1, cifar stem on 32×32 | imagenet stem on 224×224."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 3,
+        stem: str = "cifar",
+        branch5: str = "3x3-3x3",
+        width: float = 1.0,
+        aux_heads: bool = False,
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        if stem not in ("cifar", "imagenet"):
+            raise ConfigError(f"model.stem: must be 'cifar' or 'imagenet' here, got {stem!r}")
+        if not width > 0:
+            raise ConfigError(f"model.width: must be positive, got {width}")
+        if not 0 <= dropout < 1:
+            raise ConfigError(f"model.dropout: must be in [0, 1), got {dropout}")
+        if num_classes < 1:
+            raise ConfigError(f"num_classes: must be positive, got {num_classes}")
+        if in_channels < 1:
+            raise ConfigError(f"in_channels: must be positive, got {in_channels}")
+        self.stem_kind, self.branch5, self.width = stem, branch5, width
+        c = partial(scaled, width=width)
+        if stem == "cifar":  # no early downsampling: the blocks see 32×32, then 16×16 and 8×8
+            self.stem = BasicConv2d(in_channels, c(192), kernel_size=3, padding=1)
+            self.maxpool3 = nn.MaxPool2d(3, stride=2, padding=1)
+            self.maxpool4 = nn.MaxPool2d(3, stride=2, padding=1)
+        else:  # torchvision's stem: side / 8 before 3a
+            self.stem = nn.Sequential(
+                BasicConv2d(in_channels, c(64), kernel_size=7, stride=2, padding=3),  # N x 64 x 112 x 112
+                CeilMaxPool2d(3, stride=2, ceil_mode=True),  # N x 64 x 56 x 56
+                BasicConv2d(c(64), c(64), kernel_size=1),  # N x 64 x 56 x 56
+                BasicConv2d(c(64), c(192), kernel_size=3, padding=1),  # N x 192 x 56 x 56
+                CeilMaxPool2d(3, stride=2, ceil_mode=True),  # N x 192 x 28 x 28
+            )
+            self.maxpool3 = CeilMaxPool2d(3, stride=2, ceil_mode=True)
+            self.maxpool4 = CeilMaxPool2d(2, stride=2, ceil_mode=True)
+        blocks: dict[str, Inception] = {}
+        channels = c(192)  # the stem's output
+        for name, row in TABLE.items():
+            blocks[name] = Inception(channels, *(c(n) for n in row), branch5=branch5)
+            channels = blocks[name].out_channels
+        self.inception3a, self.inception3b = blocks["3a"], blocks["3b"]
+        self.inception4a, self.inception4b, self.inception4c = blocks["4a"], blocks["4b"], blocks["4c"]
+        self.inception4d, self.inception4e = blocks["4d"], blocks["4e"]
+        self.inception5a, self.inception5b = blocks["5a"], blocks["5b"]
+        self.aux1 = InceptionAux(blocks["4a"].out_channels, num_classes, width) if aux_heads else None
+        self.aux2 = InceptionAux(blocks["4d"].out_channels, num_classes, width) if aux_heads else None
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(p=dropout)
+        self.fc = nn.Linear(channels, num_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # Trained from scratch, so He init (He et al. 2015; fan_out, ReLU gain) for convs keeps activations'
+        # scale through the ReLUs; torchvision's trunc_normal(0.01) only mirrors the TF port of its weights.
+        # BN starts as the identity; linears N(0, 0.01), bias 0, so the first logits are near zero (softmax
+        # ~uniform). Only torch's global RNG is drawn from: a seed fixes the weights.
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def _run(self, x: Tensor, with_aux: bool) -> tuple[Tensor, list[Tensor]]:
+        aux: list[Tensor] = []
+        # N x in_channels x 32 x 32 | 224 x 224
+        x = self.stem(x)
+        # N x 192 x 32 x 32 | 28 x 28
+        x = self.inception3a(x)
+        # N x 256 x 32 x 32 | 28 x 28
+        x = self.inception3b(x)
+        # N x 480 x 32 x 32 | 28 x 28
+        x = self.maxpool3(x)
+        # N x 480 x 16 x 16 | 14 x 14
+        x = self.inception4a(x)
+        # N x 512 x 16 x 16 | 14 x 14
+        if with_aux and self.aux1 is not None:
+            aux.append(self.aux1(x))
+        x = self.inception4b(x)
+        # N x 512 x 16 x 16 | 14 x 14
+        x = self.inception4c(x)
+        # N x 512 x 16 x 16 | 14 x 14
+        x = self.inception4d(x)
+        # N x 528 x 16 x 16 | 14 x 14
+        if with_aux and self.aux2 is not None:
+            aux.append(self.aux2(x))
+        x = self.inception4e(x)
+        # N x 832 x 16 x 16 | 14 x 14
+        x = self.maxpool4(x)
+        # N x 832 x 8 x 8 | 7 x 7
+        x = self.inception5a(x)
+        # N x 832 x 8 x 8 | 7 x 7
+        x = self.inception5b(x)
+        # N x 1024 x 8 x 8 | 7 x 7
+        x = torch.flatten(self.avgpool(x), 1)
+        # N x 1024
+        x = self.fc(self.dropout(x))
+        # N x num_classes
+        return x, aux
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Main logits, in train and eval mode alike (the auxiliary heads are not run)."""
+        return self._run(x, with_aux=False)[0]
+
+    def forward_with_aux(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Main logits and the auxiliary logits [after 4a, after 4d]; an empty list without aux heads."""
+        return self._run(x, with_aux=True)
+
+
+def resolve_stem(cfg: ModelConfig, image_size: tuple[int, int]) -> str:
+    """The stem to build: `cfg.stem`, or for "auto" cifar up to AUTO_STEM_MAX_SIDE px, imagenet above."""
+    if cfg.stem not in STEMS:
+        raise ConfigError(f"model.stem: must be one of {choices(STEMS)}, got {cfg.stem!r}")
+    if cfg.stem != "auto":
+        return cfg.stem
+    return "cifar" if max(image_size) <= AUTO_STEM_MAX_SIDE else "imagenet"
+
+
+def resolve_branch5(cfg: ModelConfig, stem: str) -> str:
+    """The "5×5" branch to build: `cfg.branch5`, or for "auto" the stem's default (AUTO_BRANCH5)."""
+    if cfg.branch5 not in BRANCH5:
+        raise ConfigError(f"model.branch5: must be one of {choices(BRANCH5)}, got {cfg.branch5!r}")
+    return AUTO_BRANCH5[stem] if cfg.branch5 == "auto" else cfg.branch5
+
+
+def build_model(
+    cfg: ModelConfig, num_classes: int, in_channels: int, image_size: tuple[int, int]
+) -> GoogLeNet:
+    """The GoogLeNet that `cfg` describes for images of `in_channels` x `image_size` (height, width)."""
+    if len(image_size) != 2 or min(image_size) < 1:
+        raise ConfigError(f"image_size: expected (height, width) in pixels, got {image_size!r}")
+    stem = resolve_stem(cfg, image_size)
+    return GoogLeNet(
+        num_classes, in_channels, stem, resolve_branch5(cfg, stem), cfg.width, cfg.aux_heads, cfg.dropout
+    )
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of parameters (BatchNorm running statistics are buffers, not counted)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def macs_per_image(model: nn.Module, in_channels: int, image_size: tuple[int, int]) -> int:
+    """Multiply-adds of one eval-mode forward of one image: FlopCounterMode's FLOPs (convs, matmuls) / 2."""
+    p = next(model.parameters())
+    x = torch.zeros(1, in_channels, *image_size, device=p.device, dtype=p.dtype)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(x)
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops() // 2

@@ -1,0 +1,220 @@
+"""A study: schedules × seeds, paired by seed. Everything is checked before the first output is
+written; each finished run is saved to its own folder at once, and the summary and report are
+rebuilt from those folders."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lrlab import config as config_mod
+from lrlab import data as data_mod
+from lrlab import report, store
+from lrlab.config import StudyConfig
+from lrlab.errors import ConfigError, LrlabError, unknown
+from lrlab.metrics import classification_metrics, format_table
+from lrlab.model import build_model, resolve_stem
+from lrlab.schedules import Plan, Schedule, compile_schedule
+from lrlab.training import RunInputs, resolve_device, steps_per_epoch, train_run
+
+RUNS_DIR = "runs"  # inside the study folder: runs/<schedule>/seed-<k>/
+
+
+def run_dir(out: Path, schedule: str, seed: int) -> Path:
+    return out / RUNS_DIR / schedule / f"seed-{seed}"
+
+
+def select_schedules(cfg: StudyConfig, names: list[str]) -> None:
+    """Keep only the named schedules (in the given order); unknown names list the valid ones."""
+    for n in names:
+        if n not in cfg.schedules:
+            raise unknown("schedule", n, cfg.schedules)
+    cfg.schedules = {n: cfg.schedules[n] for n in names}
+    if cfg.baseline is not None and cfg.baseline not in cfg.schedules:
+        cfg.baseline = None
+
+
+@dataclass
+class Prepared:
+    """A study checked against its data: what `run` needs, built before anything is written."""
+
+    cfg: StudyConfig
+    dataset: data_mod.Dataset
+    inputs: RunInputs
+    plan: Plan
+    schedules: dict[str, Schedule]
+    device: torch.device
+    build: Callable[[], torch.nn.Module]
+
+
+def prepare(cfg: StudyConfig) -> Prepared:
+    """Load the data and compile every schedule against the real step count; raises LrlabError."""
+    data_mod.check_source(cfg.data)
+    device = resolve_device(cfg.train.device)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    ds = data_mod.load_data(cfg.data)
+    spe = steps_per_epoch(len(ds.train), cfg.train.batch_size)
+    plan = Plan(total_steps=cfg.train.epochs * spe, steps_per_epoch=spe)
+    schedules = {name: compile_schedule(spec, plan, name) for name, spec in cfg.schedules.items()}
+    mean, std = ds.channel_stats()
+    augment = {"auto": ds.name != "digits", "none": False, "crop-flip": True}[cfg.data.augment]
+    inputs = RunInputs(ds.train, ds.val, ds.test, ds.num_classes, mean, std, augment)
+
+    def build() -> torch.nn.Module:
+        return build_model(cfg.model, ds.num_classes, ds.in_channels, ds.image_size)
+
+    resolve_stem(cfg.model, ds.image_size)  # a bad model setting fails here, not in the first run
+    return Prepared(cfg, ds, inputs, plan, schedules, device, build)
+
+
+def run_fingerprint(cfg: StudyConfig, schedule: str, seed: int, files_hash: str) -> str:
+    """What determines one run's result: all settings but the study's own bookkeeping."""
+    doc = config_mod.to_dict(cfg)
+    for k in ("name", "seeds", "out", "baseline", "schedules"):
+        doc.pop(k)
+    doc["train"].pop("device")
+    doc["train"].pop("threads")
+    doc.update(schedule=cfg.schedules[schedule], seed=seed, data_files=files_hash)
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _open_out(out: Path, fresh: bool) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise LrlabError(f"output folder {str(out)!r} cannot be written: {e.strerror}") from None
+    if fresh and (out / RUNS_DIR).exists():
+        shutil.rmtree(out / RUNS_DIR)
+
+
+def _finished(folder: Path, fingerprint: str) -> bool:
+    """A run folder holds a finished run of exactly this configuration."""
+    try:
+        done = store.read_json(folder / "result.json")
+        saved = store.read_json(folder / "config.json")["fingerprint"]
+    except (OSError, ValueError, KeyError):
+        return False
+    if saved != fingerprint:
+        raise ConfigError(
+            f"{folder} holds a run of a different configuration; rerun with --fresh to replace it, "
+            "or choose another --out"
+        )
+    return done.get("status") in ("ok", "diverged")
+
+
+def save_run(
+    folder: Path, p: Prepared, name: str, seed: int, fingerprint: str, result: Any
+) -> dict[str, Any]:
+    """Write one run's folder: config, per-epoch metrics, LR trace, final metrics (result.json last)."""
+    sched = p.schedules[name]
+    run_cfg = {
+        "fingerprint": fingerprint,
+        "schedule": name,
+        "schedule_spec": sched.spec,
+        "seed": seed,
+        "plan": {"total_steps": p.plan.total_steps, "steps_per_epoch": p.plan.steps_per_epoch},
+        "init_hash": result.init_hash,
+        "data": {
+            "name": p.dataset.name,
+            "files_hash": p.dataset.files_hash,
+            "classes": p.dataset.classes,
+            "train": len(p.dataset.train),
+            "val": len(p.dataset.val),
+            "test": len(p.dataset.test),
+            "test_source": p.dataset.test_source,
+        },
+        "config": config_mod.to_dict(p.cfg),
+        "provenance": store.provenance(str(p.device)),
+    }
+    store.write_json(folder / "config.json", run_cfg)
+    store.write_csv(folder / "epochs.csv", result.epochs, report.EPOCH_COLUMNS)
+    trace = [{"step": s, "lr": lr, "momentum": m} for s, lr, m in sched.trace()]
+    store.write_csv(folder / "lr.csv", trace, ["step", "lr", "momentum"])
+    out: dict[str, Any] = {
+        "schedule": name,
+        "seed": seed,
+        "status": result.status,
+        "seconds": result.seconds,
+        "epochs_run": len(result.epochs),
+        "best_epoch": result.best.get("epoch"),
+        "best_val_accuracy": result.best.get("val_accuracy"),
+        "final_val_accuracy": result.epochs[-1]["val_accuracy"] if result.epochs else None,
+        "peak_lr": sched.peak_lr,
+        "diverged": result.diverged,
+    }
+    if result.test_pred is not None:
+        out["test"] = classification_metrics(
+            p.dataset.test.labels.tolist(), result.test_pred.tolist(), p.dataset.classes
+        )
+    store.write_json(folder / "result.json", out)  # last: its presence marks the run finished
+    return out
+
+
+def run_study(
+    cfg: StudyConfig, fresh: bool = False, progress: bool | None = None, echo: Callable[[str], None] = print
+) -> list[dict[str, Any]]:
+    """Run every schedule × seed not already finished in the output folder; returns the table."""
+    t0 = time.perf_counter()
+    p = prepare(cfg)
+    out = cfg.out_dir
+    fingerprints = {
+        (n, s): run_fingerprint(cfg, n, s, p.dataset.files_hash) for s in cfg.seeds for n in cfg.schedules
+    }
+    if not fresh:  # a folder with other runs is refused before anything is trained or written
+        for (n, s), fp in fingerprints.items():
+            _finished(run_dir(out, n, s), fp)
+    _open_out(out, fresh)
+    ds = p.dataset
+    echo(
+        f"lrlab study {cfg.name!r}: {len(cfg.schedules)} schedules × {len(cfg.seeds)} seeds on {ds.name} "
+        f"(train {len(ds.train)}, val {len(ds.val)}, test {len(ds.test)}; "
+        f"{ds.image_size[0]}×{ds.image_size[1]}×{ds.in_channels}), "
+        f"{cfg.train.epochs} epochs × {p.plan.steps_per_epoch} steps, "
+        f"device {p.device}, out {out}"
+    )
+    store.write_json(
+        out / "study.json", {"config": config_mod.to_dict(cfg), "provenance": store.provenance(str(p.device))}
+    )
+    total = len(fingerprints)
+    for i, ((name, seed), fp) in enumerate(fingerprints.items(), 1):
+        folder = run_dir(out, name, seed)
+        if _finished(folder, fp):
+            echo(f"[{i}/{total}] {name} seed {seed}: kept (finished earlier)")
+            continue
+        if folder.exists():
+            shutil.rmtree(folder)  # an unfinished run starts again (checkpoint resume: issue 5)
+        result = train_run(
+            p.build, p.inputs, p.schedules[name], cfg.train, seed, p.device, progress, label=f"{name} s{seed}"
+        )
+        saved = save_run(folder, p, name, seed, fp, result)
+        report.write_summary(out)
+        if result.status == "ok":
+            what = (
+                f"test accuracy {saved['test']['accuracy']:.4f} (best val "
+                f"{result.best['val_accuracy']:.4f} at epoch {result.best['epoch']})"
+            )
+        else:
+            d = result.diverged
+            what = f"DIVERGED at step {d['step']} (lr {d['lr']:.3g}, loss {d['loss']:.3g})"
+        echo(f"[{i}/{total}] {name} seed {seed}: {what}, {result.seconds:.1f} s")
+    table = report.build_report(out, schedules=list(cfg.schedules))
+    echo("")
+    echo(f"Test-split metrics (macro averages), mean over seeds — {ds.name}, {ds.test_source}:")
+    echo(format_table(table))
+    echo("")
+    echo(f"wrote {out}/summary.csv, {out}/report.md, {out}/plots/ in {time.perf_counter() - t0:.1f} s")
+    sys.stdout.flush()
+    return table

@@ -1,0 +1,278 @@
+"""One training run: batches from in-memory splits, the LR set from a compiled schedule at every
+optimizer step, per-epoch validation, divergence detection, and predictions on the test split."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from lrlab.config import TrainConfig
+from lrlab.data import Split
+from lrlab.errors import ConfigError
+from lrlab.schedules import Schedule
+
+# A run has diverged when its loss is not finite, or when the mean training loss over the last
+# few steps exceeds this many times ln(num_classes) (the loss of a uniform guess).
+DIVERGE_FACTOR = 10.0
+AUX_WEIGHT = 0.3  # auxiliary-head loss weight (GoogLeNet paper)
+EVAL_BATCH = 1024  # images per forward pass in evaluation (no gradients, so larger than training)
+LOG_EVERY = 10  # steps between progress-bar refreshes (each one syncs the device for .item())
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA when present; asking for CUDA without one is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device: 'cuda' was asked for but no CUDA device is available; use 'cpu'")
+    return torch.device(name)
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Full batches per epoch (the last partial batch is dropped, as the common CIFAR recipes do)."""
+    if batch_size > n_train:
+        raise ConfigError(
+            f"train.batch_size: {batch_size} is larger than the training split ({n_train} images)"
+        )
+    return n_train // batch_size
+
+
+@dataclass(frozen=True)
+class Normalize:
+    """uint8 images -> float, scaled to [0, 1] and standardised per channel with the train stats."""
+
+    mean: torch.Tensor  # [1, C, 1, 1]
+    std: torch.Tensor
+
+    @classmethod
+    def of(cls, mean: list[float], std: list[float], device: torch.device) -> Normalize:
+        m = torch.tensor(mean, device=device).view(1, -1, 1, 1)
+        s = torch.tensor(std, device=device).view(1, -1, 1, 1).clamp_min(1e-6)
+        return cls(m, s)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.float() / 255.0 - self.mean) / self.std
+
+
+def crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int) -> torch.Tensor:
+    """Random crop after zero padding by `pad` px, and random horizontal flip, per sample.
+
+    Hand-written because torchvision's transforms draw one set of parameters per call: applied
+    to a batch tensor they crop every image the same way, and per-image calls are slow.
+    """
+    n, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(x.device)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(x.device)
+    flip = (torch.rand(n, generator=gen) < 0.5).to(x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device)).view(n, 1, h, 1)
+    cols = dx[:, None] + torch.arange(w, device=x.device)
+    cols = torch.where(flip[:, None], cols.flip(1), cols).view(n, 1, 1, w)
+    idx_n = torch.arange(n, device=x.device).view(n, 1, 1, 1)
+    idx_c = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1)
+    return padded[idx_n, idx_c, rows, cols]
+
+
+def batches(
+    split: Split, batch_size: int, order: torch.Tensor, device: torch.device
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Full batches of a split in the given order (a permutation of its indices).
+
+    Hand-written rather than a DataLoader: the split already sits in memory as one tensor, and
+    per-sample collation would cost more than a training step on small images.
+    """
+    for i in range(len(order) // batch_size):
+        idx = order[i * batch_size : (i + 1) * batch_size]
+        yield split.images[idx].to(device, non_blocking=True), split.labels[idx].to(device, non_blocking=True)
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            params,
+            lr=lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov and cfg.momentum > 0,
+            weight_decay=cfg.weight_decay,
+        )
+    return torch.optim.AdamW(params, lr=lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay)
+
+
+def set_lr(opt: torch.optim.Optimizer, lr: float, momentum: float | None) -> None:
+    for group in opt.param_groups:
+        group["lr"] = lr
+        if momentum is not None:
+            if "betas" in group:
+                group["betas"] = (momentum, group["betas"][1])
+            else:
+                group["momentum"] = momentum
+
+
+def state_hash(model: nn.Module) -> str:
+    """A short fingerprint of the weights (to show that paired runs start from the same init)."""
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, split: Split, norm: Normalize, device: torch.device
+) -> tuple[float, float, torch.Tensor]:
+    """Mean loss, accuracy and predicted labels (CPU tensor) of the model on a split."""
+    model.eval()
+    loss_sum = torch.zeros((), device=device)
+    preds = []
+    for i in range(0, len(split), EVAL_BATCH):
+        x = norm(split.images[i : i + EVAL_BATCH].to(device))
+        y = split.labels[i : i + EVAL_BATCH].to(device)
+        logits = model(x)
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
+        preds.append(logits.argmax(1).cpu())
+    pred = torch.cat(preds)
+    acc = (pred == split.labels).float().mean().item()
+    return loss_sum.item() / len(split), acc, pred
+
+
+@dataclass
+class RunResult:
+    status: str  # ok | diverged
+    epochs: list[dict[str, Any]]  # one record per finished epoch
+    test_pred: torch.Tensor | None  # predictions on the test split (None if diverged)
+    init_hash: str
+    seconds: float
+    diverged: dict[str, Any] | None = None  # step, epoch, lr and loss where it diverged
+    best: dict[str, Any] = field(default_factory=dict)  # epoch and val accuracy of the best epoch
+
+
+@dataclass
+class RunInputs:
+    """What one run trains on; built once per study and shared by all its runs."""
+
+    train: Split
+    val: Split
+    test: Split
+    num_classes: int
+    mean: list[float]
+    std: list[float]
+    augment: bool
+
+
+def train_run(
+    build_model: Callable[[], nn.Module],
+    data: RunInputs,
+    schedule: Schedule,
+    cfg: TrainConfig,
+    seed: int,
+    device: torch.device,
+    progress: bool | None = None,
+    label: str = "",
+) -> RunResult:
+    """Train one model under one schedule and seed. For a given seed, every schedule gets the same
+    initial weights (the model is built right after seeding) and the same batch order."""
+    torch.manual_seed(seed)
+    model = build_model().to(device)
+    init_hash = state_hash(model)
+    order_gen = torch.Generator().manual_seed(seed)  # batch order: shared by all schedules
+    aug_gen = torch.Generator().manual_seed(seed + 1_000_003)  # crops and flips: likewise
+    opt = make_optimizer(model, cfg, schedule.lr(0))
+    norm = Normalize.of(data.mean, data.std, device)
+    pad = max(1, data.train.images.shape[-1] // 8)  # 4 px at 32 px, as the common CIFAR recipe
+    bound = DIVERGE_FACTOR * math.log(max(data.num_classes, 2))
+    plan = schedule.plan
+    aux = getattr(model, "aux_heads", False)
+
+    epochs: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"epoch": 0, "val_accuracy": -1.0}
+    diverged = None
+    step = 0
+    t0 = time.perf_counter()
+    # progress None: a bar only on a terminal (tqdm's rule); True/False force it on/off
+    bar = tqdm(
+        total=plan.total_steps,
+        desc=label,
+        disable=None if progress is None else not progress,
+        leave=True,
+        dynamic_ncols=True,
+        unit="step",
+    )
+    n_epochs = plan.total_steps // plan.steps_per_epoch
+    for epoch in range(1, n_epochs + 1):
+        model.train()
+        te = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        window = torch.zeros((), device=device)
+        seen = 0
+        order = torch.randperm(len(data.train), generator=order_gen)
+        for x, y in batches(data.train, cfg.batch_size, order, device):
+            lr = schedule.lr(step)
+            set_lr(opt, lr, schedule.momentum(step) if schedule.momentum else None)
+            if data.augment:
+                x = crop_flip(x, aug_gen, pad)
+            if aux:
+                logits, aux_logits = model.forward_with_aux(norm(x))
+            else:
+                logits, aux_logits = model(norm(x)), []
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            total = loss + AUX_WEIGHT * sum(
+                (F.cross_entropy(a, y, label_smoothing=cfg.label_smoothing) for a in aux_logits),
+                torch.zeros((), device=device),
+            )
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            step += 1
+            seen += len(y)
+            loss_sum += loss.detach() * len(y)
+            window += loss.detach()
+            correct += (logits.argmax(1) == y).sum()
+            if step % LOG_EVERY == 0:
+                mean_window = window.item() / LOG_EVERY
+                window.zero_()
+                if not math.isfinite(mean_window) or mean_window > bound:
+                    diverged = {"step": step, "epoch": epoch, "lr": lr, "loss": mean_window}
+                    break
+                bar.set_postfix(
+                    loss=f"{loss_sum.item() / seen:.3f}",
+                    acc=f"{correct.item() / seen:.3f}",
+                    lr=f"{lr:.3g}",
+                    refresh=False,
+                )
+            bar.update(1)
+        if diverged is None and not math.isfinite(loss_sum.item()):
+            diverged = {"step": step, "epoch": epoch, "lr": schedule.lr(step - 1), "loss": float("nan")}
+        if diverged is not None:
+            break
+        val_loss, val_acc, _ = evaluate(model, data.val, norm, device)
+        record = {
+            "epoch": epoch,
+            "step": step,
+            "lr": schedule.lr(step - 1),
+            "train_loss": loss_sum.item() / seen,
+            "train_accuracy": correct.item() / seen,
+            "val_loss": val_loss,
+            "val_accuracy": val_acc,
+            "seconds": time.perf_counter() - te,
+        }
+        epochs.append(record)
+        if val_acc > best["val_accuracy"]:
+            best = {"epoch": epoch, "val_accuracy": val_acc}
+        bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{val_acc:.3f}", lr=f"{record['lr']:.3g}")
+    bar.close()
+    if diverged is not None:
+        return RunResult("diverged", epochs, None, init_hash, time.perf_counter() - t0, diverged, best)
+    _, _, pred = evaluate(model, data.test, norm, device)
+    return RunResult("ok", epochs, pred, init_hash, time.perf_counter() - t0, None, best)

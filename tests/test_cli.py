@@ -1,0 +1,141 @@
+"""The command line through its real entry points: help, a study, previews, and bad input."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lrlab.cli import main
+
+LRLAB = Path(sys.executable).parent / "lrlab"  # the installed console script
+QUICK = ["--limit", "150", "--epochs", "1", "--batch-size", "32", "--width", "0.125", "--no-progress"]
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(LRLAB), *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("cmd", [[], ["study"], ["schedules"]])
+def test_help_on_every_command(cmd):
+    res = run(*cmd, "--help")
+    assert res.returncode == 0
+    assert "usage: lrlab" in res.stdout
+    if cmd == ["study"]:
+        for flag in (
+            "--data",
+            "--schedules",
+            "--seeds",
+            "--epochs",
+            "--model",
+            "--width",
+            "--device",
+            "--out",
+            "--limit",
+        ):
+            assert flag in res.stdout
+
+
+def test_python_dash_m():
+    res = subprocess.run([sys.executable, "-m", "lrlab", "--version"], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.startswith("lrlab ")
+
+
+def test_study_through_the_console_script(tmp_path):
+    out = tmp_path / "o"
+    res = run("study", *QUICK, "--schedules", "standard,onecycle", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "| standard |" in res.stdout and "| onecycle |" in res.stdout
+    with (out / "summary.csv").open() as f:
+        assert [r["schedule"] for r in csv.DictReader(f)] == ["standard", "onecycle"]
+
+
+def make_tree(root: Path, classes=("cat", "dog", "frog"), n=20, size=12) -> Path:
+    rng = np.random.default_rng(0)
+    for c in classes:
+        (root / "train" / c).mkdir(parents=True)
+        for i in range(n):
+            px = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(px).save(root / "train" / c / f"{i}.png")
+    return root
+
+
+def test_study_on_an_image_folder(tmp_path):
+    tree = make_tree(tmp_path / "imgs")
+    out = tmp_path / "o"
+    code = main(
+        [
+            "study",
+            "--data",
+            f"imagefolder:{tree}",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--width",
+            "0.125",
+            "--schedules",
+            "onecycle",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    assert (out / "report.md").is_file() and (out / "runs" / "onecycle" / "seed-0" / "result.json").is_file()
+
+
+def test_schedules_preview_writes_plot_and_csv(tmp_path):
+    png, table = tmp_path / "lr.png", tmp_path / "lr.csv"
+    assert main(["schedules", "--plot", str(png), "--csv", str(table)]) == 0
+    assert png.stat().st_size > 5000
+    with table.open() as f:
+        rows = list(csv.DictReader(f))
+    assert {r["schedule"] for r in rows} == {
+        "standard",
+        "cyclic",
+        "warmup",
+        "annealing",
+        "onecycle",
+        "uneven-cyclic",
+    }
+    assert list(rows[0]) == ["step", "schedule", "lr", "momentum"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--schedules", "standard,onecylce"], ["'onecylce'", "did you mean 'onecycle'", "'uneven-cyclic'"]),
+        (["--data", "mnist"], ["'mnist'", "'digits'", "'cifar10'"]),
+        (["--data", "cifar10", "--data-dir", "{tmp}/nothing"], ["cifar-10-batches-py", "--download"]),
+        (["--data", "imagefolder:{tmp}/nothing"], ["{tmp}/nothing"]),
+        (["{tmp}/bad.toml"], ["'train.epoch'", "did you mean 'epochs'"]),
+        (["{tmp}/badsched.toml"], ["schedules.s.type", "'onecycle'"]),
+        (["--epochs", "0"], ["train.epochs"]),
+        (["--device", "tpu"], ["train.device"]),
+    ],
+)
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, args, needles):
+    (tmp_path / "bad.toml").write_text("[train]\nepoch = 3\n[schedules.s]\ntype = 'constant'\nlr = 0.1\n")
+    (tmp_path / "badsched.toml").write_text("[schedules.s]\ntype = 'one-cycle'\nmax_lr = 0.1\n")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    out = tmp_path / "out"
+    code = main(["study", *args, "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith("lrlab: error: ")
+    for n in needles:
+        assert n.replace("{tmp}", str(tmp_path)) in err
+    assert not out.exists()
+
+
+def test_bad_flag_value_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["study", "--seeds", "a,b"])
+    assert e.value.code == 2
+    assert "--seeds" in capsys.readouterr().err

@@ -1,0 +1,79 @@
+"""Config loading: defaults, bundled studies, overrides and refused documents."""
+
+from __future__ import annotations
+
+import pytest
+
+from lrlab import config
+from lrlab.errors import ConfigError
+
+SCHED = {"s": {"type": "constant", "lr": 0.1}}
+
+
+def test_default_study_is_the_six_settings_on_digits():
+    cfg = config.load()
+    assert list(cfg.schedules) == ["standard", "cyclic", "warmup", "annealing", "onecycle", "uneven-cyclic"]
+    assert cfg.data.name == "digits"
+    assert cfg.out_dir.as_posix() == "runs/six-settings"
+
+
+def test_defaults_come_from_the_dataclasses():
+    cfg = config.from_dict({"schedules": SCHED})
+    assert cfg.train == config.TrainConfig()
+    assert cfg.seeds == [0]
+
+
+def test_seed_count_becomes_a_list_and_overrides_apply():
+    cfg = config.load(None, {"seeds": 3, "train.epochs": 2, "data.name": "cifar10"})
+    assert cfg.seeds == [0, 1, 2]
+    assert cfg.train.epochs == 2
+    assert cfg.data.name == "cifar10"
+
+
+def test_int_is_accepted_for_float():
+    cfg = config.from_dict({"schedules": SCHED, "model": {"width": 1}})
+    assert cfg.model.width == 1.0 and isinstance(cfg.model.width, float)
+
+
+@pytest.mark.parametrize(
+    ("doc", "needle"),
+    [
+        ({"schedules": SCHED, "epochs": 3}, "'epochs'"),
+        ({"schedules": SCHED, "train": {"epoch": 3}}, "did you mean 'epochs'"),
+        ({"schedules": SCHED, "train": {"epochs": "ten"}}, "train.epochs: expected an integer"),
+        ({"schedules": SCHED, "train": {"epochs": 0}}, "train.epochs"),
+        ({"schedules": SCHED, "train": {"batch_size": -1}}, "train.batch_size"),
+        ({"schedules": SCHED, "train": {"optimizer": "lion"}}, "train.optimizer"),
+        ({"schedules": SCHED, "train": {"weight_decay": -1}}, "train.weight_decay"),
+        ({"schedules": SCHED, "data": {"val_frac": 1.5}}, "data.val_frac"),
+        ({"schedules": SCHED, "data": 3}, "data: expected a table"),
+        ({"schedules": SCHED, "model": {"stem": "vit"}}, "model.stem"),
+        ({"schedules": SCHED, "seeds": [1, 1]}, "seeds"),
+        ({"schedules": SCHED, "seeds": 0}, "seeds"),
+        ({"schedules": SCHED, "baseline": "nope"}, "baseline"),
+        ({"schedules": {}}, "no schedules"),
+        ({"schedules": {"s": 3}}, "schedules.s"),
+    ],
+)
+def test_refused_documents_name_the_key(doc, needle):
+    with pytest.raises(ConfigError) as e:
+        config.from_dict(doc)
+    assert needle in str(e.value)
+
+
+def test_unknown_key_lists_the_valid_ones():
+    with pytest.raises(ConfigError) as e:
+        config.from_dict({"schedules": SCHED, "train": {"lr": 0.1}})
+    assert "train.lr" in str(e.value) and "'batch_size'" in str(e.value)
+
+
+def test_files_and_bundled_names(tmp_path):
+    f = tmp_path / "s.toml"
+    f.write_text('name = "x"\n[schedules.a]\ntype = "constant"\nlr = 0.1\n')
+    assert config.load(str(f)).name == "x"
+    assert config.load("six-settings").name == "six-settings"
+    with pytest.raises(ConfigError, match="bundled"):
+        config.load(str(tmp_path / "missing.toml"))
+    f.write_text("name = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        config.load(str(f))

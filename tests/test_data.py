@@ -1,0 +1,353 @@
+"""Tests for lrlab.data: every source is built here, in tmp_path, from small generated images."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lrlab import data
+from lrlab.config import DataConfig
+from lrlab.data import DATASETS, check_source, fetch_cifar, load_data
+from lrlab.errors import ConfigError, DataError
+
+CLASSES = ["cat", "dog", "frog"]
+
+
+def write_images(root: Path, classes=CLASSES, n=12, size=(8, 8), mode="RGB", ext="png", seed=0) -> Path:
+    """root/<class>/<i>.<ext>: n random images per class."""
+    rng = np.random.default_rng(seed)
+    channels = {"RGB": (3,), "L": ()}[mode]
+    for c in classes:
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            pixels = rng.integers(0, 256, (size[1], size[0], *channels), dtype=np.uint8)
+            Image.fromarray(pixels, mode).save(root / c / f"{i:03d}.{ext}")
+    return root
+
+
+def make_tree(root: Path, **kw) -> Path:
+    write_images(root / "train", **kw)
+    return root
+
+
+def make_tgz(src: Path, out: Path, top: str | None = None) -> Path:
+    with tarfile.open(out, "w:gz") as tar:
+        for p in sorted(src.rglob("*")):
+            rel = p.relative_to(src).as_posix()
+            tar.add(p, arcname=f"{top}/{rel}" if top else rel, recursive=False)
+    return out
+
+
+def cfg_for(path: Path, **kw) -> DataConfig:
+    return DataConfig(name=f"imagefolder:{path}", **kw)
+
+
+def splits(ds: data.Dataset) -> list[data.Split]:
+    return [ds.train, ds.val, ds.test]
+
+
+def make_cifar(root: Path, name: str = "cifar10", per_batch: int = 30, n_test: int = 30) -> Path:
+    """The official python layout with random images; labels cycle through the classes."""
+    rng = np.random.default_rng(1)
+    if name == "cifar10":
+        folder, n_classes, label_key = root / "cifar-10-batches-py", 10, b"labels"
+        train = [f"data_batch_{i}" for i in range(1, 6)]
+        test, meta, names_key = "test_batch", "batches.meta", b"label_names"
+    else:
+        folder, n_classes, label_key = root / "cifar-100-python", 100, b"fine_labels"
+        train, test, meta, names_key = ["train"], "test", "meta", b"fine_label_names"
+    folder.mkdir(parents=True)
+
+    def dump(file: str, n: int) -> None:
+        pixels = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        batch = {b"data": pixels, label_key: list(np.arange(n) % n_classes)}
+        (folder / file).write_bytes(pickle.dumps(batch))
+
+    for f in train:
+        dump(f, per_batch)
+    dump(test, n_test)
+    (folder / meta).write_bytes(pickle.dumps({names_key: [f"c{i}".encode() for i in range(n_classes)]}))
+    return folder
+
+
+# ---- image folders ------------------------------------------------------------------------------
+
+
+def test_folder_shapes_labels_and_stratification(tmp_path):
+    ds = load_data(cfg_for(make_tree(tmp_path / "d")))
+    assert ds.classes == CLASSES and ds.num_classes == 3
+    assert ds.in_channels == 3 and ds.image_size == (8, 8)
+    assert ds.test_source == "held out from the training pool"
+    assert sum(len(s) for s in splits(ds)) == 36
+    for s in splits(ds):
+        assert s.images.dtype == torch.uint8 and s.labels.dtype == torch.int64
+        assert s.images.shape == (len(s), 3, 8, 8)
+        assert sorted(s.labels.unique().tolist()) == [0, 1, 2]  # every class in every split
+    mean, std = ds.channel_stats()
+    x = ds.train.images.double() / 255
+    assert np.allclose(mean, x.mean((0, 2, 3))) and np.allclose(std, x.std((0, 2, 3), unbiased=False))
+
+
+def test_folder_pixels_and_labels_match_the_files(tmp_path):
+    root = make_tree(tmp_path / "d", n=4)
+    ds = load_data(cfg_for(root, val_frac=0.25, test_frac=0.25))
+    files = {np.asarray(Image.open(p)).tobytes(): CLASSES.index(p.parent.name) for p in root.rglob("*.png")}
+    for s in splits(ds):
+        for img, label in zip(s.images, s.labels, strict=True):
+            assert files[img.permute(1, 2, 0).numpy().tobytes()] == label
+
+
+def test_split_is_deterministic_and_follows_the_seed(tmp_path):
+    root = make_tree(tmp_path / "d")
+    a, b = load_data(cfg_for(root)), load_data(cfg_for(root))
+    c = load_data(cfg_for(root, split_seed=1))
+    for sa, sb in zip(splits(a), splits(b), strict=True):
+        assert torch.equal(sa.images, sb.images) and torch.equal(sa.labels, sb.labels)
+    assert a.files_hash == b.files_hash == c.files_hash
+    assert not torch.equal(a.val.images, c.val.images)
+
+
+@pytest.mark.parametrize("top", [None, "cifar-small", "."])
+def test_archive_gives_the_same_dataset_as_the_folder(tmp_path, top):
+    root = make_tree(tmp_path / "d")
+    (root / "test").mkdir()
+    write_images(root / "test", n=3, seed=5)
+    archive = make_tgz(root, tmp_path / "d.tar.gz", top)
+    folder, packed = load_data(cfg_for(root)), load_data(cfg_for(archive))
+    assert packed.classes == folder.classes and packed.test_source == "official test split"
+    for sf, sp in zip(splits(folder), splits(packed), strict=True):
+        assert torch.equal(sf.images, sp.images) and torch.equal(sf.labels, sp.labels)
+    assert packed.files_hash == hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert folder.files_hash != packed.files_hash
+
+
+def test_tgz_suffix_and_folder_hash_tracks_bytes(tmp_path):
+    root = make_tree(tmp_path / "d")
+    ds = load_data(cfg_for(make_tgz(root, tmp_path / "d.tgz")))
+    assert len(ds.train) + len(ds.val) + len(ds.test) == 36
+    before = load_data(cfg_for(root)).files_hash
+    with open(root / "train" / "cat" / "000.png", "ab") as f:
+        f.write(b"\0")  # PNG readers ignore trailing bytes; the hash must not
+    assert load_data(cfg_for(root)).files_hash != before
+
+
+def test_test_folder_is_the_test_split(tmp_path):
+    root = make_tree(tmp_path / "d", n=10)
+    write_images(root / "test", classes=["cat", "frog"], n=2, seed=9)
+    ds = load_data(cfg_for(root))
+    assert ds.test_source == "official test split"
+    assert len(ds.test) == 4 and ds.test.labels.tolist() == [0, 0, 2, 2]
+    assert len(ds.train) + len(ds.val) == 30 and len(ds.val) == math.ceil(0.15 * 30)
+
+
+def test_limit_sizes_and_every_class_kept(tmp_path):
+    root = make_tree(tmp_path / "d", n=40)
+    ds = load_data(cfg_for(root, limit=30))
+    cap = math.ceil(30 * 0.15 / 0.7)
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (30, cap, cap)
+    for s in splits(ds):
+        assert s.labels.bincount().min() >= 1
+    full = load_data(cfg_for(root))
+    # the limited splits are subsets of the full ones (limit subsamples after splitting)
+    full_val = {img.numpy().tobytes() for img in full.val.images}
+    assert all(img.numpy().tobytes() in full_val for img in ds.val.images)
+    tiny = load_data(cfg_for(root, limit=1))  # at least one image per class
+    assert [len(s) for s in splits(tiny)] == [3, 3, 3]
+    assert [len(s) for s in splits(load_data(cfg_for(root, limit=10_000)))] == [84, 18, 18]
+
+
+def test_limit_decodes_only_the_chosen_images(tmp_path, monkeypatch):
+    archive = make_tgz(make_tree(tmp_path / "d", n=100, ext="jpg"), tmp_path / "d.tar.gz")
+    opened = []
+    real_open = data.Image.open
+    monkeypatch.setattr(data.Image, "open", lambda *a, **k: opened.append(1) or real_open(*a, **k))
+    ds = load_data(cfg_for(archive, limit=30))
+    assert len(opened) == len(ds.train) + len(ds.val) + len(ds.test) == 30 + 2 * math.ceil(30 * 0.15 / 0.7)
+
+
+def test_grey_images_give_one_channel_and_mixed_give_three(tmp_path):
+    grey = make_tree(tmp_path / "g", mode="L")
+    ds = load_data(cfg_for(grey))
+    assert ds.in_channels == 1 and ds.train.images.shape[1:] == (1, 8, 8)
+    write_images(grey / "train", classes=["cat"], n=1, mode="RGB", seed=3)  # overwrites cat/000.png
+    assert load_data(cfg_for(grey)).in_channels == 3
+
+
+def test_differing_sizes_need_image_size(tmp_path):
+    root = make_tree(tmp_path / "d", classes=["cat", "dog"])
+    write_images(root / "train", classes=["frog"], size=(10, 6))
+    with pytest.raises(DataError, match=r"data\.image_size") as e:
+        load_data(cfg_for(root))
+    assert "10×6" in str(e.value) and "8×8" in str(e.value)
+    ds = load_data(cfg_for(root, image_size=5))
+    assert ds.image_size == (5, 5) and all(s.images.shape[1:] == (3, 5, 5) for s in splits(ds))
+
+
+# ---- image folder errors ------------------------------------------------------------------------
+
+
+def test_missing_path_and_missing_train_folder(tmp_path):
+    with pytest.raises(DataError, match="nowhere"):
+        load_data(cfg_for(tmp_path / "nowhere"))
+    write_images(tmp_path / "flat")
+    with pytest.raises(DataError, match=r"train/<class>/<image>") as e:
+        check_source(cfg_for(tmp_path / "flat"))
+    assert str(tmp_path / "flat") in str(e.value)
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match=r"notes\.txt"):
+        check_source(cfg_for(tmp_path / "notes.txt"))
+
+
+def test_empty_class_folder_and_no_images(tmp_path):
+    root = make_tree(tmp_path / "d")
+    (root / "train" / "zebra").mkdir()
+    with pytest.raises(DataError, match=r"train/zebra has no images"):
+        check_source(cfg_for(root))
+    archive = make_tgz(root, tmp_path / "d.tar.gz")
+    with pytest.raises(DataError, match=r"train/zebra in .*d\.tar\.gz has no images"):
+        load_data(cfg_for(archive))
+    empty = tmp_path / "e"
+    for c in CLASSES:
+        (empty / "train" / c).mkdir(parents=True)
+        (empty / "train" / c / "readme.txt").write_text("no images here")
+    with pytest.raises(DataError, match="no images in"):
+        load_data(cfg_for(empty))
+
+
+def test_test_folder_with_unknown_class(tmp_path):
+    root = make_tree(tmp_path / "d")
+    write_images(root / "test", classes=["zebra"], n=2)
+    with pytest.raises(DataError, match=r"test/zebra"):
+        check_source(cfg_for(root))
+
+
+@pytest.mark.parametrize("archived", [False, True])
+def test_corrupt_image_is_named_by_load_but_not_check_source(tmp_path, archived):
+    root = make_tree(tmp_path / "d")
+    (root / "train" / "dog" / "005.png").write_bytes(b"not a png")
+    source = make_tgz(root, tmp_path / "d.tar.gz") if archived else root
+    check_source(cfg_for(source))  # listings only: the bad file is not decoded here
+    with pytest.raises(DataError, match=r"train/dog/005\.png"):
+        load_data(cfg_for(source))
+
+
+def test_check_source_decodes_nothing(tmp_path, monkeypatch):
+    root = make_tree(tmp_path / "d")
+    archive = make_tgz(root, tmp_path / "d.tar.gz")
+    monkeypatch.setattr(data.Image, "open", lambda *a, **k: pytest.fail("check_source decoded an image"))
+    check_source(cfg_for(root))
+    check_source(cfg_for(archive))
+
+
+def test_corrupt_archive(tmp_path):
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(b"\x1f\x8b\x08 this is not gzip")
+    with pytest.raises(DataError, match=r"bad\.tar\.gz"):
+        check_source(cfg_for(bad))
+
+
+def test_too_few_images_in_a_class(tmp_path):
+    root = make_tree(tmp_path / "d", classes=["cat", "dog"])
+    write_images(root / "train", classes=["frog"], n=2)
+    with pytest.raises(DataError, match=r"'frog'.* only 2 image"):
+        load_data(cfg_for(root))
+
+
+# ---- names, digits, CIFAR -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["mnist", "imagefolder", "imagefolder:", "cifar"])
+def test_unknown_dataset_lists_the_valid_ones(name):
+    for call in (load_data, check_source):
+        with pytest.raises(ConfigError) as e:
+            call(DataConfig(name=name))
+        for valid in ("'digits'", "'cifar10'", "'cifar100'", "'imagefolder:PATH'"):
+            assert valid in str(e.value)
+    assert set(DATASETS) == {"digits", "cifar10", "cifar100", "imagefolder"}
+
+
+def test_digits():
+    ds = load_data(DataConfig(name="digits"))
+    assert sum(len(s) for s in splits(ds)) == 1797
+    assert ds.in_channels == 1 and ds.image_size == (8, 8) and ds.num_classes == 10
+    assert ds.test_source == "held out from the training pool"
+    assert ds.train.images.dtype == torch.uint8 and int(ds.train.images.max()) == 255
+    assert all(s.labels.bincount(minlength=10).min() > 0 for s in splits(ds))
+    small = load_data(DataConfig(name="digits", limit=100, image_size=16))
+    assert len(small.train) == 100 and small.image_size == (16, 16)
+    assert len(small.val) == len(small.test) == math.ceil(100 * 0.15 / 0.7)
+    check_source(DataConfig(name="digits"))
+
+
+def test_cifar10_official_format(tmp_path):
+    make_cifar(tmp_path)
+    cfg = DataConfig(name="cifar10", data_dir=str(tmp_path))
+    check_source(cfg)
+    ds = load_data(cfg)
+    assert ds.classes == [f"c{i}" for i in range(10)] and ds.test_source == "official test split"
+    assert len(ds.train) + len(ds.val) == 150 and len(ds.test) == 30
+    assert ds.train.images.shape[1:] == (3, 32, 32)
+    assert all(s.labels.bincount(minlength=10).min() > 0 for s in splits(ds))
+    raw = pickle.loads((tmp_path / "cifar-10-batches-py" / "test_batch").read_bytes())
+    assert torch.equal(ds.test.images.flatten(1), torch.from_numpy(raw[b"data"]))  # channel-major rows
+    limited = load_data(DataConfig(name="cifar10", data_dir=str(tmp_path), limit=20))
+    cap = max(10, math.ceil(20 * 0.15 / 0.85))  # at least one image per class
+    assert (len(limited.train), len(limited.val), len(limited.test)) == (20, cap, cap)
+
+
+def test_cifar100_fine_labels(tmp_path):
+    make_cifar(tmp_path, "cifar100", per_batch=400, n_test=200)
+    ds = load_data(DataConfig(name="cifar100", data_dir=str(tmp_path)))
+    assert ds.num_classes == 100 and len(ds.test) == 200
+    assert len(ds.train) + len(ds.val) == 400 and ds.val.labels.unique().numel() == 100
+
+
+def test_cifar_missing_and_broken(tmp_path):
+    cfg = DataConfig(name="cifar10", data_dir=str(tmp_path))
+    for call in (check_source, load_data):
+        with pytest.raises(DataError, match=r"cifar-10-batches-py.*--download"):
+            call(cfg)
+    folder = make_cifar(tmp_path)
+    (folder / "data_batch_3").write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8)}))
+    with pytest.raises(DataError, match=r"data_batch_3 has no key 'labels'"):
+        load_data(cfg)
+    (folder / "data_batch_3").write_bytes(b"garbage")
+    with pytest.raises(DataError, match=r"data_batch_3"):
+        load_data(cfg)
+
+
+def test_fetch_cifar_from_a_file_url(tmp_path):
+    make_cifar(tmp_path / "src")
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    root = tmp_path / "data"
+    folder = fetch_cifar("cifar10", root, url=archive.as_uri(), md5=md5)
+    assert folder == root / "cifar-10-batches-py" and (folder / "test_batch").is_file()
+    ds = load_data(DataConfig(name="cifar10", data_dir=str(root), download=True))
+    assert len(ds.test) == 30
+    with pytest.raises(DataError, match="could not fetch"):
+        fetch_cifar("cifar10", tmp_path / "other", url=archive.as_uri(), md5="0" * 32)
+    with pytest.raises(ConfigError, match="mnist"):
+        fetch_cifar("mnist", root)
+
+
+def test_download_failure_is_a_data_error(tmp_path, monkeypatch):
+    def offline(url, *args, **kwargs):
+        assert url == "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(data, "download_and_extract_archive", offline)
+    cfg = DataConfig(name="cifar100", data_dir=str(tmp_path), download=True)
+    check_source(cfg)  # download=True: a missing folder is fine before the run
+    with pytest.raises(DataError, match=r"could not fetch cifar100.*unreachable"):
+        load_data(cfg)

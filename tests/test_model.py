@@ -1,0 +1,162 @@
+"""Tests for lrlab.model: parameter counts against the references, shapes, init, errors, gradients."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+import torch
+import torchvision
+
+from lrlab.config import ModelConfig
+from lrlab.errors import ConfigError
+from lrlab.model import (
+    GoogLeNet,
+    build_model,
+    count_params,
+    macs_per_image,
+    resolve_branch5,
+    resolve_stem,
+)
+
+
+def test_imagenet_stem_matches_torchvision_param_count() -> None:
+    model = build_model(ModelConfig(stem="imagenet"), 1000, 3, (224, 224))
+    assert model.branch5 == "3x3"
+    ref = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False)
+    assert count_params(model) == 6_624_904 == count_params(ref)
+
+
+def test_imagenet_stem_computes_what_torchvision_computes() -> None:
+    # Same structure and parameter order: copy torchvision's weights over, compare eval outputs.
+    torch.manual_seed(0)
+    ref = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=True).eval()
+    model = build_model(ModelConfig(stem="imagenet"), 1000, 3, (64, 64)).eval()
+    ours, theirs = model.state_dict(), ref.state_dict()
+    assert [v.shape for v in ours.values()] == [v.shape for v in theirs.values()]
+    model.load_state_dict(dict(zip(ours, theirs.values(), strict=True)))
+    with torch.no_grad():
+        for size in [(64, 64), (47, 35)]:
+            x = torch.randn(2, 3, *size)
+            torch.testing.assert_close(model(x), ref(x))
+
+
+def test_cifar_stem_param_count() -> None:
+    # The common CIFAR GoogLeNet has 6,166,250 parameters with conv biases; BasicConv2d has none (the
+    # BatchNorm shift replaces them), which removes one per conv output channel: 7,904.
+    model = build_model(ModelConfig(), 10, 3, (32, 32))
+    assert (model.stem_kind, model.branch5) == ("cifar", "3x3-3x3")
+    assert count_params(model) == 6_158_346
+    conv_out = sum(m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert count_params(model) + conv_out == 6_166_250
+
+
+def test_cifar_macs() -> None:
+    model = build_model(ModelConfig(), 10, 3, (32, 32))
+    model.train()
+    assert macs_per_image(model, 3, (32, 32)) == pytest.approx(1.52e9, rel=0.02)
+    assert model.training  # the mode is restored
+
+
+def test_branch5_variants() -> None:
+    counts = {b: count_params(build_model(ModelConfig(branch5=b), 10, 3, (32, 32))) for b in ["3x3", "5x5"]}
+    # a 5×5 has 25/9 of a 3×3's weights; the two-3×3 variant (6,158,346) has the most
+    assert counts["3x3"] < counts["5x5"] < 6_158_346
+
+
+@pytest.mark.parametrize(
+    ("stem", "in_channels", "size", "width"),
+    [
+        ("cifar", 1, (8, 8), 0.25),
+        ("imagenet", 1, (8, 8), 0.25),
+        ("cifar", 3, (32, 32), 1.0),
+        ("imagenet", 3, (224, 224), 0.25),
+        ("cifar", 3, (17, 23), 0.5),
+        ("imagenet", 3, (17, 23), 0.5),
+        ("auto", 3, (96, 80), 0.1),
+    ],
+)
+def test_output_shapes(stem: str, in_channels: int, size: tuple[int, int], width: float) -> None:
+    model = build_model(ModelConfig(stem=stem, width=width, aux_heads=True), 7, in_channels, size)
+    x = torch.randn(2, in_channels, *size)
+    for train in (True, False):
+        model.train(train)
+        out = model(x)
+        assert isinstance(out, torch.Tensor) and out.shape == (2, 7)
+        logits, aux = model.forward_with_aux(x)
+        assert logits.shape == (2, 7) and [a.shape for a in aux] == [(2, 7), (2, 7)]
+
+
+def test_forward_with_aux_without_heads() -> None:
+    model = build_model(ModelConfig(width=0.25), 10, 1, (8, 8))
+    logits, aux = model.forward_with_aux(torch.randn(2, 1, 8, 8))
+    assert logits.shape == (2, 10) and aux == []
+
+
+def test_auto_resolution() -> None:
+    cfg = ModelConfig()
+    assert resolve_stem(cfg, (8, 8)) == "cifar" and resolve_stem(cfg, (64, 48)) == "cifar"
+    assert resolve_stem(cfg, (65, 32)) == "imagenet"
+    assert resolve_branch5(cfg, "cifar") == "3x3-3x3" and resolve_branch5(cfg, "imagenet") == "3x3"
+    assert resolve_branch5(ModelConfig(branch5="5x5"), "cifar") == "5x5"
+
+
+def test_seeded_init_is_reproducible() -> None:
+    def weights(seed: int) -> list[torch.Tensor]:
+        torch.manual_seed(seed)
+        model = build_model(ModelConfig(width=0.25, aux_heads=True), 10, 3, (32, 32))
+        return list(model.state_dict().values())
+
+    a, b, c = weights(1), weights(1), weights(2)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(torch.equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+def test_width_shrinks_the_model() -> None:
+    full = count_params(build_model(ModelConfig(), 10, 3, (32, 32)))
+    quarter = count_params(build_model(ModelConfig(width=0.25), 10, 3, (32, 32)))
+    assert quarter < full / 10
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"stem": "resnet"}, "model.stem"),
+        ({"branch5": "7x7"}, "model.branch5"),
+        ({"width": 0.0}, "model.width"),
+        ({"width": -1.0}, "model.width"),
+        ({"dropout": 1.0}, "model.dropout"),
+    ],
+)
+def test_bad_config_values(change: dict[str, object], key: str) -> None:
+    cfg = dataclasses.replace(ModelConfig(), **change)
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        build_model(cfg, 10, 3, (32, 32))
+
+
+@pytest.mark.parametrize(
+    ("args", "key"),
+    [((0, 3, (32, 32)), "num_classes"), ((10, 0, (32, 32)), "in_channels"), ((10, 3, (0, 32)), "image_size")],
+)
+def test_bad_build_arguments(args: tuple, key: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        build_model(ModelConfig(), *args)
+
+
+def test_direct_construction_checks_stem() -> None:
+    with pytest.raises(ConfigError, match=re.escape("model.stem")):
+        GoogLeNet(10, stem="auto")
+
+
+def test_backward_gives_finite_gradients_everywhere() -> None:
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(width=0.25, aux_heads=True), 10, 3, (32, 32)).train()
+    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    logits, aux = model.forward_with_aux(x)
+    loss = torch.nn.functional.cross_entropy(logits, y)
+    loss = loss + 0.3 * sum(torch.nn.functional.cross_entropy(a, y) for a in aux)
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name

@@ -1,0 +1,265 @@
+"""Schedules: values at chosen steps, golden traces against PyTorch's schedulers, refused specs."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from lrlab.errors import ConfigError
+from lrlab.schedules import FAMILIES, Plan, compile_schedule, parse_spec
+
+PLAN = Plan(total_steps=100, steps_per_epoch=10)
+
+
+def lrs(spec: dict, plan: Plan = PLAN) -> list[float]:
+    s = compile_schedule(spec, plan)
+    return [s.lr(i) for i in range(plan.total_steps)]
+
+
+def torch_lrs(make, steps: int, lr: float) -> list[float]:
+    """The LR torch's scheduler applies at each optimizer step (read before the step)."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr, momentum=0.9)
+    sched = make(opt)
+    out = []
+    for _ in range(steps):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+def assert_close(ours: list[float], theirs: list[float], rel: float = 1e-9) -> None:
+    assert len(ours) == len(theirs)
+    for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        assert a == pytest.approx(b, rel=rel, abs=1e-15), f"step {i}: {a} != {b}"
+
+
+# --- the six study settings at chosen steps -------------------------------------------------
+
+
+def test_constant():
+    assert lrs({"type": "constant", "lr": 0.05}) == [0.05] * 100
+
+
+def test_even_cyclic_chosen_steps():
+    v = lrs({"type": "cyclic", "base_lr": 0.01, "max_lr": 0.11, "up_epochs": 1, "down_epochs": 1})
+    assert v[0] == pytest.approx(0.01)
+    assert v[5] == pytest.approx(0.06)  # half-way up
+    assert v[10] == pytest.approx(0.11)  # peak after one epoch
+    assert v[15] == pytest.approx(0.06)
+    assert v[20] == pytest.approx(0.01)  # back at the base: next cycle
+    assert v[30] == pytest.approx(0.11)
+
+
+def test_uneven_cyclic_chosen_steps():
+    v = lrs({"type": "cyclic", "base_lr": 0.0, "max_lr": 1.0, "up_steps": 2, "down_steps": 8})
+    assert v[:11] == pytest.approx([0, 0.5, 1, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125, 0])
+
+
+def test_warmup_then_hold():
+    v = lrs({"type": "warmup", "lr": 0.4, "warmup_epochs": 2})
+    assert v[0] == 0.0
+    assert v[10] == pytest.approx(0.2)
+    assert v[20:] == [0.4] * 80
+    assert all(b >= a for a, b in itertools.pairwise(v))
+
+
+def test_cosine_anneal_chosen_steps():
+    v = lrs({"type": "anneal", "lr": 0.1, "min_lr": 0.0})
+    assert v[0] == pytest.approx(0.1)
+    assert v[50] == pytest.approx(0.05)
+    assert v[99] == pytest.approx(0.1 * (1 + math.cos(math.pi * 99 / 100)) / 2)
+
+
+def test_step_anneal_chosen_steps():
+    v = lrs({"type": "anneal", "curve": "step", "lr": 1.0, "gamma": 0.5, "every_epochs": 3})
+    assert (v[29], v[30], v[59], v[60], v[90], v[99]) == pytest.approx((1, 0.5, 0.5, 0.25, 0.125, 0.125))
+
+
+def test_onecycle_chosen_steps():
+    v = lrs({"type": "onecycle", "max_lr": 1.0})
+    assert v[0] == pytest.approx(1 / 25)
+    assert max(v) == pytest.approx(1.0)
+    assert v.index(max(v)) == 29  # torch's peak step: pct_start * total - 1
+    assert v[-1] == pytest.approx(1 / 25 / 1e4)
+
+
+# --- golden traces against PyTorch -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["triangular", "triangular2", "exp_range"])
+@pytest.mark.parametrize(("up", "down"), [(5, 5), (3, 11), (17, 4)])
+def test_cyclic_matches_torch(mode, up, down):
+    spec = {
+        "type": "cyclic",
+        "base_lr": 0.01,
+        "max_lr": 0.3,
+        "up_steps": up,
+        "down_steps": down,
+        "mode": mode,
+        "gamma": 0.99,
+    }
+    theirs = torch_lrs(
+        lambda o: torch.optim.lr_scheduler.CyclicLR(
+            o, 0.01, 0.3, step_size_up=up, step_size_down=down, mode=mode, gamma=0.99, cycle_momentum=False
+        ),
+        100,
+        0.01,
+    )
+    assert_close(lrs(spec), theirs)
+
+
+@pytest.mark.parametrize("three_phase", [False, True])
+@pytest.mark.parametrize("anneal", ["cos", "linear"])
+@pytest.mark.parametrize(("pct", "div", "final", "total"), [(0.3, 25, 1e4, 100), (0.25, 10, 1e5, 237)])
+def test_onecycle_matches_torch(three_phase, anneal, pct, div, final, total):
+    spec = {
+        "type": "onecycle",
+        "max_lr": 0.8,
+        "peak_frac": pct,
+        "div_factor": div,
+        "final_div_factor": final,
+        "anneal": anneal,
+        "three_phase": three_phase,
+    }
+    theirs = torch_lrs(
+        lambda o: torch.optim.lr_scheduler.OneCycleLR(
+            o,
+            max_lr=0.8,
+            total_steps=total,
+            pct_start=pct,
+            div_factor=div,
+            final_div_factor=final,
+            anneal_strategy=anneal,
+            three_phase=three_phase,
+            cycle_momentum=False,
+        ),
+        total,
+        0.8,
+    )
+    assert_close(lrs(spec, Plan(total, 10)), theirs)
+
+
+def test_onecycle_momentum_matches_torch():
+    spec = {"type": "onecycle", "max_lr": 0.5, "cycle_momentum": True}
+    s = compile_schedule(spec, PLAN)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5, momentum=0.9)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.5, total_steps=100)
+    for i in range(100):
+        assert s.momentum(i) == pytest.approx(opt.param_groups[0]["momentum"], rel=1e-9)
+        opt.step()
+        sched.step()
+
+
+@pytest.mark.parametrize(("lr", "eta_min", "total"), [(0.1, 0.0, 100), (0.5, 0.001, 333)])
+def test_cosine_matches_torch(lr, eta_min, total):
+    theirs = torch_lrs(
+        lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=total, eta_min=eta_min), total, lr
+    )
+    # torch computes cosine annealing recursively; its rounding drifts slightly from the closed form
+    assert_close(lrs({"type": "anneal", "lr": lr, "min_lr": eta_min}, Plan(total, 10)), theirs, rel=1e-7)
+
+
+@pytest.mark.parametrize(("every", "gamma"), [(10, 0.1), (33, 0.5)])
+def test_step_matches_torch(every, gamma):
+    theirs = torch_lrs(lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=every, gamma=gamma), 100, 0.2)
+    assert_close(
+        lrs({"type": "anneal", "curve": "step", "lr": 0.2, "gamma": gamma, "every_steps": every}), theirs
+    )
+
+
+# --- warm-up on any family, units, momentum ---------------------------------------------------
+
+
+@pytest.mark.parametrize("family", ["constant", "anneal", "cyclic", "onecycle"])
+def test_warmup_joins_without_jump(family):
+    base = {
+        "constant": {"lr": 0.3},
+        "anneal": {"lr": 0.3},
+        "cyclic": {"base_lr": 0.3, "max_lr": 0.6, "up_steps": 5},
+        "onecycle": {"max_lr": 0.9},
+    }[family]
+    v = lrs({"type": family, "warmup_steps": 10, "warmup_start_lr": 0.0, **base})
+    assert v[0] == 0.0
+    assert all(b >= a for a, b in itertools.pairwise(v[:11]))  # the ramp rises
+    assert abs(v[10] - v[9]) <= v[10] / 10 + 1e-12  # the last ramp step is one tenth of the target
+    body = lrs({"type": family, **base}, Plan(90, 10))
+    assert v[10:] == pytest.approx(body)  # after warm-up the family runs over the remaining steps
+
+
+def test_units_agree():
+    a = lrs({"type": "cyclic", "base_lr": 0.1, "max_lr": 1, "up_epochs": 2})
+    b = lrs({"type": "cyclic", "base_lr": 0.1, "max_lr": 1, "up_steps": 20})
+    c = lrs({"type": "cyclic", "base_lr": 0.1, "max_lr": 1, "up_frac": 0.2})
+    assert a == b == c
+
+
+def test_momentum_off_unless_asked():
+    assert compile_schedule({"type": "onecycle", "max_lr": 1.0}, PLAN).momentum is None
+    s = compile_schedule(
+        {"type": "cyclic", "base_lr": 0.1, "max_lr": 1, "up_steps": 5, "cycle_momentum": True}, PLAN
+    )
+    assert s.momentum(0) == pytest.approx(0.9) and s.momentum(5) == pytest.approx(0.8)
+
+
+def test_trace_covers_every_step():
+    tr = compile_schedule({"type": "constant", "lr": 0.1}, PLAN).trace()
+    assert [t[0] for t in tr] == list(range(100)) and tr[0][2] is None
+
+
+# --- refused specs name the field -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ({"type": "nope", "lr": 1}, "'constant'"),  # unknown type lists the valid ones
+        ({"lr": 1}, "schedules.s.type"),
+        ({"type": "constant"}, "needs lr"),
+        ({"type": "constant", "lr": -0.1}, "schedules.s.lr"),
+        ({"type": "constant", "lr": 0}, "schedules.s.lr"),
+        ({"type": "constant", "lr": "big"}, "schedules.s.lr"),
+        ({"type": "constant", "lrr": 0.1}, "did you mean 'lr'"),
+        ({"type": "constant", "lr": 0.1, "warmup_steps": 100}, "schedules.s.warmup"),
+        ({"type": "constant", "lr": 0.1, "warmup_frac": 1.5}, "schedules.s.warmup_frac"),
+        ({"type": "constant", "lr": 0.1, "warmup_steps": 5, "warmup_epochs": 1}, "given twice"),
+        ({"type": "warmup", "lr": 0.1}, "warmup_steps"),
+        ({"type": "cyclic", "base_lr": 0.5, "max_lr": 0.1, "up_steps": 5}, "schedules.s.max_lr"),
+        ({"type": "cyclic", "base_lr": 0.1, "max_lr": 0.5, "up_steps": 0}, "schedules.s.up"),
+        (
+            {"type": "cyclic", "base_lr": 0.1, "max_lr": 0.5, "up_steps": 5, "down_steps": 0},
+            "schedules.s.down",
+        ),
+        (
+            {"type": "cyclic", "base_lr": 0.1, "max_lr": 0.5, "up_steps": 5, "mode": "zigzag"},
+            "schedules.s.mode",
+        ),
+        ({"type": "anneal", "lr": 0.1, "curve": "exp"}, "schedules.s.curve"),
+        ({"type": "anneal", "lr": 0.1, "min_lr": 0.2}, "schedules.s.min_lr"),
+        ({"type": "onecycle", "max_lr": 0.1, "peak_frac": 1.0}, "schedules.s.peak_frac"),
+        ({"type": "onecycle", "max_lr": 0.1, "anneal": "cosine"}, "schedules.s.anneal"),
+        ({"type": "onecycle", "max_lr": 0.1, "three_phase": "yes"}, "schedules.s.three_phase"),
+    ],
+)
+def test_refused_specs_name_the_field(spec, needle):
+    with pytest.raises(ConfigError) as e:
+        compile_schedule(spec, PLAN, name="s")
+    assert needle in str(e.value)
+
+
+def test_every_family_parses_with_its_required_keys():
+    required = {
+        "constant": {"lr": 0.1},
+        "warmup": {"lr": 0.1, "warmup_epochs": 1},
+        "cyclic": {"base_lr": 0.01, "max_lr": 0.1, "up_epochs": 1},
+        "anneal": {"lr": 0.1},
+        "onecycle": {"max_lr": 0.1},
+    }
+    assert set(required) == set(FAMILIES)
+    for name, keys in required.items():
+        parse_spec({"type": name, **keys})
+        v = lrs({"type": name, **keys})
+        assert all(math.isfinite(x) and x >= 0 for x in v)

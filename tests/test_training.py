@@ -1,0 +1,113 @@
+"""The training loop: augmentation, a real run whose loss falls, pairing by seed, divergence."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lrlab.config import DataConfig, ModelConfig, TrainConfig
+from lrlab.data import load_data
+from lrlab.errors import ConfigError
+from lrlab.model import build_model
+from lrlab.schedules import Plan, compile_schedule
+from lrlab.training import RunInputs, crop_flip, steps_per_epoch, train_run
+
+TRAIN = TrainConfig(epochs=5, batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    ds = load_data(DataConfig(name="digits", limit=480))
+    mean, std = ds.channel_stats()
+    inputs = RunInputs(ds.train, ds.val, ds.test, ds.num_classes, mean, std, augment=False)
+
+    def build():
+        return build_model(ModelConfig(width=0.125), ds.num_classes, ds.in_channels, ds.image_size)
+
+    return inputs, build
+
+
+def plan_for(inputs, cfg=TRAIN):
+    spe = steps_per_epoch(len(inputs.train), cfg.batch_size)
+    return Plan(cfg.epochs * spe, spe)
+
+
+def test_crop_flip_is_per_sample_and_keeps_pixels():
+    x = torch.arange(2 * 1 * 4 * 4, dtype=torch.uint8).view(2, 1, 4, 4).repeat(64, 1, 1, 1)
+    out = crop_flip(x, torch.Generator().manual_seed(0), pad=0)  # no padding: only flips
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    flipped = (out == x.flip(3)).flatten(1).all(1)
+    same = (out == x).flatten(1).all(1)
+    assert bool((flipped | same).all()) and 0 < int(flipped.sum()) < len(x)  # some flipped, not all
+    padded = crop_flip(x, torch.Generator().manual_seed(1), pad=2)
+    assert len({tuple(p.flatten().tolist()) for p in padded[::2]}) > 5  # different crops per image
+
+
+def test_a_short_run_learns(digits):
+    inputs, build = digits
+    sched = compile_schedule({"type": "onecycle", "max_lr": 0.1}, plan_for(inputs))
+    res = train_run(build, inputs, sched, TRAIN, seed=0, device=torch.device("cpu"), progress=False)
+    assert res.status == "ok"
+    losses = [e["train_loss"] for e in res.epochs]
+    assert len(losses) == 5 and losses[-1] < 0.7 * losses[0]
+    assert res.epochs[-1]["val_accuracy"] > 0.5  # 10 classes: chance is 0.1
+    assert res.test_pred is not None and res.test_pred.shape == inputs.test.labels.shape
+
+
+def test_same_seed_same_start_for_every_schedule(digits):
+    inputs, build = digits
+    cfg = TrainConfig(epochs=1, batch_size=32)
+    plan = plan_for(inputs, cfg)
+    a = train_run(
+        build,
+        inputs,
+        compile_schedule({"type": "constant", "lr": 0.05}, plan),
+        cfg,
+        3,
+        torch.device("cpu"),
+        progress=False,
+    )
+    b = train_run(
+        build,
+        inputs,
+        compile_schedule({"type": "onecycle", "max_lr": 0.1}, plan),
+        cfg,
+        3,
+        torch.device("cpu"),
+        progress=False,
+    )
+    c = train_run(
+        build,
+        inputs,
+        compile_schedule({"type": "constant", "lr": 0.05}, plan),
+        cfg,
+        4,
+        torch.device("cpu"),
+        progress=False,
+    )
+    a2 = train_run(
+        build,
+        inputs,
+        compile_schedule({"type": "constant", "lr": 0.05}, plan),
+        cfg,
+        3,
+        torch.device("cpu"),
+        progress=False,
+    )
+    assert a.init_hash == b.init_hash != c.init_hash
+    assert a.epochs[0]["train_loss"] == a2.epochs[0]["train_loss"]  # deterministic on CPU
+
+
+def test_a_huge_lr_diverges_cleanly(digits):
+    inputs, build = digits
+    cfg = TrainConfig(epochs=2, batch_size=32)
+    sched = compile_schedule({"type": "constant", "lr": 1e4}, plan_for(inputs, cfg))
+    res = train_run(build, inputs, sched, cfg, seed=0, device=torch.device("cpu"), progress=False)
+    assert res.status == "diverged"
+    assert res.diverged["lr"] == 1e4 and res.diverged["step"] > 0
+    assert res.test_pred is None
+
+
+def test_batch_larger_than_data_is_refused():
+    with pytest.raises(ConfigError, match=r"train\.batch_size"):
+        steps_per_epoch(100, 128)
