@@ -203,13 +203,15 @@ def _markdown(out: Path, table: list[dict[str, Any]], rows: list[dict[str, Any]]
     study = store.read_json(out / "study.json") if (out / "study.json").exists() else {}
     cfg, prov = study.get("config", {}), study.get("provenance", {})
     first = run_folders(out)[:1]
-    data = store.read_json(first[0] / "config.json")["data"] if first else {}
+    run_cfg = store.read_json(first[0] / "config.json") if first else {}
+    data, model = run_cfg.get("data", {}), run_cfg.get("model", {})
     lines = [f"# lrlab study: {cfg.get('name', out.name)}", ""]
     if cfg:
         m, t = cfg["model"], cfg["train"]
         sizes = ", ".join(f"{k} {data.get(k, '?')}" for k in ("train", "val", "test"))
         lines += [
-            f"GoogLeNet (stem {m['stem']}, width {m['width']}) on **{data.get('name', '?')}** "
+            f"GoogLeNet ({model.get('stem', m['stem'])} stem, width {m['width']}, "
+            f"{model.get('parameters', 0):,} parameters) on **{data.get('name', '?')}** "
             f"({sizes} images; test split: {data.get('test_source', '?')}), "
             f"{t['optimizer']} for {t['epochs']} epochs, "
             f"batch {t['batch_size']}, seeds {cfg['seeds']}. Same initial weights and batch order "

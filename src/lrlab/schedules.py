@@ -316,7 +316,7 @@ def parse_spec(spec: Any, where: str = "schedule") -> Spec:
         raise ConfigError(f"{where}.type: missing; valid types: {choices(FAMILIES)}")
     family = spec["type"]
     if family not in FAMILIES:
-        raise unknown(f"schedule type in {where}.type:", str(family), FAMILIES)
+        raise ConfigError(f"{where}.type: {unknown('schedule type', str(family), FAMILIES)}")
     cls = FAMILIES[family]
     keys = _keys(cls)
     kwargs: dict[str, Any] = {}

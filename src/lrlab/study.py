@@ -22,7 +22,7 @@ from lrlab import report, store
 from lrlab.config import StudyConfig
 from lrlab.errors import ConfigError, LrlabError, unknown
 from lrlab.metrics import classification_metrics, format_table
-from lrlab.model import build_model, resolve_stem
+from lrlab.model import build_model, count_params
 from lrlab.schedules import Plan, Schedule, compile_schedule
 from lrlab.training import RunInputs, resolve_device, steps_per_epoch, train_run
 
@@ -54,6 +54,7 @@ class Prepared:
     schedules: dict[str, Schedule]
     device: torch.device
     build: Callable[[], torch.nn.Module]
+    model_info: dict[str, Any]  # the resolved stem and "5×5" branch, and the parameter count
 
 
 def prepare(cfg: StudyConfig) -> Prepared:
@@ -73,8 +74,14 @@ def prepare(cfg: StudyConfig) -> Prepared:
     def build() -> torch.nn.Module:
         return build_model(cfg.model, ds.num_classes, ds.in_channels, ds.image_size)
 
-    resolve_stem(cfg.model, ds.image_size)  # a bad model setting fails here, not in the first run
-    return Prepared(cfg, ds, inputs, plan, schedules, device, build)
+    model = build()  # a bad model setting fails here, not in the first run
+    model_info = {
+        "stem": model.stem_kind,
+        "branch5": model.branch5,
+        "width": cfg.model.width,
+        "parameters": count_params(model),
+    }
+    return Prepared(cfg, ds, inputs, plan, schedules, device, build, model_info)
 
 
 def run_fingerprint(cfg: StudyConfig, schedule: str, seed: int, files_hash: str) -> str:
@@ -127,6 +134,7 @@ def save_run(
         "seed": seed,
         "plan": {"total_steps": p.plan.total_steps, "steps_per_epoch": p.plan.steps_per_epoch},
         "init_hash": result.init_hash,
+        "model": p.model_info,
         "data": {
             "name": p.dataset.name,
             "files_hash": p.dataset.files_hash,
