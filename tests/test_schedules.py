@@ -156,9 +156,7 @@ def test_onecycle_momentum_matches_torch():
 
 @pytest.mark.parametrize(("lr", "eta_min", "total"), [(0.1, 0.0, 100), (0.5, 0.001, 333)])
 def test_cosine_matches_torch(lr, eta_min, total):
-    theirs = torch_lrs(
-        lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=total, eta_min=eta_min), total, lr
-    )
+    theirs = torch_lrs(lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=total, eta_min=eta_min), total, lr)
     # torch computes cosine annealing recursively; its rounding drifts slightly from the closed form
     assert_close(lrs({"type": "anneal", "lr": lr, "min_lr": eta_min}, Plan(total, 10)), theirs, rel=1e-7)
 
@@ -166,9 +164,7 @@ def test_cosine_matches_torch(lr, eta_min, total):
 @pytest.mark.parametrize(("every", "gamma"), [(10, 0.1), (33, 0.5)])
 def test_step_matches_torch(every, gamma):
     theirs = torch_lrs(lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=every, gamma=gamma), 100, 0.2)
-    assert_close(
-        lrs({"type": "anneal", "curve": "step", "lr": 0.2, "gamma": gamma, "every_steps": every}), theirs
-    )
+    assert_close(lrs({"type": "anneal", "curve": "step", "lr": 0.2, "gamma": gamma, "every_steps": every}), theirs)
 
 
 # --- warm-up on any family, units, momentum ---------------------------------------------------
@@ -199,9 +195,7 @@ def test_units_agree():
 
 def test_momentum_off_unless_asked():
     assert compile_schedule({"type": "onecycle", "max_lr": 1.0}, PLAN).momentum is None
-    s = compile_schedule(
-        {"type": "cyclic", "base_lr": 0.1, "max_lr": 1, "up_steps": 5, "cycle_momentum": True}, PLAN
-    )
+    s = compile_schedule({"type": "cyclic", "base_lr": 0.1, "max_lr": 1, "up_steps": 5, "cycle_momentum": True}, PLAN)
     assert s.momentum(0) == pytest.approx(0.9) and s.momentum(5) == pytest.approx(0.8)
 
 
@@ -250,16 +244,26 @@ def test_refused_specs_name_the_field(spec, needle):
     assert needle in str(e.value)
 
 
+REQUIRED_KEYS = {
+    "constant": {"lr": 0.1},
+    "warmup": {"lr": 0.1, "warmup_epochs": 1},
+    "step": {"lr": 0.1, "every_epochs": 3},
+    "multistep": {"lr": 0.1, "milestones_frac": [0.5, 0.75]},
+    "exponential": {"lr": 0.1, "gamma": 0.99},
+    "polynomial": {"lr": 0.1},
+    "cosine": {"lr": 0.1},
+    "anneal": {"lr": 0.1},
+    "sgdr": {"lr": 0.1, "period_epochs": 2},
+    "cyclic": {"base_lr": 0.01, "max_lr": 0.1, "up_epochs": 1},
+    "onecycle": {"max_lr": 0.1},
+    "flat_anneal": {"lr": 0.1},
+    "plateau": {"lr": 0.1},
+}
+
+
 def test_every_family_parses_with_its_required_keys():
-    required = {
-        "constant": {"lr": 0.1},
-        "warmup": {"lr": 0.1, "warmup_epochs": 1},
-        "cyclic": {"base_lr": 0.01, "max_lr": 0.1, "up_epochs": 1},
-        "anneal": {"lr": 0.1},
-        "onecycle": {"max_lr": 0.1},
-    }
-    assert set(required) == set(FAMILIES)
-    for name, keys in required.items():
+    assert set(REQUIRED_KEYS) == set(FAMILIES)
+    for name, keys in REQUIRED_KEYS.items():
         parse_spec({"type": name, **keys})
         v = lrs({"type": name, **keys})
         assert all(math.isfinite(x) and x >= 0 for x in v)

@@ -80,9 +80,7 @@ def test_paired_seeds_share_initial_weights(study):
 def test_rerun_keeps_finished_runs_and_refuses_another_config(study):
     _cfg, out, table, _ = study
     lines: list[str] = []
-    again = run_study(
-        config.load(None, {**QUICK, "out": str(out), "seeds": 2}), progress=False, echo=lines.append
-    )
+    again = run_study(config.load(None, {**QUICK, "out": str(out), "seeds": 2}), progress=False, echo=lines.append)
     assert sum("kept" in ln for ln in lines) == 12
     assert again == table
     with pytest.raises(ConfigError, match="--fresh"):

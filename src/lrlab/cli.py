@@ -4,6 +4,7 @@ live in config.py. `main(argv) -> int` is the console script and the tests' entr
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,12 +69,8 @@ def _config_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--epochs", dest="train.epochs", type=int, metavar="N")
     g.add_argument("--batch-size", dest="train.batch_size", type=int, metavar="N")
-    g.add_argument(
-        "--model", dest="model.stem", metavar="STEM", help="GoogLeNet stem: auto | cifar | imagenet"
-    )
-    g.add_argument(
-        "--width", dest="model.width", type=float, metavar="W", help="channel multiplier (1.0 = paper)"
-    )
+    g.add_argument("--model", dest="model.stem", metavar="STEM", help="GoogLeNet stem: auto | cifar | imagenet")
+    g.add_argument("--width", dest="model.width", type=float, metavar="W", help="channel multiplier (1.0 = paper)")
     g.add_argument("--device", dest="train.device", metavar="DEV", help="auto | cpu | cuda")
     g.add_argument("--threads", dest="train.threads", type=int, metavar="N", help="CPU threads for torch")
 
@@ -105,12 +102,17 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 def cmd_schedules(args: argparse.Namespace) -> int:
     from lrlab import report, store
-    from lrlab.schedules import FAMILIES, Plan, compile_schedule, valid_keys
+    from lrlab.schedules import FAMILIES, PRESETS, Plan, compile_schedule, family_fields
+    from lrlab.schedules.compile import REQUIRED
     from lrlab.study import prepare
 
     if args.families:
         for name in FAMILIES:
-            print(f"{name}: {', '.join(valid_keys(name)[1:])}")
+            params = ", ".join(k if d == REQUIRED else f"{k}={d}" for k, d in family_fields(name))
+            print(f"{name:<12} {params}")
+        print("every type also takes: warmup_steps|_epochs|_frac, warmup_start_lr=0, warmup_curve=linear, momentum")
+        for name, preset in PRESETS.items():
+            print(f"preset {name:<16} " + ", ".join(f"{k}={v}" for k, v in preset.items()))
         return 0
     cfg = _load(args)
     if args.steps:
@@ -120,19 +122,23 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     else:  # the real step count of this config's data and batch size
         prepared = prepare(cfg)
         plan, schedules = prepared.plan, prepared.schedules
-    print(
-        f"{len(schedules)} schedules valid for {plan.total_steps} steps ({plan.steps_per_epoch} per epoch):"
-    )
-    for name, s in schedules.items():
-        lrs = [s.lr(i) for i in range(plan.total_steps)]
+        if prepared.auto_lr:
+            print(f'"auto" LRs from an LR range test ({prepared.auto_lr["rule"]}): {prepared.auto_lr["lr"]:.4g}')
+    print(f"{len(schedules)} schedules valid for {plan.total_steps} steps ({plan.steps_per_epoch} per epoch):")
+    for name, sch in schedules.items():
+        lrs = [sch.lr(i) for i in range(plan.total_steps)]
+        notes = [
+            ", momentum scheduled" if sch.momentum else "",
+            f", reads {sch.metric}" if sch.metric else "",
+        ]
         print(
-            f"  {name:<16} {s.spec['type']:<9} lr first {lrs[0]:.4g}, peak {max(lrs):.4g}, "
-            f"last {lrs[-1]:.4g}, mean {sum(lrs) / len(lrs):.4g}"
-            + (", momentum scheduled" if s.momentum else "")
+            f"  {name:<16} {sch.spec['type']:<15} LR first {lrs[0]:.4g}, peak {max(lrs):.4g}, "
+            f"last {lrs[-1]:.4g}, mean {sum(lrs) / len(lrs):.4g}" + "".join(notes)
         )
     if args.plot:
         traces = {n: [(st, lr) for st, lr, _ in s.trace()] for n, s in schedules.items()}
-        report.plot_lr(traces, Path(args.plot), title=f"LR schedules of {cfg.name!r}")
+        moms = {n: [(st, m) for st, _, m in s.trace()] for n, s in schedules.items() if s.momentum}
+        report.plot_lr(traces, Path(args.plot), title=f"LR schedules of {cfg.name!r}", momentum=moms)
         print(f"wrote {args.plot}")
     if args.csv:
         rows = [
@@ -143,6 +149,60 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         store.write_csv(Path(args.csv), rows, ["step", "schedule", "lr", "momentum"])
         print(f"wrote {args.csv}")
     return 0
+
+
+def cmd_find_lr(args: argparse.Namespace) -> int:
+    from lrlab import store
+    from lrlab.lr_finder import plot_range_test, range_test
+    from lrlab.schedules import AUTO_FACTORS, AUTO_RULE
+    from lrlab.study import prepare
+
+    cfg = _load(args)
+    p = prepare(cfg, auto_lr=False)
+    seed = cfg.seeds[0]
+    torch_seed(seed)
+    test = range_test(p.build(), p.inputs, cfg.train, p.device, seed, args.start_lr, args.end_lr, args.steps)
+    out = Path(args.out) if args.out else cfg.out_dir / "find-lr"
+    rows = [
+        {"step": i, "lr": lr, "loss": loss, "smoothed": sm}
+        for i, (lr, loss, sm) in enumerate(zip(test.lrs, test.losses, test.smoothed, strict=True))
+    ]
+    store.write_csv(out / "find-lr.csv", rows, ["step", "lr", "loss", "smoothed"])
+    store.write_json(
+        out / "find-lr.json",
+        {
+            "suggestions": test.suggestions,
+            "auto_rule": AUTO_RULE,
+            "stopped_early": test.stopped_early,
+            "start_lr": args.start_lr,
+            "end_lr": args.end_lr,
+            "steps": args.steps,
+            "seed": seed,
+            "data": p.dataset.name,
+            "model": p.model_info,
+            "config": config_mod.to_dict(cfg),
+            "provenance": store.provenance(str(p.device)),
+        },
+    )
+    plot_range_test(test, out / "find-lr.png")
+    end = "stopped when the loss diverged" if test.stopped_early else "reached end_lr"
+    print(
+        f"LR range test on {p.dataset.name}: {len(test.lrs)} steps from {args.start_lr:g}, {end} "
+        f"at {test.lrs[-1]:.3g}; weights restored."
+    )
+    for name, lr in test.suggestions.items():
+        mark = '   <- used for lr = "auto"' if name == AUTO_RULE else ""
+        print(f"  {name:<11} {lr:.4g}{mark}")
+    factors = ", ".join(f"{k} × {v:g}" for k, v in AUTO_FACTORS.items())
+    print(f'"auto" in a schedule sets {factors} of the {AUTO_RULE} suggestion.')
+    print(f"wrote {out}/find-lr.csv, find-lr.json, find-lr.png")
+    return 0
+
+
+def torch_seed(seed: int) -> None:
+    import torch
+
+    torch.manual_seed(seed)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,9 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_args(p)
     p.add_argument("--schedules", metavar="A,B", help="run only these schedules of the config")
-    p.add_argument(
-        "--seeds", type=_seeds, metavar="N|A,B", help="a count (3 = seeds 0,1,2) or a list of seeds"
-    )
+    p.add_argument("--seeds", type=_seeds, metavar="N|A,B", help="a count (3 = seeds 0,1,2) or a list of seeds")
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<study name>)")
     p.add_argument("--fresh", action="store_true", help="discard earlier runs in the output folder")
     p.add_argument(
@@ -189,12 +247,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedules", metavar="A,B", help="only these schedules of the config")
     p.add_argument("--plot", metavar="FILE.png", help="write an overlay plot of LR against step")
     p.add_argument("--csv", metavar="FILE.csv", help="write step,schedule,lr,momentum for every step")
-    p.add_argument(
-        "--steps", type=int, metavar="N", help="compile for N steps instead of the data's real count"
-    )
+    p.add_argument("--steps", type=int, metavar="N", help="compile for N steps instead of the data's real count")
     p.add_argument("--steps-per-epoch", type=int, metavar="N", help="with --steps: steps per epoch")
     p.add_argument("--families", action="store_true", help="list the schedule families and their keys")
     p.set_defaults(func=cmd_schedules)
+
+    p = sub.add_parser(
+        "find-lr",
+        help="LR range test: suggest an LR for a study's model and data",
+        description="Smith's LR range test: train from the first seed's initial weights while the "
+        "LR grows exponentially from --start-lr to --end-lr, stop when the loss diverges, restore "
+        "the weights, and print suggestions by several rules. Writes the curve (CSV, JSON, PNG).",
+    )
+    _config_args(p)
+    p.add_argument("--start-lr", type=float, default=1e-7, metavar="LR", help="first LR (default 1e-7)")
+    p.add_argument("--end-lr", type=float, default=10.0, metavar="LR", help="last LR (default 10)")
+    p.add_argument("--steps", type=int, default=100, metavar="N", help="optimizer steps (default 100)")
+    p.add_argument("--seeds", type=_seeds, metavar="N|A,B", help="the first seed gives the initial weights")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<study name>/find-lr)")
+    p.set_defaults(func=cmd_find_lr)
     return parser
 
 
@@ -208,11 +279,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lrlab: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            "lrlab: interrupted; finished runs are saved, rerun the same command to continue", file=sys.stderr
-        )
+        print("lrlab: interrupted; finished runs are saved, rerun the same command to continue", file=sys.stderr)
         return 130
 
 
 def entry() -> None:
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    sys.exit(code)

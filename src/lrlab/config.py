@@ -194,9 +194,7 @@ def to_dict(cfg: StudyConfig) -> dict[str, Any]:
 def bundled_configs() -> list[str]:
     """Names of the example studies shipped inside the package (`configs/` in a checkout)."""
     return sorted(
-        p.name[:-5]
-        for p in resources.files("lrlab").joinpath("configs").iterdir()
-        if p.name.endswith(".toml")
+        p.name[:-5] for p in resources.files("lrlab").joinpath("configs").iterdir() if p.name.endswith(".toml")
     )
 
 
@@ -207,12 +205,7 @@ def read_document(source: str | None) -> dict[str, Any]:
     if path.is_file():
         text = path.read_text(encoding="utf-8")
     elif not source.endswith(".toml") and "/" not in source and source in bundled_configs():
-        text = (
-            resources.files("lrlab")
-            .joinpath("configs")
-            .joinpath(source + ".toml")
-            .read_text(encoding="utf-8")
-        )
+        text = resources.files("lrlab").joinpath("configs").joinpath(source + ".toml").read_text(encoding="utf-8")
     else:
         raise ConfigError(
             f"config {source!r} is neither a file nor a bundled study; bundled: {choices(bundled_configs())}"

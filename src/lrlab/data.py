@@ -310,9 +310,7 @@ def _index(
     tops = {p[0] for p in dirs}
     prefix = () if ("train",) in dirs or len(tops) != 1 else tuple(tops)  # may sit under one folder
     if (*prefix, "train") not in dirs:
-        raise DataError(
-            f"no train/ folder in {shown('')}; expected the layout {shown('train/<class>/<image>')}"
-        )
+        raise DataError(f"no train/ folder in {shown('')}; expected the layout {shown('train/<class>/<image>')}")
     k = len(prefix)
 
     def folders(name: str) -> list[str]:
@@ -393,10 +391,7 @@ def _folder(path: Path) -> Iterator[tuple[list[str], list, list | None, Callable
 
             def read(names: list[str]) -> dict[str, bytes]:
                 # in archive order: a gzip stream seeks forward cheaply but back only by starting over
-                return {
-                    n: tar.extractfile(members[n]).read()
-                    for n in sorted(names, key=lambda n: members[n].offset)
-                }
+                return {n: tar.extractfile(members[n]).read() for n in sorted(names, key=lambda n: members[n].offset)}
 
             yield (*_index(files, dirs, shown), read, shown)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:  # a truncated or corrupt archive
@@ -406,9 +401,7 @@ def _folder(path: Path) -> Iterator[tuple[list[str], list, list | None, Callable
 def _load_folder(cfg: DataConfig, path: Path) -> Dataset:
     with _folder(path) as (classes, train, test, read, shown):
         pool = np.array([label for _, label in train], dtype=np.int64)
-        tr, va, te = _plan(
-            pool, None if test is None else np.array([t[1] for t in test]), cfg, classes, str(path)
-        )
+        tr, va, te = _plan(pool, None if test is None else np.array([t[1] for t in test]), cfg, classes, str(path))
         # decode only the chosen images: a limit of 500 of 50,000 JPEGs then loads in about a second
         chosen = [[train[i] for i in tr], [train[i] for i in va], [(test or train)[i] for i in te]]
         names = [name for split in chosen for name, _ in split]

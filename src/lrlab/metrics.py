@@ -20,16 +20,12 @@ TABLE_METRICS = ("accuracy", "precision", "recall", "f1")
 ALL_METRICS = (*TABLE_METRICS, "precision_weighted", "recall_weighted", "f1_weighted")
 
 
-def classification_metrics(
-    y_true: Sequence[int], y_pred: Sequence[int], classes: list[str]
-) -> dict[str, Any]:
+def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: list[str]) -> dict[str, Any]:
     """Accuracy, macro and weighted precision/recall/F1, per-class report and confusion matrix."""
     labels = list(range(len(classes)))
     out: dict[str, Any] = {"accuracy": float(accuracy_score(y_true, y_pred))}
     for avg, suffix in (("macro", ""), ("weighted", "_weighted")):
-        p, r, f, _ = precision_recall_fscore_support(
-            y_true, y_pred, labels=labels, average=avg, zero_division=0
-        )
+        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=avg, zero_division=0)
         out[f"precision{suffix}"], out[f"recall{suffix}"], out[f"f1{suffix}"] = float(p), float(r), float(f)
     report = classification_report(
         y_true, y_pred, labels=labels, target_names=classes, output_dict=True, zero_division=0

@@ -260,16 +260,12 @@ def resolve_branch5(cfg: ModelConfig, stem: str) -> str:
     return AUTO_BRANCH5[stem] if cfg.branch5 == "auto" else cfg.branch5
 
 
-def build_model(
-    cfg: ModelConfig, num_classes: int, in_channels: int, image_size: tuple[int, int]
-) -> GoogLeNet:
+def build_model(cfg: ModelConfig, num_classes: int, in_channels: int, image_size: tuple[int, int]) -> GoogLeNet:
     """The GoogLeNet that `cfg` describes for images of `in_channels` x `image_size` (height, width)."""
     if len(image_size) != 2 or min(image_size) < 1:
         raise ConfigError(f"image_size: expected (height, width) in pixels, got {image_size!r}")
     stem = resolve_stem(cfg, image_size)
-    return GoogLeNet(
-        num_classes, in_channels, stem, resolve_branch5(cfg, stem), cfg.width, cfg.aux_heads, cfg.dropout
-    )
+    return GoogLeNet(num_classes, in_channels, stem, resolve_branch5(cfg, stem), cfg.width, cfg.aux_heads, cfg.dropout)
 
 
 def count_params(model: nn.Module) -> int:

@@ -84,7 +84,13 @@ def _colors(names: list[str]) -> dict[str, Any]:
     return {n: cmap(i % 10) for i, n in enumerate(names)}
 
 
-def _save(fig: Any, path: Path) -> None:
+def new_figure(size: tuple[float, float]) -> tuple[Any, Any]:
+    """A figure and its axes (one place that imports pyplot for every plot of lrlab)."""
+    return plt.subplots(figsize=size)
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    """Save a figure atomically (temporary file, then rename) and free it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
@@ -92,17 +98,34 @@ def _save(fig: Any, path: Path) -> None:
     tmp.replace(path)
 
 
-def plot_lr(traces: dict[str, list[tuple[int, float]]], path: Path, title: str = PLOTS["lr"]) -> None:
-    """Overlay of LR against step, one line per schedule."""
-    fig, ax = plt.subplots(figsize=(8, 4))
+def plot_lr(
+    traces: dict[str, list[tuple[int, float]]],
+    path: Path,
+    title: str = PLOTS["lr"],
+    momentum: dict[str, list[tuple[int, float]]] | None = None,
+) -> None:
+    """Overlay of LR against step, one line per schedule; scheduled momentum in a panel below."""
     colors = _colors(list(traces))
+    rows = 2 if momentum else 1
+    fig, axes = plt.subplots(
+        rows, 1, figsize=(8, 4 + 2 * (rows - 1)), sharex=True, squeeze=False, height_ratios=[2, 1][:rows]
+    )
+    ax = axes[0][0]
     for name, tr in traces.items():
         steps, lrs = zip(*tr, strict=True) if tr else ((), ())
         ax.plot(steps, lrs, label=name, color=colors[name], lw=1.6)
-    ax.set(xlabel="optimizer step", ylabel="learning rate", title=title)
+    ax.set(ylabel="learning rate", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
-    _save(fig, path)
+    if momentum:
+        mx = axes[1][0]
+        for name, tr in momentum.items():
+            steps, ms = zip(*tr, strict=True)
+            mx.plot(steps, ms, color=colors[name], lw=1.4, ls="--")
+        mx.set(ylabel="momentum")
+        mx.grid(alpha=0.3)
+    axes[-1][0].set(xlabel="optimizer step")
+    save_figure(fig, path)
 
 
 def _plot_val(curves: dict[str, list[list[dict[str, str]]]], path: Path) -> None:
@@ -124,7 +147,7 @@ def _plot_val(curves: dict[str, list[list[dict[str, str]]]], path: Path) -> None
     )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _plot_metrics(rows: list[dict[str, Any]], names: list[str], path: Path) -> None:
@@ -144,7 +167,7 @@ def _plot_metrics(rows: list[dict[str, Any]], names: list[str], path: Path) -> N
     ax.set(ylabel="test score (macro)", title=PLOTS["metrics"] + " (bars: mean, dots: seeds)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, ncol=4, loc="lower right")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _plot_confusion(name: str, results: list[dict[str, Any]], path: Path) -> None:
@@ -166,10 +189,8 @@ def _plot_confusion(name: str, results: list[dict[str, Any]], path: Path) -> Non
                 fontsize=6,
                 color="white" if v > cm.max() / 2 else "black",
             )
-    ax.set(
-        xlabel="predicted", ylabel="true", title=f"{name}: test confusion (summed over {len(results)} seeds)"
-    )
-    _save(fig, path)
+    ax.set(xlabel="predicted", ylabel="true", title=f"{name}: test confusion (summed over {len(results)} seeds)")
+    save_figure(fig, path)
 
 
 def build_report(out: Path, schedules: list[str] | None = None) -> list[dict[str, Any]]:
@@ -242,8 +263,7 @@ def _markdown(out: Path, table: list[dict[str, Any]], rows: list[dict[str, Any]]
         bv = r.get("best_val_accuracy")
         best_val = "—" if bv in (None, -1.0) else f"{float(bv):.4f} ({r.get('best_epoch')})"
         lines.append(
-            f"| {r['schedule']} | {r['seed']} | {r['status']} | {acc} | {best_val} | "
-            f"{float(r['seconds']):.1f} |"
+            f"| {r['schedule']} | {r['seed']} | {r['status']} | {acc} | {best_val} | {float(r['seconds']):.1f} |"
         )
     if prov:
         lines += [

@@ -61,9 +61,7 @@ def git_commit() -> str | None:
     """The commit of the lrlab checkout this code runs from, if it runs from one."""
     src = Path(lrlab.__file__).resolve().parent
     try:
-        out = subprocess.run(
-            ["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        )
+        out = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None

@@ -21,9 +21,10 @@ from lrlab import data as data_mod
 from lrlab import report, store
 from lrlab.config import StudyConfig
 from lrlab.errors import ConfigError, LrlabError, unknown
+from lrlab.lr_finder import range_test
 from lrlab.metrics import classification_metrics, format_table
 from lrlab.model import build_model, count_params
-from lrlab.schedules import Plan, Schedule, compile_schedule
+from lrlab.schedules import AUTO_RULE, Plan, Schedule, compile_schedule, resolve_auto, uses_auto
 from lrlab.training import RunInputs, resolve_device, steps_per_epoch, train_run
 
 RUNS_DIR = "runs"  # inside the study folder: runs/<schedule>/seed-<k>/
@@ -51,14 +52,17 @@ class Prepared:
     dataset: data_mod.Dataset
     inputs: RunInputs
     plan: Plan
+    specs: dict[str, dict[str, Any]]  # as in the config, with "auto" LRs resolved
     schedules: dict[str, Schedule]
     device: torch.device
     build: Callable[[], torch.nn.Module]
     model_info: dict[str, Any]  # the resolved stem and "5×5" branch, and the parameter count
+    auto_lr: dict[str, Any] | None  # the LR range test behind "auto" LRs, if any
 
 
-def prepare(cfg: StudyConfig) -> Prepared:
-    """Load the data and compile every schedule against the real step count; raises LrlabError."""
+def prepare(cfg: StudyConfig, auto_lr: bool = True) -> Prepared:
+    """Load the data and compile every schedule against the real step count; raises LrlabError.
+    With auto_lr, "auto" LRs are resolved by an LR range test (else checked with a stand-in)."""
     data_mod.check_source(cfg.data)
     device = resolve_device(cfg.train.device)
     if cfg.train.threads:
@@ -66,7 +70,8 @@ def prepare(cfg: StudyConfig) -> Prepared:
     ds = data_mod.load_data(cfg.data)
     spe = steps_per_epoch(len(ds.train), cfg.train.batch_size)
     plan = Plan(total_steps=cfg.train.epochs * spe, steps_per_epoch=spe)
-    schedules = {name: compile_schedule(spec, plan, name) for name, spec in cfg.schedules.items()}
+    for name, spec in cfg.schedules.items():  # every spec checked before any compute ("auto" as 1)
+        compile_schedule(resolve_auto(spec, 1.0), plan, name)
     mean, std = ds.channel_stats()
     augment = {"auto": ds.name != "digits", "none": False, "crop-flip": True}[cfg.data.augment]
     inputs = RunInputs(ds.train, ds.val, ds.test, ds.num_classes, mean, std, augment)
@@ -81,7 +86,14 @@ def prepare(cfg: StudyConfig) -> Prepared:
         "width": cfg.model.width,
         "parameters": count_params(model),
     }
-    return Prepared(cfg, ds, inputs, plan, schedules, device, build, model_info)
+    specs, auto = dict(cfg.schedules), None
+    if auto_lr and any(uses_auto(s) for s in specs.values()):  # one range test from the first seed's weights
+        torch.manual_seed(cfg.seeds[0])
+        test = range_test(build(), inputs, cfg.train, device, seed=cfg.seeds[0])
+        auto = {"rule": AUTO_RULE, "lr": test.suggestions[AUTO_RULE], "suggestions": test.suggestions}
+        specs = {n: resolve_auto(s, auto["lr"]) for n, s in specs.items()}
+    schedules = {name: compile_schedule(resolve_auto(spec, 1.0), plan, name) for name, spec in specs.items()}
+    return Prepared(cfg, ds, inputs, plan, specs, schedules, device, build, model_info, auto)
 
 
 def run_fingerprint(cfg: StudyConfig, schedule: str, seed: int, files_hash: str) -> str:
@@ -122,15 +134,15 @@ def _finished(folder: Path, fingerprint: str) -> bool:
     return done.get("status") in ("ok", "diverged")
 
 
-def save_run(
-    folder: Path, p: Prepared, name: str, seed: int, fingerprint: str, result: Any
-) -> dict[str, Any]:
+def save_run(folder: Path, p: Prepared, sched: Schedule, seed: int, fingerprint: str, result: Any) -> dict[str, Any]:
     """Write one run's folder: config, per-epoch metrics, LR trace, final metrics (result.json last)."""
-    sched = p.schedules[name]
+    name = sched.name
     run_cfg = {
         "fingerprint": fingerprint,
         "schedule": name,
-        "schedule_spec": sched.spec,
+        "schedule_spec": p.cfg.schedules[name],
+        "schedule_resolved": sched.spec,
+        "auto_lr": p.auto_lr,
         "seed": seed,
         "plan": {"total_steps": p.plan.total_steps, "steps_per_epoch": p.plan.steps_per_epoch},
         "init_hash": result.init_hash,
@@ -178,9 +190,7 @@ def run_study(
     t0 = time.perf_counter()
     p = prepare(cfg)
     out = cfg.out_dir
-    fingerprints = {
-        (n, s): run_fingerprint(cfg, n, s, p.dataset.files_hash) for s in cfg.seeds for n in cfg.schedules
-    }
+    fingerprints = {(n, s): run_fingerprint(cfg, n, s, p.dataset.files_hash) for s in cfg.seeds for n in cfg.schedules}
     if not fresh:  # a folder with other runs is refused before anything is trained or written
         for (n, s), fp in fingerprints.items():
             _finished(run_dir(out, n, s), fp)
@@ -194,7 +204,12 @@ def run_study(
         f"device {p.device}, out {out}"
     )
     store.write_json(
-        out / "study.json", {"config": config_mod.to_dict(cfg), "provenance": store.provenance(str(p.device))}
+        out / "study.json",
+        {
+            "config": config_mod.to_dict(cfg),
+            "auto_lr": p.auto_lr,
+            "provenance": store.provenance(str(p.device)),
+        },
     )
     total = len(fingerprints)
     for i, ((name, seed), fp) in enumerate(fingerprints.items(), 1):
@@ -204,10 +219,9 @@ def run_study(
             continue
         if folder.exists():
             shutil.rmtree(folder)  # an unfinished run starts again (checkpoint resume: issue 5)
-        result = train_run(
-            p.build, p.inputs, p.schedules[name], cfg.train, seed, p.device, progress, label=f"{name} s{seed}"
-        )
-        saved = save_run(folder, p, name, seed, fp, result)
+        sched = compile_schedule(p.specs[name], p.plan, name)  # fresh: a plateau's history is per run
+        result = train_run(p.build, p.inputs, sched, cfg.train, seed, p.device, progress, label=f"{name} s{seed}")
+        saved = save_run(folder, p, sched, seed, fp, result)
         report.write_summary(out)
         if result.status == "ok":
             what = (

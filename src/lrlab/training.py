@@ -40,9 +40,7 @@ def resolve_device(name: str) -> torch.device:
 def steps_per_epoch(n_train: int, batch_size: int) -> int:
     """Full batches per epoch (the last partial batch is dropped, as the common CIFAR recipes do)."""
     if batch_size > n_train:
-        raise ConfigError(
-            f"train.batch_size: {batch_size} is larger than the training split ({n_train} images)"
-        )
+        raise ConfigError(f"train.batch_size: {batch_size} is larger than the training split ({n_train} images)")
     return n_train // batch_size
 
 
@@ -268,6 +266,7 @@ def train_run(
             "seconds": time.perf_counter() - te,
         }
         epochs.append(record)
+        schedule.observe(record)  # a metric-driven schedule (plateau) reads its metric here
         if val_acc > best["val_accuracy"]:
             best = {"epoch": epoch, "val_accuracy": val_acc}
         bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{val_acc:.3f}", lr=f"{record['lr']:.3g}")

@@ -1,0 +1,157 @@
+"""Smith's LR range test: train briefly while the LR grows exponentially, record the loss, stop
+when it diverges, put the weights back, and suggest an LR by several rules.
+
+Written here because the libraries that have one (fastai, torch-lr-finder) bring their own
+training loops and data pipelines; this one reuses lrlab's batches, optimizer and normalisation.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lrlab.config import TrainConfig
+from lrlab.errors import ConfigError
+from lrlab.training import Normalize, RunInputs, batches, crop_flip, make_optimizer, set_lr
+
+SMOOTHING = 0.98  # exponential moving average of the loss (bias-corrected), as in Smith's and fastai's
+DIVERGE = 4.0  # stop once the smoothed loss exceeds this many times its minimum so far
+
+
+@dataclass
+class RangeTest:
+    lrs: list[float]
+    losses: list[float]  # raw loss at each step
+    smoothed: list[float]  # bias-corrected moving average
+    stopped_early: bool  # True when the loss diverged before end_lr
+    suggestions: dict[str, float] = field(default_factory=dict)
+
+
+def suggest_steepest(lrs: np.ndarray, loss: np.ndarray) -> float:
+    """The LR where the smoothed loss falls fastest against log(LR)."""
+    grad = np.gradient(loss, np.log(lrs))
+    return float(lrs[int(np.argmin(grad))])
+
+
+def suggest_minimum(lrs: np.ndarray, loss: np.ndarray) -> float:
+    """A tenth of the LR at the lowest smoothed loss (one order of magnitude below the edge)."""
+    return float(lrs[int(np.argmin(loss))] / 10)
+
+
+def suggest_valley(lrs: np.ndarray, loss: np.ndarray) -> float:
+    """Halfway (in log LR) between where the loss starts to fall (a tenth of its total fall) and
+    where it bottoms out: the middle of the valley. Anchored at the first real fall because a
+    longest-decreasing-run rule (fastai's valley) spans the flat, noisy start of the curve and
+    lands orders of magnitude too low."""
+    bottom = int(np.argmin(loss))
+    fall = loss[0] - loss[bottom]
+    if fall <= 0:
+        return float(lrs[bottom])
+    begin = int(np.argmax(loss[: bottom + 1] <= loss[0] - 0.1 * fall))
+    return float(lrs[(begin + bottom) // 2])
+
+
+RULES: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "steepest": suggest_steepest,
+    "minimum/10": suggest_minimum,
+    "valley": suggest_valley,
+}
+
+
+def suggestions(lrs: list[float], smoothed: list[float]) -> dict[str, float]:
+    """Every rule's LR, from the curve without its first and last few points (which are noisy)."""
+    a, b = np.asarray(lrs), np.asarray(smoothed)
+    cut = max(1, len(a) // 20)
+    if len(a) > 4 * cut:
+        a, b = a[cut:-cut], b[cut:-cut]
+    return {name: rule(a, b) for name, rule in RULES.items()}
+
+
+def range_test(
+    model: nn.Module,
+    data: RunInputs,
+    cfg: TrainConfig,
+    device: torch.device,
+    seed: int = 0,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    steps: int = 100,
+) -> RangeTest:
+    """Run the test on `model` (its weights are restored afterwards) with the run's optimizer,
+    batch size and augmentation; the LR goes from start_lr to end_lr in `steps` geometric steps."""
+    if not 0 < start_lr < end_lr:
+        raise ConfigError(f"find-lr: need 0 < start_lr < end_lr, got {start_lr:g} and {end_lr:g}")
+    if steps < 10:
+        raise ConfigError(f"find-lr: steps must be at least 10, got {steps}")
+    saved = copy.deepcopy(model.state_dict())
+    model.to(device).train()
+    opt = make_optimizer(model, cfg, start_lr)
+    norm = Normalize.of(data.mean, data.std, device)
+    order_gen = torch.Generator().manual_seed(seed)
+    aug_gen = torch.Generator().manual_seed(seed + 1)
+    pad = max(1, data.train.images.shape[-1] // 8)
+    grow = (end_lr / start_lr) ** (1 / (steps - 1))
+    lrs, losses, smoothed = [], [], []
+    avg, best, stopped = 0.0, math.inf, False
+
+    def stream():  # batches forever, a new order each pass
+        while True:
+            yield from batches(data.train, cfg.batch_size, torch.randperm(len(data.train), generator=order_gen), device)
+
+    it = stream()
+    for i in range(steps):
+        lr = start_lr * grow**i
+        set_lr(opt, lr, None)
+        x, y = next(it)
+        if data.augment:
+            x = crop_flip(x, aug_gen, pad)
+        loss = F.cross_entropy(model(norm(x)), y, label_smoothing=cfg.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        value = loss.item()
+        avg = SMOOTHING * avg + (1 - SMOOTHING) * value
+        smooth = avg / (1 - SMOOTHING ** (i + 1))
+        lrs.append(lr)
+        losses.append(value)
+        smoothed.append(smooth)
+        if not math.isfinite(smooth) or smooth > DIVERGE * best:
+            stopped = True
+            break
+        best = min(best, smooth)
+    model.load_state_dict(saved)
+    finite = [k for k, v in enumerate(smoothed) if math.isfinite(v)]
+    if len(finite) < 5:
+        raise ConfigError("find-lr: the loss diverged within a few steps; lower start_lr")
+    # the diverging tail is kept in the curve but not used by the rules
+    last = finite[-1] + 1 if not stopped else len(smoothed) - 1
+    result = RangeTest(lrs, losses, smoothed, stopped)
+    result.suggestions = suggestions(lrs[:last], smoothed[:last])
+    return result
+
+
+def plot_range_test(test: RangeTest, path) -> None:
+    """Loss against LR (log axis), with each rule's suggestion marked."""
+    from lrlab.report import new_figure, save_figure
+
+    fig, ax = new_figure((7, 4))
+    ax.plot(test.lrs, test.losses, color="0.75", lw=1, label="loss")
+    ax.plot(test.lrs, test.smoothed, color="C0", lw=2, label="smoothed loss")
+    finite = [v for v in test.smoothed if math.isfinite(v)]
+    for k, (name, lr) in enumerate(test.suggestions.items()):
+        ax.axvline(lr, color=f"C{k + 1}", ls="--", lw=1.2, label=f"{name}: {lr:.3g}")
+    ax.set_xscale("log")
+    if finite:
+        lo = min(finite)
+        ax.set_ylim(lo - 0.1 * abs(lo), min(max(finite), DIVERGE * lo) * 1.05)
+    ax.set(xlabel="learning rate", ylabel="training loss", title="LR range test")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save_figure(fig, path)

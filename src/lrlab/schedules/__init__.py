@@ -1,0 +1,44 @@
+"""Learning-rate schedules as data: a spec (a TOML table) compiles to a pure function of the step.
+
+A spec is `{"type": <family or preset>, <parameters>}`. Lengths carry their unit in the key:
+`up_steps`, `up_epochs` or `up_frac` (a fraction of all training steps). `compile_schedule(spec,
+plan)` checks the spec against the run's real number of optimizer steps and returns a `Schedule`
+whose `lr(step)` has no hidden state, so a resumed run continues the same trace from its step.
+
+Every family takes a warm-up (`warmup_steps|_epochs|_frac`, `warmup_start_lr`, `warmup_curve`)
+that ramps to the family's first value, after which the family runs over the remaining steps (no
+jump where they meet), and an optional momentum schedule (`momentum = {type = "inverse", ...}`
+or any family's table giving momentum values).
+"""
+
+from lrlab.schedules.compile import (
+    AUTO_FACTORS,
+    AUTO_RULE,
+    Schedule,
+    compile_schedule,
+    family_fields,
+    parse_spec,
+    resolve_auto,
+    uses_auto,
+    valid_keys,
+)
+from lrlab.schedules.core import Duration, Plan, Spec
+from lrlab.schedules.families import FAMILIES
+from lrlab.schedules.presets import PRESETS
+
+__all__ = [
+    "AUTO_FACTORS",
+    "AUTO_RULE",
+    "FAMILIES",
+    "PRESETS",
+    "Duration",
+    "Plan",
+    "Schedule",
+    "Spec",
+    "compile_schedule",
+    "family_fields",
+    "parse_spec",
+    "resolve_auto",
+    "uses_auto",
+    "valid_keys",
+]

@@ -1,0 +1,277 @@
+"""From a spec (a TOML table) to a compiled `Schedule`: parse and type-check the keys, expand a
+preset, resolve `"auto"` LRs, check the spec against the real step count, add warm-up and momentum.
+Every refusal is a ConfigError naming the field."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from lrlab.errors import ConfigError, choices, did_you_mean
+from lrlab.schedules.core import UNITS, Duration, Fn, Plan, Spec, cos_anneal, pick
+from lrlab.schedules.families import FAMILIES
+from lrlab.schedules.presets import PRESETS
+
+# Spec keys that differ from the field name (a field named `curve` would shadow the method).
+_RENAMED = {"curve_type": "curve"}
+# LR keys that may be zero; every other key ending in "lr" must be positive
+_ZERO_LR_OK = ("min_lr", "base_lr", "end_lr", "warmup_start_lr")
+# `"auto"` LR keys: the LR range test's suggestion times this factor. The peak keys take the
+# suggestion itself; a cyclic base takes a tenth of it (Smith: base 3-4× below the peak, or lower).
+AUTO_FACTORS = {"lr": 1.0, "max_lr": 1.0, "base_lr": 0.1}
+AUTO_RULE = "valley"  # which suggestion of the LR range test "auto" uses (see lr_finder.py)
+# `momentum = {type = "inverse", ...}`: momentum mirrors the LR within the run's LR range
+INVERSE_DEFAULTS = {"low": 0.85, "high": 0.95}
+
+
+def _keys(cls: type[Spec]) -> dict[str, tuple[str, Any]]:
+    """Spec key -> (field name, field type); a Duration field expands to its three unit keys."""
+    hints = typing.get_type_hints(cls)
+    out: dict[str, tuple[str, Any]] = {}
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("internal"):
+            continue
+        key, tp = _RENAMED.get(f.name, f.name), hints[f.name]
+        args = typing.get_args(tp)
+        if tp is Duration or Duration in args or tp == list[Duration]:
+            for unit in UNITS:
+                out[f"{key}_{unit}"] = (f.name, list[Duration] if tp == list[Duration] else Duration)
+        else:
+            out[key] = (f.name, tp)
+    return out
+
+
+def valid_keys(family: str) -> list[str]:
+    """Every key a spec of this family (or preset) may have, `type` first."""
+    cls = FAMILIES[PRESETS[family]["type"] if family in PRESETS else family]
+    return ["type", *_keys(cls)]
+
+
+REQUIRED = "(required)"
+
+
+def family_fields(family: str) -> list[tuple[str, Any]]:
+    """(key, default) of a family's own parameters (no warm-up/momentum), for docs and help;
+    the default of a required key is REQUIRED."""
+    cls = FAMILIES[family]
+    base = {f.name for f in dataclasses.fields(Spec)}
+    out = []
+    for f in dataclasses.fields(cls):
+        if f.name in base or f.metadata.get("internal"):
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else REQUIRED
+        if isinstance(default, Duration):
+            default = f"{default.value:g} {default.unit}"
+        key = _RENAMED.get(f.name, f.name)
+        tp = typing.get_type_hints(cls)[f.name]
+        if tp is Duration or Duration in typing.get_args(tp) or tp == list[Duration]:
+            key += "_*"
+        out.append((key, default))
+    return out
+
+
+def expand_preset(spec: dict[str, Any]) -> dict[str, Any]:
+    """A preset's pinned keys with the user's keys on top (a length the user gives in another
+    unit replaces the preset's); other specs are returned as they are."""
+    name = spec.get("type")
+    if not isinstance(name, str) or name not in PRESETS:
+        return dict(spec)
+    out = dict(PRESETS[name])
+    for key in spec:
+        stem, _, unit = key.rpartition("_")
+        if unit in UNITS:
+            for u in UNITS:
+                out.pop(f"{stem}_{u}", None)
+    out.update({k: v for k, v in spec.items() if k != "type"})
+    return out
+
+
+def uses_auto(spec: Any) -> bool:
+    return isinstance(spec, dict) and any(v == "auto" for v in spec.values())
+
+
+def resolve_auto(spec: dict[str, Any], suggestion: float) -> dict[str, Any]:
+    """Replace every `"auto"` LR by the range test's suggestion times the key's AUTO_FACTORS entry."""
+    return {k: suggestion * AUTO_FACTORS[k] if v == "auto" and k in AUTO_FACTORS else v for k, v in spec.items()}
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _value(value: Any, tp: Any, key: str, where: str) -> Any:
+    if tp is Duration or tp == list[Duration]:
+        unit = key.rsplit("_", 1)[1]
+        items = value if tp != Duration and isinstance(value, list) else [value]
+        if tp != Duration and not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list of lengths, got {value!r}")
+        out = []
+        for v in items:
+            n = _number(v, where)
+            if n < 0:
+                raise ConfigError(f"{where}: a length cannot be negative, got {v!r}")
+            if unit == "frac" and n > 1:
+                raise ConfigError(f"{where}: a fraction of training must be in [0, 1], got {v!r}")
+            out.append(Duration(n, unit))
+        return out[0] if tp is Duration else out
+    if tp is bool or tp is str:
+        if not isinstance(value, tp):
+            raise ConfigError(f"{where}: expected {'true or false' if tp is bool else 'a string'}, got {value!r}")
+        return value
+    if any(typing.get_origin(t) is dict for t in (tp, *typing.get_args(tp))):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table, got {value!r}")
+        return value
+    if value == "auto" and key in AUTO_FACTORS:
+        raise ConfigError(
+            f'{where}: "auto" is set from the LR range test, which `lrlab study` and `lrlab schedules` '
+            "run on the study's data (not with --steps)"
+        )
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+        return value
+    n = _number(value, where)
+    if key.endswith("lr") and (n < 0 or (n == 0 and key not in _ZERO_LR_OK)):
+        raise ConfigError(f"{where}: a learning rate must be positive, got {value!r}")
+    return n
+
+
+def parse_spec(spec: Any, where: str = "schedule") -> Spec:
+    """Check a spec's type, keys and value types (not yet its fit to a run); ConfigError names the key."""
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where}: expected a table with a `type` key, got {spec!r}")
+    if "type" not in spec:
+        raise ConfigError(f"{where}.type: missing; valid types: {choices([*FAMILIES, *PRESETS])}")
+    family = spec["type"]
+    if not isinstance(family, str) or (family not in FAMILIES and family not in PRESETS):
+        names = [*FAMILIES, *PRESETS]
+        raise ConfigError(
+            f"{where}.type: unknown schedule type {family!r}{did_you_mean(str(family), names)}; valid: {choices(names)}"
+        )
+    spec = expand_preset(spec)
+    cls = FAMILIES[spec["type"]]
+    keys = _keys(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in spec.items():
+        if key == "type":
+            continue
+        if key not in keys:
+            raise ConfigError(
+                f"{where}.{key}: not a parameter of {family!r}{did_you_mean(key, keys)}; "
+                f"valid: {choices(valid_keys(family))}"
+            )
+        name, tp = keys[key]
+        if name in kwargs:
+            raise ConfigError(f"{where}.{key}: the length {name!r} is given twice; give one of its units")
+        kwargs[name] = _value(value, tp, key, f"{where}.{key}")
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        shown = [f"{_RENAMED.get(m, m)}_steps|_epochs|_frac" if f"{m}_steps" in keys else m for m in missing]
+        raise ConfigError(f"{where}: {family!r} needs {', '.join(shown)}")
+    if spec["type"] == "warmup" and "warmup" not in kwargs:
+        raise ConfigError(f"{where}: 'warmup' needs warmup_steps|_epochs|_frac")
+    return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A compiled schedule: pure functions of the optimizer step (0-based). A metric-driven one
+    (plateau) also reads the validation metric the run appends with `observe` at each epoch end."""
+
+    name: str
+    spec: dict[str, Any]  # as written (a preset unexpanded)
+    plan: Plan
+    lr: Fn
+    momentum: Fn | None  # None: the optimizer's own momentum is left alone
+    floor_lr: float  # the lowest LR the spec can give
+    peak_lr: float  # the highest
+    metric: str | None = None  # plateau: the metric it watches
+    history: list[float] = field(default_factory=list)  # plateau: that metric at each epoch end
+
+    def observe(self, metrics: dict[str, float]) -> None:
+        """Record an epoch's validation metrics (only metric-driven schedules keep them)."""
+        if self.metric is not None:
+            self.history.append(float(metrics[self.metric]))
+
+    def trace(self) -> list[tuple[int, float, float | None]]:
+        """(step, lr, momentum) for every step of the run."""
+        m = self.momentum
+        return [(s, self.lr(s), m(s) if m else None) for s in range(self.plan.total_steps)]
+
+
+def _momentum(table: dict[str, Any], lr: Fn, lo: float, hi: float, plan: Plan, where: str) -> Fn:
+    """A momentum (beta1) schedule: `inverse` mirrors the LR, any family gives values directly."""
+    if table.get("type") == "inverse":
+        extra = set(table) - {"type", *INVERSE_DEFAULTS}
+        if extra:
+            raise ConfigError(f"{where}.{sorted(extra)[0]}: 'inverse' takes {choices(INVERSE_DEFAULTS)}")
+        low, high = (_number(table.get(k, d), f"{where}.{k}") for k, d in INVERSE_DEFAULTS.items())
+        if not 0 <= low <= high < 1:
+            raise ConfigError(f"{where}: need 0 ≤ low ≤ high < 1, got low {low:g}, high {high:g}")
+        span = hi - lo
+        return lambda s: high - (high - low) * ((lr(s) - lo) / span if span > 0 else 0.0)
+    sched = compile_schedule(table, plan, where=where)
+    if not 0 <= sched.floor_lr <= sched.peak_lr < 1:
+        raise ConfigError(f"{where}: momentum values must lie in [0, 1); this spec reaches {sched.peak_lr:g}")
+    return sched.lr
+
+
+def compile_schedule(spec: dict[str, Any], plan: Plan, name: str = "schedule", where: str | None = None) -> Schedule:
+    """Check `spec` against `plan` and return its pure LR function; ConfigError names the field."""
+    where = where or f"schedules.{name}"
+    if plan.total_steps < 1 or plan.steps_per_epoch < 1:
+        raise ConfigError(f"{where}: the run has no optimizer steps ({plan})")
+    parsed = parse_spec(spec, where)
+
+    def fld(f: str) -> str:
+        return f"{where}.{f}"
+
+    W = parsed.warmup.steps(plan) if parsed.warmup else 0.0
+    if plan.total_steps <= W:
+        raise ConfigError(
+            f"{fld('warmup')}: the warm-up ({W:g} steps) must be shorter than the run ({plan.total_steps} steps)"
+        )
+    lo, hi = parsed.bounds()
+    ramp = pick({"linear": None, "cos": None}, "warmup_curve", parsed.warmup_curve, fld) or parsed.warmup_curve
+    W_int = math.ceil(W)  # whole optimizer steps
+    inner = Plan(plan.total_steps - W_int, plan.steps_per_epoch)
+    body = parsed.curve(inner, fld)
+    if W_int:
+        start, first = parsed.warmup_start_lr, body(0)
+        if start > first:
+            raise ConfigError(
+                f"{fld('warmup_start_lr')}: a warm-up rises; {start:g} is above the schedule's first LR {first:g}"
+            )
+
+        def lr(s: int) -> float:
+            if s >= W_int:
+                return body(s - W_int)
+            if ramp == "cos":
+                return cos_anneal(start, first, s / W_int)
+            return start + (first - start) * s / W_int
+
+        lo = min(lo, start)
+    else:
+        lr = body
+    built_in = parsed.momentum_curve(inner)
+    if parsed.momentum is not None and built_in is not None:
+        raise ConfigError(f"{fld('momentum')}: give a momentum table or cycle_momentum = true, not both")
+    if parsed.momentum is not None:
+        momentum = _momentum(parsed.momentum, lr, lo, hi, plan, fld("momentum"))
+    elif built_in is not None:
+        momentum = lambda s: built_in(max(s - W_int, 0))  # noqa: E731  (held during the warm-up)
+    else:
+        momentum = None
+    return Schedule(
+        name, dict(spec), plan, lr, momentum, lo, hi, parsed.watched_metric(), getattr(parsed, "history", [])
+    )

@@ -1,0 +1,93 @@
+"""The pieces every schedule family is built from: the run's step plan, lengths with units, the
+`Spec` base class, and the two annealing curves (cosine and linear) that torch and fastai share."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from lrlab.errors import ConfigError, choices
+
+UNITS = ("steps", "epochs", "frac")
+Fn = Callable[[int], float]  # optimizer step (0-based) -> value
+Field = Callable[[str], str]  # parameter name -> its full key for messages ("schedules.x.max_lr")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The step geometry of one training run; a schedule is compiled against it."""
+
+    total_steps: int  # optimizer steps in the whole run
+    steps_per_epoch: int
+
+
+@dataclass(frozen=True)
+class Duration:
+    """A length with its unit, as written in the spec (`up_epochs = 2` is Duration(2, "epochs"))."""
+
+    value: float
+    unit: str  # steps | epochs | frac (of all training steps)
+
+    def steps(self, plan: Plan) -> float:
+        """The length in optimizer steps (a float: torch's formulas keep fractional lengths)."""
+        per = {"steps": 1, "epochs": plan.steps_per_epoch, "frac": plan.total_steps}[self.unit]
+        return self.value * per
+
+
+def cos_anneal(start: float, end: float, pct: float) -> float:
+    """Half a cosine from start (pct 0) to end (pct 1): torch's `_annealing_cos`, fastai's SchedCos."""
+    return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+
+
+def lin_anneal(start: float, end: float, pct: float) -> float:
+    return start + (end - start) * pct
+
+
+ANNEALS: dict[str, Callable[[float, float, float], float]] = {
+    "cos": cos_anneal,
+    "linear": lin_anneal,
+}
+
+
+def pick(table: dict[str, Any], name: str, value: str, field: Field) -> Any:
+    """table[value], or a ConfigError naming the field and the valid values."""
+    if value not in table:
+        raise ConfigError(f"{field(name)}: must be one of {choices(table)}, got {value!r}")
+    return table[value]
+
+
+def positive_steps(d: Duration, plan: Plan, name: str, field: Field) -> float:
+    n = d.steps(plan)
+    if n <= 0:
+        raise ConfigError(f"{field(name)}: must be longer than zero steps (got {d.value:g} {d.unit})")
+    return n
+
+
+@dataclass(frozen=True, kw_only=True)
+class Spec:
+    """Parameters every family takes. A family adds its own fields and implements `curve` and
+    `bounds`; the field types drive parsing (a `Duration` field `up` is written `up_steps`,
+    `up_epochs` or `up_frac`)."""
+
+    warmup: Duration | None = None  # a warm-up before the family's own curve
+    warmup_start_lr: float = 0.0  # LR at the first step of the warm-up
+    warmup_curve: str = "linear"  # linear | cos
+    momentum: dict[str, Any] | None = None  # a momentum/beta1 schedule (see compile.py)
+
+    def watched_metric(self) -> str | None:
+        """The validation metric a metric-driven family reads at each epoch end (else None)."""
+        return None
+
+    def curve(self, plan: Plan, field: Field) -> Fn:
+        """The family's LR as a function of its own step (0 .. plan.total_steps - 1)."""
+        raise NotImplementedError
+
+    def bounds(self) -> tuple[float, float]:
+        """The lowest and highest LR the family can give (after its warm-up)."""
+        raise NotImplementedError
+
+    def momentum_curve(self, plan: Plan) -> Fn | None:
+        """Momentum built into the family (torch's cycle_momentum); None where there is none."""
+        return None

@@ -1,0 +1,455 @@
+"""Schedule families: each a frozen spec whose `curve` is a pure function of the optimizer step.
+
+Formulas follow PyTorch where it has the same shape (StepLR, MultiStepLR, ExponentialLR,
+PolynomialLR, CosineAnnealingLR, CosineAnnealingWarmRestarts, CyclicLR, OneCycleLR,
+ReduceLROnPlateau), so traces agree step for step (tests/test_schedules.py). Written here rather
+than wrapping torch.optim.lr_scheduler because those are stateful objects tied to an optimizer
+(OneCycleLR raises past its total, CyclicLR cycles momentum by default, SequentialLR mis-steps on
+resume): a pure function of the step is what makes preview, validation and resume trivial.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from lrlab.errors import ConfigError
+from lrlab.schedules.core import (
+    ANNEALS,
+    Duration,
+    Field,
+    Fn,
+    Plan,
+    Spec,
+    cos_anneal,
+    pick,
+    positive_steps,
+)
+
+ONE_STEP = Duration(1, "steps")
+A_THIRD = Duration(1 / 3, "frac")
+
+
+def _check_min(lr: float, min_lr: float, field: Field, name: str = "min_lr") -> None:
+    if not 0 <= min_lr <= lr:
+        raise ConfigError(f"{field(name)}: must be in [0, {lr:g}] (the peak LR), got {min_lr:g}")
+
+
+def _check_gamma(gamma: float, field: Field) -> None:
+    if not 0 < gamma <= 1:
+        raise ConfigError(f"{field('gamma')}: a decay factor must be in (0, 1], got {gamma:g}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Constant(Spec):
+    lr: float
+
+    def curve(self, plan: Plan, field: Field) -> Fn:
+        return lambda s: self.lr
+
+    def bounds(self) -> tuple[float, float]:
+        return self.lr, self.lr
+
+
+@dataclass(frozen=True, kw_only=True)
+class Warmup(Constant):
+    """Warm-up to `lr`, then hold: the original study's "warm-up" setting (the warm-up is required)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step(Spec):
+    """`lr` times `gamma` every `every` (torch StepLR)."""
+
+    lr: float
+    every: Duration  # decay interval
+    gamma: float = 0.1
+
+    def curve(self, plan: Plan, field: Field) -> Fn:
+        every = positive_steps(self.every, plan, "every", field)
+        _check_gamma(self.gamma, field)
+        return lambda s: self.lr * self.gamma ** math.floor(s / every)
+
+    def bounds(self) -> tuple[float, float]:
+        return 0.0, self.lr
+
+
+@dataclass(frozen=True, kw_only=True)
+class MultiStep(Spec):
+    """`lr` times `gamma` at each milestone (torch MultiStepLR)."""
+
+    lr: float
+    milestones: list[Duration]  # e.g. milestones_frac = [0.5, 0.75]
+    gamma: float = 0.1
+
+    def curve(self, plan: Plan, field: Field) -> Fn:
+        _check_gamma(self.gamma, field)
+        at = sorted(m.steps(plan) for m in self.milestones)
+        return lambda s: self.lr * self.gamma ** bisect.bisect_right(at, s)
+
+    def bounds(self) -> tuple[float, float]:
+        return 0.0, self.lr
+
+
+@dataclass(frozen=True, kw_only=True)
+class Exponential(Spec):
+    """`lr` times `gamma` per `every` (default: per step, torch ExponentialLR stepped every batch;
+    `every_epochs = 1` decays by gamma per epoch, smoothly)."""
+
+    lr: float
+    gamma: float
+    every: Duration = ONE_STEP
+
+    def curve(self, plan: Plan, field: Field) -> Fn:
+        every = positive_steps(self.every, plan, "every", field)
+        _check_gamma(self.gamma, field)
+        return lambda s: self.lr * self.gamma ** (s / every)
+
+    def bounds(self) -> tuple[float, float]:
+        return 0.0, self.lr
+
+
+@dataclass(frozen=True, kw_only=True)
+class Polynomial(Spec):
+    """From `lr` to `end_lr` as (1 - t/T)**power over `decay` (default: the whole run), then hold
+    (torch PolynomialLR with end_lr 0; power 1 is linear decay)."""
+
+    lr: float
+    power: float = 1.0
+    end_lr: float = 0.0
+    decay: Duration | None = None
+
+    def curve(self, plan: Plan, field: Field) -> Fn:
+        T = positive_steps(self.decay, plan, "decay", field) if self.decay else plan.total_steps
+        _check_min(self.lr, self.end_lr, field, "end_lr")
+        if self.power <= 0:
+            raise ConfigError(f"{field('power')}: must be positive, got {self.power:g}")
+        return lambda s: self.end_lr + (self.lr - self.end_lr) * (1 - min(s, T) / T) ** self.power
+
+    def bounds(self) -> tuple[float, float]:
+        return self.end_lr, self.lr
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cosine(Spec):
+    """Half a cosine from `lr` to `min_lr` over the run (torch CosineAnnealingLR, T_max = run)."""
+
+    lr: float
+    min_lr: float = 0.0
+
+    def curve(self, plan: Plan, field: Field) -> Fn:
+        _check_min(self.lr, self.min_lr, field)
+        T = plan.total_steps
+        return lambda s: cos_anneal(self.lr, self.min_lr, s / T)
+
+    def bounds(self) -> tuple[float, float]:
+        return self.min_lr, self.lr
+
+
+@dataclass(frozen=True, kw_only=True)
+class Anneal(Spec):
+    """The original study's "annealing": `curve` cosine (as `cosine`), linear (as `polynomial` with
+    power 1) or step (as `step`, default: two drops by `gamma`)."""
+
+    lr: float
+    curve_type: str = "cosine"  # written `curve` in specs: cosine | linear | step
+    min_lr: float = 0.0  # cosine/linear: the last LR
+    gamma: float = 0.1  # step: decay factor
+    every: Duration = A_THIRD  # step: decay interval (two drops)
+
+    def _inner(self, field: Field) -> Spec:
+        kinds = {
+            "cosine": lambda: Cosine(lr=self.lr, min_lr=self.min_lr),
+            "linear": lambda: Polynomial(lr=self.lr, end_lr=self.min_lr),
+            "step": lambda: Step(lr=self.lr, gamma=self.gamma, every=self.every),
+        }
+        return pick(kinds, "curve", self.curve_type, field)()
+
+    def curve(self, plan: Plan, field: Field) -> Fn:
+        rename = {"end_lr": "min_lr"}
+        return self._inner(field).curve(plan, lambda f: field(rename.get(f, f)))
+
+    def bounds(self) -> tuple[float, float]:
+        return (0.0 if self.curve_type == "step" else self.min_lr), self.lr
+
+
+@dataclass(frozen=True, kw_only=True)
+class SGDR(Spec):
+    """Cosine annealing with warm restarts (Loshchilov & Hutter; torch
+    CosineAnnealingWarmRestarts): cycles of `period`, each `t_mult` times longer than the last,
+    peaks scaled by `peak_decay` per cycle, and an optional warm-up at the start of every cycle
+    (timm's cycle_decay and per-cycle warm-up)."""
+
+    lr: float
+    period: Duration  # the first cycle (torch T_0)
+    min_lr: float = 0.0
+    t_mult: float = 1.0  # cycle-length growth (torch T_mult)
+    peak_decay: float = 1.0  # each cycle's peak = previous peak × peak_decay
+    cycle_warmup: Duration | None = None  # linear ramp from min_lr at the start of every cycle
+
+    def curve(self, plan: Plan, field: Field) -> Fn:
+        T0 = positive_steps(self.period, plan, "period", field)
+        _check_min(self.lr, self.min_lr, field)
+        if self.t_mult < 1:
+            raise ConfigError(f"{field('t_mult')}: must be at least 1, got {self.t_mult:g}")
+        if not 0 < self.peak_decay <= 1:
+            raise ConfigError(f"{field('peak_decay')}: must be in (0, 1], got {self.peak_decay:g}")
+        W = self.cycle_warmup.steps(plan) if self.cycle_warmup else 0.0
+        if W >= T0:
+            raise ConfigError(f"{field('cycle_warmup')}: must be shorter than the first cycle ({T0:g} steps)")
+
+        def lr(s: int) -> float:
+            if self.t_mult == 1:
+                n, t, Ti = math.floor(s / T0), s % T0, T0
+            else:  # closed form of torch's recursion T_i = T_0 * T_mult**i; log1p/expm1 keep
+                # it exact for a t_mult just above 1 (found by the property tests)
+                g = math.log1p(self.t_mult - 1)
+                n = math.floor(math.log1p(s / T0 * (self.t_mult - 1)) / g)
+                t = s - T0 * math.expm1(n * g) / (self.t_mult - 1)
+                Ti = T0 * self.t_mult**n
+                if t < 0:  # float rounding at a cycle boundary
+                    n, Ti = n - 1, Ti / self.t_mult
+                    t += Ti
+                elif t >= Ti:
+                    n, t, Ti = n + 1, t - Ti, Ti * self.t_mult
+            peak = self.lr * self.peak_decay**n
+            if t < W:
+                return self.min_lr + (peak - self.min_lr) * t / W
+            return cos_anneal(peak, self.min_lr, (t - W) / (Ti - W))
+
+        return lr
+
+    def bounds(self) -> tuple[float, float]:
+        return self.min_lr, self.lr
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cyclic(Spec):
+    """Smith's cyclical LR (torch CyclicLR): up for `up`, down for `down` (unequal lengths allowed)."""
+
+    base_lr: float
+    max_lr: float
+    up: Duration  # rising half-cycle
+    down: Duration | None = None  # falling half-cycle; default: the same as `up`
+    mode: str = "triangular"  # triangular | triangular2 (amplitude halves each cycle) | exp_range
+    gamma: float = 1.0  # exp_range: amplitude × gamma**step
+    cycle_momentum: bool = False  # torch's momentum cycling; off unless asked for (torch: on)
+    base_momentum: float = 0.8  # momentum at the LR peak (torch's default)
+    max_momentum: float = 0.9  # momentum at the LR trough
+
+    MODES: ClassVar[tuple[str, ...]] = ("triangular", "triangular2", "exp_range")
+
+    def _shape(self, plan: Plan, field: Field) -> Fn:
+        up = positive_steps(self.up, plan, "up", field)
+        down = positive_steps(self.down or self.up, plan, "down", field)
+        scale = pick(
+            {
+                "triangular": lambda cycle, s: 1.0,
+                "triangular2": lambda cycle, s: 1 / (2.0 ** (cycle - 1)),
+                "exp_range": lambda cycle, s: self.gamma**s,
+            },
+            "mode",
+            self.mode,
+            field,
+        )
+        if not 0 < self.gamma <= 1:
+            raise ConfigError(f"{field('gamma')}: must be in (0, 1], got {self.gamma:g}")
+        total, ratio = up + down, up / (up + down)
+
+        def height(s: int) -> float:
+            cycle = math.floor(1 + s / total)  # as torch: 1-based cycle, x in [0, 1) within it
+            x = 1.0 + s / total - cycle
+            h = x / ratio if x <= ratio else (x - 1) / (ratio - 1)
+            return h * scale(cycle, s)
+
+        return height
+
+    def curve(self, plan: Plan, field: Field) -> Fn:
+        if self.max_lr < self.base_lr:
+            raise ConfigError(f"{field('max_lr')}: must be at least base_lr ({self.max_lr:g} < {self.base_lr:g})")
+        h = self._shape(plan, field)
+        return lambda s: self.base_lr + (self.max_lr - self.base_lr) * h(s)
+
+    def momentum_curve(self, plan: Plan) -> Fn | None:
+        if not self.cycle_momentum:
+            return None
+        h = self._shape(plan, str)
+        return lambda s: self.max_momentum - (self.max_momentum - self.base_momentum) * h(s)
+
+    def bounds(self) -> tuple[float, float]:
+        return self.base_lr, self.max_lr
+
+
+@dataclass(frozen=True, kw_only=True)
+class OneCycle(Spec):
+    """Smith's one-cycle: up from max_lr/div_factor to max_lr over `peak_frac` of the run, then down
+    to max_lr/div_factor/final_div_factor; three_phase: Smith's form (down to the start, then the
+    tail). `convention` picks where phases end: "torch" (OneCycleLR: the peak at step
+    peak_frac·T − 1, the last step at the final LR) or "fastai" (fit_one_cycle: phases split
+    progress s/T at peak_frac)."""
+
+    max_lr: float
+    peak_frac: float = 0.3  # torch pct_start
+    div_factor: float = 25.0  # start LR = max_lr / div_factor
+    final_div_factor: float = 1e4  # final LR = start LR / final_div_factor
+    anneal: str = "cos"  # cos | linear
+    three_phase: bool = False
+    convention: str = "torch"  # torch | fastai
+    cycle_momentum: bool = False  # momentum from max to base and back; off unless asked (torch: on)
+    base_momentum: float = 0.85
+    max_momentum: float = 0.95
+
+    CONVENTIONS: ClassVar[tuple[str, ...]] = ("torch", "fastai")
+
+    def _phases(self, plan: Plan, field: Field, lo: float, hi: float, end: float) -> Fn:
+        if not 0 < self.peak_frac < 1:
+            raise ConfigError(f"{field('peak_frac')}: must be in (0, 1), got {self.peak_frac:g}")
+        anneal = pick(ANNEALS, "anneal", self.anneal, field)
+        pick(dict.fromkeys(self.CONVENTIONS), "convention", self.convention, field)
+        T, p = plan.total_steps, self.peak_frac
+        # phase ends (in steps) with their start and end values
+        if self.convention == "torch":
+            ends = [p * T - 1, 2 * p * T - 2, T - 1] if self.three_phase else [p * T - 1, T - 1]
+        else:
+            ends = [p * T, 2 * p * T, T] if self.three_phase else [p * T, T]
+        values = [(lo, hi), (hi, lo), (lo, end)] if self.three_phase else [(lo, hi), (hi, end)]
+        stops = [0.0, *ends]
+        if any(b <= a for a, b in itertools.pairwise(stops)):
+            raise ConfigError(f"{field('peak_frac')}: {p:g} leaves an empty phase in {T} steps")
+
+        def value(s: int) -> float:
+            start = 0.0
+            for i, (stop, (a, b)) in enumerate(zip(ends, values, strict=True)):
+                # torch: a step on a phase end belongs to that phase; fastai: to the next
+                inside = s <= stop if self.convention == "torch" else s < stop
+                if inside or i == len(ends) - 1:
+                    return anneal(a, b, (s - start) / (stop - start))
+                start = stop
+            raise AssertionError("unreachable")
+
+        return value
+
+    def curve(self, plan: Plan, field: Field) -> Fn:
+        if self.div_factor < 1:
+            raise ConfigError(f"{field('div_factor')}: must be at least 1, got {self.div_factor:g}")
+        if self.final_div_factor < 1:
+            raise ConfigError(f"{field('final_div_factor')}: must be at least 1, got {self.final_div_factor:g}")
+        start = self.max_lr / self.div_factor
+        return self._phases(plan, field, start, self.max_lr, start / self.final_div_factor)
+
+    def momentum_curve(self, plan: Plan) -> Fn | None:
+        if not self.cycle_momentum:
+            return None
+        return self._phases(plan, str, self.max_momentum, self.base_momentum, self.max_momentum)
+
+    def bounds(self) -> tuple[float, float]:
+        return self.max_lr / self.div_factor / self.final_div_factor, self.max_lr
+
+
+@dataclass(frozen=True, kw_only=True)
+class FlatAnneal(Spec):
+    """Hold `lr` for `flat_frac` of the run, then anneal to lr/final_div_factor (fastai
+    fit_flat_cos: flat for 75 %, cosine to lr/1e5)."""
+
+    lr: float
+    flat_frac: float = 0.75
+    anneal: str = "cos"  # cos | linear
+    final_div_factor: float = 1e5
+
+    def curve(self, plan: Plan, field: Field) -> Fn:
+        if not 0 <= self.flat_frac < 1:
+            raise ConfigError(f"{field('flat_frac')}: must be in [0, 1), got {self.flat_frac:g}")
+        if self.final_div_factor < 1:
+            raise ConfigError(f"{field('final_div_factor')}: must be at least 1, got {self.final_div_factor:g}")
+        anneal = pick(ANNEALS, "anneal", self.anneal, field)
+        T, end = plan.total_steps, self.lr / self.final_div_factor
+
+        def lr(s: int) -> float:
+            p = s / T  # progress, as fastai's combine_scheds
+            if p < self.flat_frac:
+                return self.lr
+            return anneal(self.lr, end, (p - self.flat_frac) / (1 - self.flat_frac))
+
+        return lr
+
+    def bounds(self) -> tuple[float, float]:
+        return self.lr / self.final_div_factor, self.lr
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plateau(Spec):
+    """Reduce `lr` by `factor` when the validation `metric` has not improved for `patience` epochs
+    (torch ReduceLROnPlateau, checked at every epoch end). The one metric-driven family: its LR
+    is a pure function of the step and the metric history, which a run records every epoch."""
+
+    lr: float
+    factor: float = 0.1
+    patience: int = 10  # epochs without improvement before a reduction
+    threshold: float = 1e-4
+    threshold_mode: str = "rel"  # rel | abs
+    cooldown: int = 0  # epochs after a reduction before counting again
+    min_lr: float = 0.0
+    watch: str = "val_loss"  # val_loss (lower is better) | val_accuracy (higher is better)
+    # the watched metric at each epoch end so far, appended by the run (not a spec key)
+    history: list[float] = field(default_factory=list, repr=False, metadata={"internal": True})
+
+    WATCH: ClassVar[dict[str, str]] = {"val_loss": "min", "val_accuracy": "max"}
+
+    def watched_metric(self) -> str | None:
+        return self.watch
+
+    def curve(self, plan: Plan, field: Field) -> Fn:
+        mode = pick(self.WATCH, "watch", self.watch, field)
+        pick(dict.fromkeys(("rel", "abs")), "threshold_mode", self.threshold_mode, field)
+        if not 0 < self.factor < 1:
+            raise ConfigError(f"{field('factor')}: must be in (0, 1), got {self.factor:g}")
+        _check_min(self.lr, self.min_lr, field)
+        for name in ("patience", "cooldown"):
+            if getattr(self, name) < 0 or getattr(self, name) != int(getattr(self, name)):
+                raise ConfigError(f"{field(name)}: must be a whole number of epochs ≥ 0")
+        spe = plan.steps_per_epoch
+        return lambda s: self.replay(mode, self.history[: s // spe])
+
+    def replay(self, mode: str, history: list[float]) -> float:
+        """The LR after the epochs in `history`, by torch ReduceLROnPlateau's rules."""
+        lr, best, bad, cool = self.lr, math.inf if mode == "min" else -math.inf, 0, 0
+        for value in history:
+            if self.threshold_mode == "rel":
+                edge = best * (1 - self.threshold) if mode == "min" else best * (1 + self.threshold)
+            else:
+                edge = best - self.threshold if mode == "min" else best + self.threshold
+            if value < edge if mode == "min" else value > edge:
+                best, bad = value, 0
+            else:
+                bad += 1
+            if cool > 0:
+                cool, bad = cool - 1, 0
+            if bad > self.patience:
+                new = max(lr * self.factor, self.min_lr)
+                if lr - new > 1e-8:  # torch's eps
+                    lr = new
+                cool, bad = self.cooldown, 0
+        return lr
+
+    def bounds(self) -> tuple[float, float]:
+        return self.min_lr, self.lr
+
+
+# type name -> spec class; `list(FAMILIES)` is the help text and the error message
+FAMILIES: dict[str, type[Spec]] = {
+    "constant": Constant,
+    "warmup": Warmup,
+    "step": Step,
+    "multistep": MultiStep,
+    "exponential": Exponential,
+    "polynomial": Polynomial,
+    "cosine": Cosine,
+    "anneal": Anneal,
+    "sgdr": SGDR,
+    "cyclic": Cyclic,
+    "onecycle": OneCycle,
+    "flat_anneal": FlatAnneal,
+    "plateau": Plateau,
+}

@@ -1,0 +1,71 @@
+"""The LR range test: suggestion rules on known curves, weights restored, `lrlab find-lr`, and
+`lr = "auto"` in a study."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lrlab import config
+from lrlab.cli import main
+from lrlab.lr_finder import range_test, suggest_minimum, suggest_steepest, suggest_valley
+from lrlab.study import prepare
+
+LRS = np.logspace(-5, 1, 61)  # ten points per decade
+
+
+def curve() -> np.ndarray:
+    """Flat at 2.3 up to 1e-3, falls to 0.5 at 1e-1 (steepest near 1e-2), then explodes."""
+    x = np.log10(LRS)
+    loss = 2.3 - 1.8 / (1 + np.exp(-4 * (x + 2)))
+    return np.where(x > -1, 0.5 + 5 * (x + 1) ** 2, loss)
+
+
+def test_rules_on_a_known_curve():
+    loss = curve()
+    assert suggest_steepest(LRS, loss) == pytest.approx(1e-2, rel=0.3)
+    assert suggest_minimum(LRS, loss) == pytest.approx(1e-1 / 10, rel=0.3)
+    assert 1e-3 < suggest_valley(LRS, loss) < 1e-1
+
+
+QUICK = {"data.limit": 300, "train.batch_size": 32, "model.width": 0.125}
+
+
+def test_range_test_restores_weights_and_stops_on_divergence():
+    p = prepare(config.load(None, QUICK))
+    torch.manual_seed(0)
+    model = p.build()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    test = range_test(model, p.inputs, p.cfg.train, p.device, start_lr=1e-4, end_lr=1e4, steps=60)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert test.stopped_early and len(test.lrs) < 60  # 1e4 diverges
+    assert set(test.suggestions) == {"steepest", "minimum/10", "valley"}
+    assert all(1e-4 <= v <= 1e4 for v in test.suggestions.values())
+
+
+def test_find_lr_command(tmp_path, capsys):
+    args = ["find-lr", "--limit", "300", "--batch-size", "32", "--width", "0.125", "--steps", "40"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "steepest" in printed and "valley" in printed and "weights restored" in printed
+    saved = json.loads((tmp_path / "find-lr.json").read_text())
+    assert set(saved["suggestions"]) == {"steepest", "minimum/10", "valley"}
+    assert (tmp_path / "find-lr.png").stat().st_size > 5000
+    assert len((tmp_path / "find-lr.csv").read_text().splitlines()) > 10
+
+
+def test_auto_lr_in_a_study_uses_the_valley_rule():
+    cfg = config.load(None, QUICK)
+    cfg.schedules = {
+        "auto-cyclic": {"type": "cyclic", "base_lr": "auto", "max_lr": "auto", "up_epochs": 1},
+        "fixed": {"type": "constant", "lr": 0.05},
+    }
+    p = prepare(cfg)
+    lr = p.auto_lr["lr"]
+    assert p.auto_lr["rule"] == "valley" and lr == p.auto_lr["suggestions"]["valley"]
+    assert p.specs["auto-cyclic"]["max_lr"] == lr and p.specs["auto-cyclic"]["base_lr"] == pytest.approx(lr / 10)
+    assert p.schedules["auto-cyclic"].peak_lr == lr
+    assert p.specs["fixed"] == {"type": "constant", "lr": 0.05}

@@ -1,0 +1,206 @@
+"""Every family against the library schedule of the same shape, presets, warm-up curves,
+momentum schedules, the metric-driven plateau, and resuming a trace."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from lrlab.errors import ConfigError
+from lrlab.schedules import PRESETS, Plan, compile_schedule, resolve_auto, uses_auto
+
+from .test_schedules import PLAN, assert_close, lrs, torch_lrs
+
+S = torch.optim.lr_scheduler
+
+
+@pytest.mark.parametrize(("T0", "mult", "eta"), [(10, 1, 0.0), (7, 2, 0.001), (5, 3, 0.01), (33, 1, 0.0)])
+def test_sgdr_matches_torch(T0, mult, eta):
+    theirs = torch_lrs(lambda o: S.CosineAnnealingWarmRestarts(o, T_0=T0, T_mult=mult, eta_min=eta), 200, 0.3)
+    spec = {"type": "sgdr", "lr": 0.3, "period_steps": T0, "t_mult": mult, "min_lr": eta}
+    # torch anneals by recursion; its rounding drifts slightly from the closed form
+    assert_close(lrs(spec, Plan(200, 10)), theirs, rel=1e-7)
+
+
+def test_sgdr_peak_decay_and_cycle_warmup():
+    v = lrs({"type": "sgdr", "lr": 1.0, "period_steps": 20, "peak_decay": 0.5, "cycle_warmup_steps": 4})
+    assert v[0] == 0.0 and v[4] == pytest.approx(1.0)  # warm-up at the start of the first cycle
+    assert v[20] == 0.0 and v[24] == pytest.approx(0.5)  # and of the second, to half the peak
+    assert v[44] == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize(("milestones", "gamma"), [([30, 80], 0.1), ([10, 20, 30, 95], 0.5)])
+def test_multistep_matches_torch(milestones, gamma):
+    theirs = torch_lrs(lambda o: S.MultiStepLR(o, milestones=milestones, gamma=gamma), 100, 0.2)
+    assert_close(lrs({"type": "multistep", "lr": 0.2, "milestones_steps": milestones, "gamma": gamma}), theirs)
+
+
+def test_multistep_units():
+    a = lrs({"type": "multistep", "lr": 0.2, "milestones_epochs": [5, 8]})
+    assert a == lrs({"type": "multistep", "lr": 0.2, "milestones_frac": [0.5, 0.8]})
+    assert a[49] == pytest.approx(0.2) and a[50] == pytest.approx(0.02) and a[80] == pytest.approx(0.002)
+
+
+@pytest.mark.parametrize("gamma", [0.99, 0.95])
+def test_exponential_matches_torch(gamma):
+    theirs = torch_lrs(lambda o: S.ExponentialLR(o, gamma=gamma), 100, 0.5)
+    assert_close(lrs({"type": "exponential", "lr": 0.5, "gamma": gamma}), theirs)
+
+
+@pytest.mark.parametrize(("power", "total"), [(1.0, 100), (2.0, 60), (0.5, 100)])
+def test_polynomial_matches_torch(power, total):
+    theirs = torch_lrs(lambda o: S.PolynomialLR(o, total_iters=total, power=power), 100, 0.4)
+    spec = {"type": "polynomial", "lr": 0.4, "power": power, "decay_steps": total}
+    assert_close(lrs(spec), theirs, rel=1e-7)  # torch's recursive form rounds differently
+
+
+def test_plateau_matches_torch():
+    metric = [1.0, 0.9, 0.91, 0.92, 0.93, 0.89, 0.95, 0.96, 0.97, 0.98, 0.99, 1.0, 0.5, 0.6, 0.7, 0.8]
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    ref = S.ReduceLROnPlateau(opt, factor=0.5, patience=2, cooldown=1, min_lr=0.01)
+    sched = compile_schedule(
+        {"type": "plateau", "lr": 0.1, "factor": 0.5, "patience": 2, "cooldown": 1, "min_lr": 0.01}, Plan(160, 10)
+    )
+    for epoch, m in enumerate(metric):
+        assert sched.lr(epoch * 10 + 3) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12), epoch
+        ref.step(m)
+        sched.observe({"val_loss": m})
+    assert sched.lr(159) < 0.1  # it did reduce
+
+
+def test_plateau_watching_accuracy():
+    sched = compile_schedule({"type": "plateau", "lr": 0.1, "patience": 0, "watch": "val_accuracy"}, PLAN)
+    for acc in (0.5, 0.6, 0.6):
+        sched.observe({"val_accuracy": acc, "val_loss": 1.0})
+    assert sched.lr(25) == 0.1 and sched.lr(35) == pytest.approx(0.01)
+
+
+def fastai_reference(lr_max: float, total: int, pct: float, div: float, div_final: float) -> list[float]:
+    """fastai's fit_one_cycle LR, written from its documented definition: combine_scheds over
+    progress s/total of two SchedCos phases, (lr_max/div -> lr_max) then (lr_max -> lr_max/div_final)."""
+
+    def sched_cos(start, end, pos):
+        return start + (1 + math.cos(math.pi * (1 - pos))) * (end - start) / 2
+
+    out = []
+    for s in range(total):
+        pos = s / total
+        if pos < pct:
+            out.append(sched_cos(lr_max / div, lr_max, pos / pct))
+        else:
+            out.append(sched_cos(lr_max, lr_max / div_final, (pos - pct) / (1 - pct)))
+    return out
+
+
+@pytest.mark.parametrize("total", [100, 157])
+def test_fastai_onecycle_preset(total):
+    ours = lrs({"type": "fastai-onecycle", "max_lr": 0.01}, Plan(total, 10))
+    assert_close(ours, fastai_reference(0.01, total, 0.25, 25.0, 1e5))
+    s = compile_schedule({"type": "fastai-onecycle", "max_lr": 0.01}, Plan(total, 10))
+    assert s.momentum(0) == pytest.approx(0.95) and min(s.momentum(i) for i in range(total)) == pytest.approx(
+        0.85, abs=1e-4
+    )
+
+
+def test_torch_onecycle_preset_matches_torch_defaults():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)
+    ref = S.OneCycleLR(opt, max_lr=0.1, total_steps=120)  # every default, momentum cycling included
+    s = compile_schedule({"type": "torch-onecycle", "max_lr": 0.1}, Plan(120, 12))
+    for i in range(120):
+        assert s.lr(i) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-9)
+        assert s.momentum(i) == pytest.approx(opt.param_groups[0]["momentum"], rel=1e-9)
+        opt.step()
+        ref.step()
+
+
+def test_fastai_flat_cos_and_preset_override():
+    v = lrs({"type": "fastai-flat-cos", "lr": 0.2})
+    assert v[:75] == [0.2] * 75 and v[99] < 0.01
+    s = compile_schedule({"type": "torch-cyclic", "base_lr": 0.01, "max_lr": 0.1, "up_epochs": 1}, PLAN)
+    assert s.lr(10) == pytest.approx(0.1)  # the user's up_epochs replaces the preset's up_steps
+    assert set(PRESETS) >= {"torch-onecycle", "fastai-onecycle"}
+
+
+def test_cosine_warmup_curve():
+    v = lrs({"type": "constant", "lr": 1.0, "warmup_steps": 10, "warmup_curve": "cos"})
+    assert v[0] == 0 and v[5] == pytest.approx(0.5) and v[2] < 0.2 and v[10] == 1.0
+
+
+def test_inverse_momentum_mirrors_the_lr():
+    s = compile_schedule(
+        {"type": "cosine", "lr": 0.1, "momentum": {"type": "inverse", "low": 0.85, "high": 0.95}}, PLAN
+    )
+    assert s.momentum(0) == pytest.approx(0.85)  # LR at its peak: momentum at its low
+    assert s.momentum(99) == pytest.approx(0.95, abs=1e-3)
+
+
+def test_explicit_momentum_schedule():
+    s = compile_schedule(
+        {"type": "constant", "lr": 0.1, "momentum": {"type": "cosine", "lr": 0.99, "min_lr": 0.9}}, PLAN
+    )
+    assert s.momentum(0) == pytest.approx(0.99) and s.momentum(50) == pytest.approx(0.945)
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        (
+            {"type": "constant", "lr": 0.1, "momentum": {"type": "inverse", "low": 0.99, "high": 0.9}},
+            "momentum",
+        ),
+        ({"type": "constant", "lr": 0.1, "momentum": {"type": "constant", "lr": 1.5}}, "momentum"),
+        ({"type": "constant", "lr": 0.1, "momentum": {"type": "inverse", "hi": 0.9}}, "momentum.hi"),
+        (
+            {"type": "onecycle", "max_lr": 0.1, "cycle_momentum": True, "momentum": {"type": "inverse"}},
+            "not both",
+        ),
+        ({"type": "sgdr", "lr": 0.1, "period_steps": 10, "cycle_warmup_steps": 10}, "cycle_warmup"),
+        ({"type": "sgdr", "lr": 0.1, "period_steps": 10, "t_mult": 0.5}, "t_mult"),
+        ({"type": "multistep", "lr": 0.1, "milestones_frac": 0.5}, "milestones_frac"),
+        ({"type": "multistep", "lr": 0.1, "milestones_frac": [0.5, 2]}, "milestones_frac"),
+        ({"type": "exponential", "lr": 0.1, "gamma": 1.5}, "gamma"),
+        ({"type": "polynomial", "lr": 0.1, "power": 0}, "power"),
+        ({"type": "plateau", "lr": 0.1, "watch": "train_loss"}, "watch"),
+        ({"type": "plateau", "lr": 0.1, "patience": 1.5}, "patience"),
+        ({"type": "flat_anneal", "lr": 0.1, "flat_frac": 1.0}, "flat_frac"),
+        ({"type": "onecycle", "max_lr": 0.1, "convention": "keras"}, "convention"),
+        ({"type": "constant", "lr": 0.1, "warmup_steps": 5, "warmup_curve": "exp"}, "warmup_curve"),
+        ({"type": "onecycle", "max_lr": "auto"}, "LR range test"),
+    ],
+)
+def test_refused(spec, needle):
+    with pytest.raises(ConfigError) as e:
+        compile_schedule(spec, PLAN, name="s")
+    assert needle in str(e.value) and "schedules.s" in str(e.value)
+
+
+def test_auto_resolution():
+    spec = {"type": "cyclic", "base_lr": "auto", "max_lr": "auto", "up_epochs": 1}
+    assert uses_auto(spec) and not uses_auto({"type": "constant", "lr": 0.1})
+    assert resolve_auto(spec, 0.5) == {"type": "cyclic", "base_lr": 0.05, "max_lr": 0.5, "up_epochs": 1}
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"type": "onecycle", "max_lr": 0.1, "cycle_momentum": True},
+        {"type": "sgdr", "lr": 0.1, "period_steps": 7, "t_mult": 2},
+        {
+            "type": "cyclic",
+            "base_lr": 0.01,
+            "max_lr": 0.1,
+            "up_steps": 3,
+            "down_steps": 9,
+            "mode": "triangular2",
+        },
+    ],
+)
+def test_resume_continues_the_same_trace(spec):
+    """A schedule's state is its spec and the step: compiled anew (as on resume), it continues."""
+    first = compile_schedule(spec, PLAN)
+    again = compile_schedule(dict(spec), PLAN)
+    assert [again.lr(s) for s in range(40, 100)] == [first.lr(s) for s in range(40, 100)]
+    if first.momentum:
+        assert [again.momentum(s) for s in range(40, 100)] == [first.momentum(s) for s in range(40, 100)]
