@@ -1,15 +1,18 @@
-"""A whole study through its Python API: outputs, pairing, keeping finished runs, refusing a
-folder of another configuration."""
+"""A whole study through its Python API: outputs, pairing, statistics in the report, keeping
+finished runs, refusing a folder of another configuration, rebuilding and merging reports."""
 
 from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import pytest
 
 from lrlab import config
+from lrlab.cli import main
 from lrlab.errors import ConfigError
+from lrlab.report import build_report
 from lrlab.study import run_study
 
 QUICK = {"data.limit": 200, "train.epochs": 2, "train.batch_size": 32, "model.width": 0.125}
@@ -24,46 +27,55 @@ def study(tmp_path_factory):
     return cfg, out, table, lines
 
 
+def read_csv(path):
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
 def test_outputs_for_every_run(study):
-    cfg, out, table, _lines = study
+    cfg, out, table, _ = study
     names = list(cfg.schedules)
     assert len(names) == 6 and [r["schedule"] for r in table] == names
     for name in names:
         for seed in (0, 1):
             run = out / "runs" / name / f"seed-{seed}"
-            for f in ("config.json", "epochs.csv", "lr.csv", "result.json"):
+            for f in ("config.json", "epochs.csv", "lr.csv", "steps.csv", "result.json"):
                 assert (run / f).is_file(), run / f
             res = json.loads((run / "result.json").read_text())
             assert res["status"] == "ok" and 0 <= res["test"]["accuracy"] <= 1
-            assert len(res["test"]["confusion_matrix"]) == 10
-            with (run / "lr.csv").open() as f:
-                trace = list(csv.DictReader(f))
+            assert len(res["test"]["confusion_matrix"]) == 10 and len(res["test"]["per_class"]) == 10
             saved = json.loads((run / "config.json").read_text())
-            assert len(trace) == saved["plan"]["total_steps"]
-            assert saved["config"]["train"]["epochs"] == 2 and saved["provenance"]["torch"]
-    for plot in ("lr", "val_accuracy", "metrics", "confusion"):
+            assert len(read_csv(run / "lr.csv")) == saved["plan"]["total_steps"]
+            assert saved["config"]["train"]["epochs"] == 2 and saved["seed"] == seed
+            prov = saved["provenance"]
+            assert prov["torch"] and prov["torchvision"] and prov["lrlab"] and prov["device"] == "cpu"
+            assert len(saved["data"]["files_hash"]) == 64
+    for plot in ("lr", "val_accuracy", "train_loss", "accuracy", "confusion"):
         assert (out / "plots" / f"{plot}.png").stat().st_size > 5000
 
 
 def test_summary_csv(study):
     cfg, out, _, _ = study
-    with (out / "summary.csv").open() as f:
-        rows = list(csv.DictReader(f))
+    rows = read_csv(out / "summary.csv")
     assert len(rows) == 12
-    for col in ("schedule", "seed", "status", "accuracy", "precision", "recall", "f1"):
+    for col in ("schedule", "seed", "status", "accuracy", "precision", "recall", "f1", "peak_lr", "mean_lr"):
         assert col in rows[0]
     assert [r["schedule"] for r in rows[::2]] == list(cfg.schedules)
 
 
-def test_report_and_printed_table(study):
+def test_report_states_n_interval_and_test(study):
     cfg, out, table, lines = study
-    report = (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    html = (out / "report.html").read_text()
     printed = "\n".join(lines)
     for name in cfg.schedules:
-        assert f"| {name} |" in report and f"| {name} |" in printed
-    assert "![Learning rate" in report and "plots/val_accuracy.png" in report
-    mean_acc = sum(r["accuracy"] for r in table) / len(table)
-    assert 0.1 <= mean_acc <= 1.0
+        assert f"| {name} |" in md and f"| {name} |" in printed and f"<td>{name}</td>" in html
+    assert "95 % t-interval" in md and "paired t-test" in md and "Holm" in md and "| n |" in md.replace(" n |", " n |")
+    assert "Against the baseline (standard)" in md and "Wilcoxon" in md
+    assert "data:image/png;base64," in html and "plots/" not in html.split("<body>")[1]  # self-contained
+    assert md.count("![") == 5
+    row = table[0]
+    assert row["n"] == 2 and row["accuracy"].n == 2 and row["accuracy"].ci_low <= row["accuracy"].mean
 
 
 def test_paired_seeds_share_initial_weights(study):
@@ -78,14 +90,69 @@ def test_paired_seeds_share_initial_weights(study):
 
 
 def test_rerun_keeps_finished_runs_and_refuses_another_config(study):
-    _cfg, out, table, _ = study
+    _, out, table, _ = study
     lines: list[str] = []
     again = run_study(config.load(None, {**QUICK, "out": str(out), "seeds": 2}), progress=False, echo=lines.append)
     assert sum("kept" in ln for ln in lines) == 12
-    assert again == table
+    assert [r["accuracy"] for r in again] == [r["accuracy"] for r in table]
+    changed = config.load(None, {**QUICK, "out": str(out), "seeds": 2, "train.epochs": 3})
     with pytest.raises(ConfigError, match="--fresh"):
-        run_study(
-            config.load(None, {**QUICK, "out": str(out), "seeds": 2, "train.epochs": 3}),
-            progress=False,
-            echo=lines.append,
-        )
+        run_study(changed, progress=False, echo=lines.append)
+
+
+def test_report_rebuilds_identical_summary_from_copied_run_folders(study, tmp_path):
+    _, out, _, _ = study
+    copy = tmp_path / "copy"
+    shutil.copytree(out / "runs", copy / "runs")  # run folders alone: no study.json, no summary
+    assert main(["report", str(copy)]) == 0
+    assert (copy / "summary.csv").read_text() == (out / "summary.csv").read_text()
+    assert (copy / "report.html").is_file() and (copy / "plots" / "accuracy.png").is_file()
+
+
+def test_report_merges_study_folders(study, tmp_path):
+    _, out, _, _ = study
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d, names in ((a, ["standard", "cyclic", "warmup"]), (b, ["annealing", "onecycle", "uneven-cyclic"])):
+        for n in names:
+            shutil.copytree(out / "runs" / n, d / "runs" / n)
+        shutil.copy(out / "study.json", d / "study.json")
+    built = build_report(tmp_path / "merged", [a, b])
+    assert (tmp_path / "merged" / "summary.csv").read_text() == (out / "summary.csv").read_text()
+    assert (
+        len(built.comparisons) == 5 and "Merged from 2 study folders" in (tmp_path / "merged" / "report.md").read_text()
+    )
+
+
+def test_lr_axis_and_divergence(tmp_path):
+    """Every schedule at each peak LR; a huge peak diverges and the report shows it, the rest finish."""
+    cfg = config.load(None, {**QUICK, "out": str(tmp_path), "peak_lrs": [0.05, 1e4]})
+    from lrlab.study import select_schedules
+
+    select_schedules(cfg, ["standard", "onecycle"])
+    run_study(cfg, progress=False, echo=lambda s: None)
+    rows = {r["schedule"]: r for r in read_csv(tmp_path / "summary.csv")}
+    assert set(rows) == {"standard@0.05", "standard@10000", "onecycle@0.05", "onecycle@10000"}
+    assert rows["standard@10000"]["status"] == "diverged" and rows["standard@0.05"]["status"] == "ok"
+    assert float(rows["onecycle@0.05"]["peak_lr"]) == pytest.approx(
+        0.05, rel=0.02
+    )  # the peak step may fall between steps
+    md = (tmp_path / "report.md").read_text()
+    assert "lr_sensitivity.png" in md and "diverged at step" in md
+    assert (tmp_path / "plots" / "lr_sensitivity.png").stat().st_size > 5000
+
+
+def test_tensorboard_events(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = config.load(None, {**QUICK, "out": str(tmp_path), "tensorboard": True})
+    from lrlab.study import select_schedules
+
+    select_schedules(cfg, ["onecycle"])
+    run_study(cfg, progress=False, echo=lambda s: None)
+    acc = EventAccumulator(str(tmp_path / "runs" / "onecycle" / "seed-0" / "tensorboard"))
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    assert {"schedule/lr", "epoch/val_accuracy", "train/loss_step"} <= set(tags)
+    plan = json.loads((tmp_path / "runs" / "onecycle" / "seed-0" / "config.json").read_text())["plan"]
+    assert len(acc.Scalars("schedule/lr")) == plan["total_steps"]

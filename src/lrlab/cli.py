@@ -85,6 +85,9 @@ def _load(args: argparse.Namespace) -> config_mod.StudyConfig:
         over["seeds"] = args.seeds
     if getattr(args, "out", None):
         over["out"] = args.out
+    for key in ("peak_lrs", "baseline", "tensorboard"):
+        if getattr(args, key, None) is not None:
+            over[key] = getattr(args, key)
     cfg = config_mod.load(args.config, over)
     if getattr(args, "schedules", None):
         from lrlab.study import select_schedules
@@ -100,8 +103,26 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from lrlab.report import build_report
+
+    dirs = [Path(d) for d in args.dirs]
+    out = Path(args.out) if args.out else dirs[0]
+    built = build_report(out, dirs, baseline=args.baseline)
+    print(built.console)
+    print(f"wrote {out}/summary.csv, report.md, report.html, plots/")
+    return 0
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
 def cmd_schedules(args: argparse.Namespace) -> int:
-    from lrlab import report, store
+    from lrlab import plots, store
     from lrlab.schedules import FAMILIES, PRESETS, Plan, compile_schedule, family_fields
     from lrlab.schedules.compile import REQUIRED
     from lrlab.study import prepare
@@ -138,7 +159,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     if args.plot:
         traces = {n: [(st, lr) for st, lr, _ in s.trace()] for n, s in schedules.items()}
         moms = {n: [(st, m) for st, _, m in s.trace()] for n, s in schedules.items() if s.momentum}
-        report.plot_lr(traces, Path(args.plot), title=f"LR schedules of {cfg.name!r}", momentum=moms)
+        plots.plot_lr(traces, Path(args.plot), title=f"LR schedules of {cfg.name!r}", momentum=moms)
         print(f"wrote {args.plot}")
     if args.csv:
         rows = [
@@ -228,6 +249,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedules", metavar="A,B", help="run only these schedules of the config")
     p.add_argument("--seeds", type=_seeds, metavar="N|A,B", help="a count (3 = seeds 0,1,2) or a list of seeds")
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<study name>)")
+    p.add_argument(
+        "--peak-lrs",
+        type=_floats,
+        metavar="A,B",
+        help="LR axis: run every schedule at each of these peak LRs (its shape kept)",
+    )
+    p.add_argument("--baseline", metavar="NAME", help="the schedule others are compared with (default: the first)")
+    p.add_argument("--tensorboard", action="store_const", const=True, help="also write TensorBoard event files")
     p.add_argument("--fresh", action="store_true", help="discard earlier runs in the output folder")
     p.add_argument(
         "--progress",
@@ -251,6 +280,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps-per-epoch", type=int, metavar="N", help="with --steps: steps per epoch")
     p.add_argument("--families", action="store_true", help="list the schedule families and their keys")
     p.set_defaults(func=cmd_schedules)
+
+    p = sub.add_parser(
+        "report",
+        help="rebuild summary, statistics, plots and report from run folders",
+        description="Rebuild summary.csv, report.md, report.html and plots/ from study folders "
+        "alone, without training. Several folders (e.g. shards of one study run on different "
+        "machines) merge into one report.",
+    )
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="study folders holding runs/<schedule>/seed-<k>/")
+    p.add_argument("--out", metavar="DIR", help="where to write the report (default: the first DIR)")
+    p.add_argument("--baseline", metavar="NAME", help="the schedule others are compared with")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
         "find-lr",

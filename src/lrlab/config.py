@@ -64,6 +64,11 @@ class StudyConfig:
     seeds: list[int] = field(default_factory=lambda: [0])  # in TOML also a count: seeds = 3
     out: str | None = None  # default: runs/<name>
     baseline: str | None = None  # schedule the others are compared with; default the first
+    # LR axis: run every schedule once per peak LR here, its LR keys scaled so its peak matches
+    # (the shape is kept); None runs each schedule as written
+    peak_lrs: list[float] | None = None
+    target_accuracy: float | None = None  # for "epochs to target"; default 0.9 × best val accuracy seen
+    tensorboard: bool = False  # also write TensorBoard event files into each run folder
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -171,6 +176,13 @@ def _check(cfg: StudyConfig) -> None:
     need(t.device in DEVICES, "train.device", f"must be one of {choices(DEVICES)}, got {t.device!r}")
     need(t.threads is None or t.threads > 0, "train.threads", "must be positive")
     need(len(cfg.schedules) > 0, "schedules", "the study has no schedules")
+    peaks = cfg.peak_lrs or []
+    need(all(v > 0 for v in peaks), "peak_lrs", f"every peak LR must be positive, got {peaks}")
+    need(len(set(peaks)) == len(peaks), "peak_lrs", f"repeated values in {peaks}")
+    tgt = cfg.target_accuracy
+    need(tgt is None or 0 < tgt <= 1, "target_accuracy", f"must be in (0, 1], got {tgt}")
+    for name in cfg.schedules:
+        need("@" not in name and "/" not in name, f"schedules.{name}", "a schedule name cannot contain '@' or '/'")
     for name, spec in cfg.schedules.items():
         need(isinstance(spec, dict), f"schedules.{name}", "must be a table with a `type` key")
     if cfg.baseline is not None and cfg.baseline not in cfg.schedules:

@@ -139,7 +139,7 @@ def range_test(
 
 def plot_range_test(test: RangeTest, path) -> None:
     """Loss against LR (log axis), with each rule's suggestion marked."""
-    from lrlab.report import new_figure, save_figure
+    from lrlab.plots import new_figure, save_figure
 
     fig, ax = new_figure((7, 4))
     ax.plot(test.lrs, test.losses, color="0.75", lw=1, label="loss")

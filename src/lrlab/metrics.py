@@ -1,13 +1,10 @@
-"""Classification metrics of a run's test predictions (scikit-learn), and the study's table:
-one row per schedule, the mean of each metric over its finished seeds."""
+"""Classification metrics of a run's test predictions, by scikit-learn."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 from sklearn.metrics import (
     accuracy_score,
     classification_report,
@@ -34,33 +31,3 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes
     out["confusion_matrix"] = confusion_matrix(y_true, y_pred, labels=labels).tolist()
     out["classes"] = list(classes)
     return out
-
-
-def study_table(rows: list[dict[str, Any]], schedules: Sequence[str]) -> list[dict[str, Any]]:
-    """One row per schedule (in the given order): the mean of each metric over its `ok` runs,
-    with the number of finished and diverged seeds."""
-    table = []
-    for name in schedules:
-        mine = [r for r in rows if r["schedule"] == name]
-        ok = [r for r in mine if r["status"] == "ok"]
-        row: dict[str, Any] = {
-            "schedule": name,
-            "n": len(ok),
-            "diverged": sum(r["status"] == "diverged" for r in mine),
-        }
-        for m in ALL_METRICS:
-            vals = [float(r[m]) for r in ok if r.get(m) not in (None, "")]
-            row[m] = float(np.mean(vals)) if vals else math.nan
-        table.append(row)
-    return table
-
-
-def format_table(table: list[dict[str, Any]], metrics: Sequence[str] = TABLE_METRICS) -> str:
-    """The study's table as GitHub Markdown (also readable as plain text in a terminal)."""
-    head = ["schedule", *metrics, "seeds"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
-    for row in table:
-        cells = [row["schedule"]] + ["—" if math.isnan(row[m]) else f"{row[m]:.4f}" for m in metrics]
-        seeds = str(row["n"]) + (f" ({row['diverged']} diverged)" if row["diverged"] else "")
-        lines.append("| " + " | ".join([*cells, seeds]) + " |")
-    return "\n".join(lines)

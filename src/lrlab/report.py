@@ -1,274 +1,317 @@
-"""Summary, plots and report of a study, rebuilt from its run folders alone (no training)."""
+"""The study's report, rebuilt from run folders alone (no training): `summary.csv`, `report.md`,
+a self-contained `report.html` (images embedded) and `plots/*.png`. Several study folders (e.g.
+shards run on different machines) merge into one report."""
 
 from __future__ import annotations
 
+import base64
+import html
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never open a window
-import matplotlib.pyplot as plt
 import numpy as np
 
-from lrlab import store
-from lrlab.metrics import ALL_METRICS, TABLE_METRICS, format_table, study_table
-
-EPOCH_COLUMNS = [
-    "epoch",
-    "step",
-    "lr",
-    "train_loss",
-    "train_accuracy",
-    "val_loss",
-    "val_accuracy",
-    "seconds",
-]
-SUMMARY_COLUMNS = [
-    "schedule",
-    "seed",
-    "status",
-    *ALL_METRICS,
-    "best_val_accuracy",
-    "best_epoch",
-    "final_val_accuracy",
-    "epochs_run",
-    "peak_lr",
-    "seconds",
-]
-PLOTS = {
-    "lr": "Learning rate against optimizer step",
-    "val_accuracy": "Validation accuracy against epoch",
-    "metrics": "Test metrics per schedule",
-    "confusion": "Confusion matrix of the best schedule",
-}
+from lrlab import plots, stats, store
+from lrlab.errors import LrlabError
+from lrlab.metrics import TABLE_METRICS
+from lrlab.results import (
+    ALPHA,
+    LATE,
+    LEVEL,
+    SUMMARY_COLUMNS,
+    TARGET_OF_BEST,
+    TEST,
+    Run,
+    by_name,
+    comparisons,
+    dynamics,
+    load_runs,
+    run_order,
+    sort_runs,
+    study_docs,
+    study_table,
+    summary_rows,
+)
 
 
-def run_folders(out: Path) -> list[Path]:
-    """Every finished run under a study folder (a folder with result.json)."""
-    return sorted(p.parent for p in out.glob("runs/*/seed-*/result.json"))
+def _fmt(x: float, digits: int = 4) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def _row(folder: Path) -> dict[str, Any]:
-    res = store.read_json(folder / "result.json")
-    row = {k: res.get(k) for k in SUMMARY_COLUMNS if k in res}
-    for m in ALL_METRICS:
-        row[m] = res.get("test", {}).get(m)
-    return row
+def _pm(s: stats.Summary) -> str:
+    if s.n == 0:
+        return "—"
+    if s.n < 2:
+        return f"{s.mean:.4f}"
+    return f"{s.mean:.4f} ± {(s.ci_high - s.ci_low) / 2:.4f}"
 
 
-def schedule_order(out: Path, rows: list[dict[str, Any]]) -> list[str]:
-    """Schedules in the study config's order, then any others in order of appearance."""
-    names: list[str] = []
-    study = out / "study.json"
-    if study.exists():
-        names = list(store.read_json(study)["config"]["schedules"])
-    for r in rows:
-        if r["schedule"] not in names:
-            names.append(r["schedule"])
-    return names
+def _p(p: float) -> str:
+    return "—" if math.isnan(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
 
 
-def write_summary(out: Path) -> list[dict[str, Any]]:
-    """summary.csv: one row per finished run, sorted by schedule (config order) then seed."""
-    rows = [_row(f) for f in run_folders(out)]
-    order = {n: i for i, n in enumerate(schedule_order(out, rows))}
-    rows.sort(key=lambda r: (order[r["schedule"]], r["seed"]))
-    store.write_csv(out / "summary.csv", rows, SUMMARY_COLUMNS)
+@dataclass
+class Doc:
+    """A report as a list of blocks, rendered to Markdown and to self-contained HTML."""
+
+    blocks: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def h(self, level: int, text: str) -> None:
+        self.blocks.append(("h", level, text))
+
+    def p(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def table(self, head: list[str], rows: list[list[str]]) -> None:
+        self.blocks.append(("table", head, rows))
+
+    def img(self, rel: str, caption: str) -> None:
+        self.blocks.append(("img", rel, caption))
+
+    def markdown(self) -> str:
+        out = []
+        for b in self.blocks:
+            if b[0] == "h":
+                out.append("#" * b[1] + " " + b[2])
+            elif b[0] == "p":
+                out.append(b[1])
+            elif b[0] == "table":
+                out.append("| " + " | ".join(b[1]) + " |")
+                out.append("|" + "|".join(["---"] + ["---:"] * (len(b[1]) - 1)) + "|")
+                out += ["| " + " | ".join(r) + " |" for r in b[2]]
+            else:
+                out.append(f"![{b[2]}]({b[1]})")
+            out.append("")
+        return "\n".join(out)
+
+    def html(self, root: Path, title: str) -> str:
+        def inline(text: str) -> str:  # **bold** and `code`, the only Markdown the blocks use
+            t = html.escape(text)
+            for mark, tag in (("**", "strong"), ("`", "code")):
+                parts = t.split(mark)
+                t = "".join(p if i % 2 == 0 else f"<{tag}>{p}</{tag}>" for i, p in enumerate(parts))
+            return t
+
+        body = []
+        for b in self.blocks:
+            if b[0] == "h":
+                body.append(f"<h{b[1]}>{inline(b[2])}</h{b[1]}>")
+            elif b[0] == "p":
+                body.append(f"<p>{inline(b[1])}</p>")
+            elif b[0] == "table":
+                head = "".join(f"<th>{inline(c)}</th>" for c in b[1])
+                rows = "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>" for r in b[2])
+                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            else:
+                data = base64.b64encode((root / b[1]).read_bytes()).decode()
+                body.append(
+                    f'<figure><img alt="{html.escape(b[2])}" src="data:image/png;base64,{data}">'
+                    f"<figcaption>{inline(b[2])}</figcaption></figure>"
+                )
+        return HTML_PAGE.format(title=html.escape(title), body="\n".join(body))
+
+
+HTML_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1000px; margin: 2em auto;
+       padding: 0 1em; color: #222; }}
+h1 {{ border-bottom: 2px solid #ddd; padding-bottom: .3em; }} h2 {{ margin-top: 1.8em; }}
+table {{ border-collapse: collapse; margin: 1em 0; font-variant-numeric: tabular-nums; }}
+th, td {{ border: 1px solid #ddd; padding: .35em .7em; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }} thead {{ background: #f4f6f8; }}
+tbody tr:nth-child(even) {{ background: #fafafa; }}
+figure {{ margin: 1.5em 0; }} img {{ max-width: 100%; }} figcaption {{ color: #666; font-size: 90%; }}
+code {{ background: #f2f2f2; padding: 0 .25em; border-radius: 3px; }}
+</style></head>
+<body>
+{body}
+</body></html>
+"""
+
+
+@dataclass
+class Built:
+    table: list[dict[str, Any]]  # per schedule: n, diverged, stats.Summary per metric
+    comparisons: list[stats.Comparison]
+    console: str  # the short form printed at the end of a study
+
+
+def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None = None) -> Built:
+    """Write summary.csv, plots/, report.md and report.html into `out` from the run folders of
+    `dirs` (default: `out` itself)."""
+    dirs = dirs or [out]
+    runs = load_runs(dirs)
+    if not runs:
+        raise LrlabError(f"no finished runs under {', '.join(map(str, dirs))} (expected runs/<schedule>/seed-<k>/)")
+    order = run_order(dirs, runs)
+    runs = sort_runs(runs, order)
+    out.mkdir(parents=True, exist_ok=True)
+    store.write_csv(out / "summary.csv", summary_rows(runs), SUMMARY_COLUMNS)
+    groups = by_name(runs, order)
+    table = study_table(groups)
+    docs = study_docs(dirs)
+    cfg = docs[0]["config"] if docs else runs[0].config["config"]
+    baseline = baseline or cfg.get("baseline") or groups[order[0]][0].config.get("base_schedule", order[0])
+    comps = comparisons(groups, baseline)
+    ranks = stats.rank_with_ties(
+        {n: {r.seed: r.metric("accuracy") for r in rs} for n, rs in groups.items()}, ALPHA, TEST
+    )
+    best_val = max((float(r.result["best_val_accuracy"]) for r in runs if r.ok), default=math.nan)
+    target = cfg.get("target_accuracy") or TARGET_OF_BEST * best_val
+    dyn = dynamics(groups, target)
+
+    plot_dir = out / "plots"
+    traces = {n: [(int(x["step"]), float(x["lr"])) for x in rs[0].csv("lr.csv")] for n, rs in groups.items()}
+    moms = {
+        n: [(int(x["step"]), float(x["momentum"])) for x in rs[0].csv("lr.csv")]
+        for n, rs in groups.items()
+        if rs[0].csv("lr.csv")[:1] and rs[0].csv("lr.csv")[0]["momentum"]
+    }
+    plots.plot_lr(traces, plot_dir / "lr.png", momentum=moms or None)
+    plots.plot_curves(groups, "val_accuracy", "validation accuracy", plot_dir / "val_accuracy.png")
+    plots.plot_curves(groups, "train_loss", "training loss", plot_dir / "train_loss.png")
+    plots.plot_final(table, groups, plot_dir / "accuracy.png")
+    ranked = [row for row in table if row["accuracy"].n]
+    best = max(ranked, key=lambda row: row["accuracy"].mean)["schedule"] if ranked else None
+    if best:
+        plots.plot_confusion(best, [r for r in groups[best] if r.ok], plot_dir / "confusion.png")
+    sweep = any(r.config.get("peak_lr_axis") is not None for r in runs)
+    if sweep:
+        plots.plot_sensitivity(runs, plot_dir / "lr_sensitivity.png")
+
+    doc = _document(cfg, runs, table, comps, ranks, dyn, baseline, best, target, sweep, len(dirs))
+    store.write_text(out / "report.md", doc.markdown())
+    store.write_text(out / "report.html", doc.html(out, f"lrlab study: {cfg['name']}"))
+    console = _console(cfg, runs, table, comps, ranks, baseline)
+    return Built(table, comps, console)
+
+
+def _results_rows(table: list[dict[str, Any]], ranks: dict[str, int]) -> list[list[str]]:
+    rows = []
+    for row in table:
+        n = str(row["n"]) + (f" ({row['diverged']} diverged)" if row["diverged"] else "")
+        rows.append([row["schedule"], *[_pm(row[m]) for m in TABLE_METRICS], n, str(ranks.get(row["schedule"], "—"))])
     return rows
 
 
-def _colors(names: list[str]) -> dict[str, Any]:
-    cmap = plt.get_cmap("tab10")
-    return {n: cmap(i % 10) for i, n in enumerate(names)}
+def _significance_rows(comps: list[stats.Comparison]) -> list[list[str]]:
+    return [
+        [c.schedule, f"{c.diff_mean:+.4f}" if not math.isnan(c.diff_mean) else "—",
+         "—" if math.isnan(c.diff_ci_low) else f"[{c.diff_ci_low:+.4f}, {c.diff_ci_high:+.4f}]",
+         str(c.n), _p(c.p_ttest), _p(c.p_wilcoxon), _p(c.p_holm), f"**{c.verdict}**" if c.verdict != "no clear difference" else c.verdict]  # noqa: E501
+        for c in comps
+    ]  # fmt: skip
 
 
-def new_figure(size: tuple[float, float]) -> tuple[Any, Any]:
-    """A figure and its axes (one place that imports pyplot for every plot of lrlab)."""
-    return plt.subplots(figsize=size)
-
-
-def save_figure(fig: Any, path: Path) -> None:
-    """Save a figure atomically (temporary file, then rename) and free it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
-
-
-def plot_lr(
-    traces: dict[str, list[tuple[int, float]]],
-    path: Path,
-    title: str = PLOTS["lr"],
-    momentum: dict[str, list[tuple[int, float]]] | None = None,
-) -> None:
-    """Overlay of LR against step, one line per schedule; scheduled momentum in a panel below."""
-    colors = _colors(list(traces))
-    rows = 2 if momentum else 1
-    fig, axes = plt.subplots(
-        rows, 1, figsize=(8, 4 + 2 * (rows - 1)), sharex=True, squeeze=False, height_ratios=[2, 1][:rows]
+def _document(
+    cfg: dict[str, Any], runs: list[Run], table: list[dict[str, Any]], comps: list[stats.Comparison],
+    ranks: dict[str, int], dyn: list[dict[str, Any]], baseline: str, best: str | None, target: float,
+    sweep: bool, n_dirs: int,
+) -> Doc:  # fmt: skip
+    rc = runs[0].config
+    data, model, m, t = rc["data"], rc.get("model", {}), cfg["model"], cfg["train"]
+    seeds = sorted({r.seed for r in runs})
+    doc = Doc()
+    doc.h(1, f"lrlab study: {cfg['name']}")
+    merged = f" Merged from {n_dirs} study folders." if n_dirs > 1 else ""
+    doc.p(
+        f"GoogLeNet ({model.get('stem', m['stem'])} stem, width {m['width']}, {model.get('parameters', 0):,} "
+        f"parameters) on **{data['name']}** (train {data['train']}, validation {data['val']}, test {data['test']} "
+        f"images; test split: {data['test_source']}), {t['optimizer']} (momentum {t['momentum']}, weight decay "
+        f"{t['weight_decay']}) for {t['epochs']} epochs, batch {t['batch_size']}, seeds {seeds}. For a seed, every "
+        f"schedule starts from the same initial weights and sees the same batches.{merged}"
     )
-    ax = axes[0][0]
-    for name, tr in traces.items():
-        steps, lrs = zip(*tr, strict=True) if tr else ((), ())
-        ax.plot(steps, lrs, label=name, color=colors[name], lw=1.6)
-    ax.set(ylabel="learning rate", title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
-    if momentum:
-        mx = axes[1][0]
-        for name, tr in momentum.items():
-            steps, ms = zip(*tr, strict=True)
-            mx.plot(steps, ms, color=colors[name], lw=1.4, ls="--")
-        mx.set(ylabel="momentum")
-        mx.grid(alpha=0.3)
-    axes[-1][0].set(xlabel="optimizer step")
-    save_figure(fig, path)
-
-
-def _plot_val(curves: dict[str, list[list[dict[str, str]]]], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(8, 4))
-    colors = _colors(list(curves))
-    for name, runs in curves.items():
-        n = min((len(r) for r in runs), default=0)
-        if n == 0:
-            continue
-        acc = np.array([[float(e["val_accuracy"]) for e in r[:n]] for r in runs])
-        x = np.arange(1, n + 1)
-        ax.plot(x, acc.mean(0), label=f"{name} (n={len(runs)})", color=colors[name], lw=1.8)
-        if len(runs) > 1:
-            ax.fill_between(x, acc.min(0), acc.max(0), color=colors[name], alpha=0.15, lw=0)
-    ax.set(
-        xlabel="epoch",
-        ylabel="validation accuracy",
-        title=PLOTS["val_accuracy"] + " (band: min–max over seeds)",
+    doc.h(2, "Results")
+    doc.p(
+        f"Test-split metrics (precision, recall and F1 are macro averages). {stats.describe_method(TEST, len(comps), LEVEL, ALPHA)} "  # noqa: E501
+        "± is the half-width of the interval; n is the number of finished seeds. Rank: by mean accuracy, "
+        "schedules not distinguishable from the one above share its rank."
     )
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
-    save_figure(fig, path)
-
-
-def _plot_metrics(rows: list[dict[str, Any]], names: list[str], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(names) + 2), 4))
-    width = 0.8 / len(TABLE_METRICS)
-    cmap = plt.get_cmap("Set2")
-    for j, m in enumerate(TABLE_METRICS):
-        for i, name in enumerate(names):
-            vals = [float(r[m]) for r in rows if r["schedule"] == name and r["status"] == "ok"]
-            x = i + (j - (len(TABLE_METRICS) - 1) / 2) * width
-            if vals:
-                ax.bar(x, np.mean(vals), width, color=cmap(j), label=m if i == 0 else None)
-                ax.scatter([x] * len(vals), vals, s=10, color="black", zorder=3)
-    ax.set_xticks(range(len(names)), names, rotation=20)
-    lows = [float(r[m]) for r in rows if r["status"] == "ok" for m in TABLE_METRICS]
-    ax.set_ylim(max(0.0, min(lows, default=0.0) - 0.05), 1.0)
-    ax.set(ylabel="test score (macro)", title=PLOTS["metrics"] + " (bars: mean, dots: seeds)")
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, ncol=4, loc="lower right")
-    save_figure(fig, path)
-
-
-def _plot_confusion(name: str, results: list[dict[str, Any]], path: Path) -> None:
-    cm = np.sum([np.array(r["test"]["confusion_matrix"]) for r in results], axis=0)
-    classes = results[0]["test"]["classes"]
-    fig, ax = plt.subplots(figsize=(5 + 0.2 * len(classes), 4.5 + 0.2 * len(classes)))
-    ax.imshow(cm, cmap="Blues")
-    if len(classes) <= 20:
-        ticks = range(len(classes))
-        ax.set_xticks(ticks, classes, rotation=90, fontsize=7)
-        ax.set_yticks(ticks, classes, fontsize=7)
-        for (i, j), v in np.ndenumerate(cm):
-            ax.text(
-                j,
-                i,
-                str(v),
-                ha="center",
-                va="center",
-                fontsize=6,
-                color="white" if v > cm.max() / 2 else "black",
-            )
-    ax.set(xlabel="predicted", ylabel="true", title=f"{name}: test confusion (summed over {len(results)} seeds)")
-    save_figure(fig, path)
-
-
-def build_report(out: Path, schedules: list[str] | None = None) -> list[dict[str, Any]]:
-    """Write summary.csv, plots/*.png and report.md from the run folders; return the table."""
-    rows = write_summary(out)
-    names = schedules or schedule_order(out, rows)
-    table = study_table(rows, names)
-    folders = run_folders(out)
-    by_name = {n: [f for f in folders if f.parent.name == n] for n in names}
-    plots = out / "plots"
-    traces = {}
-    for n, fs in by_name.items():
-        if fs:
-            traces[n] = [(int(r["step"]), float(r["lr"])) for r in store.read_csv(fs[0] / "lr.csv")]
-    plot_lr(traces, plots / "lr.png")
-    _plot_val(
-        {n: [store.read_csv(f / "epochs.csv") for f in fs] for n, fs in by_name.items()},
-        plots / "val_accuracy.png",
-    )
-    _plot_metrics(rows, names, plots / "metrics.png")
-    ranked = [r for r in table if not math.isnan(r["accuracy"])]
-    best = max(ranked, key=lambda r: r["accuracy"])["schedule"] if ranked else None
-    if best:
-        results = [store.read_json(f / "result.json") for f in by_name[best]]
-        _plot_confusion(best, [r for r in results if "test" in r], plots / "confusion.png")
-    store.write_text(out / "report.md", _markdown(out, table, rows, best))
-    return table
-
-
-def _markdown(out: Path, table: list[dict[str, Any]], rows: list[dict[str, Any]], best: str | None) -> str:
-    study = store.read_json(out / "study.json") if (out / "study.json").exists() else {}
-    cfg, prov = study.get("config", {}), study.get("provenance", {})
-    first = run_folders(out)[:1]
-    run_cfg = store.read_json(first[0] / "config.json") if first else {}
-    data, model = run_cfg.get("data", {}), run_cfg.get("model", {})
-    lines = [f"# lrlab study: {cfg.get('name', out.name)}", ""]
-    if cfg:
-        m, t = cfg["model"], cfg["train"]
-        sizes = ", ".join(f"{k} {data.get(k, '?')}" for k in ("train", "val", "test"))
-        lines += [
-            f"GoogLeNet ({model.get('stem', m['stem'])} stem, width {m['width']}, "
-            f"{model.get('parameters', 0):,} parameters) on **{data.get('name', '?')}** "
-            f"({sizes} images; test split: {data.get('test_source', '?')}), "
-            f"{t['optimizer']} for {t['epochs']} epochs, "
-            f"batch {t['batch_size']}, seeds {cfg['seeds']}. Same initial weights and batch order "
-            "for every schedule of a seed.",
-            "",
-        ]
-    lines += [
-        "## Results",
-        "",
-        "Metrics on the test split (precision, recall and F1 are macro averages), mean over seeds:",
-        "",
-        format_table(table),
-        "",
-    ]
-    if best:
-        lines += [f"Highest mean accuracy: **{best}**.", ""]
-    for key, title in PLOTS.items():
-        if (out / "plots" / f"{key}.png").exists():
-            lines += [f"### {title}", "", f"![{title}](plots/{key}.png)", ""]
-    lines += [
-        "## Runs",
-        "",
-        "| schedule | seed | status | accuracy | best val (epoch) | seconds |",
-        "|---|---:|---|---:|---:|---:|",
-    ]
-    for r in rows:
-        acc = "—" if r.get("accuracy") is None else f"{float(r['accuracy']):.4f}"
-        bv = r.get("best_val_accuracy")
-        best_val = "—" if bv in (None, -1.0) else f"{float(bv):.4f} ({r.get('best_epoch')})"
-        lines.append(
-            f"| {r['schedule']} | {r['seed']} | {r['status']} | {acc} | {best_val} | {float(r['seconds']):.1f} |"
+    doc.table(["model", "accuracy", "precision", "recall", "f1-score", "n", "rank"], _results_rows(table, ranks))
+    if comps:
+        doc.h(2, f"Against the baseline ({baseline})")
+        doc.p(
+            f"Paired difference in test accuracy (schedule − {baseline}) over the seeds where both finished, its "
+            f"{LEVEL:.0%} t-interval, the paired t-test and Wilcoxon signed-rank p-values, and the {TEST} p-value "
+            f"Holm-adjusted over the {len(comps)} comparisons; the verdict uses that at α = {ALPHA}."
         )
-    if prov:
-        lines += [
-            "",
-            f"lrlab {prov.get('lrlab')} (commit {prov.get('git_commit') or 'n/a'}), torch "
-            f"{prov.get('torch')}, device {prov.get('device')}. Per-run files: `runs/<schedule>/seed-<k>/`.",
-        ]
-    return "\n".join(lines) + "\n"
+        doc.table(
+            ["schedule", "Δ accuracy", f"{LEVEL:.0%} interval", "pairs", "p (t-test)", "p (Wilcoxon)", "p (Holm)",
+             "verdict"], _significance_rows(comps))  # fmt: skip
+    if best:
+        doc.p(f"Highest mean accuracy: **{best}**.")
+    doc.h(2, "Plots")
+    for name, cap in [
+        ("lr", "Learning rate against optimizer step"),
+        ("val_accuracy", "Validation accuracy against epoch, mean and min–max band over seeds"),
+        ("train_loss", "Training loss against epoch, mean and min–max band over seeds"),
+        ("accuracy", f"Final test accuracy per schedule: seeds as dots, mean and {LEVEL:.0%} interval"),
+        ("lr_sensitivity", "LR sensitivity: final test accuracy against the peak LR of each schedule"),
+        ("confusion", f"Test confusion matrix of the best schedule ({best})"),
+    ]:
+        if (name != "lr_sensitivity" or sweep) and (name != "confusion" or best):
+            doc.img(f"plots/{name}.png", cap)
+    doc.h(2, "Training dynamics")
+    doc.p(
+        f"Validation accuracy at the best and the last epoch; epochs and seconds until validation accuracy first "
+        f"reached {target:.4f} (mean over the seeds that reached it); the training loss's coefficient of variation "
+        f"over the last {LATE:.0%} of the steps (lower is steadier); and each schedule's LR budget."
+    )
+    doc.table(
+        ["schedule", "best val (epoch)", "final val", "reached", "epochs to target", "seconds to target",
+         "late loss CV", "peak LR", "final LR", "mean LR"],
+        [[d["schedule"], f"{_fmt(d['best_val'])} ({_fmt(d['best_epoch'], 1)})", _fmt(d["final_val"]), d["reached"],
+          _fmt(d["epochs_to_target"], 1), _fmt(d["seconds_to_target"], 1), _fmt(d["late_loss_cv"], 3),
+          f"{d['peak_lr']:.3g}", f"{d['final_lr']:.3g}", f"{d['mean_lr']:.3g}"] for d in dyn],
+    )  # fmt: skip
+    classes = data["classes"]
+    if len(classes) <= 20:
+        doc.h(2, "Per-class F1 (mean over seeds)")
+        rows = []
+        for row in table:
+            ok = [r for r in runs if r.name == row["schedule"] and r.ok]
+            f1 = [
+                np.mean([r.result["test"]["per_class"][c]["f1-score"] for r in ok]) if ok else math.nan for c in classes
+            ]
+            rows.append([row["schedule"], *[_fmt(v, 3) for v in f1]])
+        doc.table(["schedule", *classes], rows)
+    doc.h(2, "Runs")
+    doc.table(
+        ["schedule", "seed", "status", "accuracy", "best val (epoch)", "peak LR", "seconds"],
+        [[r.name, str(r.seed), r.result["status"] if r.ok else _diverged(r), _fmt(r.metric("accuracy")),
+          f"{_fmt(r.result['best_val_accuracy'])} ({r.result['best_epoch']})" if r.result.get("best_epoch") else "—",
+          f"{r.result['peak_lr']:.3g}", f"{float(r.result['seconds']):.1f}"] for r in runs],
+    )  # fmt: skip
+    prov = rc["provenance"]
+    device = " ".join(filter(None, [prov["device"], prov.get("device_name")]))
+    doc.p(
+        f"lrlab {prov['lrlab']} (commit {prov.get('git_commit') or 'n/a'}), torch {prov['torch']}, torchvision "
+        f"{prov['torchvision']}, device {device}; "
+        f"data sha256 {data['files_hash'][:16]}…. Each run folder `runs/<schedule>/seed-<k>/` holds its resolved "
+        "config, per-epoch metrics, LR trace and test metrics."
+    )
+    return doc
+
+
+def _diverged(r: Run) -> str:
+    d = r.result.get("diverged") or {}
+    return f"diverged at step {d.get('step')} (LR {d.get('lr', math.nan):.3g})" if d else r.result["status"]
+
+
+def _console(
+    cfg: dict[str, Any], runs: list[Run], table: list[dict[str, Any]], comps: list[stats.Comparison],
+    ranks: dict[str, int], baseline: str,
+) -> str:  # fmt: skip
+    rc = runs[0].config["data"]
+    n = len({r.seed for r in runs})
+    lines = [f"Test-split metrics (macro averages), mean over {n} seed{'s' if n > 1 else ''} — {rc['name']}, "
+             f"{rc['test_source']}" + (f"; ± {LEVEL:.0%} t-interval" if n > 1 else "") + ":"]  # fmt: skip
+    doc = Doc()
+    verdict = {c.schedule: c.verdict for c in comps}
+    head = ["schedule", *TABLE_METRICS, "seeds", "rank"] + ([f"vs {baseline}"] if comps and n > 1 else [])
+    rows = [r + ([verdict.get(r[0], "baseline")] if comps and n > 1 else []) for r in _results_rows(table, ranks)]
+    doc.table(head, rows)
+    return "\n".join(lines) + "\n" + doc.markdown().rstrip()

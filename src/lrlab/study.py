@@ -1,6 +1,6 @@
-"""A study: schedules × seeds, paired by seed. Everything is checked before the first output is
-written; each finished run is saved to its own folder at once, and the summary and report are
-rebuilt from those folders."""
+"""A study: schedules × seeds (× peak LRs), paired by seed. Everything is checked before the
+first output is written; each finished run is saved to its own folder at once, and the summary
+and report are rebuilt from those folders."""
 
 from __future__ import annotations
 
@@ -18,16 +18,17 @@ import torch
 
 from lrlab import config as config_mod
 from lrlab import data as data_mod
-from lrlab import report, store
+from lrlab import report, results, store
 from lrlab.config import StudyConfig
 from lrlab.errors import ConfigError, LrlabError, unknown
 from lrlab.lr_finder import range_test
-from lrlab.metrics import classification_metrics, format_table
+from lrlab.metrics import classification_metrics
 from lrlab.model import build_model, count_params
-from lrlab.schedules import AUTO_RULE, Plan, Schedule, compile_schedule, resolve_auto, uses_auto
-from lrlab.training import RunInputs, resolve_device, steps_per_epoch, train_run
+from lrlab.schedules import AUTO_RULE, Plan, Schedule, compile_schedule, resolve_auto, scale_to_peak, uses_auto
+from lrlab.training import RunInputs, RunResult, resolve_device, steps_per_epoch, train_run
 
 RUNS_DIR = "runs"  # inside the study folder: runs/<schedule>/seed-<k>/
+SWEEP_SEP = "@"  # a run of the LR axis is named <schedule>@<peak LR>
 
 
 def run_dir(out: Path, schedule: str, seed: int) -> Path:
@@ -46,13 +47,15 @@ def select_schedules(cfg: StudyConfig, names: list[str]) -> None:
 
 @dataclass
 class Prepared:
-    """A study checked against its data: what `run` needs, built before anything is written."""
+    """A study checked against its data: what `run_study` needs, built before anything is written."""
 
     cfg: StudyConfig
     dataset: data_mod.Dataset
     inputs: RunInputs
     plan: Plan
-    specs: dict[str, dict[str, Any]]  # as in the config, with "auto" LRs resolved
+    # run name (a schedule, or schedule@peak on the LR axis) -> (config schedule, peak LR or None)
+    variants: dict[str, tuple[str, float | None]]
+    specs: dict[str, dict[str, Any]]  # run name -> spec with "auto" resolved and the LR axis applied
     schedules: dict[str, Schedule]
     device: torch.device
     build: Callable[[], torch.nn.Module]
@@ -92,18 +95,26 @@ def prepare(cfg: StudyConfig, auto_lr: bool = True) -> Prepared:
         test = range_test(build(), inputs, cfg.train, device, seed=cfg.seeds[0])
         auto = {"rule": AUTO_RULE, "lr": test.suggestions[AUTO_RULE], "suggestions": test.suggestions}
         specs = {n: resolve_auto(s, auto["lr"]) for n, s in specs.items()}
-    schedules = {name: compile_schedule(resolve_auto(spec, 1.0), plan, name) for name, spec in specs.items()}
-    return Prepared(cfg, ds, inputs, plan, specs, schedules, device, build, model_info, auto)
+    specs = {n: resolve_auto(s, 1.0) for n, s in specs.items()}  # a stand-in where no test ran
+    variants: dict[str, tuple[str, float | None]] = {}
+    run_specs: dict[str, dict[str, Any]] = {}
+    for name, spec in specs.items():
+        for peak in cfg.peak_lrs or [None]:
+            run = name if peak is None else f"{name}{SWEEP_SEP}{peak:g}"
+            variants[run] = (name, peak)
+            run_specs[run] = spec if peak is None else scale_to_peak(spec, peak, plan)
+    schedules = {run: compile_schedule(spec, plan, run) for run, spec in run_specs.items()}
+    return Prepared(cfg, ds, inputs, plan, variants, run_specs, schedules, device, build, model_info, auto)
 
 
-def run_fingerprint(cfg: StudyConfig, schedule: str, seed: int, files_hash: str) -> str:
+def run_fingerprint(cfg: StudyConfig, spec: dict[str, Any], peak: float | None, seed: int, files_hash: str) -> str:
     """What determines one run's result: all settings but the study's own bookkeeping."""
     doc = config_mod.to_dict(cfg)
-    for k in ("name", "seeds", "out", "baseline", "schedules"):
+    for k in ("name", "seeds", "out", "baseline", "schedules", "peak_lrs", "target_accuracy", "tensorboard"):
         doc.pop(k)
     doc["train"].pop("device")
     doc["train"].pop("threads")
-    doc.update(schedule=cfg.schedules[schedule], seed=seed, data_files=files_hash)
+    doc.update(schedule=spec, peak_lr=peak, seed=seed, data_files=files_hash)
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -134,35 +145,45 @@ def _finished(folder: Path, fingerprint: str) -> bool:
     return done.get("status") in ("ok", "diverged")
 
 
-def save_run(folder: Path, p: Prepared, sched: Schedule, seed: int, fingerprint: str, result: Any) -> dict[str, Any]:
-    """Write one run's folder: config, per-epoch metrics, LR trace, final metrics (result.json last)."""
+def save_run(
+    folder: Path, p: Prepared, sched: Schedule, seed: int, fingerprint: str, result: RunResult
+) -> dict[str, Any]:
+    """Write one run's folder: config, per-epoch metrics, LR trace, losses, final metrics
+    (result.json last: its presence marks the run finished)."""
     name = sched.name
+    base, peak = p.variants[name]
+    ds = p.dataset
     run_cfg = {
         "fingerprint": fingerprint,
         "schedule": name,
-        "schedule_spec": p.cfg.schedules[name],
+        "base_schedule": base,
+        "schedule_spec": p.cfg.schedules[base],
         "schedule_resolved": sched.spec,
+        "peak_lr_axis": peak,
         "auto_lr": p.auto_lr,
         "seed": seed,
         "plan": {"total_steps": p.plan.total_steps, "steps_per_epoch": p.plan.steps_per_epoch},
         "init_hash": result.init_hash,
         "model": p.model_info,
         "data": {
-            "name": p.dataset.name,
-            "files_hash": p.dataset.files_hash,
-            "classes": p.dataset.classes,
-            "train": len(p.dataset.train),
-            "val": len(p.dataset.val),
-            "test": len(p.dataset.test),
-            "test_source": p.dataset.test_source,
+            "name": ds.name,
+            "files_hash": ds.files_hash,
+            "classes": ds.classes,
+            "train": len(ds.train),
+            "val": len(ds.val),
+            "test": len(ds.test),
+            "test_source": ds.test_source,
         },
         "config": config_mod.to_dict(p.cfg),
         "provenance": store.provenance(str(p.device)),
     }
     store.write_json(folder / "config.json", run_cfg)
-    store.write_csv(folder / "epochs.csv", result.epochs, report.EPOCH_COLUMNS)
-    trace = [{"step": s, "lr": lr, "momentum": m} for s, lr, m in sched.trace()]
-    store.write_csv(folder / "lr.csv", trace, ["step", "lr", "momentum"])
+    store.write_csv(folder / "epochs.csv", result.epochs, results.EPOCH_COLUMNS)
+    trace = sched.trace()
+    store.write_csv(folder / "lr.csv", [{"step": s, "lr": lr, "momentum": m} for s, lr, m in trace],
+                    ["step", "lr", "momentum"])  # fmt: skip
+    store.write_csv(folder / "steps.csv", [{"step": s, "loss": v} for s, v in result.step_losses], ["step", "loss"])
+    lrs = [lr for _, lr, _ in trace]
     out: dict[str, Any] = {
         "schedule": name,
         "seed": seed,
@@ -172,45 +193,58 @@ def save_run(folder: Path, p: Prepared, sched: Schedule, seed: int, fingerprint:
         "best_epoch": result.best.get("epoch"),
         "best_val_accuracy": result.best.get("val_accuracy"),
         "final_val_accuracy": result.epochs[-1]["val_accuracy"] if result.epochs else None,
-        "peak_lr": sched.peak_lr,
+        "peak_lr": max(lrs),
+        "final_lr": lrs[-1],
+        "mean_lr": sum(lrs) / len(lrs),
         "diverged": result.diverged,
     }
     if result.test_pred is not None:
-        out["test"] = classification_metrics(
-            p.dataset.test.labels.tolist(), result.test_pred.tolist(), p.dataset.classes
-        )
-    store.write_json(folder / "result.json", out)  # last: its presence marks the run finished
+        out["test"] = classification_metrics(ds.test.labels.tolist(), result.test_pred.tolist(), ds.classes)
+    if p.cfg.tensorboard:
+        from lrlab.tensorboard import write_run_events
+
+        write_run_events(folder / "tensorboard", trace, result.step_losses, result.epochs)
+    store.write_json(folder / "result.json", out)
     return out
 
 
 def run_study(
     cfg: StudyConfig, fresh: bool = False, progress: bool | None = None, echo: Callable[[str], None] = print
 ) -> list[dict[str, Any]]:
-    """Run every schedule × seed not already finished in the output folder; returns the table."""
+    """Run every run of the study not already finished in the output folder; returns the table."""
     t0 = time.perf_counter()
+    if cfg.tensorboard:
+        from lrlab.tensorboard import check_available
+
+        check_available()
     p = prepare(cfg)
     out = cfg.out_dir
-    fingerprints = {(n, s): run_fingerprint(cfg, n, s, p.dataset.files_hash) for s in cfg.seeds for n in cfg.schedules}
+    fingerprints = {
+        (run, seed): run_fingerprint(cfg, cfg.schedules[base], peak, seed, p.dataset.files_hash)
+        for seed in cfg.seeds
+        for run, (base, peak) in p.variants.items()
+    }
     if not fresh:  # a folder with other runs is refused before anything is trained or written
         for (n, s), fp in fingerprints.items():
             _finished(run_dir(out, n, s), fp)
     _open_out(out, fresh)
     ds = p.dataset
+    axis = f" × {len(cfg.peak_lrs)} peak LRs" if cfg.peak_lrs else ""
     echo(
-        f"lrlab study {cfg.name!r}: {len(cfg.schedules)} schedules × {len(cfg.seeds)} seeds on {ds.name} "
+        f"lrlab study {cfg.name!r}: {len(cfg.schedules)} schedules{axis} × {len(cfg.seeds)} seeds on {ds.name} "
         f"(train {len(ds.train)}, val {len(ds.val)}, test {len(ds.test)}; "
         f"{ds.image_size[0]}×{ds.image_size[1]}×{ds.in_channels}), "
-        f"{cfg.train.epochs} epochs × {p.plan.steps_per_epoch} steps, "
-        f"device {p.device}, out {out}"
+        f"{cfg.train.epochs} epochs × {p.plan.steps_per_epoch} steps, device {p.device}, out {out}"
     )
-    store.write_json(
-        out / "study.json",
-        {
-            "config": config_mod.to_dict(cfg),
-            "auto_lr": p.auto_lr,
-            "provenance": store.provenance(str(p.device)),
-        },
-    )
+    if p.auto_lr:
+        echo(f'"auto" LRs: {p.auto_lr["lr"]:.4g} ({p.auto_lr["rule"]} rule of an LR range test)')
+    study_doc = {
+        "config": config_mod.to_dict(cfg),
+        "runs": list(p.variants),
+        "auto_lr": p.auto_lr,
+        "provenance": store.provenance(str(p.device)),
+    }
+    store.write_json(out / "study.json", study_doc)
     total = len(fingerprints)
     for i, ((name, seed), fp) in enumerate(fingerprints.items(), 1):
         folder = run_dir(out, name, seed)
@@ -218,11 +252,11 @@ def run_study(
             echo(f"[{i}/{total}] {name} seed {seed}: kept (finished earlier)")
             continue
         if folder.exists():
-            shutil.rmtree(folder)  # an unfinished run starts again (checkpoint resume: issue 5)
+            shutil.rmtree(folder)  # an unfinished run starts again
         sched = compile_schedule(p.specs[name], p.plan, name)  # fresh: a plateau's history is per run
         result = train_run(p.build, p.inputs, sched, cfg.train, seed, p.device, progress, label=f"{name} s{seed}")
         saved = save_run(folder, p, sched, seed, fp, result)
-        report.write_summary(out)
+        results.write_summary(out)
         if result.status == "ok":
             what = (
                 f"test accuracy {saved['test']['accuracy']:.4f} (best val "
@@ -232,11 +266,10 @@ def run_study(
             d = result.diverged
             what = f"DIVERGED at step {d['step']} (lr {d['lr']:.3g}, loss {d['loss']:.3g})"
         echo(f"[{i}/{total}] {name} seed {seed}: {what}, {result.seconds:.1f} s")
-    table = report.build_report(out, schedules=list(cfg.schedules))
+    built = report.build_report(out)
     echo("")
-    echo(f"Test-split metrics (macro averages), mean over seeds — {ds.name}, {ds.test_source}:")
-    echo(format_table(table))
+    echo(built.console)
     echo("")
-    echo(f"wrote {out}/summary.csv, {out}/report.md, {out}/plots/ in {time.perf_counter() - t0:.1f} s")
+    echo(f"wrote {out}/summary.csv, report.md, report.html, plots/ in {time.perf_counter() - t0:.1f} s")
     sys.stdout.flush()
-    return table
+    return built.table

@@ -153,6 +153,7 @@ class RunResult:
     seconds: float
     diverged: dict[str, Any] | None = None  # step, epoch, lr and loss where it diverged
     best: dict[str, Any] = field(default_factory=dict)  # epoch and val accuracy of the best epoch
+    step_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, mean loss of the last LOG_EVERY)
 
 
 @dataclass
@@ -195,6 +196,7 @@ def train_run(
     epochs: list[dict[str, Any]] = []
     best: dict[str, Any] = {"epoch": 0, "val_accuracy": -1.0}
     diverged = None
+    step_losses: list[tuple[int, float]] = []
     step = 0
     t0 = time.perf_counter()
     # progress None: a bar only on a terminal (tqdm's rule); True/False force it on/off
@@ -240,6 +242,7 @@ def train_run(
             if step % LOG_EVERY == 0:
                 mean_window = window.item() / LOG_EVERY
                 window.zero_()
+                step_losses.append((step, mean_window))
                 if not math.isfinite(mean_window) or mean_window > bound:
                     diverged = {"step": step, "epoch": epoch, "lr": lr, "loss": mean_window}
                     break
@@ -272,6 +275,6 @@ def train_run(
         bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{val_acc:.3f}", lr=f"{record['lr']:.3g}")
     bar.close()
     if diverged is not None:
-        return RunResult("diverged", epochs, None, init_hash, time.perf_counter() - t0, diverged, best)
+        return RunResult("diverged", epochs, None, init_hash, time.perf_counter() - t0, diverged, best, step_losses)
     _, _, pred = evaluate(model, data.test, norm, device)
-    return RunResult("ok", epochs, pred, init_hash, time.perf_counter() - t0, None, best)
+    return RunResult("ok", epochs, pred, init_hash, time.perf_counter() - t0, None, best, step_losses)

@@ -19,6 +19,7 @@ from lrlab.schedules.compile import (
     family_fields,
     parse_spec,
     resolve_auto,
+    scale_to_peak,
     uses_auto,
     valid_keys,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "family_fields",
     "parse_spec",
     "resolve_auto",
+    "scale_to_peak",
     "uses_auto",
     "valid_keys",
 ]

@@ -98,6 +98,20 @@ def resolve_auto(spec: dict[str, Any], suggestion: float) -> dict[str, Any]:
     return {k: suggestion * AUTO_FACTORS[k] if v == "auto" and k in AUTO_FACTORS else v for k, v in spec.items()}
 
 
+def scale_to_peak(spec: dict[str, Any], peak: float, plan: Plan) -> dict[str, Any]:
+    """The same shape with every LR key scaled so that the schedule's peak LR is `peak` (the LR
+    axis of a study). A momentum table is left alone."""
+    current = compile_schedule(resolve_auto(spec, 1.0), plan).peak_lr
+    factor = peak / current
+    out = expand_preset(spec) if spec.get("type") in PRESETS else dict(spec)
+    if spec.get("type") in PRESETS:
+        out["type"] = PRESETS[spec["type"]]["type"]
+    for k, v in out.items():
+        if k.endswith("lr") and isinstance(v, int | float) and not isinstance(v, bool):
+            out[k] = v * factor
+    return out
+
+
 def _number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ConfigError(f"{where}: expected a finite number, got {value!r}")

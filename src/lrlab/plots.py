@@ -1,0 +1,152 @@
+"""The study's plots (matplotlib, files only): LR schedules, per-epoch curves with a band over
+seeds, final accuracy per schedule, LR sensitivity, confusion matrix."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never open a window
+import matplotlib.pyplot as plt
+import numpy as np
+
+from lrlab.results import LEVEL, Run
+
+
+def new_figure(size: tuple[float, float]) -> tuple[Any, Any]:
+    """A figure and its axes (one place that imports pyplot for every plot of lrlab)."""
+    return plt.subplots(figsize=size)
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    """Save a figure atomically (temporary file, then rename) and free it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def _colors(names: list[str]) -> dict[str, Any]:
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    return {n: cmap(i % cmap.N) for i, n in enumerate(names)}
+
+
+def plot_lr(
+    traces: dict[str, list[tuple[int, float]]],
+    path: Path,
+    title: str = "Learning rate against optimizer step",
+    momentum: dict[str, list[tuple[int, float]]] | None = None,
+) -> None:
+    """Overlay of LR against step, one line per schedule; scheduled momentum in a panel below."""
+    colors = _colors(list(traces))
+    rows = 2 if momentum else 1
+    fig, axes = plt.subplots(
+        rows, 1, figsize=(8, 4 + 2 * (rows - 1)), sharex=True, squeeze=False, height_ratios=[2, 1][:rows]
+    )
+    ax = axes[0][0]
+    for name, tr in traces.items():
+        steps, lrs = zip(*tr, strict=True) if tr else ((), ())
+        ax.plot(steps, lrs, label=name, color=colors[name], lw=1.6)
+    ax.set(ylabel="learning rate", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    if momentum:
+        mx = axes[1][0]
+        for name, tr in momentum.items():
+            steps, ms = zip(*tr, strict=True)
+            mx.plot(steps, ms, color=colors[name], lw=1.4, ls="--")
+        mx.set(ylabel="momentum")
+        mx.grid(alpha=0.3)
+    axes[-1][0].set(xlabel="optimizer step")
+    save_figure(fig, path)
+
+
+def plot_curves(groups: dict[str, list[Run]], key: str, ylabel: str, path: Path) -> None:
+    """A per-epoch quantity, mean over seeds with a min–max band."""
+    fig, ax = new_figure((8, 4))
+    colors = _colors(list(groups))
+    for name, runs in groups.items():
+        curves = [[float(e[key]) for e in r.csv("epochs.csv")] for r in runs if r.ok]
+        n = min((len(c) for c in curves), default=0)
+        if n == 0:
+            continue
+        arr = np.array([c[:n] for c in curves])
+        x = np.arange(1, n + 1)
+        ax.plot(x, arr.mean(0), label=f"{name} (n={len(curves)})", color=colors[name], lw=1.8)
+        if len(curves) > 1:
+            ax.fill_between(x, arr.min(0), arr.max(0), color=colors[name], alpha=0.15, lw=0)
+    ax.set(xlabel="epoch", ylabel=ylabel, title=f"{ylabel.capitalize()} against epoch (band: min–max over seeds)")
+    if key.endswith("loss"):
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    save_figure(fig, path)
+
+
+def plot_final(table: list[dict[str, Any]], groups: dict[str, list[Run]], path: Path) -> None:
+    """Final test accuracy per schedule: every seed a dot, the mean and its interval as a bar."""
+    names = [row["schedule"] for row in table]
+    fig, ax = new_figure((max(6, 0.9 * len(names) + 2), 4))
+    colors = _colors(names)
+    for i, row in enumerate(table):
+        vals = [r.metric("accuracy") for r in groups[row["schedule"]] if r.ok]
+        jitter = np.linspace(-0.12, 0.12, len(vals)) if len(vals) > 1 else np.zeros(len(vals))
+        ax.scatter(i + jitter, vals, s=22, color=colors[row["schedule"]], alpha=0.8, zorder=3)
+        s = row["accuracy"]
+        if s.n:
+            ax.plot([i - 0.3, i + 0.3], [s.mean, s.mean], color="black", lw=2, zorder=4)
+        if s.n > 1:
+            ax.errorbar(i, s.mean, yerr=[[s.mean - s.ci_low], [s.ci_high - s.mean]], color="black", capsize=6, lw=1.2)
+        if row["diverged"]:
+            ax.annotate(f"{row['diverged']} diverged", (i, 0.02), xycoords=("data", "axes fraction"),
+                        ha="center", fontsize=8, color="crimson")  # fmt: skip
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
+    ax.set(ylabel="test accuracy", title=f"Final test accuracy: seeds as dots, mean and {LEVEL:.0%} interval")
+    ax.grid(axis="y", alpha=0.3)
+    save_figure(fig, path)
+
+
+def plot_confusion(name: str, runs: list[Run], path: Path) -> None:
+    cm = np.sum([np.array(r.result["test"]["confusion_matrix"]) for r in runs], axis=0)
+    classes = runs[0].result["test"]["classes"]
+    k = len(classes)
+    fig, ax = new_figure((5 + 0.2 * k, 4.5 + 0.2 * k))
+    ax.imshow(cm, cmap="Blues")
+    if k <= 20:
+        ax.set_xticks(range(k), classes, rotation=90, fontsize=7)
+        ax.set_yticks(range(k), classes, fontsize=7)
+        for (i, j), v in np.ndenumerate(cm):
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=6, color="white" if v > cm.max() / 2 else "black")
+    ax.set(xlabel="predicted", ylabel="true", title=f"{name}: test confusion matrix (summed over {len(runs)} seeds)")
+    save_figure(fig, path)
+
+
+def plot_sensitivity(runs: list[Run], path: Path) -> None:
+    """Final accuracy against the peak LR of the LR axis, one line per schedule; diverged runs
+    as crosses on the bottom edge."""
+    bases = list(dict.fromkeys(r.config.get("base_schedule", r.name) for r in runs))
+    colors = _colors(bases)
+    fig, ax = new_figure((7, 4.5))
+    for base in bases:
+        mine = [r for r in runs if r.config.get("base_schedule") == base]
+        peaks = sorted({float(r.config["peak_lr_axis"]) for r in mine})
+        means = []
+        for pk in peaks:
+            at = [r for r in mine if float(r.config["peak_lr_axis"]) == pk]
+            ok = [r.metric("accuracy") for r in at if r.ok]
+            ax.scatter([pk] * len(ok), ok, s=12, color=colors[base], alpha=0.5)
+            bad = len(at) - len(ok)
+            if bad:
+                ax.scatter([pk], [0.0], marker="x", s=60, color=colors[base], transform=ax.get_xaxis_transform())
+            means.append(float(np.mean(ok)) if ok else math.nan)
+        ax.plot(peaks, means, marker="o", color=colors[base], label=base)
+    ax.set_xscale("log")
+    ax.set(xlabel="peak learning rate", ylabel="test accuracy",
+           title="LR sensitivity (mean over seeds; × on the axis: diverged)")  # fmt: skip
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save_figure(fig, path)

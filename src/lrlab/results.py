@@ -1,0 +1,179 @@
+"""A study's results read back from its run folders, and the numbers computed from them: the
+summary rows, per-schedule statistics, comparisons with the baseline, and training dynamics.
+Pure functions of the saved files; report.py and plots.py present them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lrlab import stats, store
+from lrlab.errors import LrlabError
+from lrlab.metrics import ALL_METRICS
+
+EPOCH_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"]
+SUMMARY_COLUMNS = [
+    "schedule", "seed", "status", *ALL_METRICS, "best_val_accuracy", "best_epoch", "final_val_accuracy",
+    "epochs_run", "peak_lr", "final_lr", "mean_lr", "seconds",
+]  # fmt: skip
+LEVEL, ALPHA, TEST = 0.95, 0.05, "t-test"  # the report's interval, significance level and paired test
+LATE = 0.25  # "late in training": the last quarter of the steps
+TARGET_OF_BEST = 0.9  # default target accuracy: this fraction of the best validation accuracy seen
+
+
+@dataclass
+class Run:
+    folder: Path
+    result: dict[str, Any]
+    config: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.result["schedule"]
+
+    @property
+    def seed(self) -> int:
+        return int(self.result["seed"])
+
+    @property
+    def ok(self) -> bool:
+        return self.result["status"] == "ok"
+
+    def metric(self, m: str) -> float:
+        return float(self.result["test"][m]) if self.ok else math.nan
+
+    def csv(self, name: str) -> list[dict[str, str]]:
+        path = self.folder / name
+        return store.read_csv(path) if path.exists() else []
+
+
+def load_runs(dirs: list[Path]) -> list[Run]:
+    """Every finished run under the study folders; a (schedule, seed) met twice is kept once."""
+    runs: dict[tuple[str, int], Run] = {}
+    for d in dirs:
+        if not d.is_dir():
+            raise LrlabError(f"{d} is not a folder; expected a study folder holding runs/<schedule>/seed-<k>/")
+        for res in sorted(d.glob("runs/*/seed-*/result.json")):
+            run = Run(res.parent, store.read_json(res), store.read_json(res.parent / "config.json"))
+            runs.setdefault((run.name, run.seed), run)
+    return list(runs.values())
+
+
+def study_docs(dirs: list[Path]) -> list[dict[str, Any]]:
+    return [store.read_json(d / "study.json") for d in dirs if (d / "study.json").exists()]
+
+
+def _config_order(cfg: dict[str, Any]) -> list[str]:
+    """Run names in the order a study config runs them (schedules, then peak LRs)."""
+    peaks = cfg.get("peak_lrs")
+    return [n if not peaks else f"{n}@{p:g}" for n in cfg["schedules"] for p in peaks or [None]]
+
+
+def run_order(dirs: list[Path], runs: list[Run]) -> list[str]:
+    """Run names in the study config's order (from study.json, or the configs saved in the run
+    folders), then any others in order of appearance."""
+    names: list[str] = []
+    configs = [doc["config"] for doc in study_docs(dirs)] + [r.config["config"] for r in runs]
+    for cfg in configs:
+        names += [n for n in _config_order(cfg) if n not in names]
+    names += [r.name for r in runs if r.name not in names]
+    present = {r.name for r in runs}
+    return [n for n in names if n in present]
+
+
+def sort_runs(runs: list[Run], order: list[str]) -> list[Run]:
+    pos = {n: i for i, n in enumerate(order)}
+    return sorted(runs, key=lambda r: (pos.get(r.name, len(pos)), r.seed))
+
+
+def summary_rows(runs: list[Run]) -> list[dict[str, Any]]:
+    rows = []
+    for r in runs:
+        row = {k: r.result.get(k) for k in SUMMARY_COLUMNS}
+        row.update({m: (r.result["test"][m] if r.ok else None) for m in ALL_METRICS})
+        rows.append(row)
+    return rows
+
+
+def write_summary(out: Path, dirs: list[Path] | None = None) -> list[dict[str, Any]]:
+    """summary.csv: one row per finished run, by schedule (config order) then seed."""
+    dirs = dirs or [out]
+    runs = load_runs(dirs)
+    rows = summary_rows(sort_runs(runs, run_order(dirs, runs)))
+    store.write_csv(out / "summary.csv", rows, SUMMARY_COLUMNS)
+    return rows
+
+
+def by_name(runs: list[Run], order: list[str]) -> dict[str, list[Run]]:
+    return {n: [r for r in runs if r.name == n] for n in order}
+
+
+def study_table(groups: dict[str, list[Run]]) -> list[dict[str, Any]]:
+    """Per schedule: n, diverged count, and a stats.Summary of every metric over its seeds."""
+    table = []
+    for name, runs in groups.items():
+        row: dict[str, Any] = {"schedule": name, "n": sum(r.ok for r in runs), "diverged": sum(not r.ok for r in runs)}
+        for m in ALL_METRICS:
+            row[m] = stats.summarize([r.metric(m) for r in runs], LEVEL)
+        table.append(row)
+    return table
+
+
+def comparisons(groups: dict[str, list[Run]], baseline: str, metric: str = "accuracy") -> list[stats.Comparison]:
+    """Every schedule against the baseline, paired by seed, Holm-adjusted together. On an LR axis
+    each schedule is compared with the baseline at the same peak LR (Holm within each peak)."""
+    peaks = {n: rs[0].config.get("peak_lr_axis") for n, rs in groups.items()}
+    bases = {n: rs[0].config.get("base_schedule", n) for n, rs in groups.items()}
+    names = list(bases.values())
+    if baseline not in groups and baseline not in names:
+        raise LrlabError(f"baseline {baseline!r} has no runs here; schedules: {', '.join(dict.fromkeys(names))}")
+    out = []
+    for peak in dict.fromkeys(peaks.values()):
+        at = {n: {r.seed: r.metric(metric) for r in groups[n]} for n in groups if peaks[n] == peak}
+        base = next((n for n in at if n == baseline or bases[n] == baseline), None)
+        if base is not None and len(at) > 1:
+            out += stats.compare(at, base, test=TEST, alpha=ALPHA, level=LEVEL)
+    return out
+
+
+def dynamics(groups: dict[str, list[Run]], target: float) -> list[dict[str, Any]]:
+    """Beyond the final numbers, per schedule (means over finished seeds)."""
+    rows = []
+    for name, runs in groups.items():
+        ok = [r for r in runs if r.ok]
+        reach_epochs, reach_secs, late_cv = [], [], []
+        for r in ok:
+            epochs = r.csv("epochs.csv")
+            elapsed = np.cumsum([float(e["seconds"]) for e in epochs])
+            hit = [i for i, e in enumerate(epochs) if float(e["val_accuracy"]) >= target]
+            if hit:
+                reach_epochs.append(int(epochs[hit[0]]["epoch"]))
+                reach_secs.append(float(elapsed[hit[0]]))
+            losses = [(int(s["step"]), float(s["loss"])) for s in r.csv("steps.csv")]
+            total = r.config["plan"]["total_steps"]
+            late = [v for s, v in losses if s > (1 - LATE) * total]
+            if len(late) >= 2:
+                late_cv.append(float(np.std(late) / np.mean(late)))
+
+        def mean(key: str, rs: list[Run] = ok) -> float:
+            vals = [float(r.result[key]) for r in rs if r.result.get(key) is not None]
+            return float(np.mean(vals)) if vals else math.nan
+
+        rows.append({
+            "schedule": name,
+            "best_val": mean("best_val_accuracy"),
+            "best_epoch": mean("best_epoch"),
+            "final_val": mean("final_val_accuracy"),
+            "reached": f"{len(reach_epochs)}/{len(ok)}",
+            "epochs_to_target": float(np.mean(reach_epochs)) if reach_epochs else math.nan,
+            "seconds_to_target": float(np.mean(reach_secs)) if reach_secs else math.nan,
+            "late_loss_cv": float(np.mean(late_cv)) if late_cv else math.nan,
+            "peak_lr": mean("peak_lr", runs),
+            "final_lr": mean("final_lr", runs),
+            "mean_lr": mean("mean_lr", runs),
+        })  # fmt: skip
+    return rows

@@ -1,0 +1,196 @@
+"""Statistics over seeds: per-schedule summaries, seed-paired comparisons against a baseline with Holm-adjusted
+p-values and verdicts, and a ranking with statistical ties. Pure functions; distributions and tests are scipy.stats."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+TESTS = ("t-test", "wilcoxon")
+_TEST_NAMES = {"t-test": "two-sided paired t-test", "wilcoxon": "two-sided Wilcoxon signed-rank test"}
+NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One schedule, one metric, over seeds."""
+
+    n: int  # finite values only; diverged runs (nan) are not counted
+    mean: float
+    std: float  # sample std (ddof=1); nan when n < 2
+    ci_low: float  # `level` t-interval of the mean; nan when n < 2
+    ci_high: float
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One schedule against the baseline, one metric, paired by seed."""
+
+    schedule: str
+    baseline: str
+    n: int  # seeds where both runs finished
+    diff_mean: float  # mean of (schedule - baseline) over pairs
+    diff_ci_low: float
+    diff_ci_high: float
+    p_ttest: float
+    p_wilcoxon: float
+    p_holm: float  # Holm-adjusted p of `test` across all comparisons of this metric
+    test: str
+    verdict: str  # "better", "worse" or "no clear difference"
+
+
+def _finite(values: Sequence[float]) -> np.ndarray:
+    arr = np.asarray(values, dtype=float).ravel()
+    return arr[np.isfinite(arr)]
+
+
+def _check(test: str | None = None, level: float | None = None, alpha: float | None = None) -> None:
+    if test is not None and test not in TESTS:
+        raise ValueError(f"unknown test {test!r}; choose one of {', '.join(TESTS)}")
+    for name, value in (("level", level), ("alpha", alpha)):
+        if value is not None and not 0.0 < value < 1.0:
+            raise ValueError(f"{name} must lie strictly between 0 and 1, got {value}")
+
+
+def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Student t confidence interval of the mean: mean ± t_{(1+level)/2, n-1} · s/√n (Student 1908), over the
+    finite values; (nan, nan) when fewer than two, since s is undefined."""
+    _check(level=level)
+    x = _finite(values)
+    n = x.size
+    if n < 2:
+        return NAN, NAN
+    mean = float(x.mean())
+    half = float(sps.t.ppf((1.0 + level) / 2.0, n - 1)) * float(x.std(ddof=1)) / math.sqrt(n)
+    return mean - half, mean + half
+
+
+def summarize(values: Sequence[float], level: float = 0.95) -> Summary:
+    """Mean, sample std and t-interval over seeds; nan values (diverged runs) are ignored and not counted."""
+    _check(level=level)
+    x = _finite(values)
+    n = int(x.size)
+    if n == 0:
+        return Summary(0, NAN, NAN, NAN, NAN)
+    low, high = t_interval(x, level)
+    std = float(x.std(ddof=1)) if n >= 2 else NAN
+    return Summary(n, float(x.mean()), std, low, high)
+
+
+def paired(a: Mapping[int, float], b: Mapping[int, float]) -> tuple[list[float], list[float]]:
+    """Values of `a` and `b` at the seeds where both are finite, sorted by seed. Pairing by seed is what makes the
+    comparison fair: for one seed both runs share initial weights and batch order, so that variance cancels."""
+    seeds = sorted(s for s in a.keys() & b.keys() if math.isfinite(a[s]) and math.isfinite(b[s]))
+    return [float(a[s]) for s in seeds], [float(b[s]) for s in seeds]
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni step-down adjusted p-values (Holm 1979): with the m finite p sorted ascending,
+    adj_(i) = max_{j<=i} min(1, (m-j+1)·p_(j)). Rejecting where adj <= alpha controls the family-wise error rate at
+    alpha under any dependence. Monotone in p, capped at 1; nan inputs stay nan and are not counted in m."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    idx = np.flatnonzero(~np.isnan(p))
+    m = idx.size
+    if m:
+        # Stable sort so that equal p keep input order; the running max then gives them equal adjusted values.
+        order = idx[np.argsort(p[idx], kind="stable")]
+        scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
+        out[order] = np.maximum.accumulate(scaled)
+    return out.tolist()
+
+
+def _pvalues(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """Two-sided paired p-values (t-test, Wilcoxon) for x - y; nan with fewer than two pairs."""
+    if len(x) < 2:
+        return NAN, NAN
+    d = np.asarray(x) - np.asarray(y)
+    if not np.any(d):
+        # All differences zero: no evidence of a difference. scipy gives nan (0/0) for the t-test, so say it here.
+        return 1.0, 1.0
+    with warnings.catch_warnings():
+        # Near-constant differences make scipy warn about precision loss; t -> ±inf and p -> 0 is the right limit.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p_t = float(sps.ttest_rel(x, y).pvalue)  # Student t on the differences, n-1 df
+        # Signed-rank test (Wilcoxon 1945), scipy defaults: zero differences dropped, exact null distribution for
+        # small n. With n pairs its smallest two-sided p is 2/2^n, so 5 seeds can never reach 0.05.
+        p_w = float(sps.wilcoxon(x, y).pvalue)
+    return p_t, p_w
+
+
+def _verdict(diff_mean: float, p: float, alpha: float) -> str:
+    # Metrics are higher-is-better; a nan p (too few pairs) can never reject.
+    if not p <= alpha:
+        return "no clear difference"
+    return "better" if diff_mean > 0 else "worse" if diff_mean < 0 else "no clear difference"
+
+
+def compare(
+    results: Mapping[str, Mapping[int, float]],
+    baseline: str,
+    test: str = "t-test",
+    alpha: float = 0.05,
+    level: float = 0.95,
+) -> list[Comparison]:
+    """Every schedule other than `baseline` (in mapping order) against it, for one metric, paired by seed.
+
+    `results` maps schedule -> {seed: value}, nan for a diverged run; seeds where either run diverged are dropped.
+    The p-value of `test` is Holm-adjusted across these comparisons, and the verdict is "better"/"worse" when the
+    adjusted p <= alpha (by the sign of the mean difference), otherwise "no clear difference"."""
+    _check(test, level, alpha)
+    if baseline not in results:
+        raise ValueError(f"unknown baseline {baseline!r}; schedules are: {', '.join(map(str, results))}")
+    rows = []
+    for name, values in results.items():
+        if name == baseline:
+            continue
+        x, y = paired(values, results[baseline])
+        d = np.asarray(x) - np.asarray(y)
+        low, high = t_interval(d, level)
+        rows.append((name, len(d), float(d.mean()) if d.size else NAN, low, high, *_pvalues(x, y)))
+    adjusted = holm([r[5] if test == "t-test" else r[6] for r in rows])
+    return [
+        Comparison(name, baseline, n, dm, lo, hi, pt, pw, ph, test, _verdict(dm, ph, alpha))
+        for (name, n, dm, lo, hi, pt, pw), ph in zip(rows, adjusted, strict=True)
+    ]
+
+
+def rank_with_ties(
+    results: Mapping[str, Mapping[int, float]], alpha: float = 0.05, test: str = "t-test"
+) -> dict[str, int]:
+    """Rank schedules by mean over their finite values, higher is better, with statistical ties.
+
+    Rule: sort by mean (equal means keep mapping order). Each schedule is tested against the one directly above it
+    (paired by seed, two-sided `test`), and the p-values of these adjacent pairs are Holm-adjusted together. A
+    schedule whose adjusted p is > alpha (or nan, with under two pairs) is not distinguishable from the next better
+    schedule and shares its rank. Ranks are competition style (1, 1, 3, ...); ties chain, so A~B and B~C put all
+    three at A's rank even if A and C differ. Schedules with no finite values rank last together. Returns
+    schedule -> rank, in rank order."""
+    _check(test, alpha=alpha)
+    means = {name: _finite(list(v.values())) for name, v in results.items()}
+    alive = sorted((s for s, x in means.items() if x.size), key=lambda s: -float(means[s].mean()))
+    dead = [s for s, x in means.items() if not x.size]
+    raw = [_pvalues(*paired(results[lo], results[hi])) for hi, lo in itertools.pairwise(alive)]
+    adjusted = holm([p[0] if test == "t-test" else p[1] for p in raw])
+    ranks: dict[str, int] = {}
+    for i, name in enumerate(alive):
+        tied = i > 0 and not adjusted[i - 1] <= alpha
+        ranks[name] = ranks[alive[i - 1]] if tied else i + 1
+    ranks.update(dict.fromkeys(dead, len(alive) + 1))
+    return ranks
+
+
+def describe_method(test: str, comparisons: int, level: float = 0.95, alpha: float = 0.05) -> str:
+    """One sentence for reports saying how the numbers were made."""
+    _check(test, level, alpha)
+    plural = "comparison" if comparisons == 1 else "comparisons"
+    return (
+        f"Mean ± {level * 100:g} % t-interval over seeds; differences against the baseline are paired by seed, "
+        f"tested with a {_TEST_NAMES[test]}, Holm-adjusted over {comparisons} {plural}, alpha {alpha:g}."
+    )

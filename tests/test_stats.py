@@ -1,0 +1,230 @@
+"""Statistics over seeds: summaries, seed-paired tests, Holm adjustment, verdicts and ranking, checked against
+hand-worked numbers and against scipy.stats."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy import stats as sps
+
+from lrlab.stats import (
+    Comparison,
+    Summary,
+    compare,
+    describe_method,
+    holm,
+    paired,
+    rank_with_ties,
+    summarize,
+    t_interval,
+)
+
+BASE = {0: 0.80, 1: 0.81, 2: 0.79, 3: 0.80, 4: 0.82}
+
+
+def shifted(shift: float, noise: list[float], base: dict[int, float] = BASE) -> dict[int, float]:
+    return {s: v + shift + e for (s, v), e in zip(base.items(), noise, strict=True)}
+
+
+# --- summarize / t_interval -------------------------------------------------------------------------------------
+
+
+def test_summarize_by_hand():
+    # mean = (0.80 + 0.82 + 0.84) / 3 = 0.82; s = sqrt((0.02² + 0 + 0.02²) / 2) = 0.02
+    # t_{0.975, 2} = 4.302652729749464 (Student t table); half-width = 4.302652729749464 * 0.02 / sqrt(3) = 0.0496828
+    s = summarize([0.80, 0.82, 0.84])
+    half = 4.302652729749464 * 0.02 / math.sqrt(3)
+    assert s.n == 3
+    assert s.mean == pytest.approx(0.82)
+    assert s.std == pytest.approx(0.02)
+    assert half == pytest.approx(0.0496828, abs=1e-7)
+    assert (s.ci_low, s.ci_high) == pytest.approx((0.82 - half, 0.82 + half))
+
+
+def test_summarize_other_level():
+    # t_{0.95, 2} = 2.919985580355516; half-width = 2.919985580355516 * 0.02 / sqrt(3)
+    s = summarize([0.80, 0.82, 0.84], level=0.90)
+    half = 2.919985580355516 * 0.02 / math.sqrt(3)
+    assert (s.ci_low, s.ci_high) == pytest.approx((0.82 - half, 0.82 + half))
+
+
+def test_summarize_ignores_nan():
+    assert summarize([0.80, float("nan"), 0.82, 0.84, float("nan")]) == summarize([0.80, 0.82, 0.84])
+
+
+def test_summarize_one_and_none():
+    one = summarize([0.7, float("nan")])
+    assert one.n == 1 and one.mean == 0.7
+    assert math.isnan(one.std) and math.isnan(one.ci_low) and math.isnan(one.ci_high)
+    none = summarize([float("nan")])
+    assert none.n == 0 and all(math.isnan(v) for v in (none.mean, none.std, none.ci_low, none.ci_high))
+    assert summarize([]).n == 0
+    assert isinstance(none, Summary)
+
+
+def test_t_interval_small_and_bad_level():
+    assert all(math.isnan(v) for v in t_interval([0.5]))
+    assert t_interval([0.5, 0.5]) == (0.5, 0.5)
+    with pytest.raises(ValueError, match="level"):
+        t_interval([0.1, 0.2], level=1.5)
+
+
+# --- paired ------------------------------------------------------------------------------------------------------
+
+
+def test_paired_keeps_common_finite_seeds_sorted():
+    a = {3: 0.3, 1: 0.1, 2: float("nan"), 5: 0.5}
+    b = {1: 1.1, 2: 1.2, 3: 1.3, 4: 1.4, 5: float("nan")}
+    assert paired(a, b) == ([0.1, 0.3], [1.1, 1.3])
+
+
+# --- holm --------------------------------------------------------------------------------------------------------
+
+
+def test_holm_hand_worked():
+    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> running max -> 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+
+
+def test_holm_caps_and_nan():
+    # m = 2 (nan not counted): 0.3*2 = 0.6, 0.7*1 = 0.7
+    out = holm([0.7, float("nan"), 0.3])
+    assert out[0] == pytest.approx(0.7) and math.isnan(out[1]) and out[2] == pytest.approx(0.6)
+    assert holm([0.6, 0.9]) == pytest.approx([1.0, 1.0])  # 0.6*2 = 1.2 capped
+    assert holm([]) == []
+    assert holm([0.04]) == pytest.approx([0.04])
+
+
+@given(st.lists(st.one_of(st.floats(0.0, 1.0), st.just(float("nan"))), max_size=30))
+def test_holm_properties(ps):
+    adj = holm(ps)
+    assert len(adj) == len(ps)
+    for p, a in zip(ps, adj, strict=True):
+        assert math.isnan(a) == math.isnan(p)
+        if not math.isnan(p):
+            assert p <= a <= 1.0
+    finite = [(p, a) for p, a in zip(ps, adj, strict=True) if not math.isnan(p)]
+    for pi, ai in finite:
+        for pj, aj in finite:
+            if pi <= pj:
+                assert ai <= aj
+
+
+# --- compare -----------------------------------------------------------------------------------------------------
+
+BETTER = shifted(0.05, [0.001, -0.002, 0.003, 0.0, -0.001])
+SAME = shifted(0.0, [0.002, -0.003, 0.001, -0.001, 0.001])
+WORSE = shifted(-0.04, [0.0, 0.002, -0.001, 0.001, -0.002])
+
+
+def test_compare_p_values_match_scipy_and_hand():
+    (c,) = compare({"base": BASE, "better": BETTER}, "base")
+    x, y = paired(BETTER, BASE)
+    assert c.n == 5
+    assert c.p_ttest == pytest.approx(sps.ttest_rel(x, y).pvalue)
+    assert c.p_wilcoxon == pytest.approx(sps.wilcoxon(x, y).pvalue)
+    # Independent check: paired t-test = one-sample t on d, t = mean / (s / sqrt n), p = 2 * sf(|t|, n - 1)
+    d = np.array(x) - np.array(y)
+    t = d.mean() / (d.std(ddof=1) / math.sqrt(5))
+    assert c.p_ttest == pytest.approx(2 * sps.t.sf(abs(t), 4))
+    # Exact signed-rank: all 5 differences positive is 1 of 2^5 sign patterns, two-sided p = 2/32
+    assert c.p_wilcoxon == pytest.approx(2 / 32)
+    assert c.diff_mean == pytest.approx(0.0502)
+    assert (c.diff_ci_low, c.diff_ci_high) == pytest.approx(t_interval(d))
+    assert c.p_holm == c.p_ttest  # a single comparison: Holm changes nothing
+
+
+def test_compare_verdicts_with_holm():
+    res = compare({"same": SAME, "base": BASE, "better": BETTER, "worse": WORSE}, "base")
+    assert [c.schedule for c in res] == ["same", "better", "worse"]
+    assert all(isinstance(c, Comparison) and c.baseline == "base" and c.test == "t-test" for c in res)
+    assert [c.verdict for c in res] == ["no clear difference", "better", "worse"]
+    assert [c.p_holm for c in res] == pytest.approx(holm([c.p_ttest for c in res]))
+
+
+def test_compare_wilcoxon_needs_more_seeds():
+    # Five seeds can never give a two-sided signed-rank p below 2/32 > 0.05; eight can (2/256).
+    assert compare({"b": BASE, "x": BETTER}, "b", test="wilcoxon")[0].verdict == "no clear difference"
+    base = {s: 0.80 + 0.01 * (s % 3) for s in range(8)}
+    better = {s: v + 0.05 + 0.001 * s for s, v in base.items()}
+    (c,) = compare({"b": base, "x": better}, "b", test="wilcoxon")
+    assert c.p_wilcoxon == pytest.approx(2 / 256) and c.p_holm == c.p_wilcoxon and c.verdict == "better"
+
+
+def test_compare_drops_diverged_runs():
+    nan = float("nan")
+    better = {**BETTER, 2: nan}
+    base = {**BASE, 4: nan}
+    (c,) = compare({"base": base, "better": better}, "base")
+    assert c.n == 3
+    x, y = paired(better, base)
+    assert c.p_ttest == pytest.approx(sps.ttest_rel(x, y).pvalue)
+    assert c.diff_mean == pytest.approx(np.mean(np.array(x) - np.array(y)))
+
+
+def test_compare_too_few_pairs():
+    nan = float("nan")
+    res = compare({"base": BASE, "one": {0: 0.9, 1: nan}, "none": {0: nan}}, "base")
+    one, none = res
+    assert one.n == 1 and one.diff_mean == pytest.approx(0.1)
+    assert none.n == 0 and math.isnan(none.diff_mean)
+    for c in res:
+        assert all(math.isnan(v) for v in (c.diff_ci_low, c.p_ttest, c.p_wilcoxon, c.p_holm))
+        assert c.verdict == "no clear difference"
+
+
+def test_compare_all_zero_differences():
+    (c,) = compare({"base": BASE, "copy": dict(BASE)}, "base", test="wilcoxon")
+    assert (c.p_ttest, c.p_wilcoxon, c.p_holm) == (1.0, 1.0, 1.0)
+    assert c.diff_mean == 0.0 and c.verdict == "no clear difference"
+
+
+def test_compare_bad_input():
+    with pytest.raises(ValueError, match=r"'nope'.*alpha, beta"):
+        compare({"alpha": BASE, "beta": SAME}, "nope")
+    with pytest.raises(ValueError, match="t-test"):
+        compare({"alpha": BASE, "beta": SAME}, "alpha", test="mann-whitney")
+
+
+# --- rank_with_ties ----------------------------------------------------------------------------------------------
+
+
+def test_rank_clear_separation():
+    res = {
+        "low": BASE,
+        "top": shifted(0.10, [0.001, -0.001, 0.002, 0.0, -0.002]),
+        "mid": BETTER,
+    }
+    ranks = rank_with_ties(res)
+    assert ranks == {"top": 1, "mid": 2, "low": 3}
+    assert list(ranks) == ["top", "mid", "low"]
+
+
+def test_rank_ties_and_diverged():
+    twin = shifted(0.0, [0.001, -0.002, 0.001, -0.001, 0.0005], base=BETTER)  # mean 0.0001 below BETTER's
+    nan = float("nan")
+    res = {"dead": {0: nan, 1: nan}, "low": BASE, "twin": twin, "best": BETTER, "gone": {}}
+    assert rank_with_ties(res) == {"best": 1, "twin": 1, "low": 3, "dead": 4, "gone": 4}
+
+
+def test_rank_wilcoxon_and_bad_test():
+    # With five seeds the signed-rank test cannot reject, so everything ties.
+    assert set(rank_with_ties({"a": BASE, "b": BETTER}, test="wilcoxon").values()) == {1}
+    with pytest.raises(ValueError):
+        rank_with_ties({"a": BASE}, test="z")
+
+
+# --- describe_method ---------------------------------------------------------------------------------------------
+
+
+def test_describe_method():
+    assert describe_method("t-test", 3) == (
+        "Mean ± 95 % t-interval over seeds; differences against the baseline are paired by seed, tested with a "
+        "two-sided paired t-test, Holm-adjusted over 3 comparisons, alpha 0.05."
+    )
+    text = describe_method("wilcoxon", 1, level=0.9, alpha=0.01)
+    assert "90 %" in text and "Wilcoxon signed-rank" in text and "1 comparison," in text and "alpha 0.01" in text
