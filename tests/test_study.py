@@ -81,7 +81,7 @@ def test_report_states_n_interval_and_test(study):
 def test_paired_seeds_share_initial_weights(study):
     cfg, out, _, _ = study
     hashes = {
-        (n, s): json.loads((out / "runs" / n / f"seed-{s}" / "config.json").read_text())["init_hash"]
+        (n, s): json.loads((out / "runs" / n / f"seed-{s}" / "result.json").read_text())["init_hash"]
         for n in cfg.schedules
         for s in (0, 1)
     }

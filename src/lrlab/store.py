@@ -7,13 +7,16 @@ import io
 import json
 import os
 import platform
+import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import lrlab
+from lrlab.errors import LrlabError
 
 
 def write_text(path: Path, text: str) -> None:
@@ -85,3 +88,40 @@ def provenance(device: str) -> dict[str, Any]:
     if device.startswith("cuda") and torch.cuda.is_available():
         info["device_name"] = torch.cuda.get_device_name()
     return info
+
+
+class FolderLock:
+    """An exclusive lock on a folder, so two studies never write the same one. Hand-written on
+    fcntl.flock rather than a lock library because the refusal must name the holder (its pid is
+    written in the lock file); the OS drops the lock when the holder dies, even by SIGKILL."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / ".lock"
+        self.file: Any = None
+
+    def __enter__(self) -> FolderLock:
+        import fcntl  # Unix only, like the rest of lrlab's file handling
+
+        f = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise LrlabError(
+                f"{self.path.parent} is in use by {holder}; wait for it to finish or choose another --out"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"lrlab pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        f.flush()
+        self.file = f
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        self.file.truncate(0)
+        fcntl.flock(self.file, fcntl.LOCK_UN)
+        self.file.close()

@@ -29,6 +29,7 @@ from lrlab.training import RunInputs, RunResult, resolve_device, steps_per_epoch
 
 RUNS_DIR = "runs"  # inside the study folder: runs/<schedule>/seed-<k>/
 SWEEP_SEP = "@"  # a run of the LR axis is named <schedule>@<peak LR>
+CHECKPOINT = "checkpoint.pt"  # in a run folder while the run is unfinished
 
 
 def run_dir(out: Path, schedule: str, seed: int) -> Path:
@@ -118,52 +119,45 @@ def run_fingerprint(cfg: StudyConfig, spec: dict[str, Any], peak: float | None, 
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _open_out(out: Path, fresh: bool) -> None:
+def _open_out(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-test"
         probe.write_text("")
         probe.unlink()
     except OSError as e:
-        raise LrlabError(f"output folder {str(out)!r} cannot be written: {e.strerror}") from None
-    if fresh and (out / RUNS_DIR).exists():
-        shutil.rmtree(out / RUNS_DIR)
+        raise LrlabError(f"output folder {str(out)!r} cannot be written: {e.strerror or e}") from None
 
 
-def _finished(folder: Path, fingerprint: str) -> bool:
-    """A run folder holds a finished run of exactly this configuration."""
+def run_state(folder: Path, fingerprint: str) -> str:
+    """'new', 'partial' (started, maybe with a checkpoint) or 'finished'; a folder of another
+    configuration is refused (the caller passes --fresh to replace it)."""
     try:
-        done = store.read_json(folder / "result.json")
         saved = store.read_json(folder / "config.json")["fingerprint"]
     except (OSError, ValueError, KeyError):
-        return False
+        return "new"
     if saved != fingerprint:
         raise ConfigError(
             f"{folder} holds a run of a different configuration; rerun with --fresh to replace it, "
             "or choose another --out"
         )
-    return done.get("status") in ("ok", "diverged")
+    return "finished" if (folder / "result.json").exists() else "partial"
 
 
-def save_run(
-    folder: Path, p: Prepared, sched: Schedule, seed: int, fingerprint: str, result: RunResult
-) -> dict[str, Any]:
-    """Write one run's folder: config, per-epoch metrics, LR trace, losses, final metrics
-    (result.json last: its presence marks the run finished)."""
-    name = sched.name
+def run_config(p: Prepared, name: str, seed: int, fingerprint: str) -> dict[str, Any]:
+    """What a run folder's config.json records: the run, its resolved config and provenance."""
     base, peak = p.variants[name]
     ds = p.dataset
-    run_cfg = {
+    return {
         "fingerprint": fingerprint,
         "schedule": name,
         "base_schedule": base,
         "schedule_spec": p.cfg.schedules[base],
-        "schedule_resolved": sched.spec,
+        "schedule_resolved": p.specs[name],
         "peak_lr_axis": peak,
         "auto_lr": p.auto_lr,
         "seed": seed,
         "plan": {"total_steps": p.plan.total_steps, "steps_per_epoch": p.plan.steps_per_epoch},
-        "init_hash": result.init_hash,
         "model": p.model_info,
         "data": {
             "name": ds.name,
@@ -177,7 +171,13 @@ def save_run(
         "config": config_mod.to_dict(p.cfg),
         "provenance": store.provenance(str(p.device)),
     }
-    store.write_json(folder / "config.json", run_cfg)
+
+
+def save_run(folder: Path, p: Prepared, sched: Schedule, seed: int, result: RunResult) -> dict[str, Any]:
+    """Write a finished run's files: per-epoch metrics, LR trace, losses, final metrics
+    (result.json last: its presence marks the run finished)."""
+    name = sched.name
+    ds = p.dataset
     store.write_csv(folder / "epochs.csv", result.epochs, results.EPOCH_COLUMNS)
     trace = sched.trace()
     store.write_csv(folder / "lr.csv", [{"step": s, "lr": lr, "momentum": m} for s, lr, m in trace],
@@ -197,6 +197,8 @@ def save_run(
         "final_lr": lrs[-1],
         "mean_lr": sum(lrs) / len(lrs),
         "diverged": result.diverged,
+        "init_hash": result.init_hash,
+        "resumed_from_epoch": result.resumed_from,
     }
     if result.test_pred is not None:
         out["test"] = classification_metrics(ds.test.labels.tolist(), result.test_pred.tolist(), ds.classes)
@@ -211,7 +213,8 @@ def save_run(
 def run_study(
     cfg: StudyConfig, fresh: bool = False, progress: bool | None = None, echo: Callable[[str], None] = print
 ) -> list[dict[str, Any]]:
-    """Run every run of the study not already finished in the output folder; returns the table."""
+    """Run every run of the study not already finished in the output folder (an interrupted one
+    continues from its last checkpoint); returns the table."""
     t0 = time.perf_counter()
     if cfg.tensorboard:
         from lrlab.tensorboard import check_available
@@ -226,9 +229,25 @@ def run_study(
     }
     if not fresh:  # a folder with other runs is refused before anything is trained or written
         for (n, s), fp in fingerprints.items():
-            _finished(run_dir(out, n, s), fp)
-    _open_out(out, fresh)
-    ds = p.dataset
+            run_state(run_dir(out, n, s), fp)
+    _open_out(out)
+    with store.FolderLock(out):
+        if fresh and (out / RUNS_DIR).exists():
+            shutil.rmtree(out / RUNS_DIR)
+        _run_all(p, fingerprints, progress, echo)
+        built = report.build_report(out)
+    echo("")
+    echo(built.console)
+    echo("")
+    echo(f"wrote {out}/summary.csv, report.md, report.html, plots/ in {time.perf_counter() - t0:.1f} s")
+    sys.stdout.flush()
+    return built.table
+
+
+def _run_all(
+    p: Prepared, fingerprints: dict[tuple[str, int], str], progress: bool | None, echo: Callable[[str], None]
+) -> None:
+    cfg, ds, out = p.cfg, p.dataset, p.cfg.out_dir
     axis = f" × {len(cfg.peak_lrs)} peak LRs" if cfg.peak_lrs else ""
     echo(
         f"lrlab study {cfg.name!r}: {len(cfg.schedules)} schedules{axis} × {len(cfg.seeds)} seeds on {ds.name} "
@@ -238,24 +257,23 @@ def run_study(
     )
     if p.auto_lr:
         echo(f'"auto" LRs: {p.auto_lr["lr"]:.4g} ({p.auto_lr["rule"]} rule of an LR range test)')
-    study_doc = {
-        "config": config_mod.to_dict(cfg),
-        "runs": list(p.variants),
-        "auto_lr": p.auto_lr,
-        "provenance": store.provenance(str(p.device)),
-    }
+    study_doc = {"config": config_mod.to_dict(cfg), "auto_lr": p.auto_lr, "provenance": store.provenance(str(p.device))}
     store.write_json(out / "study.json", study_doc)
     total = len(fingerprints)
     for i, ((name, seed), fp) in enumerate(fingerprints.items(), 1):
         folder = run_dir(out, name, seed)
-        if _finished(folder, fp):
+        state = run_state(folder, fp)
+        if state == "finished":
             echo(f"[{i}/{total}] {name} seed {seed}: kept (finished earlier)")
             continue
-        if folder.exists():
-            shutil.rmtree(folder)  # an unfinished run starts again
+        if state == "new":
+            store.write_json(folder / "config.json", run_config(p, name, seed, fp))
         sched = compile_schedule(p.specs[name], p.plan, name)  # fresh: a plateau's history is per run
-        result = train_run(p.build, p.inputs, sched, cfg.train, seed, p.device, progress, label=f"{name} s{seed}")
-        saved = save_run(folder, p, sched, seed, fp, result)
+        checkpoint = folder / CHECKPOINT
+        result = train_run(p.build, p.inputs, sched, cfg.train, seed, p.device, progress, f"{name} s{seed}",
+                           checkpoint, fp)  # fmt: skip
+        saved = save_run(folder, p, sched, seed, result)
+        checkpoint.unlink(missing_ok=True)  # the result is saved; the checkpoint has done its work
         results.write_summary(out)
         if result.status == "ok":
             what = (
@@ -265,11 +283,5 @@ def run_study(
         else:
             d = result.diverged
             what = f"DIVERGED at step {d['step']} (lr {d['lr']:.3g}, loss {d['loss']:.3g})"
-        echo(f"[{i}/{total}] {name} seed {seed}: {what}, {result.seconds:.1f} s")
-    built = report.build_report(out)
-    echo("")
-    echo(built.console)
-    echo("")
-    echo(f"wrote {out}/summary.csv, report.md, report.html, plots/ in {time.perf_counter() - t0:.1f} s")
-    sys.stdout.flush()
-    return built.table
+        resumed = f", resumed from epoch {result.resumed_from}" if result.resumed_from else ""
+        echo(f"[{i}/{total}] {name} seed {seed}: {what}, {result.seconds:.1f} s{resumed}")

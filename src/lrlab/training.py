@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -154,6 +156,7 @@ class RunResult:
     diverged: dict[str, Any] | None = None  # step, epoch, lr and loss where it diverged
     best: dict[str, Any] = field(default_factory=dict)  # epoch and val accuracy of the best epoch
     step_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, mean loss of the last LOG_EVERY)
+    resumed_from: int = 0  # the epoch a checkpoint restored (0: trained from the start)
 
 
 @dataclass
@@ -169,6 +172,142 @@ class RunInputs:
     augment: bool
 
 
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """torch.save to a temporary file, then rename: a kill leaves the old checkpoint or the new."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """One run's training state: model, optimizer, step counter, RNG streams and history. For a
+    given seed every schedule gets the same initial weights (the model is built right after
+    seeding) and the same batch order and augmentation (their own generators)."""
+
+    def __init__(
+        self,
+        build_model: Callable[[], nn.Module],
+        data: RunInputs,
+        schedule: Schedule,
+        cfg: TrainConfig,
+        seed: int,
+        device: torch.device,
+    ) -> None:
+        torch.manual_seed(seed)
+        self.model = build_model().to(device)
+        self.init_hash = state_hash(self.model)
+        self.data, self.schedule, self.cfg, self.device = data, schedule, cfg, device
+        self.order_gen = torch.Generator().manual_seed(seed)  # batch order: shared by all schedules
+        self.aug_gen = torch.Generator().manual_seed(seed + 1_000_003)  # crops and flips: likewise
+        self.opt = make_optimizer(self.model, cfg, schedule.lr(0))
+        self.norm = Normalize.of(data.mean, data.std, device)
+        self.pad = max(1, data.train.images.shape[-1] // 8)  # 4 px at 32 px, as the common CIFAR recipe
+        self.bound = DIVERGE_FACTOR * math.log(max(data.num_classes, 2))
+        self.epochs: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {"epoch": 0, "val_accuracy": -1.0}
+        self.step_losses: list[tuple[int, float]] = []
+        self.step = 0
+        self.seconds = 0.0  # training time before this process (a resumed run adds to it)
+
+    # -- checkpoints: everything a resumed run needs to continue bit for bit on the CPU --
+
+    def state_dict(self) -> dict[str, Any]:
+        rng = {"torch": torch.get_rng_state(), "order": self.order_gen.get_state(), "aug": self.aug_gen.get_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "step": self.step,
+            "rng": rng,
+            "epochs": self.epochs,
+            "best": self.best,
+            "step_losses": self.step_losses,
+            "history": list(self.schedule.history),
+            "init_hash": self.init_hash,
+            "seconds": self.seconds,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.step, self.epochs, self.best = state["step"], state["epochs"], state["best"]
+        self.step_losses, self.init_hash, self.seconds = state["step_losses"], state["init_hash"], state["seconds"]
+        self.schedule.history[:] = state["history"]
+        torch.set_rng_state(state["rng"]["torch"])
+        self.order_gen.set_state(state["rng"]["order"])
+        self.aug_gen.set_state(state["rng"]["aug"])
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+
+    # -- training --
+
+    def train_epoch(self, epoch: int, bar: Any) -> dict[str, Any] | None:
+        """One epoch; returns the divergence record if the loss blew up, else None."""
+        model, opt, schedule, cfg, device = self.model, self.opt, self.schedule, self.cfg, self.device
+        model.train()
+        aux = getattr(model, "aux_heads", False)
+        te = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        window = torch.zeros((), device=device)
+        seen = 0
+        order = torch.randperm(len(self.data.train), generator=self.order_gen)
+        for x, y in batches(self.data.train, cfg.batch_size, order, device):
+            lr = schedule.lr(self.step)
+            set_lr(opt, lr, schedule.momentum(self.step) if schedule.momentum else None)
+            if self.data.augment:
+                x = crop_flip(x, self.aug_gen, self.pad)
+            if aux:
+                logits, aux_logits = model.forward_with_aux(self.norm(x))
+            else:
+                logits, aux_logits = model(self.norm(x)), []
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            total = loss + AUX_WEIGHT * sum(
+                (F.cross_entropy(a, y, label_smoothing=cfg.label_smoothing) for a in aux_logits),
+                torch.zeros((), device=device),
+            )
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            self.step += 1
+            seen += len(y)
+            loss_sum += loss.detach() * len(y)
+            window += loss.detach()
+            correct += (logits.argmax(1) == y).sum()
+            if self.step % LOG_EVERY == 0:  # the only host syncs: every LOG_EVERY steps
+                mean_window = window.item() / LOG_EVERY
+                window.zero_()
+                self.step_losses.append((self.step, mean_window))
+                if not math.isfinite(mean_window) or mean_window > self.bound:
+                    return {"step": self.step, "epoch": epoch, "lr": lr, "loss": mean_window}
+                bar.set_postfix(
+                    loss=f"{loss_sum.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}", lr=f"{lr:.3g}",
+                    refresh=False,
+                )  # fmt: skip
+            bar.update(1)
+        train_loss = loss_sum.item() / seen
+        if not math.isfinite(train_loss):
+            return {"step": self.step, "epoch": epoch, "lr": schedule.lr(self.step - 1), "loss": train_loss}
+        val_loss, val_acc, _ = evaluate(model, self.data.val, self.norm, device)
+        record = {
+            "epoch": epoch,
+            "step": self.step,
+            "lr": schedule.lr(self.step - 1),
+            "train_loss": train_loss,
+            "train_accuracy": correct.item() / seen,
+            "val_loss": val_loss,
+            "val_accuracy": val_acc,
+            "seconds": time.perf_counter() - te,
+        }
+        self.epochs.append(record)
+        schedule.observe(record)  # a metric-driven schedule (plateau) reads its metric here
+        if val_acc > self.best["val_accuracy"]:
+            self.best = {"epoch": epoch, "val_accuracy": val_acc}
+        bar.set_postfix(loss=f"{train_loss:.3f}", val=f"{val_acc:.3f}", lr=f"{record['lr']:.3g}")
+        return None
+
+
 def train_run(
     build_model: Callable[[], nn.Module],
     data: RunInputs,
@@ -178,103 +317,36 @@ def train_run(
     device: torch.device,
     progress: bool | None = None,
     label: str = "",
+    checkpoint: Path | None = None,
+    fingerprint: str = "",
 ) -> RunResult:
-    """Train one model under one schedule and seed. For a given seed, every schedule gets the same
-    initial weights (the model is built right after seeding) and the same batch order."""
-    torch.manual_seed(seed)
-    model = build_model().to(device)
-    init_hash = state_hash(model)
-    order_gen = torch.Generator().manual_seed(seed)  # batch order: shared by all schedules
-    aug_gen = torch.Generator().manual_seed(seed + 1_000_003)  # crops and flips: likewise
-    opt = make_optimizer(model, cfg, schedule.lr(0))
-    norm = Normalize.of(data.mean, data.std, device)
-    pad = max(1, data.train.images.shape[-1] // 8)  # 4 px at 32 px, as the common CIFAR recipe
-    bound = DIVERGE_FACTOR * math.log(max(data.num_classes, 2))
+    """Train one model under one schedule and seed. With `checkpoint`, the state is saved there at
+    every epoch end, and a checkpoint already there (of the same `fingerprint`) is resumed."""
+    trainer = Trainer(build_model, data, schedule, cfg, seed, device)
+    start = 0
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if state.get("fingerprint") == fingerprint:
+            trainer.load_state_dict(state["trainer"])
+            start = len(trainer.epochs)
     plan = schedule.plan
-    aux = getattr(model, "aux_heads", False)
-
-    epochs: list[dict[str, Any]] = []
-    best: dict[str, Any] = {"epoch": 0, "val_accuracy": -1.0}
-    diverged = None
-    step_losses: list[tuple[int, float]] = []
-    step = 0
     t0 = time.perf_counter()
     # progress None: a bar only on a terminal (tqdm's rule); True/False force it on/off
-    bar = tqdm(
-        total=plan.total_steps,
-        desc=label,
-        disable=None if progress is None else not progress,
-        leave=True,
-        dynamic_ncols=True,
-        unit="step",
-    )
-    n_epochs = plan.total_steps // plan.steps_per_epoch
-    for epoch in range(1, n_epochs + 1):
-        model.train()
-        te = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        window = torch.zeros((), device=device)
-        seen = 0
-        order = torch.randperm(len(data.train), generator=order_gen)
-        for x, y in batches(data.train, cfg.batch_size, order, device):
-            lr = schedule.lr(step)
-            set_lr(opt, lr, schedule.momentum(step) if schedule.momentum else None)
-            if data.augment:
-                x = crop_flip(x, aug_gen, pad)
-            if aux:
-                logits, aux_logits = model.forward_with_aux(norm(x))
-            else:
-                logits, aux_logits = model(norm(x)), []
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-            total = loss + AUX_WEIGHT * sum(
-                (F.cross_entropy(a, y, label_smoothing=cfg.label_smoothing) for a in aux_logits),
-                torch.zeros((), device=device),
-            )
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            opt.step()
-            step += 1
-            seen += len(y)
-            loss_sum += loss.detach() * len(y)
-            window += loss.detach()
-            correct += (logits.argmax(1) == y).sum()
-            if step % LOG_EVERY == 0:
-                mean_window = window.item() / LOG_EVERY
-                window.zero_()
-                step_losses.append((step, mean_window))
-                if not math.isfinite(mean_window) or mean_window > bound:
-                    diverged = {"step": step, "epoch": epoch, "lr": lr, "loss": mean_window}
-                    break
-                bar.set_postfix(
-                    loss=f"{loss_sum.item() / seen:.3f}",
-                    acc=f"{correct.item() / seen:.3f}",
-                    lr=f"{lr:.3g}",
-                    refresh=False,
-                )
-            bar.update(1)
-        if diverged is None and not math.isfinite(loss_sum.item()):
-            diverged = {"step": step, "epoch": epoch, "lr": schedule.lr(step - 1), "loss": float("nan")}
+    bar = tqdm(total=plan.total_steps, initial=trainer.step, desc=label, leave=True, dynamic_ncols=True, unit="step",
+               disable=None if progress is None else not progress)  # fmt: skip
+    diverged = None
+    for epoch in range(start + 1, plan.total_steps // plan.steps_per_epoch + 1):
+        diverged = trainer.train_epoch(epoch, bar)
         if diverged is not None:
             break
-        val_loss, val_acc, _ = evaluate(model, data.val, norm, device)
-        record = {
-            "epoch": epoch,
-            "step": step,
-            "lr": schedule.lr(step - 1),
-            "train_loss": loss_sum.item() / seen,
-            "train_accuracy": correct.item() / seen,
-            "val_loss": val_loss,
-            "val_accuracy": val_acc,
-            "seconds": time.perf_counter() - te,
-        }
-        epochs.append(record)
-        schedule.observe(record)  # a metric-driven schedule (plateau) reads its metric here
-        if val_acc > best["val_accuracy"]:
-            best = {"epoch": epoch, "val_accuracy": val_acc}
-        bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{val_acc:.3f}", lr=f"{record['lr']:.3g}")
+        if checkpoint is not None:
+            trainer.seconds += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            save_checkpoint(checkpoint, {"fingerprint": fingerprint, "trainer": trainer.state_dict()})
     bar.close()
+    seconds = trainer.seconds + time.perf_counter() - t0
+    t = trainer
     if diverged is not None:
-        return RunResult("diverged", epochs, None, init_hash, time.perf_counter() - t0, diverged, best, step_losses)
-    _, _, pred = evaluate(model, data.test, norm, device)
-    return RunResult("ok", epochs, pred, init_hash, time.perf_counter() - t0, None, best, step_losses)
+        return RunResult("diverged", t.epochs, None, t.init_hash, seconds, diverged, t.best, t.step_losses, start)
+    _, _, pred = evaluate(t.model, data.test, t.norm, device)
+    return RunResult("ok", t.epochs, pred, t.init_hash, seconds, None, t.best, t.step_losses, start)
