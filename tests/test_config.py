@@ -77,3 +77,50 @@ def test_files_and_bundled_names(tmp_path):
     f.write_text("name = \n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         config.load(str(f))
+
+
+# --- property: any document is accepted or refused with a ConfigError, nothing else ------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+SECTIONS = {
+    "data": ["name", "data_dir", "download", "val_frac", "test_frac", "split_seed", "limit", "image_size", "augment"],
+    "model": ["stem", "width", "aux_heads", "branch5", "dropout", "batchnorm"],
+    "train": ["epochs", "batch_size", "optimizer", "momentum", "nesterov", "weight_decay", "label_smoothing",
+              "device", "threads"],
+}  # fmt: skip
+TOP = ["name", "seeds", "out", "baseline", "peak_lrs", "target_accuracy", "tensorboard", "epochs", "lr"]
+SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 10**9), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=6), st.sampled_from(["digits", "cifar10", "sgd", "adamw", "cpu", "auto", "cifar", "3x3"]),
+    st.lists(st.integers(-2, 5), max_size=3), st.lists(st.floats(-1, 2), max_size=3),
+)  # fmt: skip
+
+
+def tables(keys):
+    return st.dictionaries(st.sampled_from([*keys, "bogus"]), SCALARS, max_size=4)
+
+
+DOCS = st.fixed_dictionaries(
+    {},
+    optional={
+        **{k: SCALARS for k in TOP},
+        **{s: st.one_of(tables(keys), SCALARS) for s, keys in SECTIONS.items()},
+        "schedules": st.one_of(
+            st.dictionaries(st.sampled_from(["a", "b@1", "c"]), st.one_of(SCALARS, tables(["type", "lr", "max_lr"]))),
+            SCALARS,
+        ),
+    },
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(DOCS)
+def test_any_document_is_accepted_or_refused_by_name(doc):
+    try:
+        cfg = config.from_dict(doc)
+    except ConfigError as e:
+        assert isinstance(e, ValueError) and str(e)
+    else:
+        assert cfg.train.epochs > 0 and cfg.schedules

@@ -160,3 +160,12 @@ def test_backward_gives_finite_gradients_everywhere() -> None:
     for name, p in model.named_parameters():
         assert p.grad is not None, name
         assert torch.isfinite(p.grad).all(), name
+
+
+def test_without_batchnorm_is_the_papers_inception_v1():
+    from lrlab.config import ModelConfig
+    from lrlab.model import build_model, count_params
+
+    m = build_model(ModelConfig(batchnorm=False), 10, 3, (32, 32))
+    assert not any(isinstance(x, torch.nn.BatchNorm2d) for x in m.modules())
+    assert count_params(m) == 6_158_346 - 2 * 7_904 + 7_904  # BN's weight and bias out, conv biases in

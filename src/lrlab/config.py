@@ -43,6 +43,7 @@ class ModelConfig:
     aux_heads: bool = False  # the paper's two auxiliary classifiers (loss weight 0.3 each)
     branch5: str = "auto"  # auto | 3x3 | 3x3-3x3 | 5x5  ("5x5" branch; auto: by stem, see model.py)
     dropout: float = 0.2  # before the final classifier; 0.2 as torchvision (the paper used 0.4)
+    batchnorm: bool = True  # false: the paper's Inception v1 without BatchNorm (conv biases instead)
 
 
 @dataclass

@@ -47,12 +47,14 @@ def scaled(channels: int, width: float) -> int:
 
 
 class BasicConv2d(nn.Module):
-    """Conv (no bias: the BatchNorm shift replaces it) + BatchNorm (eps 0.001, as torchvision) + ReLU."""
+    """Conv + BatchNorm (eps 0.001, as torchvision) + ReLU; the conv has no bias, the BatchNorm shift
+    replaces it. batchnorm=False is the paper's original Inception v1 (BN came with v2): conv with bias
+    + ReLU; its gradients need no batch statistics, so data-parallel training equals one process."""
 
-    def __init__(self, in_channels: int, out_channels: int, **kwargs: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, batchnorm: bool = True, **kwargs: int) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, bias=False, **kwargs)
-        self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
+        self.conv = nn.Conv2d(in_channels, out_channels, bias=not batchnorm, **kwargs)
+        self.bn = nn.BatchNorm2d(out_channels, eps=0.001) if batchnorm else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(self.bn(self.conv(x)), inplace=True)
@@ -83,22 +85,24 @@ class Inception(nn.Module):
         ch5x5: int,
         pool_proj: int,
         branch5: str = "3x3",
+        batchnorm: bool = True,
     ) -> None:
         super().__init__()
+        conv = partial(BasicConv2d, batchnorm=batchnorm)
         if branch5 not in BRANCH5_KERNELS:
             raise ConfigError(f"model.branch5: must be one of {choices(BRANCH5_KERNELS)}, got {branch5!r}")
-        self.branch1 = BasicConv2d(in_channels, ch1x1, kernel_size=1)
+        self.branch1 = conv(in_channels, ch1x1, kernel_size=1)
         self.branch2 = nn.Sequential(
-            BasicConv2d(in_channels, ch3x3red, kernel_size=1),
-            BasicConv2d(ch3x3red, ch3x3, kernel_size=3, padding=1),
+            conv(in_channels, ch3x3red, kernel_size=1),
+            conv(ch3x3red, ch3x3, kernel_size=3, padding=1),
         )
-        convs = [BasicConv2d(in_channels, ch5x5red, kernel_size=1)]
+        convs = [conv(in_channels, ch5x5red, kernel_size=1)]
         for k in BRANCH5_KERNELS[branch5]:  # "3x3-3x3": both 3×3 convs give ch5x5 channels
-            convs.append(BasicConv2d(convs[-1].conv.out_channels, ch5x5, kernel_size=k, padding=k // 2))
+            convs.append(conv(convs[-1].conv.out_channels, ch5x5, kernel_size=k, padding=k // 2))
         self.branch3 = nn.Sequential(*convs)
         self.branch4 = nn.Sequential(
             nn.MaxPool2d(kernel_size=3, stride=1, padding=1, ceil_mode=True),
-            BasicConv2d(in_channels, pool_proj, kernel_size=1),
+            conv(in_channels, pool_proj, kernel_size=1),
         )
         self.out_channels = ch1x1 + ch3x3 + ch5x5 + pool_proj
 
@@ -109,11 +113,11 @@ class Inception(nn.Module):
 class InceptionAux(nn.Module):
     """Auxiliary classifier (paper §5, torchvision): pool to 4×4, 1×1 conv to 128, FC 1024, dropout 0.7."""
 
-    def __init__(self, in_channels: int, num_classes: int, width: float = 1.0) -> None:
+    def __init__(self, in_channels: int, num_classes: int, width: float = 1.0, batchnorm: bool = True) -> None:
         super().__init__()
         conv_channels, hidden = scaled(128, width), scaled(1024, width)
         self.pool = nn.AdaptiveAvgPool2d(4)
-        self.conv = BasicConv2d(in_channels, conv_channels, kernel_size=1)
+        self.conv = BasicConv2d(in_channels, conv_channels, batchnorm, kernel_size=1)
         self.fc1 = nn.Linear(conv_channels * 4 * 4, hidden)
         self.dropout = nn.Dropout(p=0.7)
         self.fc2 = nn.Linear(hidden, num_classes)
@@ -139,8 +143,10 @@ class GoogLeNet(nn.Module):
         width: float = 1.0,
         aux_heads: bool = False,
         dropout: float = 0.2,
+        batchnorm: bool = True,
     ) -> None:
         super().__init__()
+        conv = partial(BasicConv2d, batchnorm=batchnorm)
         if stem not in ("cifar", "imagenet"):
             raise ConfigError(f"model.stem: must be 'cifar' or 'imagenet' here, got {stem!r}")
         if not width > 0:
@@ -154,15 +160,15 @@ class GoogLeNet(nn.Module):
         self.stem_kind, self.branch5, self.width = stem, branch5, width
         c = partial(scaled, width=width)
         if stem == "cifar":  # no early downsampling: the blocks see 32×32, then 16×16 and 8×8
-            self.stem = BasicConv2d(in_channels, c(192), kernel_size=3, padding=1)
+            self.stem = conv(in_channels, c(192), kernel_size=3, padding=1)
             self.maxpool3 = nn.MaxPool2d(3, stride=2, padding=1)
             self.maxpool4 = nn.MaxPool2d(3, stride=2, padding=1)
         else:  # torchvision's stem: side / 8 before 3a
             self.stem = nn.Sequential(
-                BasicConv2d(in_channels, c(64), kernel_size=7, stride=2, padding=3),  # N x 64 x 112 x 112
+                conv(in_channels, c(64), kernel_size=7, stride=2, padding=3),  # N x 64 x 112 x 112
                 CeilMaxPool2d(3, stride=2, ceil_mode=True),  # N x 64 x 56 x 56
-                BasicConv2d(c(64), c(64), kernel_size=1),  # N x 64 x 56 x 56
-                BasicConv2d(c(64), c(192), kernel_size=3, padding=1),  # N x 192 x 56 x 56
+                conv(c(64), c(64), kernel_size=1),  # N x 64 x 56 x 56
+                conv(c(64), c(192), kernel_size=3, padding=1),  # N x 192 x 56 x 56
                 CeilMaxPool2d(3, stride=2, ceil_mode=True),  # N x 192 x 28 x 28
             )
             self.maxpool3 = CeilMaxPool2d(3, stride=2, ceil_mode=True)
@@ -170,14 +176,14 @@ class GoogLeNet(nn.Module):
         blocks: dict[str, Inception] = {}
         channels = c(192)  # the stem's output
         for name, row in TABLE.items():
-            blocks[name] = Inception(channels, *(c(n) for n in row), branch5=branch5)
+            blocks[name] = Inception(channels, *(c(n) for n in row), branch5=branch5, batchnorm=batchnorm)
             channels = blocks[name].out_channels
         self.inception3a, self.inception3b = blocks["3a"], blocks["3b"]
         self.inception4a, self.inception4b, self.inception4c = blocks["4a"], blocks["4b"], blocks["4c"]
         self.inception4d, self.inception4e = blocks["4d"], blocks["4e"]
         self.inception5a, self.inception5b = blocks["5a"], blocks["5b"]
-        self.aux1 = InceptionAux(blocks["4a"].out_channels, num_classes, width) if aux_heads else None
-        self.aux2 = InceptionAux(blocks["4d"].out_channels, num_classes, width) if aux_heads else None
+        self.aux1 = InceptionAux(blocks["4a"].out_channels, num_classes, width, batchnorm) if aux_heads else None
+        self.aux2 = InceptionAux(blocks["4d"].out_channels, num_classes, width, batchnorm) if aux_heads else None
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(channels, num_classes)
@@ -191,6 +197,8 @@ class GoogLeNet(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
@@ -265,7 +273,9 @@ def build_model(cfg: ModelConfig, num_classes: int, in_channels: int, image_size
     if len(image_size) != 2 or min(image_size) < 1:
         raise ConfigError(f"image_size: expected (height, width) in pixels, got {image_size!r}")
     stem = resolve_stem(cfg, image_size)
-    return GoogLeNet(num_classes, in_channels, stem, resolve_branch5(cfg, stem), cfg.width, cfg.aux_heads, cfg.dropout)
+    return GoogLeNet(
+        num_classes, in_channels, stem, resolve_branch5(cfg, stem), cfg.width, cfg.aux_heads, cfg.dropout, cfg.batchnorm
+    )
 
 
 def count_params(model: nn.Module) -> int:
