@@ -111,3 +111,22 @@ def test_a_huge_lr_diverges_cleanly(digits):
 def test_batch_larger_than_data_is_refused():
     with pytest.raises(ConfigError, match=r"train\.batch_size"):
         steps_per_epoch(100, 128)
+
+
+def test_aux_heads_are_trained(digits):
+    inputs, _ = digits
+
+    def build():
+        return build_model(ModelConfig(width=0.125, aux_heads=True), 10, 1, (8, 8))
+
+    cfg = TrainConfig(epochs=1, batch_size=32)
+    torch.manual_seed(0)
+    before = build().aux1.fc2.weight.detach().clone()
+    from lrlab.training import Trainer
+
+    trainer = Trainer(build, inputs, compile_schedule({"type": "constant", "lr": 0.05}, plan_for(inputs, cfg)), cfg, 0,
+                      torch.device("cpu"))  # fmt: skip
+    from tqdm import tqdm
+
+    trainer.train_epoch(1, tqdm(disable=True))
+    assert not torch.equal(trainer.model.aux1.fc2.weight, before)  # the auxiliary loss reached its head

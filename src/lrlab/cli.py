@@ -73,6 +73,13 @@ def _config_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--width", dest="model.width", type=float, metavar="W", help="channel multiplier (1.0 = paper)")
     g.add_argument("--device", dest="train.device", metavar="DEV", help="auto | cpu | cuda")
     g.add_argument("--threads", dest="train.threads", type=int, metavar="N", help="CPU threads for torch")
+    g.add_argument(
+        "--sync-bn",
+        dest="train.sync_bn",
+        action="store_const",
+        const=True,
+        help="under torchrun: BatchNorm statistics over the global batch (CUDA)",
+    )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -96,10 +103,31 @@ def _load(args: argparse.Namespace) -> config_mod.StudyConfig:
     return cfg
 
 
+def _shard(text: str) -> tuple[int, int]:
+    """`K/N`: the K-th of N disjoint parts of a study (1-based)."""
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K/N, e.g. 1/4, got {text!r}") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"need 1 <= K <= N, got {text!r}")
+    return k, n
+
+
 def cmd_study(args: argparse.Namespace) -> int:
     from lrlab.study import run_study
 
-    run_study(_load(args), fresh=args.fresh, progress=args.progress)
+    run_study(_load(args), fresh=args.fresh, progress=args.progress, shard=args.shard)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from lrlab.study import run_study, select_schedules
+
+    cfg = _load(args)
+    select_schedules(cfg, [args.schedule or next(iter(cfg.schedules))])
+    cfg.seeds, cfg.save_model, cfg.peak_lrs = [args.seed], True, None
+    run_study(cfg, fresh=args.fresh, progress=args.progress)
     return 0
 
 
@@ -257,6 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--baseline", metavar="NAME", help="the schedule others are compared with (default: the first)")
     p.add_argument("--tensorboard", action="store_const", const=True, help="also write TensorBoard event files")
+    p.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="K/N",
+        help="run only the K-th of N disjoint parts of the study (e.g. one per SLURM array task)",
+    )
     p.add_argument("--fresh", action="store_true", help="discard earlier runs in the output folder")
     p.add_argument(
         "--progress",
@@ -280,6 +314,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps-per-epoch", type=int, metavar="N", help="with --steps: steps per epoch")
     p.add_argument("--families", action="store_true", help="list the schedule families and their keys")
     p.set_defaults(func=cmd_schedules)
+
+    p = sub.add_parser(
+        "train",
+        help="train one schedule and seed (the unit torchrun parallelises)",
+        description="Train one schedule of a config with one seed and save its run folder, "
+        "metrics and final weights (model.pt). Under torchrun the run is data-parallel "
+        "(DistributedDataParallel; --batch-size is the global batch).",
+    )
+    _config_args(p)
+    p.add_argument("--schedule", metavar="NAME", help="the config's schedule to train (default: its first)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and batch order (default 0)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<study name>)")
+    p.add_argument("--fresh", action="store_true", help="discard an earlier run in the output folder")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="show a progress bar")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
         "report",
@@ -322,6 +371,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lrlab: interrupted; finished runs are saved, rerun the same command to continue", file=sys.stderr)
         return 130
+    finally:
+        from lrlab.distributed import shutdown
+
+        shutdown()
 
 
 def entry() -> None:

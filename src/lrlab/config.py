@@ -57,6 +57,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     device: str = "auto"  # auto | cpu | cuda
     threads: int | None = None  # CPU threads for torch; None leaves torch's default
+    sync_bn: bool = False  # under torchrun: BatchNorm statistics over the global batch (CUDA only)
 
 
 @dataclass
@@ -70,6 +71,7 @@ class StudyConfig:
     peak_lrs: list[float] | None = None
     target_accuracy: float | None = None  # for "epochs to target"; default 0.9 × best val accuracy seen
     tensorboard: bool = False  # also write TensorBoard event files into each run folder
+    save_model: bool = False  # also save each run's final weights (model.pt)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -157,7 +157,7 @@ class GoogLeNet(nn.Module):
             raise ConfigError(f"num_classes: must be positive, got {num_classes}")
         if in_channels < 1:
             raise ConfigError(f"in_channels: must be positive, got {in_channels}")
-        self.stem_kind, self.branch5, self.width = stem, branch5, width
+        self.stem_kind, self.branch5, self.width, self.batchnorm = stem, branch5, width, batchnorm
         c = partial(scaled, width=width)
         if stem == "cifar":  # no early downsampling: the blocks see 32×32, then 16×16 and 8×8
             self.stem = conv(in_channels, c(192), kernel_size=3, padding=1)
@@ -193,10 +193,13 @@ class GoogLeNet(nn.Module):
         # Trained from scratch, so He init (He et al. 2015; fan_out, ReLU gain) for convs keeps activations'
         # scale through the ReLUs; torchvision's trunc_normal(0.01) only mirrors the TF port of its weights.
         # BN starts as the identity; linears N(0, 0.01), bias 0, so the first logits are near zero (softmax
-        # ~uniform). Only torch's global RNG is drawn from: a seed fixes the weights.
+        # ~uniform). Only torch's global RNG is drawn from: a seed fixes the weights. Without BatchNorm nothing
+        # rescales the activations, so fan_in mode keeps their forward scale (fan_out lets each 1×1 reduce
+        # grow it by in/out channels, and the loss overflows within a few steps).
+        mode = "fan_out" if self.batchnorm else "fan_in"
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.kaiming_normal_(m.weight, mode=mode, nonlinearity="relu")
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):

@@ -4,6 +4,7 @@ and report are rebuilt from those folders."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -18,14 +19,15 @@ import torch
 
 from lrlab import config as config_mod
 from lrlab import data as data_mod
-from lrlab import report, results, store
+from lrlab import distributed, report, results, store
 from lrlab.config import StudyConfig
+from lrlab.distributed import SINGLE, Dist
 from lrlab.errors import ConfigError, LrlabError, unknown
 from lrlab.lr_finder import range_test
 from lrlab.metrics import classification_metrics
 from lrlab.model import build_model, count_params
 from lrlab.schedules import AUTO_RULE, Plan, Schedule, compile_schedule, resolve_auto, scale_to_peak, uses_auto
-from lrlab.training import RunInputs, RunResult, resolve_device, steps_per_epoch, train_run
+from lrlab.training import RunInputs, RunResult, resolve_device, save_checkpoint, steps_per_epoch, train_run
 
 RUNS_DIR = "runs"  # inside the study folder: runs/<schedule>/seed-<k>/
 SWEEP_SEP = "@"  # a run of the LR axis is named <schedule>@<peak LR>
@@ -62,6 +64,7 @@ class Prepared:
     build: Callable[[], torch.nn.Module]
     model_info: dict[str, Any]  # the resolved stem and "5×5" branch, and the parameter count
     auto_lr: dict[str, Any] | None  # the LR range test behind "auto" LRs, if any
+    dist: Dist = SINGLE  # this process's place under torchrun
 
 
 def prepare(cfg: StudyConfig, auto_lr: bool = True) -> Prepared:
@@ -69,6 +72,9 @@ def prepare(cfg: StudyConfig, auto_lr: bool = True) -> Prepared:
     With auto_lr, "auto" LRs are resolved by an LR range test (else checked with a stand-in)."""
     data_mod.check_source(cfg.data)
     device = resolve_device(cfg.train.device)
+    d = distributed.from_env(device)  # under torchrun: join the process group
+    device = distributed.device_for(d, device)
+    distributed.check_batch(d, cfg.train.batch_size)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     ds = data_mod.load_data(cfg.data)
@@ -105,7 +111,7 @@ def prepare(cfg: StudyConfig, auto_lr: bool = True) -> Prepared:
             variants[run] = (name, peak)
             run_specs[run] = spec if peak is None else scale_to_peak(spec, peak, plan)
     schedules = {run: compile_schedule(spec, plan, run) for run, spec in run_specs.items()}
-    return Prepared(cfg, ds, inputs, plan, variants, run_specs, schedules, device, build, model_info, auto)
+    return Prepared(cfg, ds, inputs, plan, variants, run_specs, schedules, device, build, model_info, auto, d)
 
 
 def run_fingerprint(cfg: StudyConfig, spec: dict[str, Any], peak: float | None, seed: int, files_hash: str) -> str:
@@ -202,6 +208,8 @@ def save_run(folder: Path, p: Prepared, sched: Schedule, seed: int, result: RunR
     }
     if result.test_pred is not None:
         out["test"] = classification_metrics(ds.test.labels.tolist(), result.test_pred.tolist(), ds.classes)
+    if p.cfg.save_model and result.model is not None:
+        save_checkpoint(folder / "model.pt", {k: v.cpu() for k, v in result.model.state_dict().items()})
     if p.cfg.tensorboard:
         from lrlab.tensorboard import write_run_events
 
@@ -210,32 +218,53 @@ def save_run(folder: Path, p: Prepared, sched: Schedule, seed: int, result: RunR
     return out
 
 
+def select_shard(keys: list[tuple[str, int]], shard: tuple[int, int] | None) -> list[tuple[str, int]]:
+    """Shard K of N: every N-th run of the study's fixed order, from the K-th (1-based), so N
+    machines split a study into disjoint parts whose folders merge with `lrlab report`."""
+    if shard is None:
+        return keys
+    k, n = shard
+    return [key for i, key in enumerate(keys) if i % n == k - 1]
+
+
 def run_study(
-    cfg: StudyConfig, fresh: bool = False, progress: bool | None = None, echo: Callable[[str], None] = print
+    cfg: StudyConfig,
+    fresh: bool = False,
+    progress: bool | None = None,
+    echo: Callable[[str], None] = print,
+    shard: tuple[int, int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every run of the study not already finished in the output folder (an interrupted one
-    continues from its last checkpoint); returns the table."""
+    """Run every run of the study (or of its shard) not already finished in the output folder (an
+    interrupted one continues from its last checkpoint); returns the table. Under torchrun every
+    rank runs this, and only rank 0 writes."""
     t0 = time.perf_counter()
     if cfg.tensorboard:
         from lrlab.tensorboard import check_available
 
         check_available()
     p = prepare(cfg)
-    out = cfg.out_dir
+    d, out = p.dist, cfg.out_dir
+    if not d.is_main:
+        echo = _silent
+    keys = select_shard([(run, seed) for seed in cfg.seeds for run in p.variants], shard)
     fingerprints = {
-        (run, seed): run_fingerprint(cfg, cfg.schedules[base], peak, seed, p.dataset.files_hash)
-        for seed in cfg.seeds
-        for run, (base, peak) in p.variants.items()
-    }
-    if not fresh:  # a folder with other runs is refused before anything is trained or written
+        (run, seed): run_fingerprint(cfg, cfg.schedules[p.variants[run][0]], p.variants[run][1], seed,
+                                     p.dataset.files_hash)
+        for run, seed in keys
+    }  # fmt: skip
+    if d.is_main and not fresh:  # a folder with other runs is refused before anything is trained or written
         for (n, s), fp in fingerprints.items():
             run_state(run_dir(out, n, s), fp)
-    _open_out(out)
-    with store.FolderLock(out):
-        if fresh and (out / RUNS_DIR).exists():
+    if d.is_main:
+        _open_out(out)
+    with store.FolderLock(out) if d.is_main else contextlib.nullcontext():
+        if d.is_main and fresh and (out / RUNS_DIR).exists():
             shutil.rmtree(out / RUNS_DIR)
         _run_all(p, fingerprints, progress, echo)
-        built = report.build_report(out)
+        built = report.build_report(out) if d.is_main else None
+    d.barrier()
+    if built is None:
+        return []
     echo("")
     echo(built.console)
     echo("")
@@ -244,34 +273,46 @@ def run_study(
     return built.table
 
 
+def _silent(_: str) -> None:
+    pass
+
+
 def _run_all(
     p: Prepared, fingerprints: dict[tuple[str, int], str], progress: bool | None, echo: Callable[[str], None]
 ) -> None:
-    cfg, ds, out = p.cfg, p.dataset, p.cfg.out_dir
+    cfg, ds, out, d = p.cfg, p.dataset, p.cfg.out_dir, p.dist
     axis = f" × {len(cfg.peak_lrs)} peak LRs" if cfg.peak_lrs else ""
+    ranks = f" on {d.world} processes" if d.enabled else ""
     echo(
         f"lrlab study {cfg.name!r}: {len(cfg.schedules)} schedules{axis} × {len(cfg.seeds)} seeds on {ds.name} "
         f"(train {len(ds.train)}, val {len(ds.val)}, test {len(ds.test)}; "
         f"{ds.image_size[0]}×{ds.image_size[1]}×{ds.in_channels}), "
-        f"{cfg.train.epochs} epochs × {p.plan.steps_per_epoch} steps, device {p.device}, out {out}"
+        f"{cfg.train.epochs} epochs × {p.plan.steps_per_epoch} steps, device {p.device}{ranks}, out {out}"
     )
     if p.auto_lr:
         echo(f'"auto" LRs: {p.auto_lr["lr"]:.4g} ({p.auto_lr["rule"]} rule of an LR range test)')
-    study_doc = {"config": config_mod.to_dict(cfg), "auto_lr": p.auto_lr, "provenance": store.provenance(str(p.device))}
-    store.write_json(out / "study.json", study_doc)
+    if d.is_main:
+        study_doc = {
+            "config": config_mod.to_dict(cfg),
+            "auto_lr": p.auto_lr,
+            "provenance": store.provenance(str(p.device)),
+        }
+        store.write_json(out / "study.json", study_doc)
     total = len(fingerprints)
     for i, ((name, seed), fp) in enumerate(fingerprints.items(), 1):
         folder = run_dir(out, name, seed)
-        state = run_state(folder, fp)
+        state = d.share(run_state(folder, fp) if d.is_main else None)
         if state == "finished":
             echo(f"[{i}/{total}] {name} seed {seed}: kept (finished earlier)")
             continue
-        if state == "new":
+        if state == "new" and d.is_main:
             store.write_json(folder / "config.json", run_config(p, name, seed, fp))
         sched = compile_schedule(p.specs[name], p.plan, name)  # fresh: a plateau's history is per run
         checkpoint = folder / CHECKPOINT
         result = train_run(p.build, p.inputs, sched, cfg.train, seed, p.device, progress, f"{name} s{seed}",
-                           checkpoint, fp)  # fmt: skip
+                           checkpoint, fp, d)  # fmt: skip
+        if not d.is_main:
+            continue
         saved = save_run(folder, p, sched, seed, result)
         checkpoint.unlink(missing_ok=True)  # the result is saved; the checkpoint has done its work
         results.write_summary(out)
@@ -281,7 +322,7 @@ def _run_all(
                 f"{result.best['val_accuracy']:.4f} at epoch {result.best['epoch']})"
             )
         else:
-            d = result.diverged
-            what = f"DIVERGED at step {d['step']} (lr {d['lr']:.3g}, loss {d['loss']:.3g})"
+            dv = result.diverged
+            what = f"DIVERGED at step {dv['step']} (lr {dv['lr']:.3g}, loss {dv['loss']:.3g})"
         resumed = f", resumed from epoch {result.resumed_from}" if result.resumed_from else ""
         echo(f"[{i}/{total}] {name} seed {seed}: {what}, {result.seconds:.1f} s{resumed}")

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from lrlab.config import TrainConfig
 from lrlab.data import Split
+from lrlab.distributed import SINGLE, Dist, check_batch, wrap
 from lrlab.errors import ConfigError
 from lrlab.schedules import Schedule
 
@@ -157,6 +158,7 @@ class RunResult:
     best: dict[str, Any] = field(default_factory=dict)  # epoch and val accuracy of the best epoch
     step_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, mean loss of the last LOG_EVERY)
     resumed_from: int = 0  # the epoch a checkpoint restored (0: trained from the start)
+    model: nn.Module | None = None  # the trained model (the study saves it when asked to)
 
 
 @dataclass
@@ -170,6 +172,19 @@ class RunInputs:
     mean: list[float]
     std: list[float]
     augment: bool
+
+
+class Outputs(nn.Module):
+    """The training step's view of the model: (logits, auxiliary logits) from one forward call, so
+    that DistributedDataParallel, which hooks `forward`, sees the auxiliary heads too."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.aux = getattr(model, "aux1", None) is not None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        return self.model.forward_with_aux(x) if self.aux else (self.model(x), [])
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -192,11 +207,15 @@ class Trainer:
         cfg: TrainConfig,
         seed: int,
         device: torch.device,
+        d: Dist = SINGLE,
     ) -> None:
         torch.manual_seed(seed)
         self.model = build_model().to(device)
         self.init_hash = state_hash(self.model)
-        self.data, self.schedule, self.cfg, self.device = data, schedule, cfg, device
+        check_batch(d, cfg.batch_size)
+        # what the step calls: (logits, aux logits), inside DistributedDataParallel under torchrun
+        self.net = wrap(Outputs(self.model), d, device, cfg.sync_bn)
+        self.data, self.schedule, self.cfg, self.device, self.d = data, schedule, cfg, device, d
         self.order_gen = torch.Generator().manual_seed(seed)  # batch order: shared by all schedules
         self.aug_gen = torch.Generator().manual_seed(seed + 1_000_003)  # crops and flips: likewise
         self.opt = make_optimizer(self.model, cfg, schedule.lr(0))
@@ -244,9 +263,8 @@ class Trainer:
 
     def train_epoch(self, epoch: int, bar: Any) -> dict[str, Any] | None:
         """One epoch; returns the divergence record if the loss blew up, else None."""
-        model, opt, schedule, cfg, device = self.model, self.opt, self.schedule, self.cfg, self.device
-        model.train()
-        aux = getattr(model, "aux_heads", False)
+        net, opt, schedule, cfg, device, d = self.net, self.opt, self.schedule, self.cfg, self.device, self.d
+        net.train()
         te = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
@@ -256,12 +274,10 @@ class Trainer:
         for x, y in batches(self.data.train, cfg.batch_size, order, device):
             lr = schedule.lr(self.step)
             set_lr(opt, lr, schedule.momentum(self.step) if schedule.momentum else None)
-            if self.data.augment:
+            if self.data.augment:  # drawn for the global batch, so every rank's share matches one process's
                 x = crop_flip(x, self.aug_gen, self.pad)
-            if aux:
-                logits, aux_logits = model.forward_with_aux(self.norm(x))
-            else:
-                logits, aux_logits = model(self.norm(x)), []
+            x, y = d.shard(x), d.shard(y)
+            logits, aux_logits = net(self.norm(x))
             loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
             total = loss + AUX_WEIGHT * sum(
                 (F.cross_entropy(a, y, label_smoothing=cfg.label_smoothing) for a in aux_logits),
@@ -276,7 +292,7 @@ class Trainer:
             window += loss.detach()
             correct += (logits.argmax(1) == y).sum()
             if self.step % LOG_EVERY == 0:  # the only host syncs: every LOG_EVERY steps
-                mean_window = window.item() / LOG_EVERY
+                mean_window = d.sum(window).item() / (LOG_EVERY * d.world)  # all ranks decide alike
                 window.zero_()
                 self.step_losses.append((self.step, mean_window))
                 if not math.isfinite(mean_window) or mean_window > self.bound:
@@ -286,20 +302,22 @@ class Trainer:
                     refresh=False,
                 )  # fmt: skip
             bar.update(1)
-        train_loss = loss_sum.item() / seen
+        totals = d.sum(torch.stack([loss_sum, correct.to(loss_sum.dtype), torch.tensor(float(seen), device=device)]))
+        train_loss, train_acc = (totals[0] / totals[2]).item(), (totals[1] / totals[2]).item()
         if not math.isfinite(train_loss):
             return {"step": self.step, "epoch": epoch, "lr": schedule.lr(self.step - 1), "loss": train_loss}
-        val_loss, val_acc, _ = evaluate(model, self.data.val, self.norm, device)
+        val_loss, val_acc, _ = evaluate(self.model, self.data.val, self.norm, device)
         record = {
             "epoch": epoch,
             "step": self.step,
             "lr": schedule.lr(self.step - 1),
             "train_loss": train_loss,
-            "train_accuracy": correct.item() / seen,
+            "train_accuracy": train_acc,
             "val_loss": val_loss,
             "val_accuracy": val_acc,
             "seconds": time.perf_counter() - te,
         }
+        record = d.share(record)  # rank 0's numbers (each rank's BatchNorm statistics differ slightly)
         self.epochs.append(record)
         schedule.observe(record)  # a metric-driven schedule (plateau) reads its metric here
         if val_acc > self.best["val_accuracy"]:
@@ -319,27 +337,33 @@ def train_run(
     label: str = "",
     checkpoint: Path | None = None,
     fingerprint: str = "",
+    d: Dist = SINGLE,
 ) -> RunResult:
     """Train one model under one schedule and seed. With `checkpoint`, the state is saved there at
-    every epoch end, and a checkpoint already there (of the same `fingerprint`) is resumed."""
-    trainer = Trainer(build_model, data, schedule, cfg, seed, device)
+    every epoch end, and a checkpoint already there (of the same `fingerprint`) is resumed. Under
+    torchrun (`d`), rank 0 reads and writes the checkpoint and shares it with the other ranks."""
+    trainer = Trainer(build_model, data, schedule, cfg, seed, device, d)
     start = 0
-    if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state.get("fingerprint") == fingerprint:
-            trainer.load_state_dict(state["trainer"])
-            start = len(trainer.epochs)
+    state = None
+    if d.is_main and checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        state = state["trainer"] if state.get("fingerprint") == fingerprint else None
+    state = d.share(state)
+    if state is not None:
+        trainer.load_state_dict(state)
+        start = len(trainer.epochs)
     plan = schedule.plan
     t0 = time.perf_counter()
     # progress None: a bar only on a terminal (tqdm's rule); True/False force it on/off
+    show = (None if progress is None else progress) if d.is_main else False
     bar = tqdm(total=plan.total_steps, initial=trainer.step, desc=label, leave=True, dynamic_ncols=True, unit="step",
-               disable=None if progress is None else not progress)  # fmt: skip
+               disable=None if show is None else not show)  # fmt: skip
     diverged = None
     for epoch in range(start + 1, plan.total_steps // plan.steps_per_epoch + 1):
         diverged = trainer.train_epoch(epoch, bar)
         if diverged is not None:
             break
-        if checkpoint is not None:
+        if checkpoint is not None and d.is_main:
             trainer.seconds += time.perf_counter() - t0
             t0 = time.perf_counter()
             save_checkpoint(checkpoint, {"fingerprint": fingerprint, "trainer": trainer.state_dict()})
@@ -347,6 +371,8 @@ def train_run(
     seconds = trainer.seconds + time.perf_counter() - t0
     t = trainer
     if diverged is not None:
-        return RunResult("diverged", t.epochs, None, t.init_hash, seconds, diverged, t.best, t.step_losses, start)
+        return RunResult(
+            "diverged", t.epochs, None, t.init_hash, seconds, diverged, t.best, t.step_losses, start, t.model
+        )
     _, _, pred = evaluate(t.model, data.test, t.norm, device)
-    return RunResult("ok", t.epochs, pred, t.init_hash, seconds, None, t.best, t.step_losses, start)
+    return RunResult("ok", t.epochs, pred, t.init_hash, seconds, None, t.best, t.step_losses, start, t.model)

@@ -1,0 +1,97 @@
+"""Data-parallel training with PyTorch's own engine: under `torchrun` every process joins one
+process group (NCCL on CUDA, gloo on CPU), trains its shard of each global batch inside
+DistributedDataParallel, and only rank 0 writes files. Without torchrun it is a no-op."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from lrlab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, x: torch.Tensor) -> torch.Tensor:
+        """This rank's share of a global batch (every world-th sample, from its rank)."""
+        return x[self.rank :: self.world] if self.enabled else x
+
+    def sum(self, t: torch.Tensor) -> torch.Tensor:
+        """The sum of a tensor over all ranks (in place; returns it)."""
+        if self.enabled:
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t
+
+    def share(self, obj: Any) -> Any:
+        """Rank 0's value of `obj` on every rank (decisions read from files by rank 0 alone)."""
+        if not self.enabled:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+
+SINGLE = Dist()
+
+
+def from_env(device: torch.device) -> Dist:
+    """Join the process group torchrun describes (RANK, WORLD_SIZE, LOCAL_RANK); else a single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return SINGLE
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(local)
+        dist.init_process_group(backend=backend)
+    return Dist(rank, world, local)
+
+
+def device_for(d: Dist, device: torch.device) -> torch.device:
+    """Each process of a CUDA job drives its own GPU (LOCAL_RANK)."""
+    return torch.device("cuda", d.local_rank) if device.type == "cuda" and d.enabled else device
+
+
+def wrap(model: torch.nn.Module, d: Dist, device: torch.device, sync_bn: bool) -> torch.nn.Module:
+    """The model inside DistributedDataParallel (BatchNorm optionally synchronised across ranks)."""
+    if not d.enabled:
+        return model
+    if sync_bn:
+        if device.type != "cuda":
+            raise ConfigError("train.sync_bn: PyTorch's SyncBatchNorm runs on CUDA only; turn it off on the CPU")
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    ids = [device.index] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def check_batch(d: Dist, batch_size: int) -> None:
+    if d.enabled and batch_size % d.world:
+        raise ConfigError(
+            f"train.batch_size: the global batch ({batch_size}) must divide evenly over {d.world} processes"
+        )
+
+
+def shutdown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,72 @@
+"""Scaling out: torchrun data-parallel training equals one process with the same global batch,
+and a study split into shards merges back into the unsharded study."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from lrlab import store
+from lrlab.cli import main
+
+BIN = Path(sys.executable).parent
+CONFIG = """
+name = "ddp"
+[data]
+name = "digits"
+limit = 256
+[model]
+width = 0.125
+batchnorm = false   # per-rank BatchNorm statistics would differ from one process's (SyncBN is CUDA-only)
+dropout = 0.0       # so would dropout masks drawn per rank
+[train]
+epochs = 2
+batch_size = 32     # the global batch: 16 per rank with two ranks
+threads = 1
+[schedules.onecycle]
+type = "onecycle"
+max_lr = 0.05
+"""
+
+
+def files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_torchrun_two_processes_match_one(tmp_path):
+    cfg = tmp_path / "ddp.toml"
+    cfg.write_text(CONFIG)
+    assert main(["train", str(cfg), "--out", str(tmp_path / "one"), "--no-progress"]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [str(BIN / "torchrun"), "--nproc_per_node=2", "-m", "lrlab", "train", str(cfg), "--out",
+           str(tmp_path / "two"), "--no-progress"]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "on 2 processes" in res.stdout
+    assert res.stdout.count("[1/1] onecycle seed 0") == 1  # only rank 0 speaks
+    one = torch.load(tmp_path / "one" / "runs" / "onecycle" / "seed-0" / "model.pt")
+    two = torch.load(tmp_path / "two" / "runs" / "onecycle" / "seed-0" / "model.pt")
+    # gradients averaged over ranks vs over one batch differ only in float rounding
+    worst = max((one[k] - two[k]).abs().max().item() for k in one)
+    assert worst < 1e-5, worst
+    assert files(tmp_path / "two") == files(tmp_path / "one")  # one set of files, no per-rank copies
+
+
+def test_shards_merge_into_the_unsharded_study(tmp_path):
+    common = ["study", "--limit", "150", "--epochs", "1", "--batch-size", "32", "--width", "0.125", "--seeds", "2",
+              "--schedules", "standard,cyclic,onecycle", "--no-progress"]  # fmt: skip
+    assert main([*common, "--out", str(tmp_path / "all")]) == 0
+    assert main([*common, "--shard", "1/2", "--out", str(tmp_path / "s1")]) == 0
+    assert main([*common, "--shard", "2/2", "--out", str(tmp_path / "s2")]) == 0
+    one = {p.parent.parent.name + p.parent.name for p in (tmp_path / "s1").glob("runs/*/*/result.json")}
+    two = {p.parent.parent.name + p.parent.name for p in (tmp_path / "s2").glob("runs/*/*/result.json")}
+    assert one and two and not one & two and len(one | two) == 6  # disjoint and complete
+    assert main(["report", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(tmp_path / "merged")]) == 0
+    merged, whole = (store.read_csv(tmp_path / d / "summary.csv") for d in ("merged", "all"))
+    for row in merged + whole:
+        row.pop("seconds")  # wall time: the one column that differs between two runs of the same work
+    assert merged == whole
