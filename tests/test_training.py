@@ -130,3 +130,15 @@ def test_aux_heads_are_trained(digits):
 
     trainer.train_epoch(1, tqdm(disable=True))
     assert not torch.equal(trainer.model.aux1.fc2.weight, before)  # the auxiliary loss reached its head
+
+
+def test_speed_switches_on_the_cpu(digits):
+    """bf16 autocast, channels_last, data held 'on the device', weight EMA and flip TTA all run
+    and learn on the CPU (the GPU defaults turn the first three on)."""
+    inputs, build = digits
+    cfg = TrainConfig(epochs=5, batch_size=32, precision="bf16", channels_last="on", data_on_device="on", ema=0.9,
+                      tta_flip=True)  # fmt: skip
+    sched = compile_schedule({"type": "onecycle", "max_lr": 0.1}, plan_for(inputs, cfg))
+    res = train_run(build, inputs, sched, cfg, seed=0, device=torch.device("cpu"), progress=False)
+    assert res.status == "ok" and res.epochs[-1]["val_accuracy"] > 0.4
+    assert res.epochs[-1]["train_loss"] < 0.8 * res.epochs[0]["train_loss"]

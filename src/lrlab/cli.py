@@ -92,7 +92,7 @@ def _load(args: argparse.Namespace) -> config_mod.StudyConfig:
         over["seeds"] = args.seeds
     if getattr(args, "out", None):
         over["out"] = args.out
-    for key in ("peak_lrs", "baseline", "tensorboard"):
+    for key in ("peak_lrs", "baseline", "tensorboard", "workers"):
         if getattr(args, key, None) is not None:
             over[key] = getattr(args, key)
     cfg = config_mod.load(args.config, over)
@@ -285,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--baseline", metavar="NAME", help="the schedule others are compared with (default: the first)")
     p.add_argument("--tensorboard", action="store_const", const=True, help="also write TensorBoard event files")
+    p.add_argument("--workers", type=int, metavar="N", help="train N runs at once in separate processes")
     p.add_argument(
         "--shard",
         type=_shard,

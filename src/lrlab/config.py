@@ -58,6 +58,12 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     threads: int | None = None  # CPU threads for torch; None leaves torch's default
     sync_bn: bool = False  # under torchrun: BatchNorm statistics over the global batch (CUDA only)
+    precision: str = "auto"  # auto | fp32 | bf16  (auto: bf16 autocast on GPUs that support it)
+    channels_last: str = "auto"  # auto | on | off  (auto: on for CUDA)
+    data_on_device: str = "auto"  # auto | on | off: hold the split on the device as uint8 (auto: CUDA)
+    compile: bool = False  # torch.compile the model (its compile time is reported separately)
+    ema: float | None = None  # weight EMA decay per step (e.g. 0.999) for the final evaluation
+    tta_flip: bool = False  # final evaluation averages the logits of each image and its mirror
 
 
 @dataclass
@@ -72,6 +78,7 @@ class StudyConfig:
     target_accuracy: float | None = None  # for "epochs to target"; default 0.9 × best val accuracy seen
     tensorboard: bool = False  # also write TensorBoard event files into each run folder
     save_model: bool = False  # also save each run's final weights (model.pt)
+    workers: int = 1  # runs trained at once in separate processes (CPU threads are shared out among them)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -88,6 +95,8 @@ DEVICES = ("auto", "cpu", "cuda")
 AUGMENTS = ("auto", "none", "crop-flip")
 STEMS = ("auto", "cifar", "imagenet")
 BRANCH5 = ("auto", "3x3", "3x3-3x3", "5x5")
+PRECISIONS = ("auto", "fp32", "bf16")
+SWITCHES = ("auto", "on", "off")
 
 
 def _type_name(tp: Any) -> str:
@@ -178,10 +187,16 @@ def _check(cfg: StudyConfig) -> None:
     need(0 <= t.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)")
     need(t.device in DEVICES, "train.device", f"must be one of {choices(DEVICES)}, got {t.device!r}")
     need(t.threads is None or t.threads > 0, "train.threads", "must be positive")
+    need(t.precision in PRECISIONS, "train.precision", f"must be one of {choices(PRECISIONS)}, got {t.precision!r}")
+    for key in ("channels_last", "data_on_device"):
+        v = getattr(t, key)
+        need(v in SWITCHES, f"train.{key}", f"must be one of {choices(SWITCHES)}, got {v!r}")
+    need(t.ema is None or 0 < t.ema < 1, "train.ema", f"a decay must be in (0, 1), got {t.ema}")
     need(len(cfg.schedules) > 0, "schedules", "the study has no schedules")
     peaks = cfg.peak_lrs or []
     need(all(v > 0 for v in peaks), "peak_lrs", f"every peak LR must be positive, got {peaks}")
     need(len(set(peaks)) == len(peaks), "peak_lrs", f"repeated values in {peaks}")
+    need(cfg.workers >= 1, "workers", f"must be at least 1, got {cfg.workers}")
     tgt = cfg.target_accuracy
     need(tgt is None or 0 < tgt <= 1, "target_accuracy", f"must be in (0, 1], got {tgt}")
     for name in cfg.schedules:

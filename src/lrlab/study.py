@@ -7,10 +7,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import multiprocessing
 import shutil
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -299,30 +301,92 @@ def _run_all(
         }
         store.write_json(out / "study.json", study_doc)
     total = len(fingerprints)
+    todo = []
     for i, ((name, seed), fp) in enumerate(fingerprints.items(), 1):
-        folder = run_dir(out, name, seed)
-        state = d.share(run_state(folder, fp) if d.is_main else None)
+        state = d.share(run_state(run_dir(out, name, seed), fp) if d.is_main else None)
         if state == "finished":
             echo(f"[{i}/{total}] {name} seed {seed}: kept (finished earlier)")
-            continue
-        if state == "new" and d.is_main:
-            store.write_json(folder / "config.json", run_config(p, name, seed, fp))
-        sched = compile_schedule(p.specs[name], p.plan, name)  # fresh: a plateau's history is per run
-        checkpoint = folder / CHECKPOINT
-        result = train_run(p.build, p.inputs, sched, cfg.train, seed, p.device, progress, f"{name} s{seed}",
-                           checkpoint, fp, d)  # fmt: skip
-        if not d.is_main:
-            continue
-        saved = save_run(folder, p, sched, seed, result)
-        checkpoint.unlink(missing_ok=True)  # the result is saved; the checkpoint has done its work
-        results.write_summary(out)
-        if result.status == "ok":
-            what = (
-                f"test accuracy {saved['test']['accuracy']:.4f} (best val "
-                f"{result.best['val_accuracy']:.4f} at epoch {result.best['epoch']})"
-            )
         else:
-            dv = result.diverged
-            what = f"DIVERGED at step {dv['step']} (lr {dv['lr']:.3g}, loss {dv['loss']:.3g})"
-        resumed = f", resumed from epoch {result.resumed_from}" if result.resumed_from else ""
-        echo(f"[{i}/{total}] {name} seed {seed}: {what}, {result.seconds:.1f} s{resumed}")
+            todo.append((i, name, seed, fp, state))
+    if cfg.workers > 1 and len(todo) > 1 and not d.enabled:
+        _run_parallel(p, todo, total, echo)
+        return
+    for i, name, seed, fp, state in todo:
+        line = _train_one(p, name, seed, fp, state, progress)
+        if d.is_main:
+            results.write_summary(out)
+            echo(f"[{i}/{total}] {name} seed {seed}: {line}")
+
+
+def _train_one(p: Prepared, name: str, seed: int, fp: str, state: str, progress: bool | None) -> str:
+    """Train one run (resuming its checkpoint), save its folder; returns the line that reports it."""
+    d, folder = p.dist, run_dir(p.cfg.out_dir, name, seed)
+    if state == "new" and d.is_main:
+        store.write_json(folder / "config.json", run_config(p, name, seed, fp))
+    sched = compile_schedule(p.specs[name], p.plan, name)  # fresh: a plateau's history is per run
+    checkpoint = folder / CHECKPOINT
+    result = train_run(p.build, p.inputs, sched, p.cfg.train, seed, p.device, progress, f"{name} s{seed}",
+                       checkpoint, fp, d)  # fmt: skip
+    if not d.is_main:
+        return ""
+    saved = save_run(folder, p, sched, seed, result)
+    checkpoint.unlink(missing_ok=True)  # the result is saved; the checkpoint has done its work
+    if result.status == "ok":
+        what = (
+            f"test accuracy {saved['test']['accuracy']:.4f} (best val "
+            f"{result.best['val_accuracy']:.4f} at epoch {result.best['epoch']})"
+        )
+    else:
+        dv = result.diverged
+        what = f"DIVERGED at step {dv['step']} (lr {dv['lr']:.3g}, loss {dv['loss']:.3g})"
+    resumed = f", resumed from epoch {result.resumed_from}" if result.resumed_from else ""
+    return f"{what}, {result.seconds:.1f} s{resumed}"
+
+
+# -- several runs at once: worker processes, each preparing the study once ------------------------
+
+_WORKER: Prepared | None = None
+
+
+def _init_worker(
+    doc: dict[str, Any], specs: dict[str, dict[str, Any]], auto: dict[str, Any] | None, threads: int
+) -> None:
+    global _WORKER
+    torch.set_num_threads(threads)
+    cfg = config_mod.from_dict(doc)
+    cfg.train.threads = threads
+    p = prepare(cfg, auto_lr=False)
+    p.specs, p.auto_lr = specs, auto  # the parent's: one LR range test per study, not per worker
+    _WORKER = p
+
+
+def _worker_run(name: str, seed: int, fp: str, state: str) -> str:
+    assert _WORKER is not None
+    return _train_one(_WORKER, name, seed, fp, state, progress=False)
+
+
+def _run_parallel(
+    p: Prepared, todo: list[tuple[int, str, int, str, str]], total: int, echo: Callable[[str], None]
+) -> None:
+    """Runs in `workers` processes (spawned: forking a process that has started torch's thread
+    pools can deadlock), each with an equal share of the CPU threads. Small models use threads
+    poorly, so on a CPU two one-thread runs at once beat one two-thread run."""
+    cfg = p.cfg
+    workers = min(cfg.workers, len(todo))
+    threads = max(1, (cfg.train.threads or torch.get_num_threads()) // workers)
+    echo(f"running {len(todo)} runs in {workers} worker processes × {threads} thread{'s' if threads > 1 else ''}")
+    ctx = multiprocessing.get_context("spawn")
+    initargs = (config_mod.to_dict(cfg), p.specs, p.auto_lr, threads)
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=initargs) as pool:
+        futures = {
+            pool.submit(_worker_run, name, seed, fp, state): (i, name, seed) for i, name, seed, fp, state in todo
+        }
+        try:
+            for fut in as_completed(futures):
+                i, name, seed = futures[fut]
+                line = fut.result()
+                results.write_summary(cfg.out_dir)
+                echo(f"[{i}/{total}] {name} seed {seed}: {line}")
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise

@@ -3,6 +3,7 @@ optimizer step, per-epoch validation, divergence detection, and predictions on t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -15,6 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from lrlab.config import TrainConfig
@@ -97,7 +99,9 @@ def batches(
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
+    """SGD (momentum, Nesterov) or AdamW; one fused kernel per step on CUDA, foreach on the CPU."""
     params = [p for p in model.parameters() if p.requires_grad]
+    fused = {"fused": True} if params and params[0].is_cuda else {}
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
             params,
@@ -105,8 +109,32 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim
             momentum=cfg.momentum,
             nesterov=cfg.nesterov and cfg.momentum > 0,
             weight_decay=cfg.weight_decay,
+            **fused,
         )
-    return torch.optim.AdamW(params, lr=lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay, **fused)
+
+
+@dataclass(frozen=True)
+class Speed:
+    """How a run uses the hardware; `resolve` turns the config's "auto"s into choices for a device."""
+
+    bf16: bool  # autocast matmuls and convs to bfloat16
+    channels_last: bool  # NHWC memory layout (tensor cores prefer it)
+    data_on_device: bool  # the whole split held on the device as uint8
+    compile: bool  # torch.compile the training step's model
+
+    @classmethod
+    def resolve(cls, cfg: TrainConfig, device: torch.device) -> Speed:
+        cuda = device.type == "cuda"
+        bf16 = {"auto": cuda and torch.cuda.is_bf16_supported(), "bf16": True, "fp32": False}[cfg.precision]
+        on = {"auto": cuda, "on": True, "off": False}
+        return cls(bf16, on[cfg.channels_last], on[cfg.data_on_device], cfg.compile)
+
+    def autocast(self, device: torch.device) -> Any:
+        return torch.autocast(device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+
+    def layout(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
 def set_lr(opt: torch.optim.Optimizer, lr: float, momentum: float | None) -> None:
@@ -130,17 +158,28 @@ def state_hash(model: nn.Module) -> str:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, split: Split, norm: Normalize, device: torch.device
+    model: nn.Module,
+    split: Split,
+    norm: Normalize,
+    device: torch.device,
+    speed: Speed | None = None,
+    tta_flip: bool = False,
 ) -> tuple[float, float, torch.Tensor]:
-    """Mean loss, accuracy and predicted labels (CPU tensor) of the model on a split."""
+    """Mean loss, accuracy and predicted labels (CPU tensor) of the model on a split; with
+    tta_flip the logits are averaged with those of the mirrored images."""
     model.eval()
     loss_sum = torch.zeros((), device=device)
     preds = []
+    amp = speed.autocast(device) if speed else contextlib.nullcontext()
     for i in range(0, len(split), EVAL_BATCH):
-        x = norm(split.images[i : i + EVAL_BATCH].to(device))
-        y = split.labels[i : i + EVAL_BATCH].to(device)
-        logits = model(x)
-        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
+        x = norm(split.images[i : i + EVAL_BATCH].to(device, non_blocking=True))
+        x = speed.layout(x) if speed else x
+        y = split.labels[i : i + EVAL_BATCH].to(device, non_blocking=True)
+        with amp:
+            logits = model(x).float()
+            if tta_flip:
+                logits = (logits + model(x.flip(3)).float()) / 2
+        loss_sum += F.cross_entropy(logits, y, reduction="sum")
         preds.append(logits.argmax(1).cpu())
     pred = torch.cat(preds)
     acc = (pred == split.labels).float().mean().item()
@@ -213,8 +252,24 @@ class Trainer:
         self.model = build_model().to(device)
         self.init_hash = state_hash(self.model)
         check_batch(d, cfg.batch_size)
+        self.speed = speed = Speed.resolve(cfg, device)
+        if speed.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
         # what the step calls: (logits, aux logits), inside DistributedDataParallel under torchrun
         self.net = wrap(Outputs(self.model), d, device, cfg.sync_bn)
+        if speed.compile:
+            self.net = torch.compile(self.net)
+        self.compile_seconds: float | None = None  # the first step's time when compiling
+        # weight EMA for the final evaluation (torch's AveragedModel; BN statistics averaged too)
+        self.ema = (
+            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
+        )
+        train = data.train
+        if speed.data_on_device:  # uint8 on the device: a batch is an index, not a copy from the host
+            train = Split(train.images.to(device), train.labels.to(device))
+        self.train_split = train
         self.data, self.schedule, self.cfg, self.device, self.d = data, schedule, cfg, device, d
         self.order_gen = torch.Generator().manual_seed(seed)  # batch order: shared by all schedules
         self.aug_gen = torch.Generator().manual_seed(seed + 1_000_003)  # crops and flips: likewise
@@ -243,6 +298,7 @@ class Trainer:
             "best": self.best,
             "step_losses": self.step_losses,
             "history": list(self.schedule.history),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "init_hash": self.init_hash,
             "seconds": self.seconds,
         }
@@ -253,6 +309,8 @@ class Trainer:
         self.step, self.epochs, self.best = state["step"], state["epochs"], state["best"]
         self.step_losses, self.init_hash, self.seconds = state["step_losses"], state["init_hash"], state["seconds"]
         self.schedule.history[:] = state["history"]
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
         torch.set_rng_state(state["rng"]["torch"])
         self.order_gen.set_state(state["rng"]["order"])
         self.aug_gen.set_state(state["rng"]["aug"])
@@ -271,21 +329,28 @@ class Trainer:
         window = torch.zeros((), device=device)
         seen = 0
         order = torch.randperm(len(self.data.train), generator=self.order_gen)
-        for x, y in batches(self.data.train, cfg.batch_size, order, device):
+        order = order.to(self.train_split.images.device)
+        amp = self.speed.autocast(device)
+        for x, y in batches(self.train_split, cfg.batch_size, order, device):
             lr = schedule.lr(self.step)
             set_lr(opt, lr, schedule.momentum(self.step) if schedule.momentum else None)
             if self.data.augment:  # drawn for the global batch, so every rank's share matches one process's
                 x = crop_flip(x, self.aug_gen, self.pad)
             x, y = d.shard(x), d.shard(y)
-            logits, aux_logits = net(self.norm(x))
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-            total = loss + AUX_WEIGHT * sum(
-                (F.cross_entropy(a, y, label_smoothing=cfg.label_smoothing) for a in aux_logits),
-                torch.zeros((), device=device),
-            )
+            first = self.speed.compile and self.compile_seconds is None and time.perf_counter()
+            with amp:
+                logits, aux_logits = net(self.speed.layout(self.norm(x)))
+                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+                total = loss
+                for a in aux_logits:
+                    total = total + AUX_WEIGHT * F.cross_entropy(a, y, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             total.backward()
             opt.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
+            if first:
+                self.compile_seconds = time.perf_counter() - first
             self.step += 1
             seen += len(y)
             loss_sum += loss.detach() * len(y)
@@ -306,7 +371,7 @@ class Trainer:
         train_loss, train_acc = (totals[0] / totals[2]).item(), (totals[1] / totals[2]).item()
         if not math.isfinite(train_loss):
             return {"step": self.step, "epoch": epoch, "lr": schedule.lr(self.step - 1), "loss": train_loss}
-        val_loss, val_acc, _ = evaluate(self.model, self.data.val, self.norm, device)
+        val_loss, val_acc, _ = evaluate(self.model, self.data.val, self.norm, device, self.speed)
         record = {
             "epoch": epoch,
             "step": self.step,
@@ -374,5 +439,6 @@ def train_run(
         return RunResult(
             "diverged", t.epochs, None, t.init_hash, seconds, diverged, t.best, t.step_losses, start, t.model
         )
-    _, _, pred = evaluate(t.model, data.test, t.norm, device)
+    final = t.ema.module if t.ema is not None else t.model  # the EMA weights when asked for
+    _, _, pred = evaluate(final, data.test, t.norm, device, t.speed, cfg.tta_flip)
     return RunResult("ok", t.epochs, pred, t.init_hash, seconds, None, t.best, t.step_losses, start, t.model)

@@ -1,0 +1,201 @@
+"""Training throughput of lrlab's loop against two baselines, on the same model, data and device,
+in one process:
+
+  bare     a minimal PyTorch loop: pre-normalised float tensors, forward, loss, backward, step
+           (no augmentation); lrlab's loop without augmentation must stay within 10 % of it
+  common   the common CIFAR recipe: torchvision transforms (random crop + flip, ToTensor,
+           Normalize) in DataLoader workers, fp32, batch 128
+  lrlab    lrlab's Trainer: without augmentation for the comparison with `bare`; with its fast
+           path (uint8 data on the device, per-sample crop+flip there, and on CUDA bf16 autocast,
+           channels_last, batch 512) for the comparison with `common`
+
+Prints images/s, the ratios, and achieved TFLOP/s (3 × the counted forward FLOPs per training
+image). Examples:
+  python benchmarks/throughput.py                        # CPU, width 0.25, synthetic CIFAR-sized data
+  python benchmarks/throughput.py --device cuda --width 1 --data cifar10-train.tar.gz --compile
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+from tqdm import tqdm
+
+from lrlab.config import DataConfig, ModelConfig, TrainConfig
+from lrlab.data import Split, load_data
+from lrlab.model import build_model, macs_per_image
+from lrlab.schedules import Plan, compile_schedule
+from lrlab.training import RunInputs, Trainer
+
+
+def make_data(args: argparse.Namespace) -> tuple[Split, list[float], list[float]]:
+    if args.data:
+        ds = load_data(DataConfig(name=f"imagefolder:{args.data}", limit=args.images, val_frac=0.05, test_frac=0.05))
+        split, (mean, std) = ds.train, ds.channel_stats()
+    else:  # synthetic CIFAR-sized images: throughput does not depend on the pixels
+        g = torch.Generator().manual_seed(0)
+        images = torch.randint(0, 256, (args.images, 3, args.image_size, args.image_size), dtype=torch.uint8, generator=g)
+        split, mean, std = Split(images, torch.randint(0, 10, (args.images,), generator=g)), [0.5] * 3, [0.25] * 3
+    return split, mean, std
+
+
+def time_it(step: Callable[[], int], seconds: float) -> float:
+    """Images per second of repeated calls to `step` (each returns the images it trained on)."""
+    step()  # warm-up: allocations, cuDNN autotuning, lazy init
+    sync()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        n += step()
+    sync()
+    return n / (time.perf_counter() - t0)
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def bare_loop(model: torch.nn.Module, split: Split, mean: list[float], std: list[float], batch: int, device) -> Callable:
+    m, s = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
+    x_all = ((split.images.float() / 255 - m) / s).to(device)
+    y_all = split.labels.to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    model.train()
+
+    def epoch() -> int:
+        perm = torch.randperm(len(y_all), device=device)
+        for i in range(len(perm) // batch):
+            idx = perm[i * batch : (i + 1) * batch]
+            loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return (len(perm) // batch) * batch
+
+    return epoch
+
+
+class Images(Dataset):
+    """The common recipe's dataset: PIL images through torchvision transforms, one at a time."""
+
+    def __init__(self, split: Split, transform: Callable) -> None:
+        self.images = split.images.permute(0, 2, 3, 1).numpy()
+        self.labels, self.transform = split.labels.numpy(), transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
+
+
+def common_loop(model, split, mean, std, device, workers: int) -> Callable:
+    tf = transforms.Compose([
+        transforms.RandomCrop(split.images.shape[-1], padding=4), transforms.RandomHorizontalFlip(),
+        transforms.ToTensor(), transforms.Normalize(mean, std),
+    ])  # fmt: skip
+    loader = DataLoader(Images(split, tf), batch_size=128, shuffle=True, num_workers=workers, drop_last=True,
+                        pin_memory=device.type == "cuda", persistent_workers=workers > 0)  # fmt: skip
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    model.train()
+
+    def epoch() -> int:
+        n = 0
+        for x, y in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            n += len(y)
+        return n
+
+    return epoch
+
+
+def lrlab_loop(build, split, mean, std, device, batch: int, augment: bool, fast: bool, compile_: bool) -> Callable:
+    tiny = Split(split.images[:batch], split.labels[:batch])  # validation is not what is timed
+    inputs = RunInputs(split, tiny, tiny, 10, mean, std, augment)
+    auto = "auto" if fast else "off"
+    cfg = TrainConfig(epochs=1000, batch_size=batch, precision="auto" if fast else "fp32", channels_last=auto,
+                      data_on_device=auto, compile=compile_)  # fmt: skip
+    spe = len(split) // batch
+    trainer = Trainer(build, inputs, compile_schedule({"type": "constant", "lr": 0.01}, Plan(1000 * spe, spe)), cfg,
+                      0, device)  # fmt: skip
+    bar = tqdm(disable=True)
+    epoch = [0]
+
+    def run() -> int:
+        epoch[0] += 1
+        trainer.train_epoch(epoch[0], bar)
+        return spe * batch
+
+    run.trainer = trainer  # type: ignore[attr-defined]
+    return run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--width", type=float, default=None, help="GoogLeNet width (default: 1 on CUDA, 0.25 on CPU)")
+    ap.add_argument("--image-size", type=int, default=32)
+    ap.add_argument("--images", type=int, default=None, help="training images (default: 20,000 CUDA, 1,280 CPU)")
+    ap.add_argument("--data", help="a CIFAR-10 ImageFolder .tar.gz instead of synthetic images")
+    ap.add_argument("--batch", type=int, default=None, help="bare/lrlab batch (default: 128 CPU, 512 CUDA fast path)")
+    ap.add_argument("--seconds", type=float, default=None, help="time per measurement (default 20 CPU, 15 CUDA)")
+    ap.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="common recipe's workers")
+    ap.add_argument("--compile", action="store_true", help="also time lrlab's fast path under torch.compile")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    args.width = args.width or (1.0 if cuda else 0.25)
+    args.images = args.images or (20_000 if cuda else 1_280)
+    secs = args.seconds or (15.0 if cuda else 20.0)
+    split, mean, std = make_data(args)
+    size = tuple(split.images.shape[-2:])
+
+    def build() -> torch.nn.Module:
+        torch.manual_seed(0)
+        return build_model(ModelConfig(width=args.width), 10, 3, size).to(device)
+
+    flops = 3 * 2 * macs_per_image(build(), 3, size)  # training ≈ forward + 2× for backward
+    small_batch = args.batch or 128
+    rows = [("bare loop, fp32", time_it(bare_loop(build(), split, mean, std, small_batch, device), secs), small_batch)]
+    plain = lrlab_loop(build, split, mean, std, device, small_batch, augment=False, fast=False, compile_=False)
+    rows.append(("lrlab loop, fp32, no augmentation", time_it(plain, secs), small_batch))
+    rows.append(("common recipe (torchvision transforms, DataLoader)", time_it(
+        common_loop(build(), split, mean, std, device, args.workers), secs), 128))  # fmt: skip
+    fast_batch = args.batch or (512 if cuda else 128)
+    fast = lrlab_loop(build, split, mean, std, device, fast_batch, augment=True, fast=True, compile_=False)
+    rows.append(("lrlab fast path (crop+flip on device" + (", bf16, channels_last)" if cuda else ")"),
+                 time_it(fast, secs), fast_batch))  # fmt: skip
+    if args.compile:
+        comp = lrlab_loop(build, split, mean, std, device, fast_batch, augment=True, fast=True, compile_=True)
+        t0 = time.perf_counter()
+        comp()
+        sync()
+        compile_s = time.perf_counter() - t0
+        rows.append((f"lrlab fast path + torch.compile (compile {compile_s:.0f} s, not timed)", time_it(comp, secs),
+                     fast_batch))  # fmt: skip
+    name = torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads"
+    print(f"\nGoogLeNet width {args.width}, {size[0]}×{size[1]}, {len(split)} images, {name}, torch {torch.__version__}")
+    print(f"{'loop':<62} {'batch':>5} {'images/s':>10} {'TFLOP/s':>8}")
+    for label, ips, b in rows:
+        print(f"{label:<62} {b:>5} {ips:>10.1f} {ips * flops / 1e12:>8.3f}")
+    print(f"ratio lrlab loop / bare loop (same batch, no augmentation): {rows[1][1] / rows[0][1]:.3f}")
+    print(f"ratio lrlab fast path / common recipe: {rows[3][1] / rows[2][1]:.2f}")
+    if args.compile:
+        print(f"ratio lrlab compiled / common recipe: {rows[4][1] / rows[2][1]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
