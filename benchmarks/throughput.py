@@ -22,7 +22,6 @@ import os
 import time
 from collections.abc import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -43,7 +42,9 @@ def make_data(args: argparse.Namespace) -> tuple[Split, list[float], list[float]
         split, (mean, std) = ds.train, ds.channel_stats()
     else:  # synthetic CIFAR-sized images: throughput does not depend on the pixels
         g = torch.Generator().manual_seed(0)
-        images = torch.randint(0, 256, (args.images, 3, args.image_size, args.image_size), dtype=torch.uint8, generator=g)
+        images = torch.randint(
+            0, 256, (args.images, 3, args.image_size, args.image_size), dtype=torch.uint8, generator=g
+        )
         split, mean, std = Split(images, torch.randint(0, 10, (args.images,), generator=g)), [0.5] * 3, [0.25] * 3
     return split, mean, std
 
@@ -64,7 +65,9 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def bare_loop(model: torch.nn.Module, split: Split, mean: list[float], std: list[float], batch: int, device) -> Callable:
+def bare_loop(
+    model: torch.nn.Module, split: Split, mean: list[float], std: list[float], batch: int, device
+) -> Callable:
     m, s = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
     x_all = ((split.images.float() / 255 - m) / s).to(device)
     y_all = split.labels.to(device)
@@ -187,7 +190,9 @@ def main() -> None:
         rows.append((f"lrlab fast path + torch.compile (compile {compile_s:.0f} s, not timed)", time_it(comp, secs),
                      fast_batch))  # fmt: skip
     name = torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads"
-    print(f"\nGoogLeNet width {args.width}, {size[0]}×{size[1]}, {len(split)} images, {name}, torch {torch.__version__}")
+    print(
+        f"\nGoogLeNet width {args.width}, {size[0]}×{size[1]}, {len(split)} images, {name}, torch {torch.__version__}"
+    )
     print(f"{'loop':<62} {'batch':>5} {'images/s':>10} {'TFLOP/s':>8}")
     for label, ips, b in rows:
         print(f"{label:<62} {b:>5} {ips:>10.1f} {ips * flops / 1e12:>8.3f}")

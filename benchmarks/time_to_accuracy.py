@@ -44,7 +44,9 @@ def main() -> None:
     })  # fmt: skip
     t_load = time.perf_counter()
     p = prepare(cfg)
-    print(f"data: train {len(p.dataset.train)}, val {len(p.dataset.val)} ({time.perf_counter() - t_load:.1f} s to load)")
+    print(
+        f"data: train {len(p.dataset.train)}, val {len(p.dataset.val)} ({time.perf_counter() - t_load:.1f} s to load)"
+    )
     trainer = Trainer(p.build, p.inputs, p.schedules["onecycle"], cfg.train, 0, p.device)
     bar = tqdm(disable=True)
     reached, elapsed = None, 0.0

@@ -39,8 +39,10 @@ def cifar_like_archive(path, per_class=12):
 def test_cifar10_study_runs_end_to_end_with_a_small_limit(tmp_path):
     archive = cifar_like_archive(tmp_path / "cifar10-train.tar.gz")
     out = tmp_path / "out"
-    code = main(["study", "cifar10-study", "--data", f"imagefolder:{archive}", "--limit", "40", "--epochs", "2",
-                 "--width", "0.0625", "--batch-size", "10", "--seeds", "1", "--out", str(out), "--no-progress"])  # fmt: skip
+    small = ["--limit", "40", "--epochs", "2", "--width", "0.0625", "--batch-size", "10", "--seeds", "1"]
+    code = main(
+        ["study", "cifar10-study", "--data", f"imagefolder:{archive}", *small, "--out", str(out), "--no-progress"]
+    )
     assert code == 0
     study = json.loads((out / "study.json").read_text())
     assert study["auto_lr"]["rule"] == "valley" and study["auto_lr"]["lr"] > 0  # bounds from the range test

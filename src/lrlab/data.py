@@ -23,7 +23,7 @@ from urllib.request import url2pathname
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.utils import resample
@@ -348,7 +348,8 @@ def _decode(
             im = Image.open(io.BytesIO(read(name)))
             im.load()
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-            raise DataError(f"cannot read image {shown(name)}: {e}") from None
+            why = "not an image PIL can read" if isinstance(e, UnidentifiedImageError) else str(e)
+            raise DataError(f"cannot read image {shown(name)}: {why}") from None
         images.append(im)
     mode = "L" if all(im.mode in _GREY for im in images) else "RGB"
     images = [im if im.mode == mode else im.convert(mode) for im in images]

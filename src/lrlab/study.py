@@ -100,9 +100,11 @@ def prepare(cfg: StudyConfig, auto_lr: bool = True) -> Prepared:
     }
     specs, auto = dict(cfg.schedules), None
     if auto_lr and any(uses_auto(s) for s in specs.values()):  # one range test from the first seed's weights
-        torch.manual_seed(cfg.seeds[0])
-        test = range_test(build(), inputs, cfg.train, device, seed=cfg.seeds[0])
-        auto = {"rule": AUTO_RULE, "lr": test.suggestions[AUTO_RULE], "suggestions": test.suggestions}
+        if d.is_main:  # under torchrun rank 0 runs it and every rank uses its answer
+            torch.manual_seed(cfg.seeds[0])
+            test = range_test(build(), inputs, cfg.train, device, seed=cfg.seeds[0])
+            auto = {"rule": AUTO_RULE, "lr": test.suggestions[AUTO_RULE], "suggestions": test.suggestions}
+        auto = d.share(auto)
         specs = {n: resolve_auto(s, auto["lr"]) for n, s in specs.items()}
     specs = {n: resolve_auto(s, 1.0) for n, s in specs.items()}  # a stand-in where no test ran
     variants: dict[str, tuple[str, float | None]] = {}

@@ -1,0 +1,80 @@
+"""Every row of the README's bad-input table: one line naming the problem, exit code 2, no
+traceback, and nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lrlab.cli import main
+
+
+def tree(root: Path, empty_class: bool = False, corrupt: bool = False, images: bool = True) -> Path:
+    rng = np.random.default_rng(0)
+    for c in ("cat", "dog"):
+        (root / "train" / c).mkdir(parents=True)
+        if not images or (empty_class and c == "dog"):
+            continue
+        for i in range(8):
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(root / "train" / c / f"{i}.png")
+    if corrupt:
+        (root / "train" / "cat" / "3.png").write_bytes(b"not a png at all")
+    return root
+
+
+def toml(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+S = "[schedules.s]\n"
+CASES = {
+    "misspelled schedule": (lambda t: ["--schedules", "standard,onecylce"], "did you mean 'onecycle'"),
+    "unknown dataset": (lambda t: ["--data", "mnist"], "valid: 'digits', 'cifar10', 'cifar100', 'imagefolder:PATH'"),
+    "missing CIFAR files": (lambda t: ["--data", "cifar10", "--data-dir", str(t / "none")], "--download"),
+    "missing folder": (lambda t: ["--data", f"imagefolder:{t / 'nowhere'}"], "does not exist"),
+    "folder without images": (lambda t: ["--data", f"imagefolder:{tree(t / 'd', images=False)}"], "no images"),
+    "class folder without images": (lambda t: ["--data", f"imagefolder:{tree(t / 'd', empty_class=True)}"],
+                                    "train/dog has no images"),
+    "corrupt image": (lambda t: ["--data", f"imagefolder:{tree(t / 'd', corrupt=True)}"], "cannot read image"),
+    "misspelled config key": (lambda t: [toml(t / "c.toml", "[train]\nepoch = 3\n" + S + "type='constant'\nlr=0.1\n")],
+                              "unknown config key 'train.epoch' (did you mean 'epochs'?)"),
+    "wrong type": (lambda t: [toml(t / "c.toml", "[train]\nepochs = 'ten'\n" + S + "type='constant'\nlr=0.1\n")],
+                   "train.epochs: expected an integer"),
+    "epochs 0": (lambda t: ["--epochs", "0"], "train.epochs: must be positive"),
+    "negative LR": (lambda t: [toml(t / "c.toml", S + "type='constant'\nlr=-0.1\n")],
+                    "schedules.s.lr: a learning rate must be positive"),
+    "unknown schedule type": (lambda t: [toml(t / "c.toml", S + "type='one-cycle'\nmax_lr=0.1\n")],
+                              "schedules.s.type: unknown schedule type 'one-cycle' (did you mean 'onecycle'?)"),
+    "max below base": (lambda t: [toml(t / "c.toml", S + "type='cyclic'\nbase_lr=0.1\nmax_lr=0.01\nup_epochs=1\n")],
+                       "schedules.s.max_lr: must be at least base_lr"),
+    "warm-up too long": (lambda t: [toml(t / "c.toml", S + "type='constant'\nlr=0.1\nwarmup_steps=5000\n")],
+                         "schedules.s.warmup: the warm-up (5000 steps) must be shorter than the run"),
+    "batch above data": (lambda t: ["--batch-size", "4096"], "train.batch_size: 4096 is larger than the training"),
+    "no CUDA": (lambda t: ["--device", "cuda"], "no CUDA device is available"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input(case, tmp_path, capsys):
+    make, needle = CASES[case]
+    out = tmp_path / "out"
+    code = main(["study", *make(tmp_path), "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    if case == "no CUDA" and code == 0:
+        pytest.skip("this machine has a GPU")
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and err.startswith("lrlab: error: ") and "Traceback" not in err
+    assert needle in err, err
+    assert not out.exists()
+
+
+def test_output_folder_that_cannot_be_written(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code = main(["study", "--limit", "100", "--epochs", "2", "--batch-size", "16", "--out", str(blocker / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot be written" in err and str(blocker / "out") in err
