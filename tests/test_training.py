@@ -58,42 +58,12 @@ def test_same_seed_same_start_for_every_schedule(digits):
     inputs, build = digits
     cfg = TrainConfig(epochs=1, batch_size=32)
     plan = plan_for(inputs, cfg)
-    a = train_run(
-        build,
-        inputs,
-        compile_schedule({"type": "constant", "lr": 0.05}, plan),
-        cfg,
-        3,
-        torch.device("cpu"),
-        progress=False,
-    )
-    b = train_run(
-        build,
-        inputs,
-        compile_schedule({"type": "onecycle", "max_lr": 0.1}, plan),
-        cfg,
-        3,
-        torch.device("cpu"),
-        progress=False,
-    )
-    c = train_run(
-        build,
-        inputs,
-        compile_schedule({"type": "constant", "lr": 0.05}, plan),
-        cfg,
-        4,
-        torch.device("cpu"),
-        progress=False,
-    )
-    a2 = train_run(
-        build,
-        inputs,
-        compile_schedule({"type": "constant", "lr": 0.05}, plan),
-        cfg,
-        3,
-        torch.device("cpu"),
-        progress=False,
-    )
+
+    def run(spec: dict, seed: int):
+        return train_run(build, inputs, compile_schedule(spec, plan), cfg, seed, torch.device("cpu"), progress=False)
+
+    constant, onecycle = {"type": "constant", "lr": 0.05}, {"type": "onecycle", "max_lr": 0.1}
+    a, b, c, a2 = run(constant, 3), run(onecycle, 3), run(constant, 4), run(constant, 3)
     assert a.init_hash == b.init_hash != c.init_hash
     assert a.epochs[0]["train_loss"] == a2.epochs[0]["train_loss"]  # deterministic on CPU
 
