@@ -156,3 +156,27 @@ def test_tensorboard_events(tmp_path):
     assert {"schedule/lr", "epoch/val_accuracy", "train/loss_step"} <= set(tags)
     plan = json.loads((tmp_path / "runs" / "onecycle" / "seed-0" / "config.json").read_text())["plan"]
     assert len(acc.Scalars("schedule/lr")) == plan["total_steps"]
+
+
+def test_streaming_from_disk_trains_exactly_like_memory(tmp_path):
+    """data.stream decodes each batch in DataLoader workers; same images, same order, same result."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in ("a", "b", "c"):
+        (tmp_path / "imgs" / "train" / c).mkdir(parents=True)
+        for i in range(30):
+            Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)).save(
+                tmp_path / "imgs" / "train" / c / f"{i}.png"
+            )
+    common = ["study", "--data", f"imagefolder:{tmp_path / 'imgs'}", "--epochs", "2", "--batch-size", "16", "--width",
+              "0.125", "--schedules", "onecycle", "--workers", "1", "--threads", "1", "--no-progress"]  # fmt: skip
+    assert main([*common, "--out", str(tmp_path / "memory")]) == 0
+    assert main([*common, "--stream", "--out", str(tmp_path / "stream")]) == 0
+    a, b = (json.loads((tmp_path / d / "runs/onecycle/seed-0/result.json").read_text()) for d in ("memory", "stream"))
+    assert a["test"] == b["test"] and a["best_val_accuracy"] == b["best_val_accuracy"]
+    assert (
+        read_csv(tmp_path / "memory/runs/onecycle/seed-0/epochs.csv")[-1]["train_loss"]
+        == read_csv(tmp_path / "stream/runs/onecycle/seed-0/epochs.csv")[-1]["train_loss"]
+    )

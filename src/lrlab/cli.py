@@ -61,6 +61,13 @@ def _config_args(p: argparse.ArgumentParser) -> None:
         help="download CIFAR into --data-dir if it is not there",
     )
     g.add_argument(
+        "--stream",
+        dest="data.stream",
+        action="store_const",
+        const=True,
+        help="image folders: read images from disk each epoch (DataLoader workers) instead of into memory",
+    )
+    g.add_argument(
         "--limit",
         dest="data.limit",
         type=int,

@@ -34,6 +34,8 @@ class DataConfig:
     limit: int | None = None  # use only this many training images (val/test shrink in proportion)
     image_size: int | None = None  # resize images to this square size; None keeps the native size
     augment: str = "auto"  # auto | none | crop-flip  (auto: none for digits, crop-flip otherwise)
+    stream: bool = False  # image folders: read images from disk each epoch instead of holding them in memory
+    loader_workers: int = 4  # with stream: DataLoader worker processes decoding the images
 
 
 @dataclass
@@ -170,6 +172,7 @@ def _check(cfg: StudyConfig) -> None:
     need(d.val_frac + d.test_frac < 1, "data.val_frac", "val_frac + test_frac must be below 1")
     need(d.limit is None or d.limit > 0, "data.limit", f"must be positive, got {d.limit}")
     need(d.image_size is None or d.image_size > 0, "data.image_size", "must be positive")
+    need(d.loader_workers >= 0, "data.loader_workers", f"must not be negative, got {d.loader_workers}")
     need(d.augment in AUGMENTS, "data.augment", f"must be one of {choices(AUGMENTS)}, got {d.augment!r}")
     need(m.stem in STEMS, "model.stem", f"must be one of {choices(STEMS)}, got {m.stem!r}")
     need(m.branch5 in BRANCH5, "model.branch5", f"must be one of {choices(BRANCH5)}, got {m.branch5!r}")

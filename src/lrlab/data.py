@@ -34,10 +34,46 @@ from torchvision.datasets.utils import check_integrity, download_and_extract_arc
 from lrlab.config import DataConfig
 from lrlab.errors import DataError, unknown
 
+STATS_SAMPLE = 2048  # images the channel statistics are computed from when streaming
+
+
+class LazyImages:
+    """Image files that behave like a uint8 [N, C, H, W] tensor: indexing decodes just those files
+    (data.stream, for folders too big to hold in memory); `dataset()` serves them one by one to a
+    torch DataLoader, whose workers decode in parallel."""
+
+    def __init__(self, files: list[str], size: int | None, mode: str, shape: tuple[int, ...]) -> None:
+        self.files, self.size, self.mode = files, size, mode
+        self.shape = (len(files), *shape)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: torch.Tensor | slice) -> torch.Tensor:
+        picked = self.files[index] if isinstance(index, slice) else [self.files[int(i)] for i in index]
+        return _decode(picked, lambda n: Path(n).read_bytes(), str, self.size, self.mode)
+
+    def part(self, start: int, stop: int) -> LazyImages:
+        return LazyImages(self.files[start:stop], self.size, self.mode, self.shape[1:])
+
+    def dataset(self) -> torch.utils.data.Dataset:
+        return _OneImage(self)
+
+
+class _OneImage(torch.utils.data.Dataset):
+    def __init__(self, images: LazyImages) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images[slice(i, i + 1)][0]
+
 
 @dataclass(frozen=True, eq=False)  # eq=False: == on tensors has no single truth value
 class Split:
-    images: torch.Tensor  # uint8, [N, C, H, W], on CPU
+    images: torch.Tensor | LazyImages  # uint8, [N, C, H, W], on CPU; LazyImages when streaming
     labels: torch.Tensor  # int64, [N]
 
     def __len__(self) -> int:
@@ -67,8 +103,11 @@ class Dataset:
         return (self.train.images.shape[2], self.train.images.shape[3])
 
     def channel_stats(self) -> tuple[list[float], list[float]]:
-        """Per-channel mean and (population) std of the training images, in [0, 1] units."""
+        """Per-channel mean and (population) std of the training images, in [0, 1] units (of an
+        even sample of STATS_SAMPLE images when they are streamed from disk)."""
         x = self.train.images
+        if isinstance(x, LazyImages):
+            x = x[torch.linspace(0, len(x) - 1, min(len(x), STATS_SAMPLE)).long()]
         total = torch.zeros(x.shape[1], dtype=torch.float64)
         squares = torch.zeros_like(total)
         for chunk in x.split(4096):  # chunks: 50,000 CIFAR images as float64 would be 1.2 GB at once
@@ -339,9 +378,14 @@ def _index(
 
 
 def _decode(
-    names: list[str], read: Callable[[str], bytes], shown: Callable[[str], str], size: int | None
+    names: list[str],
+    read: Callable[[str], bytes],
+    shown: Callable[[str], str],
+    size: int | None,
+    mode: str | None = None,
 ) -> torch.Tensor:
-    """uint8 [N, C, H, W] from the named files; C = 1 if every image is single-channel, else 3."""
+    """uint8 [N, C, H, W] from the named files; C = 1 if every image is single-channel, else 3
+    (or as `mode` says: "L" or "RGB")."""
     images = []
     for name in names:
         try:
@@ -351,7 +395,7 @@ def _decode(
             why = "not an image PIL can read" if isinstance(e, UnidentifiedImageError) else str(e)
             raise DataError(f"cannot read image {shown(name)}: {why}") from None
         images.append(im)
-    mode = "L" if all(im.mode in _GREY for im in images) else "RGB"
+    mode = mode or ("L" if all(im.mode in _GREY for im in images) else "RGB")
     images = [im if im.mode == mode else im.convert(mode) for im in images]
     if size is not None:  # PIL's bilinear resize filters over the whole footprint when shrinking (antialias)
         images = [im if im.size == (size, size) else im.resize((size, size), Image.BILINEAR) for im in images]
@@ -400,13 +444,20 @@ def _folder(path: Path) -> Iterator[tuple[list[str], list, list | None, Callable
 
 
 def _load_folder(cfg: DataConfig, path: Path) -> Dataset:
+    if cfg.stream and not path.is_dir():
+        raise DataError(f"data.stream reads images from a folder; extract {path} first (tar -xzf) and point at it")
     with _folder(path) as (classes, train, test, read, shown):
         pool = np.array([label for _, label in train], dtype=np.int64)
         tr, va, te = _plan(pool, None if test is None else np.array([t[1] for t in test]), cfg, classes, str(path))
         # decode only the chosen images: a limit of 500 of 50,000 JPEGs then loads in about a second
         chosen = [[train[i] for i in tr], [train[i] for i in va], [(test or train)[i] for i in te]]
         names = [name for split in chosen for name, _ in split]
-        x = _decode(names, read(names).__getitem__, shown, cfg.image_size)
+        if cfg.stream:  # decode a sample now (size, channels, errors early), the rest batch by batch
+            sample = names[:: max(1, len(names) // 256)]
+            first = _decode(sample, read(sample).__getitem__, shown, cfg.image_size)
+            x = LazyImages(names, cfg.image_size, "L" if first.shape[1] == 1 else "RGB", tuple(first.shape[1:]))
+        else:
+            x = _decode(names, read(names).__getitem__, shown, cfg.image_size)
     if path.is_file():
         digest = _hash([path])  # the archive's bytes: the same as `sha256sum archive`
     else:
@@ -414,8 +465,9 @@ def _load_folder(cfg: DataConfig, path: Path) -> Dataset:
     splits, start = [], 0
     for split in chosen:
         labels = torch.tensor([lb for _, lb in split], dtype=torch.int64)
-        splits.append(Split(x[start : start + len(split)], labels))
-        start += len(split)
+        end = start + len(split)
+        splits.append(Split(x.part(start, end) if isinstance(x, LazyImages) else x[start:end], labels))
+        start = end
     return Dataset(cfg.name, classes, *splits, _HELD_OUT if test is None else _OFFICIAL, digest)
 
 

@@ -86,7 +86,7 @@ def prepare(cfg: StudyConfig, auto_lr: bool = True) -> Prepared:
         compile_schedule(resolve_auto(spec, 1.0), plan, name)
     mean, std = ds.channel_stats()
     augment = {"auto": ds.name != "digits", "none": False, "crop-flip": True}[cfg.data.augment]
-    inputs = RunInputs(ds.train, ds.val, ds.test, ds.num_classes, mean, std, augment)
+    inputs = RunInputs(ds.train, ds.val, ds.test, ds.num_classes, mean, std, augment, cfg.data.loader_workers)
 
     def build() -> torch.nn.Module:
         return build_model(cfg.model, ds.num_classes, ds.in_channels, ds.image_size)

@@ -17,10 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from lrlab.config import TrainConfig
-from lrlab.data import Split
+from lrlab.data import LazyImages, Split
 from lrlab.distributed import SINGLE, Dist, check_batch, wrap
 from lrlab.errors import ConfigError
 from lrlab.schedules import Schedule
@@ -86,14 +87,25 @@ def crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int) -> torch.Tensor:
 
 
 def batches(
-    split: Split, batch_size: int, order: torch.Tensor, device: torch.device
+    split: Split, batch_size: int, order: torch.Tensor, device: torch.device, workers: int = 0
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Full batches of a split in the given order (a permutation of its indices).
 
-    Hand-written rather than a DataLoader: the split already sits in memory as one tensor, and
-    per-sample collation would cost more than a training step on small images.
+    In memory, indexing the split's tensor rather than a DataLoader: per-sample collation would
+    cost more than a training step on small images. Streamed from disk (LazyImages), a torch
+    DataLoader whose workers decode each batch, in the same order.
     """
-    for i in range(len(order) // batch_size):
+    n = len(order) // batch_size
+    if isinstance(split.images, LazyImages):
+        chunks = [order[i * batch_size : (i + 1) * batch_size].tolist() for i in range(n)]
+        # its own generator: a DataLoader seeds its workers from the global RNG otherwise, which
+        # would shift the dropout masks away from those of the in-memory path
+        loader = DataLoader(split.images.dataset(), batch_sampler=chunks, num_workers=min(workers, os.cpu_count() or 1),
+                            pin_memory=device.type == "cuda", generator=torch.Generator())  # fmt: skip
+        for x, idx in zip(loader, chunks, strict=True):
+            yield x.to(device, non_blocking=True), split.labels[idx].to(device, non_blocking=True)
+        return
+    for i in range(n):
         idx = order[i * batch_size : (i + 1) * batch_size]
         yield split.images[idx].to(device, non_blocking=True), split.labels[idx].to(device, non_blocking=True)
 
@@ -211,6 +223,7 @@ class RunInputs:
     mean: list[float]
     std: list[float]
     augment: bool
+    loader_workers: int = 0  # DataLoader workers for streamed (LazyImages) splits
 
 
 class Outputs(nn.Module):
@@ -267,7 +280,7 @@ class Trainer:
             AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
         )
         train = data.train
-        if speed.data_on_device:  # uint8 on the device: a batch is an index, not a copy from the host
+        if speed.data_on_device and isinstance(train.images, torch.Tensor):  # a batch is an index, not a copy
             train = Split(train.images.to(device), train.labels.to(device))
         self.train_split = train
         self.data, self.schedule, self.cfg, self.device, self.d = data, schedule, cfg, device, d
@@ -329,9 +342,9 @@ class Trainer:
         window = torch.zeros((), device=device)
         seen = 0
         order = torch.randperm(len(self.data.train), generator=self.order_gen)
-        order = order.to(self.train_split.images.device)
+        order = order.to(self.train_split.labels.device)
         amp = self.speed.autocast(device)
-        for x, y in batches(self.train_split, cfg.batch_size, order, device):
+        for x, y in batches(self.train_split, cfg.batch_size, order, device, self.data.loader_workers):
             lr = schedule.lr(self.step)
             set_lr(opt, lr, schedule.momentum(self.step) if schedule.momentum else None)
             if self.data.augment:  # drawn for the global batch, so every rank's share matches one process's
