@@ -21,7 +21,10 @@ examples:
   lrlab study --schedules standard,onecycle    a subset of the config's schedules
   lrlab study --data cifar10 --data-dir data --download --width 0.5
   lrlab study --data imagefolder:cifar10-train.tar.gz --limit 2000
+  lrlab study --peak-lrs 0.01,0.1,1 --seeds 3     every schedule at three peak LRs
   lrlab study configs/cifar10-study.toml --device cuda
+  lrlab schedules --plot lr.png                 preview the schedules without training
+  lrlab report runs/a runs/b --out runs/all     merge two studies' run folders into one report
 """
 
 
@@ -275,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
         "study",
         help="train every schedule × seed of a study and write its table, plots and report",
         description="Train every schedule × seed of a study (paired: one seed gives every schedule "
-        "the same initial weights and batch order), then write summary.csv, report.md and plots/. "
+        "the same initial weights and batch order), then write summary.csv, report.md, report.html and plots/. "
         "Finished runs in the output folder are kept, so rerunning continues a study.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -1,5 +1,6 @@
-"""One training run: batches from in-memory splits, the LR set from a compiled schedule at every
-optimizer step, per-epoch validation, divergence detection, and predictions on the test split."""
+"""One training run: batches from in-memory (or streamed) splits, the LR set from a compiled
+schedule at every optimizer step, per-epoch validation, divergence detection, checkpoints, and
+predictions on the test split; data-parallel under torchrun."""
 
 from __future__ import annotations
 
