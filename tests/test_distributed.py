@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from lrlab import store
@@ -37,9 +38,10 @@ def files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
-def test_torchrun_two_processes_match_one(tmp_path):
+@pytest.mark.parametrize("resident", ["off", "on"])  # "on": the GPU fast path's data held on the device
+def test_torchrun_two_processes_match_one(tmp_path, resident):
     cfg = tmp_path / "ddp.toml"
-    cfg.write_text(CONFIG)
+    cfg.write_text(CONFIG.replace("threads = 1", f"threads = 1\ndata_on_device = {resident!r}"))
     assert main(["train", str(cfg), "--out", str(tmp_path / "one"), "--no-progress"]) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [str(BIN / "torchrun"), "--nproc_per_node=2", "-m", "lrlab", "train", str(cfg), "--out",
