@@ -257,14 +257,15 @@ def _document(
     doc.h(2, "Training dynamics")
     doc.p(
         f"Validation accuracy at the best and the last epoch; epochs and seconds until validation accuracy first "
-        f"reached {target:.4f} (mean over the seeds that reached it); the training loss's coefficient of variation "
-        f"over the last {LATE:.0%} of the steps (lower is steadier); and each schedule's LR budget."
+        f"reached {target:.4f} (mean over the seeds that reached it); late loss jitter: how much the training loss "
+        f"jumps between 10-step windows over the last {LATE:.0%} of the steps (standard deviation of the changes "
+        "over the mean loss; lower is steadier); and each schedule's LR budget."
     )
     doc.table(
         ["schedule", "best val (epoch)", "final val", "reached", "epochs to target", "seconds to target",
-         "late loss CV", "peak LR", "final LR", "mean LR"],
+         "late loss jitter", "peak LR", "final LR", "mean LR"],
         [[d["schedule"], f"{_fmt(d['best_val'])} ({_fmt(d['best_epoch'], 1)})", _fmt(d["final_val"]), d["reached"],
-          _fmt(d["epochs_to_target"], 1), _fmt(d["seconds_to_target"], 1), _fmt(d["late_loss_cv"], 3),
+          _fmt(d["epochs_to_target"], 1), _fmt(d["seconds_to_target"], 1), _fmt(d["late_loss_jitter"], 3),
           f"{d['peak_lr']:.3g}", f"{d['final_lr']:.3g}", f"{d['mean_lr']:.3g}"] for d in dyn],
     )  # fmt: skip
     classes = data["classes"]

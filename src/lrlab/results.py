@@ -145,7 +145,7 @@ def dynamics(groups: dict[str, list[Run]], target: float) -> list[dict[str, Any]
     rows = []
     for name, runs in groups.items():
         ok = [r for r in runs if r.ok]
-        reach_epochs, reach_secs, late_cv = [], [], []
+        reach_epochs, reach_secs, late_jitter = [], [], []
         for r in ok:
             epochs = r.csv("epochs.csv")
             elapsed = np.cumsum([float(e["seconds"]) for e in epochs])
@@ -156,8 +156,8 @@ def dynamics(groups: dict[str, list[Run]], target: float) -> list[dict[str, Any]
             losses = [(int(s["step"]), float(s["loss"])) for s in r.csv("steps.csv")]
             total = r.config["plan"]["total_steps"]
             late = [v for s, v in losses if s > (1 - LATE) * total]
-            if len(late) >= 2:
-                late_cv.append(float(np.std(late) / np.mean(late)))
+            if len(late) >= 3:  # changes between 10-step windows: noise, not the downward trend
+                late_jitter.append(float(np.std(np.diff(late)) / np.mean(late)))
 
         def mean(key: str, rs: list[Run] = ok) -> float:
             vals = [float(r.result[key]) for r in rs if r.result.get(key) is not None]
@@ -171,7 +171,7 @@ def dynamics(groups: dict[str, list[Run]], target: float) -> list[dict[str, Any]
             "reached": f"{len(reach_epochs)}/{len(ok)}",
             "epochs_to_target": float(np.mean(reach_epochs)) if reach_epochs else math.nan,
             "seconds_to_target": float(np.mean(reach_secs)) if reach_secs else math.nan,
-            "late_loss_cv": float(np.mean(late_cv)) if late_cv else math.nan,
+            "late_loss_jitter": float(np.mean(late_jitter)) if late_jitter else math.nan,
             "peak_lr": mean("peak_lr", runs),
             "final_lr": mean("final_lr", runs),
             "mean_lr": mean("mean_lr", runs),
