@@ -288,8 +288,9 @@ def _run_all(
     cfg, ds, out, d = p.cfg, p.dataset, p.cfg.out_dir, p.dist
     axis = f" × {len(cfg.peak_lrs)} peak LRs" if cfg.peak_lrs else ""
     ranks = f" on {d.world} processes" if d.enabled else ""
+    seeds = f"{len(cfg.seeds)} seed{'s' if len(cfg.seeds) > 1 else ''}"
     echo(
-        f"lrlab study {cfg.name!r}: {len(cfg.schedules)} schedules{axis} × {len(cfg.seeds)} seeds on {ds.name} "
+        f"lrlab study {cfg.name!r}: {len(cfg.schedules)} schedules{axis} × {seeds} on {ds.name} "
         f"(train {len(ds.train)}, val {len(ds.val)}, test {len(ds.test)}; "
         f"{ds.image_size[0]}×{ds.image_size[1]}×{ds.in_channels}), "
         f"{cfg.train.epochs} epochs × {p.plan.steps_per_epoch} steps, device {p.device}{ranks}, out {out}"
