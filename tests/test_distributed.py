@@ -3,6 +3,7 @@ and a study split into shards merges back into the unsharded study."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -56,6 +57,10 @@ def test_torchrun_two_processes_match_one(tmp_path, resident):
     worst = max((one[k] - two[k]).abs().max().item() for k in one)
     assert worst < 1e-5, worst
     assert files(tmp_path / "two") == files(tmp_path / "one")  # one set of files, no per-rank copies
+    # evaluation is sharded over the ranks and combined: the same predictions as one process
+    results = [json.loads((tmp_path / d / "runs/onecycle/seed-0/result.json").read_text()) for d in ("one", "two")]
+    assert results[0]["test"] == results[1]["test"]
+    assert results[0]["best_val_accuracy"] == results[1]["best_val_accuracy"]
 
 
 def test_shards_merge_into_the_unsharded_study(tmp_path):

@@ -38,6 +38,22 @@ class Dist:
             dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return t
 
+    def gather(self, t: torch.Tensor, per: int, n: int) -> torch.Tensor:
+        """The ranks' contiguous shares of an n-long result (each at most `per` long), in rank order."""
+        if not self.enabled:
+            return t
+        padded = torch.zeros(per, dtype=t.dtype, device=t.device)
+        padded[: len(t)] = t
+        parts = [torch.empty_like(padded) for _ in range(self.world)]
+        dist.all_gather(parts, padded)
+        return torch.cat([p[: max(0, min(n, (r + 1) * per) - r * per)] for r, p in enumerate(parts)])
+
+    def sync_buffers(self, model: torch.nn.Module) -> None:
+        """Give every rank rank 0's buffers (BatchNorm running statistics differ per rank)."""
+        if self.enabled:
+            for b in model.buffers():
+                dist.broadcast(b, src=0)
+
     def share(self, obj: Any) -> Any:
         """Rank 0's value of `obj` on every rank (decisions read from files by rank 0 alone)."""
         if not self.enabled:

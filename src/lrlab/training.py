@@ -177,26 +177,33 @@ def evaluate(
     device: torch.device,
     speed: Speed | None = None,
     tta_flip: bool = False,
+    d: Dist = SINGLE,
 ) -> tuple[float, float, torch.Tensor]:
     """Mean loss, accuracy and predicted labels (CPU tensor) of the model on a split; with
-    tta_flip the logits are averaged with those of the mirrored images."""
+    tta_flip the logits are averaged with those of the mirrored images. Under torchrun each rank
+    evaluates a contiguous share with rank 0's BatchNorm statistics, and the results are combined."""
     model.eval()
+    d.sync_buffers(model)
+    n = len(split)
+    per = -(-n // d.world)  # ceil: the share of one rank
+    lo, hi = min(n, d.rank * per), min(n, (d.rank + 1) * per)
     loss_sum = torch.zeros((), device=device)
-    preds = []
+    preds = [torch.empty(0, dtype=torch.long, device=device)]
     amp = speed.autocast(device) if speed else contextlib.nullcontext()
-    for i in range(0, len(split), EVAL_BATCH):
-        x = norm(split.images[i : i + EVAL_BATCH].to(device, non_blocking=True))
+    for i in range(lo, hi, EVAL_BATCH):
+        j = min(i + EVAL_BATCH, hi)
+        x = norm(split.images[i:j].to(device, non_blocking=True))
         x = speed.layout(x) if speed else x
-        y = split.labels[i : i + EVAL_BATCH].to(device, non_blocking=True)
+        y = split.labels[i:j].to(device, non_blocking=True)
         with amp:
             logits = model(x).float()
             if tta_flip:
                 logits = (logits + model(x.flip(3)).float()) / 2
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
-        preds.append(logits.argmax(1).cpu())
-    pred = torch.cat(preds)
+        preds.append(logits.argmax(1))
+    pred = d.gather(torch.cat(preds), per, n).cpu()
     acc = (pred == split.labels).float().mean().item()
-    return loss_sum.item() / len(split), acc, pred
+    return d.sum(loss_sum).item() / n, acc, pred
 
 
 @dataclass
@@ -385,7 +392,7 @@ class Trainer:
         train_loss, train_acc = (totals[0] / totals[2]).item(), (totals[1] / totals[2]).item()
         if not math.isfinite(train_loss):
             return {"step": self.step, "epoch": epoch, "lr": schedule.lr(self.step - 1), "loss": train_loss}
-        val_loss, val_acc, _ = evaluate(self.model, self.data.val, self.norm, device, self.speed)
+        val_loss, val_acc, _ = evaluate(self.model, self.data.val, self.norm, device, self.speed, d=d)
         record = {
             "epoch": epoch,
             "step": self.step,
@@ -396,7 +403,6 @@ class Trainer:
             "val_accuracy": val_acc,
             "seconds": time.perf_counter() - te,
         }
-        record = d.share(record)  # rank 0's numbers (each rank's BatchNorm statistics differ slightly)
         self.epochs.append(record)
         schedule.observe(record)  # a metric-driven schedule (plateau) reads its metric here
         if val_acc > self.best["val_accuracy"]:
@@ -454,5 +460,5 @@ def train_run(
             "diverged", t.epochs, None, t.init_hash, seconds, diverged, t.best, t.step_losses, start, t.model
         )
     final = t.ema.module if t.ema is not None else t.model  # the EMA weights when asked for
-    _, _, pred = evaluate(final, data.test, t.norm, device, t.speed, cfg.tta_flip)
+    _, _, pred = evaluate(final, data.test, t.norm, device, t.speed, cfg.tta_flip, d)
     return RunResult("ok", t.epochs, pred, t.init_hash, seconds, None, t.best, t.step_losses, start, t.model)
