@@ -21,6 +21,7 @@ name = "ddp"
 [data]
 name = "digits"
 limit = 256
+augment = "crop-flip"  # drawn for the global batch, each rank using its share of the draws
 [model]
 width = 0.125
 batchnorm = false   # per-rank BatchNorm statistics would differ from one process's (SyncBN is CUDA-only)

@@ -68,17 +68,20 @@ class Normalize:
         return (x.float() / 255.0 - self.mean) / self.std
 
 
-def crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int) -> torch.Tensor:
-    """Random crop after zero padding by `pad` px, and random horizontal flip, per sample.
+def crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int, d: Dist = SINGLE) -> torch.Tensor:
+    """Random crop after zero padding by `pad` px, and random horizontal flip, per sample. Under
+    torchrun `x` is this rank's share of the global batch: the draws are made for the whole
+    global batch and this rank's share of them is used, exactly as one process would crop.
 
     Hand-written because torchvision's transforms draw one set of parameters per call: applied
     to a batch tensor they crop every image the same way, and per-image calls are slow.
     """
     n, _, h, w = x.shape
+    total = n * d.world
     padded = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(x.device)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(x.device)
-    flip = (torch.rand(n, generator=gen) < 0.5).to(x.device)
+    dy = d.shard(torch.randint(0, 2 * pad + 1, (total,), generator=gen)).to(x.device)
+    dx = d.shard(torch.randint(0, 2 * pad + 1, (total,), generator=gen)).to(x.device)
+    flip = d.shard(torch.rand(total, generator=gen) < 0.5).to(x.device)
     rows = (dy[:, None] + torch.arange(h, device=x.device)).view(n, 1, h, 1)
     cols = dx[:, None] + torch.arange(w, device=x.device)
     cols = torch.where(flip[:, None], cols.flip(1), cols).view(n, 1, 1, w)
@@ -88,9 +91,10 @@ def crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int) -> torch.Tensor:
 
 
 def batches(
-    split: Split, batch_size: int, order: torch.Tensor, device: torch.device, workers: int = 0
+    split: Split, batch_size: int, order: torch.Tensor, device: torch.device, workers: int = 0, d: Dist = SINGLE
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Full batches of a split in the given order (a permutation of its indices).
+    """Full batches of a split in the given order (a permutation of its indices); under torchrun
+    only this rank's share of each global batch is read.
 
     In memory, indexing the split's tensor rather than a DataLoader: per-sample collation would
     cost more than a training step on small images. Streamed from disk (LazyImages), a torch
@@ -98,7 +102,7 @@ def batches(
     """
     n = len(order) // batch_size
     if isinstance(split.images, LazyImages):
-        chunks = [order[i * batch_size : (i + 1) * batch_size].tolist() for i in range(n)]
+        chunks = [d.shard(order[i * batch_size : (i + 1) * batch_size]).tolist() for i in range(n)]
         # its own generator: a DataLoader seeds its workers from the global RNG otherwise, which
         # would shift the dropout masks away from those of the in-memory path
         loader = DataLoader(split.images.dataset(), batch_sampler=chunks, num_workers=min(workers, os.cpu_count() or 1),
@@ -107,7 +111,7 @@ def batches(
             yield x.to(device, non_blocking=True), split.labels[idx].to(device, non_blocking=True)
         return
     for i in range(n):
-        idx = order[i * batch_size : (i + 1) * batch_size]
+        idx = d.shard(order[i * batch_size : (i + 1) * batch_size])
         yield split.images[idx].to(device, non_blocking=True), split.labels[idx].to(device, non_blocking=True)
 
 
@@ -352,12 +356,11 @@ class Trainer:
         order = torch.randperm(len(self.data.train), generator=self.order_gen)
         order = order.to(self.train_split.labels.device)
         amp = self.speed.autocast(device)
-        for x, y in batches(self.train_split, cfg.batch_size, order, device, self.data.loader_workers):
+        for x, y in batches(self.train_split, cfg.batch_size, order, device, self.data.loader_workers, d):
             lr = schedule.lr(self.step)
             set_lr(opt, lr, schedule.momentum(self.step) if schedule.momentum else None)
-            if self.data.augment:  # drawn for the global batch, so every rank's share matches one process's
-                x = crop_flip(x, self.aug_gen, self.pad)
-            x, y = d.shard(x), d.shard(y)
+            if self.data.augment:
+                x = crop_flip(x, self.aug_gen, self.pad, d)
             first = self.speed.compile and self.compile_seconds is None and time.perf_counter()
             with amp:
                 logits, aux_logits = net(self.speed.layout(self.norm(x)))
