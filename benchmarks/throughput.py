@@ -127,7 +127,7 @@ def common_loop(model, split, mean, std, device, workers: int) -> Callable:
 
 def lrlab_loop(build, split, mean, std, device, batch: int, augment: bool, fast: bool, compile_: bool) -> Callable:
     tiny = Split(split.images[:batch], split.labels[:batch])  # validation is not what is timed
-    inputs = RunInputs(split, tiny, tiny, 10, mean, std, augment)
+    inputs = RunInputs(split, tiny, tiny, 10, mean, std, "crop-flip" if augment else "none")
     auto = "auto" if fast else "off"
     cfg = TrainConfig(epochs=1000, batch_size=batch, precision="auto" if fast else "fp32", channels_last=auto,
                       data_on_device=auto, compile=compile_)  # fmt: skip

@@ -19,7 +19,7 @@ TRAIN = TrainConfig(epochs=5, batch_size=32)
 def digits():
     ds = load_data(DataConfig(name="digits", limit=480))
     mean, std = ds.channel_stats()
-    inputs = RunInputs(ds.train, ds.val, ds.test, ds.num_classes, mean, std, augment=False)
+    inputs = RunInputs(ds.train, ds.val, ds.test, ds.num_classes, mean, std, augment="none")
 
     def build():
         return build_model(ModelConfig(width=0.125), ds.num_classes, ds.in_channels, ds.image_size)
@@ -112,3 +112,33 @@ def test_speed_switches_on_the_cpu(digits):
     res = train_run(build, inputs, sched, cfg, seed=0, device=torch.device("cpu"), progress=False)
     assert res.status == "ok" and res.epochs[-1]["val_accuracy"] > 0.4
     assert res.epochs[-1]["train_loss"] < 0.8 * res.epochs[0]["train_loss"]
+
+
+def test_resized_crop_flip_on_the_batch():
+    from lrlab.training import resized_crop_flip
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (16, 3, 24, 24), dtype=torch.uint8, generator=g)
+    out = resized_crop_flip(x, torch.Generator().manual_seed(1))
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    assert not torch.equal(out, x) and len({tuple(o.flatten()[:20].tolist()) for o in out}) == 16  # per sample
+    # a constant image stays constant whatever the crop (the resampling only moves pixels)
+    flat = torch.full((4, 1, 24, 24), 77, dtype=torch.uint8)
+    assert torch.equal(resized_crop_flip(flat, torch.Generator().manual_seed(2)), flat)
+    # the same draws with two "ranks" give each its share of one process's result
+    from lrlab.distributed import Dist
+
+    whole = resized_crop_flip(x, torch.Generator().manual_seed(3))
+    share = resized_crop_flip(x[1::2], torch.Generator().manual_seed(3), 0, Dist(rank=1, world=2))
+    assert torch.equal(share, whole[1::2])
+
+
+def test_auto_augmentation_by_image_size():
+    from types import SimpleNamespace
+
+    from lrlab.study import resolve_augment
+
+    assert resolve_augment("auto", SimpleNamespace(name="digits", image_size=(8, 8))) == "none"
+    assert resolve_augment("auto", SimpleNamespace(name="cifar10", image_size=(32, 32))) == "crop-flip"
+    assert resolve_augment("auto", SimpleNamespace(name="imagefolder:x", image_size=(224, 224))) == "resized-crop-flip"
+    assert resolve_augment("crop-flip", SimpleNamespace(name="digits", image_size=(8, 8))) == "crop-flip"

@@ -33,7 +33,7 @@ class DataConfig:
     split_seed: int = 0  # the split is the same for every run of a study
     limit: int | None = None  # use only this many training images (val/test shrink in proportion)
     image_size: int | None = None  # resize images to this square size; None keeps the native size
-    augment: str = "auto"  # auto | none | crop-flip  (auto: none for digits, crop-flip otherwise)
+    augment: str = "auto"  # auto | none | crop-flip | resized-crop-flip  (auto: see study.resolve_augment)
     stream: bool = False  # image folders: read images from disk each epoch instead of holding them in memory
     loader_workers: int = 4  # with stream: DataLoader worker processes decoding the images
 
@@ -94,7 +94,7 @@ class StudyConfig:
 
 OPTIMIZERS = ("sgd", "adamw")
 DEVICES = ("auto", "cpu", "cuda")
-AUGMENTS = ("auto", "none", "crop-flip")
+AUGMENTS = ("auto", "none", "crop-flip", "resized-crop-flip")
 STEMS = ("auto", "cifar", "imagenet")
 BRANCH5 = ("auto", "3x3", "3x3-3x3", "5x5")
 PRECISIONS = ("auto", "fp32", "bf16")

@@ -19,7 +19,7 @@ from torch import nn
 
 from lrlab.config import TrainConfig
 from lrlab.errors import ConfigError
-from lrlab.training import Normalize, RunInputs, batches, crop_flip, make_optimizer, set_lr
+from lrlab.training import AUGMENTS, Normalize, RunInputs, batches, make_optimizer, set_lr
 
 SMOOTHING = 0.98  # exponential moving average of the loss (bias-corrected), as in Smith's and fastai's
 DIVERGE = 4.0  # stop once the smoothed loss exceeds this many times its minimum so far
@@ -110,8 +110,8 @@ def range_test(
         lr = start_lr * grow**i
         set_lr(opt, lr, None)
         x, y = next(it)
-        if data.augment:
-            x = crop_flip(x, aug_gen, pad)
+        if data.augment != "none":
+            x = AUGMENTS[data.augment](x, aug_gen, pad)
         loss = F.cross_entropy(model(norm(x)), y, label_smoothing=cfg.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()

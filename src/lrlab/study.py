@@ -27,7 +27,7 @@ from lrlab.distributed import SINGLE, Dist
 from lrlab.errors import ConfigError, LrlabError, unknown
 from lrlab.lr_finder import range_test
 from lrlab.metrics import classification_metrics
-from lrlab.model import build_model, count_params
+from lrlab.model import AUTO_STEM_MAX_SIDE, build_model, count_params
 from lrlab.schedules import AUTO_RULE, Plan, Schedule, compile_schedule, resolve_auto, scale_to_peak, uses_auto
 from lrlab.training import RunInputs, RunResult, resolve_device, save_checkpoint, steps_per_epoch, train_run
 
@@ -69,6 +69,16 @@ class Prepared:
     dist: Dist = SINGLE  # this process's place under torchrun
 
 
+def resolve_augment(name: str, ds: data_mod.Dataset) -> str:
+    """`auto`: none for digits (a flipped or shifted digit is another digit), pad-crop + flip for
+    small images (the CIFAR recipe), random resized crop + flip above 64 px (the ImageNet recipe)."""
+    if name != "auto":
+        return name
+    if ds.name == "digits":
+        return "none"
+    return "crop-flip" if max(ds.image_size) <= AUTO_STEM_MAX_SIDE else "resized-crop-flip"
+
+
 def prepare(cfg: StudyConfig, auto_lr: bool = True) -> Prepared:
     """Load the data and compile every schedule against the real step count; raises LrlabError.
     With auto_lr, "auto" LRs are resolved by an LR range test (else checked with a stand-in)."""
@@ -85,7 +95,7 @@ def prepare(cfg: StudyConfig, auto_lr: bool = True) -> Prepared:
     for name, spec in cfg.schedules.items():  # every spec checked before any compute ("auto" as 1)
         compile_schedule(resolve_auto(spec, 1.0), plan, name)
     mean, std = ds.channel_stats()
-    augment = {"auto": ds.name != "digits", "none": False, "crop-flip": True}[cfg.data.augment]
+    augment = resolve_augment(cfg.data.augment, ds)
     inputs = RunInputs(ds.train, ds.val, ds.test, ds.num_classes, mean, std, augment, cfg.data.loader_workers)
 
     def build() -> torch.nn.Module:

@@ -90,6 +90,35 @@ def crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int, d: Dist = SINGLE)
     return padded[idx_n, idx_c, rows, cols]
 
 
+# torchvision RandomResizedCrop's defaults: area fraction and aspect-ratio range of the crop
+RESIZED_SCALE, RESIZED_RATIO = (0.08, 1.0), (3 / 4, 4 / 3)
+
+
+def resized_crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 0, d: Dist = SINGLE) -> torch.Tensor:
+    """Random resized crop (area and aspect ratio drawn as torchvision's RandomResizedCrop) back to
+    the input size, and random horizontal flip, per sample, on the device: the ImageNet-style
+    augmentation, as one batched affine resampling (grid_sample) rather than per-image calls.
+    A crop that would not fit is clipped to the image instead of redrawn (torchvision retries)."""
+    n, c, h, w = x.shape
+    total = n * d.world
+    area = torch.empty(total).uniform_(*RESIZED_SCALE, generator=gen)
+    log_ratio = torch.empty(total).uniform_(*(math.log(r) for r in RESIZED_RATIO), generator=gen)
+    ratio = torch.exp(log_ratio)
+    cw, ch = torch.sqrt(area * ratio).clamp(max=1.0), torch.sqrt(area / ratio).clamp(max=1.0)  # fractions of a side
+    cx = (torch.rand(total, generator=gen) * 2 - 1) * (1 - cw)  # centre, normalised coordinates
+    cy = (torch.rand(total, generator=gen) * 2 - 1) * (1 - ch)
+    sign = torch.where(torch.rand(total, generator=gen) < 0.5, -1.0, 1.0)  # -1: mirrored
+    theta = torch.zeros(total, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = cw * sign, cx, ch, cy
+    theta = d.shard(theta).to(x.device)
+    grid = F.affine_grid(theta, [n, c, h, w], align_corners=False)
+    out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+AUGMENTS: dict[str, Callable[..., torch.Tensor]] = {"crop-flip": crop_flip, "resized-crop-flip": resized_crop_flip}
+
+
 def batches(
     split: Split, batch_size: int, order: torch.Tensor, device: torch.device, workers: int = 0, d: Dist = SINGLE
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -234,7 +263,7 @@ class RunInputs:
     num_classes: int
     mean: list[float]
     std: list[float]
-    augment: bool
+    augment: str  # none | crop-flip | resized-crop-flip (see AUGMENTS)
     loader_workers: int = 0  # DataLoader workers for streamed (LazyImages) splits
 
 
@@ -359,8 +388,8 @@ class Trainer:
         for x, y in batches(self.train_split, cfg.batch_size, order, device, self.data.loader_workers, d):
             lr = schedule.lr(self.step)
             set_lr(opt, lr, schedule.momentum(self.step) if schedule.momentum else None)
-            if self.data.augment:
-                x = crop_flip(x, self.aug_gen, self.pad, d)
+            if self.data.augment != "none":
+                x = AUGMENTS[self.data.augment](x, self.aug_gen, self.pad, d)
             first = self.speed.compile and self.compile_seconds is None and time.perf_counter()
             with amp:
                 logits, aux_logits = net(self.speed.layout(self.norm(x)))
