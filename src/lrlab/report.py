@@ -168,7 +168,7 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     moms = {
         n: [(int(x["step"]), float(x["momentum"])) for x in rs[0].csv("lr.csv")]
         for n, rs in groups.items()
-        if rs[0].csv("lr.csv")[:1] and rs[0].csv("lr.csv")[0]["momentum"]
+        if rs[0].csv("lr.csv") and rs[0].csv("lr.csv")[0]["momentum"]  # a scheduled momentum
     }
     plots.plot_lr(traces, plot_dir / "lr.png", momentum=moms or None)
     plots.plot_curves(groups, "val_accuracy", "validation accuracy", plot_dir / "val_accuracy.png")

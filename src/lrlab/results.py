@@ -5,7 +5,7 @@ Pure functions of the saved files; report.py and plots.py present them."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ class Run:
     folder: Path
     result: dict[str, Any]
     config: dict[str, Any]
+    _csv: dict[str, list[dict[str, str]]] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
@@ -47,8 +48,11 @@ class Run:
         return float(self.result["test"][m]) if self.ok else math.nan
 
     def csv(self, name: str) -> list[dict[str, str]]:
-        path = self.folder / name
-        return store.read_csv(path) if path.exists() else []
+        """A CSV of the run folder as rows (read once: the tables and several plots use them)."""
+        if name not in self._csv:
+            path = self.folder / name
+            self._csv[name] = store.read_csv(path) if path.exists() else []
+        return self._csv[name]
 
 
 def load_runs(dirs: list[Path]) -> list[Run]:

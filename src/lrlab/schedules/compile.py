@@ -58,6 +58,7 @@ def family_fields(family: str) -> list[tuple[str, Any]]:
     the default of a required key is REQUIRED."""
     cls = FAMILIES[family]
     base = {f.name for f in dataclasses.fields(Spec)}
+    keys = _keys(cls)
     out = []
     for f in dataclasses.fields(cls):
         if f.name in base or f.metadata.get("internal"):
@@ -66,10 +67,7 @@ def family_fields(family: str) -> list[tuple[str, Any]]:
         if isinstance(default, Duration):
             default = f"{default.value:g} {default.unit}"
         key = _RENAMED.get(f.name, f.name)
-        tp = typing.get_type_hints(cls)[f.name]
-        if tp is Duration or Duration in typing.get_args(tp) or tp == list[Duration]:
-            key += "_*"
-        out.append((key, default))
+        out.append((f"{key}_*" if f"{key}_steps" in keys else key, default))  # a length: _steps|_epochs|_frac
     return out
 
 
