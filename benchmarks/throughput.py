@@ -7,12 +7,15 @@ in one process:
            Normalize) in DataLoader workers, fp32, batch 128
   lrlab    lrlab's Trainer: without augmentation for the comparison with `bare`; with its fast
            path (uint8 data on the device, per-sample crop+flip there, and on CUDA bf16 autocast,
-           channels_last, batch 512) for the comparison with `common`
+           channels_last, batch 512) for the comparison with `common`, once with each Inception
+           block's three input 1×1 convs fused into one (the default) and once without
 
 Prints images/s, the ratios, and achieved TFLOP/s (3 × the counted forward FLOPs per training
 image). Examples:
   python benchmarks/throughput.py                        # CPU, width 0.25, synthetic CIFAR-sized data
   python benchmarks/throughput.py --device cuda --width 1 --data cifar10-train.tar.gz --compile
+On CUDA it also counts the host-device synchronisations in one epoch of the fast path (torch's
+sync debug mode); --profile FILE writes the kernels that took the most time.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -29,11 +34,11 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 from tqdm import tqdm
 
-from lrlab.config import DataConfig, ModelConfig, TrainConfig
+from lrlab.config import COMPILE_MODES, DataConfig, ModelConfig, TrainConfig
 from lrlab.data import Split, load_data
 from lrlab.model import build_model, macs_per_image
 from lrlab.schedules import Plan, compile_schedule
-from lrlab.training import RunInputs, Trainer
+from lrlab.training import LOG_EVERY, RunInputs, Trainer
 
 
 def make_data(args: argparse.Namespace) -> tuple[Split, list[float], list[float]]:
@@ -125,12 +130,15 @@ def common_loop(model, split, mean, std, device, workers: int) -> Callable:
     return epoch
 
 
-def lrlab_loop(build, split, mean, std, device, batch: int, augment: bool, fast: bool, compile_: bool) -> Callable:
+def lrlab_loop(
+    build, split, mean, std, device, batch: int, augment: bool, fast: bool, compile_: str | None = None
+) -> Callable:
+    """lrlab's Trainer as a timed step (one epoch); compile_ is a torch.compile mode, or None."""
     tiny = Split(split.images[:batch], split.labels[:batch])  # validation is not what is timed
     inputs = RunInputs(split, tiny, tiny, 10, mean, std, "crop-flip" if augment else "none")
     auto = "auto" if fast else "off"
     cfg = TrainConfig(epochs=1000, batch_size=batch, precision="auto" if fast else "fp32", channels_last=auto,
-                      data_on_device=auto, compile=compile_)  # fmt: skip
+                      data_on_device=auto, compile=bool(compile_), compile_mode=compile_ or "default")  # fmt: skip
     spe = len(split) // batch
     trainer = Trainer(build, inputs, compile_schedule({"type": "constant", "lr": 0.01}, Plan(1000 * spe, spe)), cfg,
                       0, device)  # fmt: skip
@@ -156,7 +164,15 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=None, help="bare/lrlab batch (default: 128 CPU, 512 CUDA fast path)")
     ap.add_argument("--seconds", type=float, default=None, help="time per measurement (default 20 CPU, 15 CUDA)")
     ap.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="common recipe's workers")
-    ap.add_argument("--compile", action="store_true", help="also time lrlab's fast path under torch.compile")
+    ap.add_argument(
+        "--compile",
+        nargs="?",
+        const="default",
+        choices=COMPILE_MODES,
+        default=None,
+        help="also time lrlab's fast path under torch.compile (a mode may follow; default 'default')",
+    )
+    ap.add_argument("--profile", metavar="FILE", help="write a torch.profiler table of one fast-path epoch here")
     args = ap.parse_args()
     device = torch.device(args.device)
     cuda = device.type == "cuda"
@@ -166,40 +182,80 @@ def main() -> None:
     split, mean, std = make_data(args)
     size = tuple(split.images.shape[-2:])
 
-    def build() -> torch.nn.Module:
+    def build(fuse: bool = True) -> torch.nn.Module:
         torch.manual_seed(0)
-        return build_model(ModelConfig(width=args.width), 10, 3, size).to(device)
+        return build_model(ModelConfig(width=args.width, fuse_1x1=fuse), 10, 3, size).to(device)
 
     flops = 3 * 2 * macs_per_image(build(), 3, size)  # training ≈ forward + 2× for backward
     small_batch = args.batch or 128
+    fast_batch = args.batch or (512 if cuda else 128)
+    fast_label = "lrlab fast path (crop+flip on device" + (", bf16, channels_last" if cuda else "")
     rows = [("bare loop, fp32", time_it(bare_loop(build(), split, mean, std, small_batch, device), secs), small_batch)]
-    plain = lrlab_loop(build, split, mean, std, device, small_batch, augment=False, fast=False, compile_=False)
+    plain = lrlab_loop(build, split, mean, std, device, small_batch, augment=False, fast=False)
     rows.append(("lrlab loop, fp32, no augmentation", time_it(plain, secs), small_batch))
     rows.append(("common recipe (torchvision transforms, DataLoader)", time_it(
         common_loop(build(), split, mean, std, device, args.workers), secs), 128))  # fmt: skip
-    fast_batch = args.batch or (512 if cuda else 128)
-    fast = lrlab_loop(build, split, mean, std, device, fast_batch, augment=True, fast=True, compile_=False)
-    rows.append(("lrlab fast path (crop+flip on device" + (", bf16, channels_last)" if cuda else ")"),
-                 time_it(fast, secs), fast_batch))  # fmt: skip
+    unfused = lrlab_loop(lambda: build(fuse=False), split, mean, std, device, fast_batch, augment=True, fast=True)
+    rows.append((fast_label + ", 1×1 convs unfused)", time_it(unfused, secs), fast_batch))
+    fast = lrlab_loop(build, split, mean, std, device, fast_batch, augment=True, fast=True)
+    rows.append((fast_label + ")", time_it(fast, secs), fast_batch))
+    syncs = count_syncs(fast) if cuda else None
     if args.compile:
-        comp = lrlab_loop(build, split, mean, std, device, fast_batch, augment=True, fast=True, compile_=True)
+        comp = lrlab_loop(build, split, mean, std, device, fast_batch, augment=True, fast=True, compile_=args.compile)
         t0 = time.perf_counter()
         comp()
         sync()
         compile_s = time.perf_counter() - t0
-        rows.append((f"lrlab fast path + torch.compile (compile {compile_s:.0f} s, not timed)", time_it(comp, secs),
-                     fast_batch))  # fmt: skip
+        rows.append((f"lrlab fast path + torch.compile {args.compile} (compile {compile_s:.0f} s, not timed)",
+                     time_it(comp, secs), fast_batch))  # fmt: skip
+    if args.profile:
+        profile(comp if args.compile else fast, args.profile)
     name = torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads"
     print(
         f"\nGoogLeNet width {args.width}, {size[0]}×{size[1]}, {len(split)} images, {name}, torch {torch.__version__}"
     )
-    print(f"{'loop':<62} {'batch':>5} {'images/s':>10} {'TFLOP/s':>8}")
+    print(f"{'loop':<72} {'batch':>5} {'images/s':>10} {'TFLOP/s':>8}")
     for label, ips, b in rows:
-        print(f"{label:<62} {b:>5} {ips:>10.1f} {ips * flops / 1e12:>8.3f}")
-    print(f"ratio lrlab loop / bare loop (same batch, no augmentation): {rows[1][1] / rows[0][1]:.3f}")
-    print(f"ratio lrlab fast path / common recipe: {rows[3][1] / rows[2][1]:.2f}")
+        print(f"{label:<72} {b:>5} {ips:>10.1f} {ips * flops / 1e12:>8.3f}")
+    ips = {i: r[1] for i, r in enumerate(rows)}
+    print(f"ratio lrlab loop / bare loop (same batch, no augmentation): {ips[1] / ips[0]:.3f}")
+    print(f"ratio fused / unfused 1×1 convs (lrlab fast path): {ips[4] / ips[3]:.3f}")
+    print(f"ratio lrlab fast path / common recipe: {ips[4] / ips[2]:.2f}")
     if args.compile:
-        print(f"ratio lrlab compiled / common recipe: {rows[4][1] / rows[2][1]:.2f}")
+        print(f"ratio lrlab compiled / common recipe: {ips[5] / ips[2]:.2f}")
+    if syncs is not None:
+        print(f"host syncs in one epoch of the fast path: {syncs[0]} in {syncs[1]} steps "
+              f"(expected: one per {LOG_EVERY} steps, plus a few per epoch)")  # fmt: skip
+
+
+def count_syncs(run: Callable) -> tuple[int, int]:
+    """(host-device synchronisations, steps) in one epoch of a trainer, as torch's sync debug mode sees them
+    (validation included: its batch is tiny here)."""
+    trainer = run.trainer  # type: ignore[attr-defined]
+    steps = len(trainer.data.train) // trainer.cfg.batch_size
+    sync()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught), steps
+
+
+def profile(run: Callable, path: str) -> None:
+    """One epoch under torch.profiler; the kernels that took the most device time, as a table in `path`."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    with torch_profile(activities=activities) as prof:
+        run()
+        sync()
+    key = "cuda_time_total" if torch.cuda.is_available() else "cpu_time_total"
+    Path(path).write_text(prof.key_averages().table(sort_by=key, row_limit=40))
+    print(f"profile of one epoch: {path}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from lrlab import config
+from lrlab.config import COMPILE_MODES
 from lrlab.study import prepare
 from lrlab.training import Trainer, evaluate
 
@@ -25,12 +26,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="CIFAR-10 ImageFolder tree or .tar.gz (train/<class>/<image>)")
     ap.add_argument("--target", type=float, default=0.91, help="validation accuracy to reach (default 0.91)")
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=16, help="one-cycle length (default 16)")
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--max-lr", type=float, default=0.4, help="one-cycle peak (0.1 per 128 images, scaled linearly)")
     ap.add_argument("--width", type=float, default=1.0)
     ap.add_argument("--limit", type=int, help="train on this many images only (smoke tests)")
-    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--compile", nargs="?", const="default", choices=COMPILE_MODES, default=None,
+                    help="torch.compile the model (a mode may follow; default 'default')")  # fmt: skip
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
     cfg = config.from_dict({
@@ -39,7 +41,8 @@ def main() -> None:
         "data": {"name": f"imagefolder:{args.data}", "val_frac": 0.1, "test_frac": 0.002, "limit": args.limit},
         "model": {"width": args.width},
         "train": {"epochs": args.epochs, "batch_size": args.batch, "nesterov": True, "weight_decay": 5e-4,
-                  "label_smoothing": 0.1, "compile": args.compile, "device": args.device},
+                  "label_smoothing": 0.1, "compile": bool(args.compile), "compile_mode": args.compile or "default",
+                  "device": args.device},
         "schedules": {"onecycle": {"type": "onecycle", "max_lr": args.max_lr, "peak_frac": 0.25}},
     })  # fmt: skip
     t_load = time.perf_counter()

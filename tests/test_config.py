@@ -44,6 +44,8 @@ def test_int_is_accepted_for_float():
         ({"schedules": SCHED, "train": {"epochs": 0}}, "train.epochs"),
         ({"schedules": SCHED, "train": {"batch_size": -1}}, "train.batch_size"),
         ({"schedules": SCHED, "train": {"optimizer": "lion"}}, "train.optimizer"),
+        ({"schedules": SCHED, "train": {"compile_mode": "fast"}}, "'reduce-overhead'"),
+        ({"schedules": SCHED, "model": {"fuse_1x1": "yes"}}, "model.fuse_1x1"),
         ({"schedules": SCHED, "train": {"weight_decay": -1}}, "train.weight_decay"),
         ({"schedules": SCHED, "data": {"val_frac": 1.5}}, "data.val_frac"),
         ({"schedules": SCHED, "data": 3}, "data: expected a table"),
@@ -86,9 +88,9 @@ from hypothesis import strategies as st  # noqa: E402
 
 SECTIONS = {
     "data": ["name", "data_dir", "download", "val_frac", "test_frac", "split_seed", "limit", "image_size", "augment"],
-    "model": ["stem", "width", "aux_heads", "branch5", "dropout", "batchnorm"],
+    "model": ["stem", "width", "aux_heads", "branch5", "dropout", "batchnorm", "fuse_1x1"],
     "train": ["epochs", "batch_size", "optimizer", "momentum", "nesterov", "weight_decay", "label_smoothing",
-              "device", "threads"],
+              "device", "threads", "compile_mode"],
 }  # fmt: skip
 TOP = ["name", "seeds", "out", "baseline", "peak_lrs", "target_accuracy", "tensorboard", "epochs", "lr"]
 SCALARS = st.one_of(

@@ -32,7 +32,7 @@ def test_imagenet_stem_computes_what_torchvision_computes() -> None:
     # Same structure and parameter order: copy torchvision's weights over, compare eval outputs.
     torch.manual_seed(0)
     ref = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=True).eval()
-    model = build_model(ModelConfig(stem="imagenet"), 1000, 3, (64, 64)).eval()
+    model = build_model(ModelConfig(stem="imagenet", fuse_1x1=False), 1000, 3, (64, 64)).eval()
     ours, theirs = model.state_dict(), ref.state_dict()
     assert [v.shape for v in ours.values()] == [v.shape for v in theirs.values()]
     model.load_state_dict(dict(zip(ours, theirs.values(), strict=True)))
@@ -169,3 +169,52 @@ def test_without_batchnorm_is_the_papers_inception_v1():
     m = build_model(ModelConfig(batchnorm=False), 10, 3, (32, 32))
     assert not any(isinstance(x, torch.nn.BatchNorm2d) for x in m.modules())
     assert count_params(m) == 6_158_346 - 2 * 7_904 + 7_904  # BN's weight and bias out, conv biases in
+
+
+def fused_state(unfused: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An unfused model's state in the fused layout: each block's three input 1×1 convs (and their
+    BatchNorms) stacked on the output channels, the later convs of branches 2 and 3 renumbered."""
+    out: dict[str, torch.Tensor] = {}
+    for key, v in unfused.items():
+        m = re.match(r"(.*inception\w+)\.(branch1|branch2\.0|branch3\.0)\.(.*)", key)
+        if m is None:
+            key = re.sub(r"(branch[23])\.(\d+)\.", lambda k: f"{k[1]}.{int(k[2]) - 1}.", key)
+            out[key] = v
+        elif m[2] == "branch1":  # the first of three: stack all three here
+            block, rest = m[1], m[3]
+            parts = [unfused[f"{block}.{b}.{rest}"] for b in ("branch1", "branch2.0", "branch3.0")]
+            out[f"{block}.reduce.{rest}"] = parts[0] if rest.endswith("num_batches_tracked") else torch.cat(parts)
+    return out
+
+
+@pytest.mark.parametrize(
+    "cfg, size",
+    [
+        (ModelConfig(width=0.25), (32, 32)),
+        (ModelConfig(width=0.25, stem="imagenet", branch5="5x5"), (64, 64)),
+        (ModelConfig(width=0.125, batchnorm=False, aux_heads=True), (16, 16)),
+    ],
+)
+def test_fused_1x1_is_the_same_function_with_the_same_init(cfg: ModelConfig, size: tuple[int, int]) -> None:
+    torch.manual_seed(3)
+    fused = build_model(cfg, 10, 3, size).double()
+    torch.manual_seed(3)
+    plain = build_model(dataclasses.replace(cfg, fuse_1x1=False), 10, 3, size).double()
+    mapped = fused_state(plain.state_dict())
+    assert list(mapped) == list(fused.state_dict())
+    for key, v in fused.state_dict().items():
+        assert torch.equal(v, mapped[key]), key  # the same seed draws the same weights in both layouts
+    x = torch.randn(8, 3, *size, dtype=torch.float64)
+    torch.manual_seed(4)  # the same dropout masks
+    out_f, aux_f = fused.forward_with_aux(x)  # training mode: batch statistics
+    torch.manual_seed(4)
+    out_p, aux_p = plain.forward_with_aux(x)
+    torch.testing.assert_close(out_f, out_p)
+    (out_f.square().sum() + sum(a.sum() for a in aux_f)).backward()
+    (out_p.square().sum() + sum(a.sum() for a in aux_p)).backward()
+    grads = fused_state({k: p.grad for k, p in plain.named_parameters()})
+    for key, p in fused.named_parameters():
+        torch.testing.assert_close(p.grad, grads[key])
+    after = fused_state(plain.state_dict())  # BatchNorm running statistics updated alike
+    for key, v in fused.state_dict().items():
+        torch.testing.assert_close(v, after[key])

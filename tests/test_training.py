@@ -5,12 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lrlab.augment import AUGMENTS
 from lrlab.config import DataConfig, ModelConfig, TrainConfig
 from lrlab.data import load_data
 from lrlab.errors import ConfigError
 from lrlab.model import build_model
 from lrlab.schedules import Plan, compile_schedule
-from lrlab.training import RunInputs, crop_flip, steps_per_epoch, train_run
+from lrlab.training import RunInputs, steps_per_epoch, train_run
+
+crop_flip, resized_crop_flip = AUGMENTS["crop-flip"], AUGMENTS["resized-crop-flip"]
 
 TRAIN = TrainConfig(epochs=5, batch_size=32)
 
@@ -115,8 +118,6 @@ def test_speed_switches_on_the_cpu(digits):
 
 
 def test_resized_crop_flip_on_the_batch():
-    from lrlab.training import resized_crop_flip
-
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (16, 3, 24, 24), dtype=torch.uint8, generator=g)
     out = resized_crop_flip(x, torch.Generator().manual_seed(1))
@@ -133,6 +134,24 @@ def test_resized_crop_flip_on_the_batch():
     assert torch.equal(share, whole[1::2])
 
 
+@pytest.mark.parametrize("name", ["crop-flip", "resized-crop-flip"])
+@pytest.mark.parametrize("world", [1, 2])
+def test_an_epochs_draws_made_up_front_equal_per_batch_draws(name, world):
+    """The trainer draws an epoch's augmentation parameters at its start (one copy to the device);
+    each batch must get exactly what drawing at that batch would have given it, on every rank."""
+    from lrlab.distributed import Dist
+
+    aug = AUGMENTS[name]
+    x = torch.randint(0, 256, (3, 8, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    for rank in range(world):
+        d = Dist(rank=rank, world=world)
+        draws = aug.epoch_draws(torch.Generator().manual_seed(5), 3, 8 * world, 2, torch.device("cpu"), d)
+        assert draws.shape[:2] == (3, 8)
+        per_batch = torch.Generator().manual_seed(5)
+        for step in range(3):
+            assert torch.equal(aug.apply(x[step], draws[step], 2), aug(x[step], per_batch, 2, d))
+
+
 def test_auto_augmentation_by_image_size():
     from types import SimpleNamespace
 
@@ -142,3 +161,30 @@ def test_auto_augmentation_by_image_size():
     assert resolve_augment("auto", SimpleNamespace(name="cifar10", image_size=(32, 32))) == "crop-flip"
     assert resolve_augment("auto", SimpleNamespace(name="imagefolder:x", image_size=(224, 224))) == "resized-crop-flip"
     assert resolve_augment("crop-flip", SimpleNamespace(name="digits", image_size=(8, 8))) == "crop-flip"
+
+
+def test_ema_follows_torchs_ema_rule():
+    """lrlab's EMA (no host reads per update) gives what torch's AveragedModel with its EMA function gives."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    from lrlab.training import EMA
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(), torch.nn.LazyLinear(2)
+    )
+    model(torch.randn(2, 3, 6, 6))
+    ours, ref = EMA(model, 0.8), AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.8), use_buffers=True)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    for _ in range(4):
+        model(torch.randn(8, 3, 6, 6)).square().mean().backward()
+        opt.step()
+        ours.update_parameters(model)
+        ref.update_parameters(model)
+    for (k, a), b in zip(ours.module.state_dict().items(), ref.module.state_dict().values(), strict=True):
+        if a.is_floating_point():
+            torch.testing.assert_close(a, b, msg=k)
+    assert not torch.equal(ours.module[0].weight, model[0].weight)  # an average, not a copy
+    again = EMA(model, 0.8)
+    again.load_state_dict(ours.state_dict())
+    assert again.updates == 4

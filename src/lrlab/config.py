@@ -46,6 +46,7 @@ class ModelConfig:
     branch5: str = "auto"  # auto | 3x3 | 3x3-3x3 | 5x5  ("5x5" branch; auto: by stem, see model.py)
     dropout: float = 0.2  # before the final classifier; 0.2 as torchvision (the paper used 0.4)
     batchnorm: bool = True  # false: the paper's Inception v1 without BatchNorm (conv biases instead)
+    fuse_1x1: bool = True  # run each block's three 1×1 convs on its input as one (same function; faster)
 
 
 @dataclass
@@ -64,6 +65,7 @@ class TrainConfig:
     channels_last: str = "auto"  # auto | on | off  (auto: on for CUDA)
     data_on_device: str = "auto"  # auto | on | off: hold the split on the device as uint8 (auto: CUDA)
     compile: bool = False  # torch.compile the model (its compile time is reported separately)
+    compile_mode: str = "default"  # torch.compile's mode; "reduce-overhead" replays CUDA graphs
     ema: float | None = None  # weight EMA decay per step (e.g. 0.999) for the final evaluation
     tta_flip: bool = False  # final evaluation averages the logits of each image and its mirror
 
@@ -97,6 +99,7 @@ DEVICES = ("auto", "cpu", "cuda")
 AUGMENTS = ("auto", "none", "crop-flip", "resized-crop-flip")
 STEMS = ("auto", "cifar", "imagenet")
 BRANCH5 = ("auto", "3x3", "3x3-3x3", "5x5")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 PRECISIONS = ("auto", "fp32", "bf16")
 SWITCHES = ("auto", "on", "off")
 
@@ -194,6 +197,11 @@ def _check(cfg: StudyConfig) -> None:
     for key in ("channels_last", "data_on_device"):
         v = getattr(t, key)
         need(v in SWITCHES, f"train.{key}", f"must be one of {choices(SWITCHES)}, got {v!r}")
+    need(
+        t.compile_mode in COMPILE_MODES,
+        "train.compile_mode",
+        f"must be one of {choices(COMPILE_MODES)}, got {t.compile_mode!r}",
+    )
     need(t.ema is None or 0 < t.ema < 1, "train.ema", f"a decay must be in (0, 1), got {t.ema}")
     need(len(cfg.schedules) > 0, "schedules", "the study has no schedules")
     peaks = cfg.peak_lrs or []

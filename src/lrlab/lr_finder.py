@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lrlab.augment import AUGMENTS
 from lrlab.config import TrainConfig
 from lrlab.errors import ConfigError
-from lrlab.training import AUGMENTS, Normalize, RunInputs, batches, make_optimizer, set_lr
+from lrlab.training import Normalize, RunInputs, batches, make_optimizer, set_lr
 
 SMOOTHING = 0.98  # exponential moving average of the loss (bias-corrected), as in Smith's and fastai's
 DIVERGE = 4.0  # stop once the smoothed loss exceeds this many times its minimum so far

@@ -17,10 +17,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from lrlab.augment import AUGMENTS
 from lrlab.config import TrainConfig
 from lrlab.data import LazyImages, Split
 from lrlab.distributed import SINGLE, Dist, check_batch, wrap
@@ -66,57 +67,6 @@ class Normalize:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return (x.float() / 255.0 - self.mean) / self.std
-
-
-def crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int, d: Dist = SINGLE) -> torch.Tensor:
-    """Random crop after zero padding by `pad` px, and random horizontal flip, per sample. Under
-    torchrun `x` is this rank's share of the global batch: the draws are made for the whole
-    global batch and this rank's share of them is used, exactly as one process would crop.
-
-    Hand-written because torchvision's transforms draw one set of parameters per call: applied
-    to a batch tensor they crop every image the same way, and per-image calls are slow.
-    """
-    n, _, h, w = x.shape
-    total = n * d.world
-    padded = F.pad(x, (pad, pad, pad, pad))
-    dy = d.shard(torch.randint(0, 2 * pad + 1, (total,), generator=gen)).to(x.device)
-    dx = d.shard(torch.randint(0, 2 * pad + 1, (total,), generator=gen)).to(x.device)
-    flip = d.shard(torch.rand(total, generator=gen) < 0.5).to(x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device)).view(n, 1, h, 1)
-    cols = dx[:, None] + torch.arange(w, device=x.device)
-    cols = torch.where(flip[:, None], cols.flip(1), cols).view(n, 1, 1, w)
-    idx_n = torch.arange(n, device=x.device).view(n, 1, 1, 1)
-    idx_c = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1)
-    return padded[idx_n, idx_c, rows, cols]
-
-
-# torchvision RandomResizedCrop's defaults: area fraction and aspect-ratio range of the crop
-RESIZED_SCALE, RESIZED_RATIO = (0.08, 1.0), (3 / 4, 4 / 3)
-
-
-def resized_crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 0, d: Dist = SINGLE) -> torch.Tensor:
-    """Random resized crop (area and aspect ratio drawn as torchvision's RandomResizedCrop) back to
-    the input size, and random horizontal flip, per sample, on the device: the ImageNet-style
-    augmentation, as one batched affine resampling (grid_sample) rather than per-image calls.
-    A crop that would not fit is clipped to the image instead of redrawn (torchvision retries)."""
-    n, c, h, w = x.shape
-    total = n * d.world
-    area = torch.empty(total).uniform_(*RESIZED_SCALE, generator=gen)
-    log_ratio = torch.empty(total).uniform_(*(math.log(r) for r in RESIZED_RATIO), generator=gen)
-    ratio = torch.exp(log_ratio)
-    cw, ch = torch.sqrt(area * ratio).clamp(max=1.0), torch.sqrt(area / ratio).clamp(max=1.0)  # fractions of a side
-    cx = (torch.rand(total, generator=gen) * 2 - 1) * (1 - cw)  # centre, normalised coordinates
-    cy = (torch.rand(total, generator=gen) * 2 - 1) * (1 - ch)
-    sign = torch.where(torch.rand(total, generator=gen) < 0.5, -1.0, 1.0)  # -1: mirrored
-    theta = torch.zeros(total, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = cw * sign, cx, ch, cy
-    theta = d.shard(theta).to(x.device)
-    grid = F.affine_grid(theta, [n, c, h, w], align_corners=False)
-    out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return out.round_().clamp_(0, 255).to(torch.uint8)
-
-
-AUGMENTS: dict[str, Callable[..., torch.Tensor]] = {"crop-flip": crop_flip, "resized-crop-flip": resized_crop_flip}
 
 
 def batches(
@@ -181,6 +131,35 @@ class Speed:
 
     def layout(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+class EMA(AveragedModel):
+    """Exponential moving average of the weights and BatchNorm buffers (torch's AveragedModel with
+    its EMA rule: a copy at the first update, then ema += (1 - decay) · (w - ema)), updated without
+    reading anything on the host: the base class reads its step counter there twice per update,
+    a device sync that would stall every step. Integer buffers are copied."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        super().__init__(model, use_buffers=True)
+        self.decay, self.updates = decay, 0  # updates: n_averaged, kept on the host too
+
+    @torch.no_grad()
+    def update_parameters(self, model: nn.Module) -> None:
+        ours, theirs = [*self.module.parameters(), *self.module.buffers()], [*model.parameters(), *model.buffers()]
+        pairs = list(zip(ours, theirs, strict=True))
+        floats = [(a, b) for a, b in pairs if a.is_floating_point()]
+        weight = 1.0 if self.updates == 0 else 1 - self.decay
+        torch._foreach_lerp_([a for a, _ in floats], [b.detach() for _, b in floats], weight)  # as torch's EMA fn
+        for a, b in pairs:
+            if not a.is_floating_point():
+                a.copy_(b)
+        self.n_averaged += 1
+        self.updates += 1
+
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        out = super().load_state_dict(state, strict, assign)
+        self.updates = int(self.n_averaged)
+        return out
 
 
 def set_lr(opt: torch.optim.Optimizer, lr: float, momentum: float | None) -> None:
@@ -314,12 +293,10 @@ class Trainer:
         # what the step calls: (logits, aux logits), inside DistributedDataParallel under torchrun
         self.net = wrap(Outputs(self.model), d, device, cfg.sync_bn)
         if speed.compile:
-            self.net = torch.compile(self.net)
+            self.net = torch.compile(self.net, mode=cfg.compile_mode)
         self.compile_seconds: float | None = None  # the first step's time when compiling
-        # weight EMA for the final evaluation (torch's AveragedModel; BN statistics averaged too)
-        self.ema = (
-            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
-        )
+        # weight EMA for the final evaluation (BN statistics averaged too)
+        self.ema = EMA(self.model, cfg.ema) if cfg.ema else None
         train = data.train
         if speed.data_on_device and isinstance(train.images, torch.Tensor):  # a batch is an index, not a copy
             train = Split(train.images.to(device), train.labels.to(device))
@@ -385,11 +362,16 @@ class Trainer:
         order = torch.randperm(len(self.data.train), generator=self.order_gen)
         order = order.to(self.train_split.labels.device)
         amp = self.speed.autocast(device)
-        for x, y in batches(self.train_split, cfg.batch_size, order, device, self.data.loader_workers, d):
+        augment = AUGMENTS.get(self.data.augment)  # None: "none"
+        if augment is not None:  # the epoch's crops and flips, on the device before its first step
+            steps = len(order) // cfg.batch_size
+            draws = augment.epoch_draws(self.aug_gen, steps, cfg.batch_size, self.pad, device, d)
+        stream = batches(self.train_split, cfg.batch_size, order, device, self.data.loader_workers, d)
+        for i, (x, y) in enumerate(stream):
             lr = schedule.lr(self.step)
             set_lr(opt, lr, schedule.momentum(self.step) if schedule.momentum else None)
-            if self.data.augment != "none":
-                x = AUGMENTS[self.data.augment](x, self.aug_gen, self.pad, d)
+            if augment is not None:
+                x = augment.apply(x, draws[i], self.pad)
             first = self.speed.compile and self.compile_seconds is None and time.perf_counter()
             with amp:
                 logits, aux_logits = net(self.speed.layout(self.norm(x)))
@@ -409,19 +391,21 @@ class Trainer:
             loss_sum += loss.detach() * len(y)
             window += loss.detach()
             correct += (logits.argmax(1) == y).sum()
-            if self.step % LOG_EVERY == 0:  # the only host syncs: every LOG_EVERY steps
-                mean_window = d.sum(window).item() / (LOG_EVERY * d.world)  # all ranks decide alike
+            if self.step % LOG_EVERY == 0:  # the only host sync in the loop: one every LOG_EVERY steps
+                window_sum, loss_so_far, correct_so_far = torch.stack(
+                    [d.sum(window), loss_sum, correct.to(loss_sum.dtype)]
+                ).tolist()
+                mean_window = window_sum / (LOG_EVERY * d.world)  # all ranks decide alike
                 window.zero_()
                 self.step_losses.append((self.step, mean_window))
                 if not math.isfinite(mean_window) or mean_window > self.bound:
                     return {"step": self.step, "epoch": epoch, "lr": lr, "loss": mean_window}
                 bar.set_postfix(
-                    loss=f"{loss_sum.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}", lr=f"{lr:.3g}",
-                    refresh=False,
-                )  # fmt: skip
+                    loss=f"{loss_so_far / seen:.3f}", acc=f"{correct_so_far / seen:.3f}", lr=f"{lr:.3g}", refresh=False
+                )
             bar.update(1)
         totals = d.sum(torch.stack([loss_sum, correct.to(loss_sum.dtype), torch.tensor(float(seen), device=device)]))
-        train_loss, train_acc = (totals[0] / totals[2]).item(), (totals[1] / totals[2]).item()
+        train_loss, train_acc = (totals[:2] / totals[2]).tolist()
         if not math.isfinite(train_loss):
             return {"step": self.step, "epoch": epoch, "lr": schedule.lr(self.step - 1), "loss": train_loss}
         val_loss, val_acc, _ = evaluate(self.model, self.data.val, self.norm, device, self.speed, d=d)

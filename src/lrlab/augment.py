@@ -1,0 +1,96 @@
+"""Per-sample training augmentation on whole uint8 batches, on the batch's device. Each augmentation is
+split in two: `draw` makes a batch's random parameters on the host from a seeded generator, `apply` uses
+them on the device. A training epoch draws all its steps' parameters at its start and copies them to the
+device once, so the step itself never waits for a host-to-device copy (a copy from pageable memory
+synchronises the host with the device, which would leave the GPU idle while the next step is launched).
+
+Hand-written because torchvision's transforms draw one set of parameters per call: applied to a batch
+tensor they crop every image the same way, and per-image calls are slow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from lrlab.distributed import SINGLE, Dist
+
+
+def draw_crop_flip(gen: torch.Generator, total: int, pad: int) -> torch.Tensor:
+    """[total, 3] int64: row offset, column offset (each in [0, 2·pad]), mirrored (0/1)."""
+    dy = torch.randint(0, 2 * pad + 1, (total,), generator=gen)
+    dx = torch.randint(0, 2 * pad + 1, (total,), generator=gen)
+    flip = torch.rand(total, generator=gen) < 0.5
+    return torch.stack([dy, dx, flip.long()], 1)
+
+
+def apply_crop_flip(x: torch.Tensor, params: torch.Tensor, pad: int) -> torch.Tensor:
+    """Crop every image at its own offset after zero padding by `pad` px, mirror those marked."""
+    n, _, h, w = x.shape
+    dy, dx, flip = params[:, 0], params[:, 1], params[:, 2].bool()
+    padded = F.pad(x, (pad, pad, pad, pad))
+    rows = (dy[:, None] + torch.arange(h, device=x.device)).view(n, 1, h, 1)
+    cols = dx[:, None] + torch.arange(w, device=x.device)
+    cols = torch.where(flip[:, None], cols.flip(1), cols).view(n, 1, 1, w)
+    idx_n = torch.arange(n, device=x.device).view(n, 1, 1, 1)
+    idx_c = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1)
+    return padded[idx_n, idx_c, rows, cols]
+
+
+# torchvision RandomResizedCrop's defaults: area fraction and aspect-ratio range of the crop
+RESIZED_SCALE, RESIZED_RATIO = (0.08, 1.0), (3 / 4, 4 / 3)
+
+
+def draw_resized_crop_flip(gen: torch.Generator, total: int, pad: int = 0) -> torch.Tensor:
+    """[total, 6] float: the affine map (normalised coordinates) from the output image to its crop, with
+    area and aspect ratio drawn as torchvision's RandomResizedCrop draws them and a random mirror. A crop
+    that would not fit is clipped to the image instead of redrawn (torchvision retries). `pad` is unused."""
+    area = torch.empty(total).uniform_(*RESIZED_SCALE, generator=gen)
+    log_ratio = torch.empty(total).uniform_(*(math.log(r) for r in RESIZED_RATIO), generator=gen)
+    ratio = torch.exp(log_ratio)
+    cw, ch = torch.sqrt(area * ratio).clamp(max=1.0), torch.sqrt(area / ratio).clamp(max=1.0)  # fractions of a side
+    cx = (torch.rand(total, generator=gen) * 2 - 1) * (1 - cw)  # centre, normalised coordinates
+    cy = (torch.rand(total, generator=gen) * 2 - 1) * (1 - ch)
+    sign = torch.where(torch.rand(total, generator=gen) < 0.5, -1.0, 1.0)  # -1: mirrored
+    theta = torch.zeros(total, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = cw * sign, cx, ch, cy
+    return theta.view(total, 6)
+
+
+def apply_resized_crop_flip(x: torch.Tensor, params: torch.Tensor, pad: int = 0) -> torch.Tensor:
+    """Resample every image's crop back to the input size: one batched bilinear grid_sample."""
+    n, c, h, w = x.shape
+    grid = F.affine_grid(params.view(n, 2, 3), [n, c, h, w], align_corners=False)
+    out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+@dataclass(frozen=True)
+class Augment:
+    draw: Callable[[torch.Generator, int, int], torch.Tensor]  # (generator, global batch, pad) -> host tensor
+    apply: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]  # (images, their parameters, pad)
+
+    def __call__(self, x: torch.Tensor, gen: torch.Generator, pad: int = 0, d: Dist = SINGLE) -> torch.Tensor:
+        """One batch. Under torchrun `x` is this rank's share of the global batch: the draws are made
+        for the whole global batch and this rank's share of them is used, exactly as one process would."""
+        return self.apply(x, d.shard(self.draw(gen, len(x) * d.world, pad)).to(x.device), pad)
+
+    def epoch_draws(
+        self, gen: torch.Generator, steps: int, total: int, pad: int, device: torch.device, d: Dist = SINGLE
+    ) -> torch.Tensor:
+        """[steps, this rank's share of `total`, k]: the parameters of an epoch's batches, drawn in the
+        order the per-batch calls would draw them (same values), copied to the device in one transfer."""
+        params = torch.stack([d.shard(self.draw(gen, total, pad)) for _ in range(steps)])
+        if device.type == "cuda":
+            params = params.pin_memory()  # so that the copy below does not block the host
+        return params.to(device, non_blocking=True)
+
+
+AUGMENTS: dict[str, Augment] = {
+    "crop-flip": Augment(draw_crop_flip, apply_crop_flip),
+    "resized-crop-flip": Augment(draw_resized_crop_flip, apply_resized_crop_flip),
+}

@@ -1,0 +1,35 @@
+"""The benchmark scripts run (on the CPU, tiny sizes): a GPU session gets one try at them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.test_configs import cifar_like_archive
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def run(script: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_throughput_prints_every_row_and_ratio(tmp_path):
+    out = run("throughput.py", "--seconds", "0.2", "--images", "256", "--image-size", "8", "--width", "0.125",
+              "--workers", "0", "--batch", "64", "--profile", str(tmp_path / "prof.txt"))  # fmt: skip
+    for row in ("bare loop", "lrlab loop", "common recipe", "1×1 convs unfused", "fast path (crop+flip on device)"):
+        assert row in out
+    for ratio in ("lrlab loop / bare loop", "fused / unfused", "fast path / common recipe"):
+        line = next(x for x in out.splitlines() if ratio in x)
+        assert float(line.rsplit(":", 1)[1]) > 0
+    assert "convolution" in (tmp_path / "prof.txt").read_text()
+
+
+def test_time_to_accuracy_runs_on_a_small_archive(tmp_path):
+    archive = cifar_like_archive(tmp_path / "c.tar.gz")
+    out = run("time_to_accuracy.py", "--data", str(archive), "--epochs", "2", "--width", "0.0625", "--batch", "16",
+              "--max-lr", "0.05", "--device", "cpu")  # fmt: skip
+    assert "epoch  2: val accuracy" in out and "final validation accuracy" in out
