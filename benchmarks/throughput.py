@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 import warnings
 from collections.abc import Callable
@@ -55,14 +56,22 @@ def make_data(args: argparse.Namespace) -> tuple[Split, list[float], list[float]
 
 
 def time_it(step: Callable[[], int], seconds: float) -> float:
-    """Images per second of repeated calls to `step` (each returns the images it trained on)."""
-    step()  # warm-up: allocations, cuDNN autotuning, lazy init
+    """Images per second of repeated calls to `step` (each returns the images it trained on), for at
+    least `seconds` and at least one call."""
     sync()
     n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
+    while n == 0 or time.perf_counter() - t0 < seconds:
         n += step()
     sync()
     return n / (time.perf_counter() - t0)
+
+
+def measure(loops: list[Callable[[], int]], seconds: float, rounds: int) -> list[float]:
+    """Images/s of each loop: the median over `rounds` rounds, each timing every loop in turn for
+    seconds / rounds, so that a drift of the machine's speed (clocks, other load) during the run
+    falls on all loops alike instead of on whichever was timed last."""
+    per_round = [[time_it(loop, seconds / rounds) for loop in loops] for _ in range(rounds)]
+    return [statistics.median(r[i] for r in per_round) for i in range(len(loops))]
 
 
 def sync() -> None:
@@ -134,7 +143,7 @@ def lrlab_loop(
     build, split, mean, std, device, batch: int, augment: bool, fast: bool, compile_: str | None = None
 ) -> Callable:
     """lrlab's Trainer as a timed step (one epoch); compile_ is a torch.compile mode, or None."""
-    tiny = Split(split.images[:batch], split.labels[:batch])  # validation is not what is timed
+    tiny = Split(split.images[:2], split.labels[:2])  # each epoch ends with validation: 2 images, as it is not timed
     inputs = RunInputs(split, tiny, tiny, 10, mean, std, "crop-flip" if augment else "none")
     auto = "auto" if fast else "off"
     cfg = TrainConfig(epochs=1000, batch_size=batch, precision="auto" if fast else "fp32", channels_last=auto,
@@ -162,7 +171,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=None, help="training images (default: 20,000 CUDA, 1,280 CPU)")
     ap.add_argument("--data", help="a CIFAR-10 ImageFolder .tar.gz instead of synthetic images")
     ap.add_argument("--batch", type=int, default=None, help="bare/lrlab batch (default: 128 CPU, 512 CUDA fast path)")
-    ap.add_argument("--seconds", type=float, default=None, help="time per measurement (default 20 CPU, 15 CUDA)")
+    ap.add_argument("--seconds", type=float, default=None, help="time per loop, all rounds (default 20 CPU, 15 CUDA)")
     ap.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="common recipe's workers")
     ap.add_argument(
         "--compile",
@@ -172,6 +181,7 @@ def main() -> None:
         default=None,
         help="also time lrlab's fast path under torch.compile (a mode may follow; default 'default')",
     )
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; each loop's median is shown")
     ap.add_argument("--profile", metavar="FILE", help="write a torch.profiler table of one fast-path epoch here")
     args = ap.parse_args()
     device = torch.device(args.device)
@@ -190,24 +200,32 @@ def main() -> None:
     small_batch = args.batch or 128
     fast_batch = args.batch or (512 if cuda else 128)
     fast_label = "lrlab fast path (crop+flip on device" + (", bf16, channels_last" if cuda else "")
-    rows = [("bare loop, fp32", time_it(bare_loop(build(), split, mean, std, small_batch, device), secs), small_batch)]
+    bare = bare_loop(build(), split, mean, std, small_batch, device)
     plain = lrlab_loop(build, split, mean, std, device, small_batch, augment=False, fast=False)
-    rows.append(("lrlab loop, fp32, no augmentation", time_it(plain, secs), small_batch))
-    rows.append(("common recipe (torchvision transforms, DataLoader)", time_it(
-        common_loop(build(), split, mean, std, device, args.workers), secs), 128))  # fmt: skip
+    common = common_loop(build(), split, mean, std, device, args.workers)
     unfused = lrlab_loop(lambda: build(fuse=False), split, mean, std, device, fast_batch, augment=True, fast=True)
-    rows.append((fast_label + ", 1×1 convs unfused)", time_it(unfused, secs), fast_batch))
     fast = lrlab_loop(build, split, mean, std, device, fast_batch, augment=True, fast=True)
-    rows.append((fast_label + ")", time_it(fast, secs), fast_batch))
-    syncs = count_syncs(fast) if cuda else None
+    rows = [
+        ("bare loop, fp32", bare, small_batch),
+        ("lrlab loop, fp32, no augmentation", plain, small_batch),
+        ("common recipe (torchvision transforms, DataLoader)", common, 128),
+        (fast_label + ", 1×1 convs unfused)", unfused, fast_batch),
+        (fast_label + ")", fast, fast_batch),
+    ]
     if args.compile:
         comp = lrlab_loop(build, split, mean, std, device, fast_batch, augment=True, fast=True, compile_=args.compile)
+        rows.append((f"lrlab fast path + torch.compile {args.compile}", comp, fast_batch))
+    warm = []  # seconds of each loop's first epoch: allocations, cuDNN autotuning, compilation
+    for _, loop, _ in rows:
         t0 = time.perf_counter()
-        comp()
+        loop()
         sync()
-        compile_s = time.perf_counter() - t0
-        rows.append((f"lrlab fast path + torch.compile {args.compile} (compile {compile_s:.0f} s, not timed)",
-                     time_it(comp, secs), fast_batch))  # fmt: skip
+        warm.append(time.perf_counter() - t0)
+    if args.compile:
+        rows[-1] = (f"{rows[-1][0]} (compile {warm[-1]:.0f} s, not timed)", comp, fast_batch)
+    syncs = count_syncs(fast) if cuda else None
+    speeds = measure([loop for _, loop, _ in rows], secs, args.rounds)
+    rows = [(label, ips, b) for (label, _, b), ips in zip(rows, speeds, strict=True)]
     if args.profile:
         profile(comp if args.compile else fast, args.profile)
     name = torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads"

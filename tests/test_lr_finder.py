@@ -69,3 +69,34 @@ def test_auto_lr_in_a_study_uses_the_valley_rule():
     assert p.specs["auto-cyclic"]["max_lr"] == lr and p.specs["auto-cyclic"]["base_lr"] == pytest.approx(lr / 10)
     assert p.schedules["auto-cyclic"].peak_lr == lr
     assert p.specs["fixed"] == {"type": "constant", "lr": 0.05}
+
+
+def test_range_test_trains_as_the_run_does():
+    """The range test measures the loss as the run's training step makes it: under the run's precision
+    and layout (here bf16 autocast and channels_last on the CPU) and with its auxiliary heads."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from lrlab.training import Normalize
+
+    over = {**QUICK, "train.precision": "bf16", "train.channels_last": "on", "model.aux_heads": True,
+            "data.augment": "none"}  # fmt: skip
+    p = prepare(config.load(None, over))
+    torch.manual_seed(0)
+    model = p.build()
+    twin = copy.deepcopy(model)
+    torch.manual_seed(7)  # dropout masks
+    test = range_test(model, p.inputs, p.cfg.train, p.device, seed=0, start_lr=1e-3, end_lr=1, steps=10)
+    assert next(model.parameters()).is_contiguous()  # the layout is put back with the weights
+    train = p.inputs.train
+    idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[: p.cfg.train.batch_size]
+    x = Normalize.of(p.inputs.mean, p.inputs.std, p.device)(train.images[idx])
+    twin.to(memory_format=torch.channels_last).train()
+    torch.manual_seed(7)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, aux = twin.forward_with_aux(x.contiguous(memory_format=torch.channels_last))
+        bf16_loss = F.cross_entropy(logits, train.labels[idx]).item()
+    assert len(aux) == 2 and test.losses[0] == bf16_loss
+    torch.manual_seed(7)
+    assert F.cross_entropy(twin.forward_with_aux(x)[0], train.labels[idx]).item() != bf16_loss  # fp32 differs

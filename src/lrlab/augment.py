@@ -20,6 +20,11 @@ import torch.nn.functional as F
 from lrlab.distributed import SINGLE, Dist
 
 
+def crop_pad(side: int) -> int:
+    """Zero padding of the random crop for images `side` px wide: 4 px at 32 px, as the common CIFAR recipe."""
+    return max(1, side // 8)
+
+
 def draw_crop_flip(gen: torch.Generator, total: int, pad: int) -> torch.Tensor:
     """[total, 3] int64: row offset, column offset (each in [0, 2·pad]), mirrored (0/1)."""
     dy = torch.randint(0, 2 * pad + 1, (total,), generator=gen)

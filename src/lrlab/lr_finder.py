@@ -2,25 +2,36 @@
 when it diverges, put the weights back, and suggest an LR by several rules.
 
 Written here because the libraries that have one (fastai, torch-lr-finder) bring their own
-training loops and data pipelines; this one reuses lrlab's batches, optimizer and normalisation.
+training loops and data pipelines; this one reuses lrlab's batches, augmentation, optimizer and
+training step, so the curve is measured under the run's own precision, layout and loss.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from lrlab.augment import AUGMENTS
+from lrlab.augment import AUGMENTS, crop_pad
 from lrlab.config import TrainConfig
 from lrlab.errors import ConfigError
-from lrlab.training import Normalize, RunInputs, batches, make_optimizer, set_lr
+from lrlab.training import (
+    Normalize,
+    Outputs,
+    RunInputs,
+    Speed,
+    batches,
+    make_optimizer,
+    on_device,
+    set_lr,
+    train_step,
+)
 
 SMOOTHING = 0.98  # exponential moving average of the loss (bias-corrected), as in Smith's and fastai's
 DIVERGE = 4.0  # stop once the smoothed loss exceeds this many times its minimum so far
@@ -92,31 +103,34 @@ def range_test(
     if steps < 10:
         raise ConfigError(f"find-lr: steps must be at least 10, got {steps}")
     saved = copy.deepcopy(model.state_dict())
+    speed = dataclasses.replace(Speed.resolve(cfg, device), compile=False)  # 100 steps: not worth compiling
     model.to(device).train()
+    if speed.channels_last:
+        model.to(memory_format=torch.channels_last)
+    net = Outputs(model)
     opt = make_optimizer(model, cfg, start_lr)
     norm = Normalize.of(data.mean, data.std, device)
+    train = on_device(data.train, speed, device)
     order_gen = torch.Generator().manual_seed(seed)
     aug_gen = torch.Generator().manual_seed(seed + 1)
-    pad = max(1, data.train.images.shape[-1] // 8)
+    augment, pad = AUGMENTS.get(data.augment), crop_pad(data.train.images.shape[-1])
     grow = (end_lr / start_lr) ** (1 / (steps - 1))
     lrs, losses, smoothed = [], [], []
     avg, best, stopped = 0.0, math.inf, False
 
     def stream():  # batches forever, a new order each pass
         while True:
-            yield from batches(data.train, cfg.batch_size, torch.randperm(len(data.train), generator=order_gen), device)
+            order = torch.randperm(len(train), generator=order_gen).to(train.labels.device)
+            yield from batches(train, cfg.batch_size, order, device)
 
     it = stream()
-    for i in range(steps):
+    for i in range(steps):  # the run's own training step: autocast, layout and auxiliary heads alike
         lr = start_lr * grow**i
         set_lr(opt, lr, None)
         x, y = next(it)
-        if data.augment != "none":
-            x = AUGMENTS[data.augment](x, aug_gen, pad)
-        loss = F.cross_entropy(model(norm(x)), y, label_smoothing=cfg.label_smoothing)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        if augment is not None:
+            x = augment(x, aug_gen, pad)
+        loss, _ = train_step(net, opt, x, y, norm, speed, cfg.label_smoothing)
         value = loss.item()
         avg = SMOOTHING * avg + (1 - SMOOTHING) * value
         smooth = avg / (1 - SMOOTHING ** (i + 1))
@@ -128,6 +142,7 @@ def range_test(
             break
         best = min(best, smooth)
     model.load_state_dict(saved)
+    model.to(memory_format=torch.contiguous_format)
     finite = [k for k, v in enumerate(smoothed) if math.isfinite(v)]
     if len(finite) < 5:
         raise ConfigError("find-lr: the loss diverged within a few steps; lower start_lr")

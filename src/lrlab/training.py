@@ -21,7 +21,7 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from lrlab.augment import AUGMENTS
+from lrlab.augment import AUGMENTS, crop_pad
 from lrlab.config import TrainConfig
 from lrlab.data import LazyImages, Split
 from lrlab.distributed import SINGLE, Dist, check_batch, wrap
@@ -259,6 +259,36 @@ class Outputs(nn.Module):
         return self.model.forward_with_aux(x) if self.aux else (self.model(x), [])
 
 
+def on_device(split: Split, speed: Speed, device: torch.device) -> Split:
+    """The split held on the device when `speed` says so (a batch is then an index, not a copy)."""
+    if speed.data_on_device and isinstance(split.images, torch.Tensor):
+        return Split(split.images.to(device), split.labels.to(device))
+    return split
+
+
+def train_step(
+    net: nn.Module,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    norm: Normalize,
+    speed: Speed,
+    label_smoothing: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on a uint8 batch (augmented already) through `net` (an Outputs); returns the
+    main head's loss and logits, detached. Auxiliary heads add AUX_WEIGHT × their loss."""
+    with speed.autocast(x.device):
+        logits, aux_logits = net(speed.layout(norm(x)))
+        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+        total = loss
+        for a in aux_logits:
+            total = total + AUX_WEIGHT * F.cross_entropy(a, y, label_smoothing=label_smoothing)
+    opt.zero_grad(set_to_none=True)
+    total.backward()
+    opt.step()
+    return loss.detach(), logits.detach()
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """torch.save to a temporary file, then rename: a kill leaves the old checkpoint or the new."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -297,16 +327,13 @@ class Trainer:
         self.compile_seconds: float | None = None  # the first step's time when compiling
         # weight EMA for the final evaluation (BN statistics averaged too)
         self.ema = EMA(self.model, cfg.ema) if cfg.ema else None
-        train = data.train
-        if speed.data_on_device and isinstance(train.images, torch.Tensor):  # a batch is an index, not a copy
-            train = Split(train.images.to(device), train.labels.to(device))
-        self.train_split = train
+        self.train_split = on_device(data.train, speed, device)
         self.data, self.schedule, self.cfg, self.device, self.d = data, schedule, cfg, device, d
         self.order_gen = torch.Generator().manual_seed(seed)  # batch order: shared by all schedules
         self.aug_gen = torch.Generator().manual_seed(seed + 1_000_003)  # crops and flips: likewise
         self.opt = make_optimizer(self.model, cfg, schedule.lr(0))
         self.norm = Normalize.of(data.mean, data.std, device)
-        self.pad = max(1, data.train.images.shape[-1] // 8)  # 4 px at 32 px, as the common CIFAR recipe
+        self.pad = crop_pad(data.train.images.shape[-1])
         self.bound = DIVERGE_FACTOR * math.log(max(data.num_classes, 2))
         self.epochs: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {"epoch": 0, "val_accuracy": -1.0}
@@ -361,7 +388,6 @@ class Trainer:
         seen = 0
         order = torch.randperm(len(self.data.train), generator=self.order_gen)
         order = order.to(self.train_split.labels.device)
-        amp = self.speed.autocast(device)
         augment = AUGMENTS.get(self.data.augment)  # None: "none"
         if augment is not None:  # the epoch's crops and flips, on the device before its first step
             steps = len(order) // cfg.batch_size
@@ -373,23 +399,15 @@ class Trainer:
             if augment is not None:
                 x = augment.apply(x, draws[i], self.pad)
             first = self.speed.compile and self.compile_seconds is None and time.perf_counter()
-            with amp:
-                logits, aux_logits = net(self.speed.layout(self.norm(x)))
-                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-                total = loss
-                for a in aux_logits:
-                    total = total + AUX_WEIGHT * F.cross_entropy(a, y, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            opt.step()
+            loss, logits = train_step(net, opt, x, y, self.norm, self.speed, cfg.label_smoothing)
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
             if first:
                 self.compile_seconds = time.perf_counter() - first
             self.step += 1
             seen += len(y)
-            loss_sum += loss.detach() * len(y)
-            window += loss.detach()
+            loss_sum += loss * len(y)
+            window += loss
             correct += (logits.argmax(1) == y).sum()
             if self.step % LOG_EVERY == 0:  # the only host sync in the loop: one every LOG_EVERY steps
                 window_sum, loss_so_far, correct_so_far = torch.stack(
