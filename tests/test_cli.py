@@ -118,6 +118,9 @@ def test_schedules_preview_writes_plot_and_csv(tmp_path):
         (["{tmp}/badsched.toml"], ["schedules.s.type", "'onecycle'"]),
         (["--epochs", "0"], ["train.epochs"]),
         (["--device", "tpu"], ["train.device"]),
+        (["--set", "train.emma=0.9"], ["'train.emma'", "did you mean 'ema'"]),
+        (["--set", "name.x=1"], ["name.x: name is a value, not a table"]),
+        (["--set", "train.compile_mode=fast"], ["train.compile_mode", "'reduce-overhead'"]),
     ],
 )
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, args, needles):
@@ -139,3 +142,21 @@ def test_bad_flag_value_is_an_argparse_error(capsys):
         main(["study", "--seeds", "a,b"])
     assert e.value.code == 2
     assert "--seeds" in capsys.readouterr().err
+
+
+def test_set_overrides_any_key_with_toml_values():
+    from lrlab.cli import _load, build_parser
+
+    args = build_parser().parse_args(["study", "--epochs", "3", "--set", "train.ema=0.999", "--set", "train.epochs=2",
+                                      "--set", "schedules.onecycle.max_lr=0.2", "--set", "data.name=digits",
+                                      "--set", "seeds=[4, 5]", "--compile"])  # fmt: skip
+    cfg = _load(args)
+    assert cfg.train.ema == 0.999 and cfg.train.epochs == 2  # --set wins over the named flag
+    assert cfg.schedules["onecycle"]["max_lr"] == 0.2 and cfg.data.name == "digits" and cfg.seeds == [4, 5]
+    assert cfg.train.compile is True
+
+
+def test_set_without_equals_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["study", "--set", "train.ema"])
+    assert e.value.code == 2 and "KEY=VALUE" in capsys.readouterr().err

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -90,10 +91,41 @@ def _config_args(p: argparse.ArgumentParser) -> None:
         const=True,
         help="under torchrun: BatchNorm statistics over the global batch (CUDA)",
     )
+    g.add_argument(
+        "--compile",
+        dest="train.compile",
+        action="store_const",
+        const=True,
+        help="torch.compile the model (compiled once per process; its time is reported apart)",
+    )
+    g.add_argument(
+        "--set",
+        dest="settings",
+        type=_setting,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any config key, e.g. --set train.ema=0.999 --set schedules.onecycle.max_lr=0.2 (VALUE is read as "
+        "TOML: numbers, true/false, [lists]; anything else is a string); repeatable",
+    )
+
+
+def _setting(text: str) -> tuple[str, Any]:
+    """`KEY=VALUE` of --set: a dotted key, and the value read as TOML (else kept as a string)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, e.g. train.ema=0.999, got {text!r}")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.strip(), value
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: v for k, v in vars(args).items() if "." in k and v is not None}
+    over = {k: v for k, v in vars(args).items() if "." in k and v is not None}
+    over.update(getattr(args, "settings", []))  # --set comes last: it wins over the named flags
+    return over
 
 
 def _load(args: argparse.Namespace) -> config_mod.StudyConfig:

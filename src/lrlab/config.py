@@ -8,14 +8,13 @@ refused with a `ConfigError` that names the key (and suggests the closest valid 
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from lrlab.errors import ConfigError, choices, did_you_mean
 
@@ -261,8 +260,10 @@ def set_key(doc: dict[str, Any], dotted: str, value: Any) -> None:
     """Override one key of a parsed document (`train.epochs`), as CLI flags do."""
     *parents, last = dotted.split(".")
     node = doc
-    for p in parents:
+    for depth, p in enumerate(parents):
         node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{dotted}: {'.'.join(parents[: depth + 1])} is a value, not a table")
     node[last] = value
 
 
