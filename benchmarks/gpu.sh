@@ -14,11 +14,12 @@ mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 case "${1:-}" in
   checks)
+    # each part under its own time limit (a hang or a slow compile in one still leaves the other's figures);
     # throughput: bare, lrlab, common recipe, fast path unfused/fused, compiled; host syncs; a kernel profile
-    python3 benchmarks/throughput.py --device cuda --data data/cifar10-train.tar.gz --images 20000 --seconds 10 \
-      --compile --profile "$OUT/profile.txt" 2>&1 | tee "$OUT/throughput.txt"
-    python3 benchmarks/time_to_accuracy.py --data data/cifar10-train.tar.gz --target 0.91 --epochs 16 --compile \
-      2>&1 | tee "$OUT/time_to_accuracy.txt"
+    timeout 330 python3 benchmarks/throughput.py --device cuda --data data/cifar10-train.tar.gz --images 20000 \
+      --seconds 10 --compile --profile "$OUT/profile.txt" 2>&1 | tee "$OUT/throughput.txt" || true
+    timeout 250 python3 benchmarks/time_to_accuracy.py --data data/cifar10-train.tar.gz --target 0.91 --epochs 16 \
+      --compile 2>&1 | tee "$OUT/time_to_accuracy.txt" || true
     echo; echo "== summary =="
     grep -E "^(ratio|host syncs|GoogLeNet|lrlab|common|bare)" "$OUT/throughput.txt" || true
     grep -E "^(time to|final|NVIDIA|.*one-cycle)" "$OUT/time_to_accuracy.txt" || true
