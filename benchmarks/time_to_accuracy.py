@@ -68,12 +68,14 @@ def main() -> None:
         if reached is None and acc >= args.target:
             reached = elapsed
     _, final, _ = evaluate(trainer.model, p.dataset.val, trainer.norm, p.device, trainer.speed)
+    _, final_tta, _ = evaluate(trainer.model, p.dataset.val, trainer.norm, p.device, trainer.speed, tta_flip=True)
     name = torch.cuda.get_device_name() if p.device.type == "cuda" else "CPU"
     print(f"\n{name}, torch {torch.__version__}, GoogLeNet width {args.width}, batch {args.batch}, one-cycle to "
           f"{args.max_lr}, {args.epochs} epochs" + (f", compile {trainer.compile_seconds:.0f} s (not counted)"
                                                     if trainer.compile_seconds else ""))  # fmt: skip
     print(f"time to {args.target:.0%} validation accuracy: " + (f"{reached:.1f} s" if reached else "not reached"))
     print(f"final validation accuracy: {final:.4f} after {elapsed:.1f} s of training")
+    print(f"final validation accuracy with flip test-time augmentation (not used above): {final_tta:.4f}")
 
 
 if __name__ == "__main__":
