@@ -222,7 +222,7 @@ def main() -> None:
         sync()
         warm.append(time.perf_counter() - t0)
     if args.compile:
-        rows[-1] = (f"{rows[-1][0]} (compile {warm[-1]:.0f} s, not timed)", comp, fast_batch)
+        rows[-1] = (f"{rows[-1][0]} (1st epoch + compile {warm[-1]:.0f} s, untimed)", comp, fast_batch)
     syncs = count_syncs(fast) if cuda else None
     speeds = measure([loop for _, loop, _ in rows], secs, args.rounds)
     rows = [(label, ips, b) for (label, _, b), ips in zip(rows, speeds, strict=True)]
@@ -232,9 +232,9 @@ def main() -> None:
     print(
         f"\nGoogLeNet width {args.width}, {size[0]}×{size[1]}, {len(split)} images, {name}, torch {torch.__version__}"
     )
-    print(f"{'loop':<72} {'batch':>5} {'images/s':>10} {'TFLOP/s':>8}")
+    print(f"{'loop':<80} {'batch':>5} {'images/s':>10} {'TFLOP/s':>8}")
     for label, ips, b in rows:
-        print(f"{label:<72} {b:>5} {ips:>10.1f} {ips * flops / 1e12:>8.3f}")
+        print(f"{label:<80} {b:>5} {ips:>10.1f} {ips * flops / 1e12:>8.3f}")
     ips = {i: r[1] for i, r in enumerate(rows)}
     print(f"ratio lrlab loop / bare loop (same batch, no augmentation): {ips[1] / ips[0]:.3f}")
     print(f"ratio fused / unfused 1×1 convs (lrlab fast path): {ips[4] / ips[3]:.3f}")
