@@ -188,3 +188,31 @@ def test_ema_follows_torchs_ema_rule():
     again = EMA(model, 0.8)
     again.load_state_dict(ours.state_dict())
     assert again.updates == 4
+
+
+def test_compilation_time_is_kept_out_of_the_run_seconds(digits, monkeypatch):
+    """A compiled run's first step carries the compilation; it is reported apart (compile_seconds)
+    and taken off the epoch and run seconds, so a study's first run is not charged for it.
+    torch.compile is replaced by a wrapper whose first call sleeps, standing in for compilation."""
+    import time
+
+    class SlowFirstCall(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net, self.calls = net, 0
+
+        def forward(self, x):
+            self.calls += 1
+            if self.calls == 1:
+                time.sleep(1.0)
+            return self.net(x)
+
+    monkeypatch.setattr(torch, "compile", lambda net, mode="default": SlowFirstCall(net))
+    inputs, build = digits
+    cfg = TrainConfig(epochs=2, batch_size=64, compile=True)
+    sched = compile_schedule({"type": "constant", "lr": 0.05}, plan_for(inputs, cfg))
+    res = train_run(build, inputs, sched, cfg, seed=0, device=torch.device("cpu"), progress=False)
+    assert 0.8 < res.compile_seconds < 1.2
+    first, second = (e["seconds"] for e in res.epochs)
+    assert first < second + 0.5  # the sleep is not in the first epoch's time
+    assert res.seconds < first + second + 0.5

@@ -210,6 +210,7 @@ def save_run(folder: Path, p: Prepared, sched: Schedule, seed: int, result: RunR
         "seed": seed,
         "status": result.status,
         "seconds": result.seconds,
+        "compile_seconds": result.compile_seconds,
         "epochs_run": len(result.epochs),
         "best_epoch": result.best.get("epoch"),
         "best_val_accuracy": result.best.get("val_accuracy"),
@@ -354,7 +355,8 @@ def _train_one(p: Prepared, name: str, seed: int, fp: str, state: str, progress:
         dv = result.diverged
         what = f"DIVERGED at step {dv['step']} (lr {dv['lr']:.3g}, loss {dv['loss']:.3g})"
     resumed = f", resumed from epoch {result.resumed_from}" if result.resumed_from else ""
-    return f"{what}, {result.seconds:.1f} s{resumed}"
+    compiled = f" (+ {result.compile_seconds:.1f} s compiling)" if result.compile_seconds >= 0.05 else ""
+    return f"{what}, {result.seconds:.1f} s{compiled}{resumed}"
 
 
 # -- several runs at once: worker processes, each preparing the study once ------------------------

@@ -230,6 +230,7 @@ class RunResult:
     step_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, mean loss of the last LOG_EVERY)
     resumed_from: int = 0  # the epoch a checkpoint restored (0: trained from the start)
     model: nn.Module | None = None  # the trained model (the study saves it when asked to)
+    compile_seconds: float = 0.0  # torch.compile's time in this process, not part of `seconds`
 
 
 @dataclass
@@ -324,7 +325,9 @@ class Trainer:
         self.net = wrap(Outputs(self.model), d, device, cfg.sync_bn)
         if speed.compile:
             self.net = torch.compile(self.net, mode=cfg.compile_mode)
-        self.compile_seconds: float | None = None  # the first step's time when compiling
+        # compilation time: the first step's excess over the epoch's other steps (None: not measured yet);
+        # kept out of the epoch and run seconds, so that a study's first run is not charged for it
+        self.compile_seconds: float | None = None
         # weight EMA for the final evaluation (BN statistics averaged too)
         self.ema = EMA(self.model, cfg.ema) if cfg.ema else None
         self.train_split = on_device(data.train, speed, device)
@@ -377,6 +380,14 @@ class Trainer:
 
     # -- training --
 
+    def _settle_compile(self, first_step: float, elapsed: float, steps: int) -> float:
+        """Record the compilation time (the first step's excess over the mean of the epoch's other steps)
+        and take it off the run's seconds; returns it."""
+        others = (elapsed - first_step) / max(1, steps - 1)
+        self.compile_seconds = max(0.0, first_step - others)
+        self.seconds -= self.compile_seconds
+        return self.compile_seconds
+
     def train_epoch(self, epoch: int, bar: Any) -> dict[str, Any] | None:
         """One epoch; returns the divergence record if the loss blew up, else None."""
         net, opt, schedule, cfg, device, d = self.net, self.opt, self.schedule, self.cfg, self.device, self.d
@@ -392,18 +403,19 @@ class Trainer:
         if augment is not None:  # the epoch's crops and flips, on the device before its first step
             steps = len(order) // cfg.batch_size
             draws = augment.epoch_draws(self.aug_gen, steps, cfg.batch_size, self.pad, device, d)
+        first_step = None  # seconds of the epoch's first step, when it compiled
         stream = batches(self.train_split, cfg.batch_size, order, device, self.data.loader_workers, d)
         for i, (x, y) in enumerate(stream):
             lr = schedule.lr(self.step)
             set_lr(opt, lr, schedule.momentum(self.step) if schedule.momentum else None)
             if augment is not None:
                 x = augment.apply(x, draws[i], self.pad)
-            first = self.speed.compile and self.compile_seconds is None and time.perf_counter()
+            first = self.speed.compile and self.compile_seconds is None and i == 0 and time.perf_counter()
             loss, logits = train_step(net, opt, x, y, self.norm, self.speed, cfg.label_smoothing)
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
             if first:
-                self.compile_seconds = time.perf_counter() - first
+                first_step = time.perf_counter() - first
             self.step += 1
             seen += len(y)
             loss_sum += loss * len(y)
@@ -417,11 +429,15 @@ class Trainer:
                 window.zero_()
                 self.step_losses.append((self.step, mean_window))
                 if not math.isfinite(mean_window) or mean_window > self.bound:
+                    if first_step is not None:
+                        self._settle_compile(first_step, time.perf_counter() - te, i + 1)
                     return {"step": self.step, "epoch": epoch, "lr": lr, "loss": mean_window}
                 bar.set_postfix(
                     loss=f"{loss_so_far / seen:.3f}", acc=f"{correct_so_far / seen:.3f}", lr=f"{lr:.3g}", refresh=False
                 )
             bar.update(1)
+        if first_step is not None:
+            te += self._settle_compile(first_step, time.perf_counter() - te, i + 1)
         totals = d.sum(torch.stack([loss_sum, correct.to(loss_sum.dtype), torch.tensor(float(seen), device=device)]))
         train_loss, train_acc = (totals[:2] / totals[2]).tolist()
         if not math.isfinite(train_loss):
@@ -489,10 +505,11 @@ def train_run(
     bar.close()
     seconds = trainer.seconds + time.perf_counter() - t0
     t = trainer
+    compiling = t.compile_seconds or 0.0
     if diverged is not None:
         return RunResult(
-            "diverged", t.epochs, None, t.init_hash, seconds, diverged, t.best, t.step_losses, start, t.model
+            "diverged", t.epochs, None, t.init_hash, seconds, diverged, t.best, t.step_losses, start, t.model, compiling
         )
     final = t.ema.module if t.ema is not None else t.model  # the EMA weights when asked for
     _, _, pred = evaluate(final, data.test, t.norm, device, t.speed, cfg.tta_flip, d)
-    return RunResult("ok", t.epochs, pred, t.init_hash, seconds, None, t.best, t.step_losses, start, t.model)
+    return RunResult("ok", t.epochs, pred, t.init_hash, seconds, None, t.best, t.step_losses, start, t.model, compiling)
