@@ -33,7 +33,7 @@ from lrlab.schedules import Schedule
 DIVERGE_FACTOR = 10.0
 AUX_WEIGHT = 0.3  # auxiliary-head loss weight (GoogLeNet paper)
 EVAL_BATCH = 1024  # images per forward pass in evaluation (no gradients, so larger than training)
-LOG_EVERY = 10  # steps between progress-bar refreshes (each one syncs the device for .item())
+LOG_EVERY = 10  # steps between progress-bar refreshes and divergence checks (each one reads the device)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -504,12 +504,10 @@ def train_run(
             save_checkpoint(checkpoint, {"fingerprint": fingerprint, "trainer": trainer.state_dict()})
     bar.close()
     seconds = trainer.seconds + time.perf_counter() - t0
-    t = trainer
-    compiling = t.compile_seconds or 0.0
-    if diverged is not None:
-        return RunResult(
-            "diverged", t.epochs, None, t.init_hash, seconds, diverged, t.best, t.step_losses, start, t.model, compiling
-        )
-    final = t.ema.module if t.ema is not None else t.model  # the EMA weights when asked for
-    _, _, pred = evaluate(final, data.test, t.norm, device, t.speed, cfg.tta_flip, d)
-    return RunResult("ok", t.epochs, pred, t.init_hash, seconds, None, t.best, t.step_losses, start, t.model, compiling)
+    t, pred = trainer, None
+    if diverged is None:
+        final = t.ema.module if t.ema is not None else t.model  # the EMA weights when asked for
+        _, _, pred = evaluate(final, data.test, t.norm, device, t.speed, cfg.tta_flip, d)
+    status = "ok" if diverged is None else "diverged"
+    return RunResult(status, t.epochs, pred, t.init_hash, seconds, diverged, t.best, t.step_losses, start, t.model,
+                     t.compile_seconds or 0.0)  # fmt: skip
