@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +63,41 @@ def test_torchrun_two_processes_match_one(tmp_path, resident):
     results = [json.loads((tmp_path / d / "runs/onecycle/seed-0/result.json").read_text()) for d in ("one", "two")]
     assert results[0]["test"] == results[1]["test"]
     assert results[0]["best_val_accuracy"] == results[1]["best_val_accuracy"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_torchrun_two_nodes_without_a_shared_folder_match_one_process(tmp_path):
+    """Two torchrun "nodes" (one process each, on this machine, joined by c10d rendezvous as in the
+    README) with an output folder each, as machines without a shared filesystem: global rank 0
+    (whichever node the rendezvous makes it) writes the whole result, the other node writes nothing
+    and reads nothing of it, and the weights equal one process's."""
+    cfg = tmp_path / "ddp.toml"
+    cfg.write_text(CONFIG)
+    assert main(["train", str(cfg), "--out", str(tmp_path / "one"), "--no-progress"]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    endpoint = f"127.0.0.1:{free_port()}"
+    nodes = [
+        subprocess.Popen([str(BIN / "torchrun"), "--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d",
+                          f"--rdzv_endpoint={endpoint}", "--rdzv_id=lrlab-test", "-m", "lrlab", "train", str(cfg),
+                          "--out", str(tmp_path / f"node{k}"), "--no-progress"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)  # fmt: skip
+        for k in range(2)
+    ]
+    logs = [p.communicate(timeout=300)[0] for p in nodes]
+    assert [p.returncode for p in nodes] == [0, 0], "\n".join(logs)
+    written = [k for k in range(2) if (tmp_path / f"node{k}").exists() and files(tmp_path / f"node{k}")]
+    assert len(written) == 1, written  # one node holds rank 0
+    main_out = tmp_path / f"node{written[0]}"
+    assert "on 2 processes" in logs[written[0]] and "[1/1] onecycle seed 0" not in logs[1 - written[0]]
+    assert files(main_out) == files(tmp_path / "one")
+    one = torch.load(tmp_path / "one" / "runs" / "onecycle" / "seed-0" / "model.pt")
+    two = torch.load(main_out / "runs" / "onecycle" / "seed-0" / "model.pt")
+    assert max((one[k] - two[k]).abs().max().item() for k in one) < 1e-5
 
 
 def test_shards_merge_into_the_unsharded_study(tmp_path):

@@ -214,7 +214,7 @@ def evaluate(
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
         preds.append(logits.argmax(1))
     pred = d.gather(torch.cat(preds), per, n).cpu()
-    acc = (pred == split.labels).float().mean().item()
+    acc = (pred == split.labels.cpu()).float().mean().item()
     return d.sum(loss_sum).item() / n, acc, pred
 
 
@@ -331,6 +331,7 @@ class Trainer:
         # weight EMA for the final evaluation (BN statistics averaged too)
         self.ema = EMA(self.model, cfg.ema) if cfg.ema else None
         self.train_split = on_device(data.train, speed, device)
+        self.val_split = on_device(data.val, speed, device)  # read every epoch: copied once, not per pass
         self.data, self.schedule, self.cfg, self.device, self.d = data, schedule, cfg, device, d
         self.order_gen = torch.Generator().manual_seed(seed)  # batch order: shared by all schedules
         self.aug_gen = torch.Generator().manual_seed(seed + 1_000_003)  # crops and flips: likewise
@@ -442,7 +443,7 @@ class Trainer:
         train_loss, train_acc = (totals[:2] / totals[2]).tolist()
         if not math.isfinite(train_loss):
             return {"step": self.step, "epoch": epoch, "lr": schedule.lr(self.step - 1), "loss": train_loss}
-        val_loss, val_acc, _ = evaluate(self.model, self.data.val, self.norm, device, self.speed, d=d)
+        val_loss, val_acc, _ = evaluate(self.model, self.val_split, self.norm, device, self.speed, d=d)
         record = {
             "epoch": epoch,
             "step": self.step,
