@@ -81,13 +81,10 @@ def test_torchrun_two_nodes_without_a_shared_folder_match_one_process(tmp_path):
     assert main(["train", str(cfg), "--out", str(tmp_path / "one"), "--no-progress"]) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     endpoint = f"127.0.0.1:{free_port()}"
-    nodes = [
-        subprocess.Popen([str(BIN / "torchrun"), "--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d",
-                          f"--rdzv_endpoint={endpoint}", "--rdzv_id=lrlab-test", "-m", "lrlab", "train", str(cfg),
-                          "--out", str(tmp_path / f"node{k}"), "--no-progress"],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)  # fmt: skip
-        for k in range(2)
-    ]
+    launch = [str(BIN / "torchrun"), "--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d",
+              f"--rdzv_endpoint={endpoint}", "--rdzv_id=lrlab-test", "-m", "lrlab", "train", str(cfg)]  # fmt: skip
+    pipe = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True, "env": env}
+    nodes = [subprocess.Popen([*launch, "--out", str(tmp_path / f"node{k}"), "--no-progress"], **pipe) for k in (0, 1)]
     logs = [p.communicate(timeout=300)[0] for p in nodes]
     assert [p.returncode for p in nodes] == [0, 0], "\n".join(logs)
     written = [k for k in range(2) if (tmp_path / f"node{k}").exists() and files(tmp_path / f"node{k}")]
