@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import pickle
 import tarfile
 from pathlib import Path
@@ -15,7 +16,7 @@ from PIL import Image
 
 from lrlab import data
 from lrlab.config import DataConfig
-from lrlab.data import DATASETS, check_source, fetch_cifar, load_data
+from lrlab.data import DATASETS, _hash, check_source, fetch_cifar, load_data
 from lrlab.errors import ConfigError, DataError
 
 CLASSES = ["cat", "dog", "frog"]
@@ -351,3 +352,33 @@ def test_download_failure_is_a_data_error(tmp_path, monkeypatch):
     check_source(cfg)  # download=True: a missing folder is fine before the run
     with pytest.raises(DataError, match=r"could not fetch cifar100.*unreachable"):
         load_data(cfg)
+
+
+def test_source_digest_is_remembered_until_a_file_changes(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    root = tmp_path / "d"
+    root.mkdir()
+    files = [root / "a.bin", root / "b.bin"]
+    for i, f in enumerate(files):
+        f.write_bytes(bytes([i]) * 1000)
+
+    def truth() -> str:
+        return hashlib.sha256(b"".join(f.name.encode() + b"\0" + f.read_bytes() for f in files)).hexdigest()
+
+    before = truth()
+    assert _hash(files, root) == before and len(list((cache / "lrlab" / "sha256").iterdir())) == 1
+    # one byte rewritten in place, size, modification time and inode kept: the remembered digest comes back
+    # (the bytes are not read again; what makes the second start on a large tree fast)
+    st = files[0].stat()
+    with open(files[0], "r+b") as fh:
+        fh.write(b"\7")
+    os.utime(files[0], ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert _hash(files, root) == before != truth()
+    # a new modification time: read again
+    os.utime(files[0], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert _hash(files, root) == truth()
+    # a cache that can be neither read nor written (a file where its folder would be): the same digest
+    monkeypatch.setenv("XDG_CACHE_HOME", str(files[1]))
+    files[1].write_bytes(b"\3" * 5)
+    assert _hash(files, root) == truth()

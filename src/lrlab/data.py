@@ -146,8 +146,33 @@ def _ceil(x: float) -> int:
     return math.ceil(round(x, 9))  # round first so that 0.15 * 100 gives 15, not 16
 
 
+def _hash_cache() -> Path | None:
+    """Where source digests are remembered: $XDG_CACHE_HOME/lrlab/sha256 (default ~/.cache); None
+    without a home directory."""
+    try:
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lrlab" / "sha256"
+    except RuntimeError:  # Path.home(): no HOME and no password entry
+        return None
+
+
 def _hash(paths: list[Path], root: Path | None = None) -> str:
-    """sha256 over the files' bytes (streamed), each preceded by its path relative to root if given."""
+    """sha256 over the files' bytes (streamed), each preceded by its path relative to root if given.
+
+    Reading every byte of a large image tree takes minutes at each start (and each resume), so the
+    digest is remembered under a key made of each file's absolute path, size, modification time and
+    inode (as DVC does): any file written, replaced, added or removed changes the
+    key and the bytes are read again. The cache is an optimisation only: if it cannot be read or
+    written, the digest is computed as if it were not there."""
+    key = hashlib.sha256(f"{root}\0".encode())
+    for p in paths:
+        st = os.stat(p)
+        key.update(f"{os.path.abspath(p)}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0".encode())
+    cache = _hash_cache()
+    cached = cache / key.hexdigest() if cache is not None else None
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        digest = cached.read_text().strip() if cached is not None else ""
+        if len(digest) == 64 and all(c in "0123456789abcdef" for c in digest):
+            return digest
     h = hashlib.sha256()
     for p in paths:
         if root is not None:
@@ -155,7 +180,15 @@ def _hash(paths: list[Path], root: Path | None = None) -> str:
         with open(p, "rb") as f:
             while chunk := f.read(1 << 20):  # 1 MiB at a time
                 h.update(chunk)
-    return h.hexdigest()
+    digest = h.hexdigest()
+    if cached is None:
+        return digest
+    with contextlib.suppress(OSError):  # e.g. a read-only home: no cache, same digest
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+        tmp.write_text(digest + "\n")
+        os.replace(tmp, cached)  # whole or absent, also with several processes at once
+    return digest
 
 
 # ---- splits -------------------------------------------------------------------------------------
