@@ -33,3 +33,24 @@ def test_time_to_accuracy_runs_on_a_small_archive(tmp_path):
     out = run("time_to_accuracy.py", "--data", str(archive), "--epochs", "2", "--width", "0.0625", "--batch", "16",
               "--max-lr", "0.05", "--device", "cpu")  # fmt: skip
     assert "epoch  2: val accuracy" in out and "final validation accuracy" in out
+
+
+def test_throughput_keeps_its_figures_when_compilation_fails():
+    """A GPU session gets one try: a compiler that fails at the first step costs only the compiled row."""
+    code = f"""
+import runpy, sys, torch
+class Broken(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+    def forward(self, *args):
+        raise RuntimeError("no compiler here")
+torch.compile = lambda net, mode="default": Broken(net)
+sys.argv = ["throughput.py", "--seconds", "0.1", "--rounds", "1", "--images", "128", "--image-size", "8",
+            "--width", "0.125", "--workers", "0", "--batch", "64", "--compile"]
+runpy.run_path({str(BENCH / "throughput.py")!r}, run_name="__main__")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "torch.compile failed, its row left out: RuntimeError: no compiler here" in done.stdout
+    assert "ratio fused / unfused" in done.stdout and "compiled / common" not in done.stdout
