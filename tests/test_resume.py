@@ -99,3 +99,15 @@ def test_changed_config_on_resume_is_refused_unless_fresh(tmp_path, capsys, chan
     assert main([*args, *changed]) == 2
     assert "different configuration" in capsys.readouterr().err
     assert main([*args, *changed, "--fresh"]) == 0
+
+
+def test_resume_may_change_how_a_run_is_executed(tmp_path, capsys):
+    """Device, threads and compilation are not part of a run's identity: a study begun one way resumes
+    another (e.g. eager after a compiler failure), keeping its finished runs."""
+    args = ["study", "--limit", "150", "--epochs", "1", "--batch-size", "32", "--width", "0.125",
+            "--schedules", "standard,cyclic", "--no-progress", "--out", str(tmp_path)]  # fmt: skip
+    assert main([*args, "--threads", "1"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--threads", "2", "--compile", "--set", "train.compile_mode=reduce-overhead"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("kept (finished earlier)") == 2

@@ -129,12 +129,15 @@ def prepare(cfg: StudyConfig, auto_lr: bool = True) -> Prepared:
 
 
 def run_fingerprint(cfg: StudyConfig, spec: dict[str, Any], peak: float | None, seed: int, files_hash: str) -> str:
-    """What determines one run's result: all settings but the study's own bookkeeping."""
+    """What determines one run's result: all settings but the study's own bookkeeping and where and how
+    fast it runs (device, threads, compilation, how images are read), so that a study can resume on
+    another machine, or eager after a compiler failure."""
     doc = config_mod.to_dict(cfg)
     for k in ("name", "seeds", "out", "baseline", "schedules", "peak_lrs", "target_accuracy", "tensorboard",
               "save_model", "workers"):  # fmt: skip
         doc.pop(k)
-    for section, k in (("train", "device"), ("train", "threads"), ("data", "stream"), ("data", "loader_workers")):
+    for section, k in (("train", "device"), ("train", "threads"), ("train", "compile"), ("train", "compile_mode"),
+                       ("data", "stream"), ("data", "loader_workers")):  # fmt: skip
         doc[section].pop(k)
     doc.update(schedule=spec, peak_lr=peak, seed=seed, data_files=files_hash)
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
