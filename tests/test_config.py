@@ -87,7 +87,8 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 SECTIONS = {
-    "data": ["name", "data_dir", "download", "val_frac", "test_frac", "split_seed", "limit", "image_size", "augment"],
+    "data": ["name", "data_dir", "download", "val_frac", "test_frac", "split_seed", "limit", "image_size", "augment",
+             "cutout"],
     "model": ["stem", "width", "aux_heads", "branch5", "dropout", "batchnorm", "fuse_1x1"],
     "train": ["epochs", "batch_size", "optimizer", "momentum", "nesterov", "weight_decay", "label_smoothing",
               "device", "threads", "compile_mode"],

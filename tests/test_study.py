@@ -50,6 +50,7 @@ def test_outputs_for_every_run(study):
             prov = saved["provenance"]
             assert prov["torch"] and prov["torchvision"] and prov["lrlab"] and prov["device"] == "cpu"
             assert len(saved["data"]["files_hash"]) == 64
+            assert saved["config"]["data"]["augment"] == "auto" and saved["data"]["augment"] == "none"  # digits
     for plot in ("lr", "val_accuracy", "train_loss", "accuracy", "confusion"):
         assert (out / "plots" / f"{plot}.png").stat().st_size > 5000
 

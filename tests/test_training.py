@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lrlab.augment import AUGMENTS
+from lrlab.augment import AUGMENTS, apply_cutout, run_augment
 from lrlab.config import DataConfig, ModelConfig, TrainConfig
 from lrlab.data import load_data
 from lrlab.errors import ConfigError
@@ -44,6 +44,34 @@ def test_crop_flip_is_per_sample_and_keeps_pixels():
     assert bool((flipped | same).all()) and 0 < int(flipped.sum()) < len(x)  # some flipped, not all
     padded = crop_flip(x, torch.Generator().manual_seed(1), pad=2)
     assert len({tuple(p.flatten().tolist()) for p in padded[::2]}) > 5  # different crops per image
+
+
+def test_cutout_sets_one_clipped_square_per_image_to_the_fill():
+    x = torch.full((3, 2, 8, 8), 200, dtype=torch.uint8)
+    centres = torch.tensor([[0.5, 0.5], [0.0, 0.0], [0.99, 0.3]])  # centre, corner, bottom edge
+    out = apply_cutout(x, centres, 4, torch.tensor([7, 9], dtype=torch.uint8))
+    want = x.clone()
+    for i, (top, left) in enumerate([(2, 2), (-2, -2), (5, 0)]):  # centre px (4,4), (0,0), (7,2), minus 2
+        want[i, 0, max(top, 0) : top + 4, max(left, 0) : left + 4] = 7
+        want[i, 1, max(top, 0) : top + 4, max(left, 0) : left + 4] = 9
+    assert torch.equal(out, want)
+    assert int((out[1, 0] == 7).sum()) == 4  # the corner square keeps only its 2×2 inside the image
+
+
+@pytest.mark.parametrize("name", ["none", "crop-flip", "resized-crop-flip"])
+def test_cutout_follows_the_base_augmentation_with_the_mean_pixel(name):
+    x = torch.randint(0, 256, (64, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    aug = run_augment(name, 6, [0.2, 0.4, 0.6])
+    params = aug.draw(torch.Generator().manual_seed(3), 64, 2)
+    out = aug.apply(x, params, 2)
+    base = AUGMENTS.get(name)
+    before = base.apply(x, params[:, :-2], 2) if base else x  # the base's part of the draws, unchanged
+    fill = torch.tensor([51, 102, 153], dtype=torch.uint8).view(1, 3, 1, 1)
+    changed = (out != before).any(1)  # pixels cutout touched
+    assert bool((out == fill).all(1)[changed].all())  # every touched pixel is the mean pixel
+    per_image = (out == fill).all(1).flatten(1).sum(1)
+    assert int(per_image.max()) == 36 and int(per_image.min()) >= 9  # 6×6 inside, at least 3×3 at a corner
+    assert run_augment(name, 0, [0.5] * 3) is base  # cutout 0: the base augmentation as it was
 
 
 def test_a_short_run_learns(digits):
@@ -134,14 +162,14 @@ def test_resized_crop_flip_on_the_batch():
     assert torch.equal(share, whole[1::2])
 
 
-@pytest.mark.parametrize("name", ["crop-flip", "resized-crop-flip"])
+@pytest.mark.parametrize("name", ["crop-flip", "resized-crop-flip", "crop-flip+cutout"])
 @pytest.mark.parametrize("world", [1, 2])
 def test_an_epochs_draws_made_up_front_equal_per_batch_draws(name, world):
     """The trainer draws an epoch's augmentation parameters at its start (one copy to the device);
     each batch must get exactly what drawing at that batch would have given it, on every rank."""
     from lrlab.distributed import Dist
 
-    aug = AUGMENTS[name]
+    aug = run_augment("crop-flip", 5, [0.5] * 3) if name.endswith("+cutout") else AUGMENTS[name]
     x = torch.randint(0, 256, (3, 8, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     for rank in range(world):
         d = Dist(rank=rank, world=world)

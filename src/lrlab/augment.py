@@ -36,6 +36,7 @@ def draw_crop_flip(gen: torch.Generator, total: int, pad: int) -> torch.Tensor:
 def apply_crop_flip(x: torch.Tensor, params: torch.Tensor, pad: int) -> torch.Tensor:
     """Crop every image at its own offset after zero padding by `pad` px, mirror those marked."""
     n, _, h, w = x.shape
+    params = params.long()  # float when stored beside cutout's draws (exact: small integers)
     dy, dx, flip = params[:, 0], params[:, 1], params[:, 2].bool()
     padded = F.pad(x, (pad, pad, pad, pad))
     rows = (dy[:, None] + torch.arange(h, device=x.device)).view(n, 1, h, 1)
@@ -69,7 +70,7 @@ def draw_resized_crop_flip(gen: torch.Generator, total: int, pad: int = 0) -> to
 def apply_resized_crop_flip(x: torch.Tensor, params: torch.Tensor, pad: int = 0) -> torch.Tensor:
     """Resample every image's crop back to the input size: one batched bilinear grid_sample."""
     n, c, h, w = x.shape
-    grid = F.affine_grid(params.view(n, 2, 3), [n, c, h, w], align_corners=False)
+    grid = F.affine_grid(params.float().view(n, 2, 3), [n, c, h, w], align_corners=False)
     out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out.round_().clamp_(0, 255).to(torch.uint8)
 
@@ -99,3 +100,47 @@ AUGMENTS: dict[str, Augment] = {
     "crop-flip": Augment(draw_crop_flip, apply_crop_flip),
     "resized-crop-flip": Augment(draw_resized_crop_flip, apply_resized_crop_flip),
 }
+
+
+def draw_cutout(gen: torch.Generator, total: int) -> torch.Tensor:
+    """[total, 2] float: each square's centre, as fractions of the image's height and width."""
+    return torch.rand(total, 2, generator=gen)
+
+
+def apply_cutout(x: torch.Tensor, params: torch.Tensor, size: int, fill: torch.Tensor) -> torch.Tensor:
+    """Cutout (DeVries & Taylor 2017): a `size`-px square around each image's own random centre, clipped
+    at the borders, set to `fill` (per channel, uint8). With the training mean as fill the square is 0 after
+    normalisation, as in the paper's code, which masks normalised images."""
+    c, h, w = x.shape[1:]
+    top = (params[:, 0] * h).long() - size // 2
+    left = (params[:, 1] * w).long() - size // 2
+    rows = torch.arange(h, device=x.device) - top[:, None]  # [n, h]: position inside the square's rows
+    cols = torch.arange(w, device=x.device) - left[:, None]
+    inside = ((rows >= 0) & (rows < size))[:, :, None] & ((cols >= 0) & (cols < size))[:, None, :]
+    return torch.where(inside[:, None], fill.view(1, c, 1, 1), x)
+
+
+def with_cutout(base: Augment | None, size: int, fill: list[int]) -> Augment | None:
+    """`base` (or no augmentation) followed by cutout of `size` px (0: base unchanged). A batch's draws are
+    base's, then the cutout centres, from the same generator, side by side in one float tensor."""
+    if size <= 0:
+        return base
+    fills: dict[torch.device, torch.Tensor] = {}  # the fill on each device: copied there once, not every step
+
+    def draw(gen: torch.Generator, total: int, pad: int) -> torch.Tensor:
+        first = base.draw(gen, total, pad).float() if base is not None else torch.empty(total, 0)
+        return torch.cat([first, draw_cutout(gen, total)], 1)
+
+    def apply(x: torch.Tensor, params: torch.Tensor, pad: int) -> torch.Tensor:
+        if base is not None:
+            x = base.apply(x, params[:, :-2], pad)
+        if x.device not in fills:
+            fills[x.device] = torch.tensor(fill, dtype=torch.uint8).to(x.device)
+        return apply_cutout(x, params[:, -2:], size, fills[x.device])
+
+    return Augment(draw, apply)
+
+
+def run_augment(name: str, cutout: int, mean: list[float]) -> Augment | None:
+    """A run's training augmentation: AUGMENTS[name] ("none": None), then cutout filled with the mean pixel."""
+    return with_cutout(AUGMENTS.get(name), cutout, [round(255 * m) for m in mean])

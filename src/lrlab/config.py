@@ -33,6 +33,7 @@ class DataConfig:
     limit: int | None = None  # use only this many training images (val/test shrink in proportion)
     image_size: int | None = None  # resize images to this square size; None keeps the native size
     augment: str = "auto"  # auto | none | crop-flip | resized-crop-flip  (auto: see study.resolve_augment)
+    cutout: int = 0  # side (px) of a square set to the mean pixel at a random place of each training image; 0: off
     stream: bool = False  # image folders: read images from disk each epoch instead of holding them in memory
     loader_workers: int = 4  # with stream: DataLoader worker processes decoding the images
 
@@ -176,6 +177,7 @@ def _check(cfg: StudyConfig) -> None:
     need(d.image_size is None or d.image_size > 0, "data.image_size", "must be positive")
     need(d.loader_workers >= 0, "data.loader_workers", f"must not be negative, got {d.loader_workers}")
     need(d.augment in AUGMENTS, "data.augment", f"must be one of {choices(AUGMENTS)}, got {d.augment!r}")
+    need(d.cutout >= 0, "data.cutout", f"must not be negative (0: off), got {d.cutout}")
     need(m.stem in STEMS, "model.stem", f"must be one of {choices(STEMS)}, got {m.stem!r}")
     need(m.branch5 in BRANCH5, "model.branch5", f"must be one of {choices(BRANCH5)}, got {m.branch5!r}")
     need(m.width > 0, "model.width", f"must be positive, got {m.width}")

@@ -96,7 +96,13 @@ def prepare(cfg: StudyConfig, auto_lr: bool = True) -> Prepared:
         compile_schedule(resolve_auto(spec, 1.0), plan, name)
     mean, std = ds.channel_stats()
     augment = resolve_augment(cfg.data.augment, ds)
-    inputs = RunInputs(ds.train, ds.val, ds.test, ds.num_classes, mean, std, augment, cfg.data.loader_workers)
+    if cfg.data.cutout > min(ds.image_size):
+        raise ConfigError(
+            f"data.cutout: a {cfg.data.cutout} px square is larger than the images "
+            f"({ds.image_size[0]}×{ds.image_size[1]}); DeVries & Taylor used 16 px on 32 px images"
+        )
+    inputs = RunInputs(ds.train, ds.val, ds.test, ds.num_classes, mean, std, augment, cfg.data.loader_workers,
+                       cfg.data.cutout)  # fmt: skip
 
     def build() -> torch.nn.Module:
         return build_model(cfg.model, ds.num_classes, ds.in_channels, ds.image_size)
@@ -191,6 +197,8 @@ def run_config(p: Prepared, name: str, seed: int, fingerprint: str) -> dict[str,
             "val": len(ds.val),
             "test": len(ds.test),
             "test_source": ds.test_source,
+            "augment": p.inputs.augment,  # "auto" resolved for this data
+            "cutout": p.inputs.cutout,
         },
         "config": config_mod.to_dict(p.cfg),
         "provenance": store.provenance(str(p.device)),

@@ -21,7 +21,7 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from lrlab.augment import AUGMENTS, crop_pad
+from lrlab.augment import crop_pad, run_augment
 from lrlab.config import TrainConfig
 from lrlab.data import LazyImages, Split
 from lrlab.distributed import SINGLE, Dist, check_batch, wrap
@@ -245,6 +245,7 @@ class RunInputs:
     std: list[float]
     augment: str  # none | crop-flip | resized-crop-flip (see AUGMENTS)
     loader_workers: int = 0  # DataLoader workers for streamed (LazyImages) splits
+    cutout: int = 0  # side of the square cut out of each training image after `augment` (px; 0: none)
 
 
 class Outputs(nn.Module):
@@ -338,6 +339,7 @@ class Trainer:
         self.opt = make_optimizer(self.model, cfg, schedule.lr(0))
         self.norm = Normalize.of(data.mean, data.std, device)
         self.pad = crop_pad(data.train.images.shape[-1])
+        self.augment = run_augment(data.augment, data.cutout, data.mean)  # None: no augmentation
         self.bound = DIVERGE_FACTOR * math.log(max(data.num_classes, 2))
         self.epochs: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {"epoch": 0, "val_accuracy": -1.0}
@@ -400,8 +402,8 @@ class Trainer:
         seen = 0
         order = torch.randperm(len(self.data.train), generator=self.order_gen)
         order = order.to(self.train_split.labels.device)
-        augment = AUGMENTS.get(self.data.augment)  # None: "none"
-        if augment is not None:  # the epoch's crops and flips, on the device before its first step
+        augment = self.augment
+        if augment is not None:  # the epoch's crops, flips and cutouts, on the device before its first step
             steps = len(order) // cfg.batch_size
             draws = augment.epoch_draws(self.aug_gen, steps, cfg.batch_size, self.pad, device, d)
         first_step = None  # seconds of the epoch's first step, when it compiled
