@@ -160,9 +160,9 @@ def _hash(paths: list[Path], root: Path | None = None) -> str:
 
     Reading every byte of a large image tree takes minutes at each start (and each resume), so the
     digest is remembered under a key made of each file's absolute path, size, modification time and
-    inode (as DVC does): any file written, replaced, added or removed changes the
-    key and the bytes are read again. The cache is an optimisation only: if it cannot be read or
-    written, the digest is computed as if it were not there."""
+    inode (as DVC does): any file written, replaced, added or removed changes the key and the bytes
+    are read again. The cache is an optimisation only: if it cannot be read or written, the digest
+    is computed as if it were not there."""
     key = hashlib.sha256(f"{root}\0".encode())
     for p in paths:
         st = os.stat(p)
