@@ -19,6 +19,7 @@ from lrlab.stats import (
     holm,
     paired,
     rank_with_ties,
+    seeds_for_power,
     summarize,
     t_interval,
 )
@@ -228,3 +229,43 @@ def test_describe_method():
     )
     text = describe_method("wilcoxon", 1, level=0.9, alpha=0.01)
     assert "90 %" in text and "Wilcoxon signed-rank" in text and "1 comparison," in text and "alpha 0.01" in text
+
+
+def _with_effect(d: float) -> list[float]:
+    """Two differences with mean 0.5 and sample sd 0.5 / d: a standardised effect of exactly d."""
+    half = 0.5 / d / math.sqrt(2)
+    return [0.5 + half, 0.5 - half]
+
+
+def test_seeds_for_power_matches_the_textbook_sample_sizes():
+    # one-sample (paired) two-sided t-test, alpha 0.05, power 0.8: n = 34, 15 and 10 for d = 0.5, 0.8, 1.0
+    # (the values of G*Power and of Cohen's tables)
+    assert [seeds_for_power(_with_effect(d), 0.05) for d in (0.5, 0.8, 1.0)] == [34, 15, 10]
+    assert seeds_for_power(_with_effect(0.5), 0.01) > 34  # a stricter alpha needs more seeds
+    assert seeds_for_power(_with_effect(0.5), 0.05, power=0.9) > 34  # so does more power
+    assert math.isinf(seeds_for_power(_with_effect(0.01), 0.05))  # above MAX_SEEDS
+    assert math.isnan(seeds_for_power([0.1], 0.05)) and math.isnan(seeds_for_power([0.1, -0.1], 0.05))
+    assert seeds_for_power([0.02, 0.02, 0.02], 0.05) == 2  # no spread at all
+
+
+def test_seeds_for_power_reaches_the_power_in_simulation():
+    """Simulated paired studies with a true effect of 1.2 sd: at the planned number of seeds the t-test rejects
+    in at least 80 % of them, with one seed fewer in under 80 % (the planned n is the smallest that works). The
+    exact powers are 0.828 at n = 8 and 0.754 at 7; 40,000 studies give each within ±0.005."""
+    n = int(seeds_for_power(_with_effect(1.2), 0.05))
+    rng = np.random.default_rng(0)
+    rate = {}
+    for k in (n - 1, n):
+        d = rng.normal(1.2, 1.0, size=(40_000, k))
+        rate[k] = float(np.mean(sps.ttest_1samp(d, 0.0, axis=1).pvalue < 0.05))
+    assert n == 8 and rate[n] >= 0.81 and rate[n - 1] < 0.77, (n, rate)
+
+
+def test_compare_plans_seeds_at_the_strictest_holm_level():
+    others = {"a": shifted(0.01, [0.01, -0.01, 0.0, 0.02, -0.005]), "b": shifted(-0.005, [0, 0.01, -0.01, 0, 0.003])}
+    res = compare({"base": BASE, **others}, "base")
+    assert [c.schedule for c in res] == ["a", "b"]
+    for c in res:
+        x, y = paired(others[c.schedule], BASE)
+        assert c.seeds_needed == seeds_for_power(np.array(x) - np.array(y), 0.05 / 2)  # two comparisons
+        assert 2 <= c.seeds_needed < math.inf

@@ -13,6 +13,7 @@ from lrlab import config
 from lrlab.cli import main
 from lrlab.errors import ConfigError
 from lrlab.report import build_report
+from lrlab.results import by_name, comparisons, load_runs
 from lrlab.study import run_study
 
 QUICK = {"data.limit": 200, "train.epochs": 2, "train.batch_size": 32, "model.width": 0.125}
@@ -62,6 +63,18 @@ def test_summary_csv(study):
     for col in ("schedule", "seed", "status", "accuracy", "precision", "recall", "f1", "peak_lr", "mean_lr"):
         assert col in rows[0]
     assert [r["schedule"] for r in rows[::2]] == list(cfg.schedules)
+
+
+def test_comparisons_csv_holds_the_reports_statistics(study):
+    cfg, out, _, _ = study
+    rows = read_csv(out / "comparisons.csv")
+    runs = load_runs([out])
+    comps = comparisons(by_name(runs, list(cfg.schedules)), "standard")
+    assert [r["schedule"] for r in rows] == list(cfg.schedules)[1:] and {r["baseline"] for r in rows} == {"standard"}
+    for row, c in zip(rows, comps, strict=True):
+        assert int(row["n"]) == c.n == 2 and row["verdict"] == c.verdict
+        for key in ("diff_mean", "p_ttest", "p_holm", "seeds_needed"):
+            assert float(row[key]) == pytest.approx(getattr(c, key), rel=1e-5, nan_ok=True)
 
 
 def test_report_states_n_interval_and_test(study):

@@ -180,7 +180,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else dirs[0]
     built = build_report(out, dirs, baseline=args.baseline)
     print(built.console)
-    print(f"wrote {out}/summary.csv, report.md, report.html, plots/")
+    print(f"wrote {out}/summary.csv, comparisons.csv, report.md, report.html, plots/")
     return 0
 
 
@@ -310,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
         "study",
         help="train every schedule × seed of a study and write its table, plots and report",
         description="Train every schedule × seed of a study (paired: one seed gives every schedule "
-        "the same initial weights and batch order), then write summary.csv, report.md, report.html and plots/. "
+        "the same initial weights and batch order), then write summary.csv, comparisons.csv, report.md, "
+        "report.html and plots/. "
         "Finished runs in the output folder are kept, so rerunning continues a study.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -376,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "report",
         help="rebuild summary, statistics, plots and report from run folders",
-        description="Rebuild summary.csv, report.md, report.html and plots/ from study folders "
+        description="Rebuild summary.csv, comparisons.csv, report.md, report.html and plots/ from study folders "
         "alone, without training. Several folders (e.g. shards of one study run on different "
         "machines) merge into one report.",
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import html
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from lrlab.errors import LrlabError
 from lrlab.metrics import TABLE_METRICS
 from lrlab.results import (
     ALPHA,
+    COMPARISON_COLUMNS,
     LATE,
     LEVEL,
     SUMMARY_COLUMNS,
@@ -140,8 +141,8 @@ class Built:
 
 
 def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None = None) -> Built:
-    """Write summary.csv, plots/, report.md and report.html into `out` from the run folders of
-    `dirs` (default: `out` itself)."""
+    """Write summary.csv, comparisons.csv, plots/, report.md and report.html into `out` from the run
+    folders of `dirs` (default: `out` itself)."""
     dirs = dirs or [out]
     runs = load_runs(dirs)
     if not runs:
@@ -156,6 +157,8 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     cfg = docs[0]["config"] if docs else runs[0].config["config"]
     baseline = baseline or cfg.get("baseline") or groups[order[0]][0].config.get("base_schedule", order[0])
     comps = comparisons(groups, baseline)
+    comp_rows = [{**asdict(c), "metric": "accuracy"} for c in comps]
+    store.write_csv(out / "comparisons.csv", comp_rows, COMPARISON_COLUMNS)
     ranks = stats.rank_with_ties(
         {n: {r.seed: r.metric("accuracy") for r in rs} for n, rs in groups.items()}, ALPHA, TEST
     )
@@ -201,9 +204,14 @@ def _significance_rows(comps: list[stats.Comparison]) -> list[list[str]]:
     return [
         [c.schedule, f"{c.diff_mean:+.4f}" if not math.isnan(c.diff_mean) else "—",
          "—" if math.isnan(c.diff_ci_low) else f"[{c.diff_ci_low:+.4f}, {c.diff_ci_high:+.4f}]",
-         str(c.n), _p(c.p_ttest), _p(c.p_wilcoxon), _p(c.p_holm), f"**{c.verdict}**" if c.verdict != "no clear difference" else c.verdict]  # noqa: E501
+         str(c.n), _p(c.p_ttest), _p(c.p_wilcoxon), _p(c.p_holm), f"**{c.verdict}**" if c.verdict != "no clear difference" else c.verdict,  # noqa: E501
+         _seeds(c.seeds_needed)]
         for c in comps
     ]  # fmt: skip
+
+
+def _seeds(n: float) -> str:
+    return "—" if math.isnan(n) else f"> {stats.MAX_SEEDS}" if math.isinf(n) else f"{n:.0f}"
 
 
 def _document(
@@ -236,11 +244,14 @@ def _document(
         doc.p(
             f"Paired difference in test accuracy (schedule − {baseline}) over the seeds where both finished, its "
             f"{LEVEL:.0%} t-interval, the paired t-test and Wilcoxon signed-rank p-values, and the {TEST} p-value "
-            f"Holm-adjusted over the {len(comps)} comparisons; the verdict uses that at α = {ALPHA}."
+            f"Holm-adjusted over the {len(comps)} comparisons; the verdict uses that at α = {ALPHA}. Seeds to "
+            f"plan: the seeds a new study would need for the paired t-test at α/{len(comps)} (Holm's strictest step) "
+            f"to reach {stats.POWER:.0%} power against a true difference equal to the one seen here, if the "
+            "differences spread as they did here; a rough guide, since the spread of a few seeds is itself uncertain."
         )
         doc.table(
             ["schedule", "Δ accuracy", f"{LEVEL:.0%} interval", "pairs", "p (t-test)", "p (Wilcoxon)", "p (Holm)",
-             "verdict"], _significance_rows(comps))  # fmt: skip
+             "verdict", "seeds to plan"], _significance_rows(comps))  # fmt: skip
     if best:
         doc.p(f"Highest mean accuracy: **{best}**.")
     doc.h(2, "Plots")

@@ -13,6 +13,8 @@ import numpy as np
 from scipy import stats as sps
 
 TESTS = ("t-test", "wilcoxon")
+POWER = 0.8  # the chance of detecting a real difference that seeds_for_power plans for (Cohen's convention)
+MAX_SEEDS = 1000  # seeds_for_power's search limit
 _TEST_NAMES = {"t-test": "two-sided paired t-test", "wilcoxon": "two-sided Wilcoxon signed-rank test"}
 NAN = float("nan")
 
@@ -43,6 +45,7 @@ class Comparison:
     p_holm: float  # Holm-adjusted p of `test` across all comparisons of this metric
     test: str
     verdict: str  # "better", "worse" or "no clear difference"
+    seeds_needed: float = NAN  # seeds_for_power at alpha / comparisons; nan: cannot say, inf: above MAX_SEEDS
 
 
 def _finite(values: Sequence[float]) -> np.ndarray:
@@ -124,6 +127,30 @@ def _pvalues(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
     return p_t, p_w
 
 
+def seeds_for_power(diffs: Sequence[float], alpha: float, power: float = POWER, max_n: int = MAX_SEEDS) -> float:
+    """Seeds a new study needs for a two-sided paired t-test at `alpha` to detect, with probability `power`, a
+    true mean difference equal to the observed one when the differences spread as observed: the smallest n with
+    P(|T| > t_{1-alpha/2, n-1}) >= power, T noncentral t with n-1 degrees of freedom and noncentrality
+    mean/sd·√n (the standard sample-size computation, Cohen 1988 ch. 2). A planning figure from a pilot, not
+    evidence about the pilot itself; with few seeds the sample sd is itself uncertain. nan with under two
+    differences or a zero mean, inf when more than `max_n` seeds would be needed."""
+    _check(alpha=alpha)
+    if not 0.0 < power < 1.0:
+        raise ValueError(f"power must lie strictly between 0 and 1, got {power}")
+    d = _finite(diffs)
+    if d.size < 2 or not d.mean():
+        return NAN
+    sd = float(d.std(ddof=1))
+    if sd == 0:  # every seed moved the same way by the same amount: two seeds show it
+        return 2.0
+    n = np.arange(2, max_n + 1)
+    crit = sps.t.ppf(1 - alpha / 2, n - 1)
+    nc = abs(float(d.mean())) / sd * np.sqrt(n)
+    achieved = sps.nct.sf(crit, n - 1, nc) + sps.nct.cdf(-crit, n - 1, nc)
+    hit = np.flatnonzero(achieved >= power)
+    return float(n[hit[0]]) if hit.size else math.inf
+
+
 def _verdict(diff_mean: float, p: float, alpha: float) -> str:
     # Metrics are higher-is-better; a nan p (too few pairs) can never reject.
     if not p <= alpha:
@@ -142,7 +169,8 @@ def compare(
 
     `results` maps schedule -> {seed: value}, nan for a diverged run; seeds where either run diverged are dropped.
     The p-value of `test` is Holm-adjusted across these comparisons, and the verdict is "better"/"worse" when the
-    adjusted p <= alpha (by the sign of the mean difference), otherwise "no clear difference"."""
+    adjusted p <= alpha (by the sign of the mean difference), otherwise "no clear difference". `seeds_needed`
+    plans a follow-up: seeds_for_power at alpha / comparisons (Bonferroni, Holm's strictest step)."""
     _check(test, level, alpha)
     if baseline not in results:
         raise ValueError(f"unknown baseline {baseline!r}; schedules are: {', '.join(map(str, results))}")
@@ -153,12 +181,13 @@ def compare(
         x, y = paired(values, results[baseline])
         d = np.asarray(x) - np.asarray(y)
         low, high = t_interval(d, level)
-        rows.append((name, len(d), float(d.mean()) if d.size else NAN, low, high, *_pvalues(x, y)))
+        rows.append((name, len(d), float(d.mean()) if d.size else NAN, low, high, *_pvalues(x, y), d))
     adjusted = holm([r[5] if test == "t-test" else r[6] for r in rows])
     return [
-        Comparison(name, baseline, n, dm, lo, hi, pt, pw, ph, test, _verdict(dm, ph, alpha))
-        for (name, n, dm, lo, hi, pt, pw), ph in zip(rows, adjusted, strict=True)
-    ]
+        Comparison(name, baseline, n, dm, lo, hi, pt, pw, ph, test, _verdict(dm, ph, alpha),
+                   seeds_for_power(d, alpha / len(rows)))
+        for (name, n, dm, lo, hi, pt, pw, d), ph in zip(rows, adjusted, strict=True)
+    ]  # fmt: skip
 
 
 def rank_with_ties(

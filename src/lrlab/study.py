@@ -295,7 +295,8 @@ def run_study(
     echo("")
     echo(built.console)
     echo("")
-    echo(f"wrote {out}/summary.csv, report.md, report.html, plots/ in {time.perf_counter() - t0:.1f} s")
+    files = "summary.csv, comparisons.csv, report.md, report.html, plots/"
+    echo(f"wrote {out}/{files} in {time.perf_counter() - t0:.1f} s")
     sys.stdout.flush()
     return built.table
 
