@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 
 from lrlab import config
 from lrlab.cli import main
-from lrlab.lr_finder import range_test, suggest_minimum, suggest_steepest, suggest_valley
+from lrlab.lr_finder import RangeTest, range_test, suggest_minimum, suggest_steepest, suggest_valley
 from lrlab.study import prepare
 
 LRS = np.logspace(-5, 1, 61)  # ten points per decade
@@ -29,6 +30,22 @@ def test_rules_on_a_known_curve():
     assert suggest_steepest(LRS, loss) == pytest.approx(1e-2, rel=0.3)
     assert suggest_minimum(LRS, loss) == pytest.approx(1e-1 / 10, rel=0.3)
     assert 1e-3 < suggest_valley(LRS, loss) < 1e-1
+
+
+
+def test_valley_ignores_an_early_dip_of_the_plateau():
+    """A noisy plateau that dips once below the "loss starts to fall" level far before the real fall (seen on
+    CIFAR-10) must not move the valley: the fall's start is searched back from the bottom."""
+    loss = curve()
+    dipped = loss.copy()
+    dipped[3] -= 0.5  # at 2e-5, four decades before the fall
+    assert suggest_valley(LRS, dipped) == suggest_valley(LRS, loss) == pytest.approx(10**-1.8, rel=0.01)
+
+
+def test_a_flat_curve_comes_with_a_caution():
+    flat = RangeTest([1e-3, 1e-2, 1e-1], [2.3, 2.29, 2.28], [2.3, 2.29, 2.28], False, fall=0.01)
+    assert "fell by only 1.0%" in flat.caution()
+    assert dataclasses.replace(flat, fall=0.2).caution() is None
 
 
 QUICK = {"data.limit": 300, "train.batch_size": 32, "model.width": 0.125}

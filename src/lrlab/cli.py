@@ -265,6 +265,7 @@ def cmd_find_lr(args: argparse.Namespace) -> int:
             "suggestions": test.suggestions,
             "auto_rule": AUTO_RULE,
             "stopped_early": test.stopped_early,
+            "fall": test.fall,
             "start_lr": args.start_lr,
             "end_lr": args.end_lr,
             "steps": args.steps,
@@ -284,6 +285,8 @@ def cmd_find_lr(args: argparse.Namespace) -> int:
     for name, lr in test.suggestions.items():
         mark = '   <- used for lr = "auto"' if name == AUTO_RULE else ""
         print(f"  {name:<11} {lr:.4g}{mark}")
+    if test.caution():
+        print(f"caution: {test.caution()}")
     factors = ", ".join(f"{k} × {v:g}" for k, v in AUTO_FACTORS.items())
     print(f'"auto" in a schedule sets {factors} of the {AUTO_RULE} suggestion.')
     print(f"wrote {out}/find-lr.csv, find-lr.json, find-lr.png")
@@ -394,9 +397,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the weights, and print suggestions by several rules. Writes the curve (CSV, JSON, PNG).",
     )
     _config_args(p)
-    p.add_argument("--start-lr", type=float, default=1e-7, metavar="LR", help="first LR (default 1e-7)")
-    p.add_argument("--end-lr", type=float, default=10.0, metavar="LR", help="last LR (default 10)")
-    p.add_argument("--steps", type=int, default=100, metavar="N", help="optimizer steps (default 100)")
+    p.add_argument("--start-lr", type=float, default=config_mod.RANGE_START_LR, metavar="LR",
+                   help="first LR (default %(default)g)")  # fmt: skip
+    p.add_argument("--end-lr", type=float, default=config_mod.RANGE_END_LR, metavar="LR",
+                   help="last LR (default %(default)g)")  # fmt: skip
+    p.add_argument("--steps", type=int, default=config_mod.RANGE_STEPS, metavar="N",
+                   help="optimizer steps (default %(default)s)")  # fmt: skip
     p.add_argument("--seeds", type=_seeds, metavar="N|A,B", help="the first seed gives the initial weights")
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<study name>/find-lr)")
     p.set_defaults(func=cmd_find_lr)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from lrlab.augment import crop_pad, run_augment
-from lrlab.config import TrainConfig
+from lrlab.config import RANGE_END_LR, RANGE_START_LR, RANGE_STEPS, TrainConfig
 from lrlab.errors import ConfigError
 from lrlab.training import (
     Normalize,
@@ -35,6 +35,7 @@ from lrlab.training import (
 
 SMOOTHING = 0.98  # exponential moving average of the loss (bias-corrected), as in Smith's and fastai's
 DIVERGE = 4.0  # stop once the smoothed loss exceeds this many times its minimum so far
+MIN_FALL = 0.03  # a smaller fall of the smoothed loss (fraction of its start) is hard to tell from noise
 
 
 @dataclass
@@ -44,6 +45,16 @@ class RangeTest:
     smoothed: list[float]  # bias-corrected moving average
     stopped_early: bool  # True when the loss diverged before end_lr
     suggestions: dict[str, float] = field(default_factory=dict)
+    fall: float = 0.0  # how far the smoothed loss fell below its start before its minimum (fraction)
+
+    def caution(self) -> str | None:
+        """A warning when the curve is too flat for its suggestions to mean much, else None."""
+        if self.fall >= MIN_FALL:
+            return None
+        return (
+            f"the loss fell by only {self.fall:.1%} before its minimum, too little to tell the valley from noise: "
+            "the suggestions are unreliable; run more steps (find-lr --steps) or set the LRs by hand"
+        )
 
 
 def suggest_steepest(lrs: np.ndarray, loss: np.ndarray) -> float:
@@ -58,15 +69,18 @@ def suggest_minimum(lrs: np.ndarray, loss: np.ndarray) -> float:
 
 
 def suggest_valley(lrs: np.ndarray, loss: np.ndarray) -> float:
-    """Halfway (in log LR) between where the loss starts to fall (a tenth of its total fall) and
-    where it bottoms out: the middle of the valley. Anchored at the first real fall because a
-    longest-decreasing-run rule (fastai's valley) spans the flat, noisy start of the curve and
-    lands orders of magnitude too low."""
+    """Halfway (in log LR) between where the loss starts its fall to the bottom and the bottom: the
+    middle of the valley. The fall starts after the last point before the bottom that is still
+    within a tenth of the total fall of the starting loss: searched back from the bottom, so that a
+    plateau whose noise or drift dips below that level early does not count as the fall. (A
+    longest-decreasing-run rule, fastai's valley, spans the flat, noisy start of the curve and
+    lands orders of magnitude too low.)"""
     bottom = int(np.argmin(loss))
     fall = loss[0] - loss[bottom]
     if fall <= 0:
         return float(lrs[bottom])
-    begin = int(np.argmax(loss[: bottom + 1] <= loss[0] - 0.1 * fall))
+    high = np.flatnonzero(loss[: bottom + 1] >= loss[0] - 0.1 * fall)  # includes index 0
+    begin = int(high[-1])
     return float(lrs[(begin + bottom) // 2])
 
 
@@ -92,9 +106,9 @@ def range_test(
     cfg: TrainConfig,
     device: torch.device,
     seed: int = 0,
-    start_lr: float = 1e-7,
-    end_lr: float = 10.0,
-    steps: int = 100,
+    start_lr: float = RANGE_START_LR,
+    end_lr: float = RANGE_END_LR,
+    steps: int = RANGE_STEPS,
 ) -> RangeTest:
     """Run the test on `model` (its weights are restored afterwards) with the run's optimizer,
     batch size and augmentation; the LR goes from start_lr to end_lr in `steps` geometric steps."""
@@ -150,6 +164,8 @@ def range_test(
     last = finite[-1] + 1 if not stopped else len(smoothed) - 1
     result = RangeTest(lrs, losses, smoothed, stopped)
     result.suggestions = suggestions(lrs[:last], smoothed[:last])
+    used = [v for v in smoothed[:last] if math.isfinite(v)]
+    result.fall = (used[0] - min(used)) / abs(used[0]) if used[0] else 0.0
     return result
 
 

@@ -119,7 +119,8 @@ def prepare(cfg: StudyConfig, auto_lr: bool = True) -> Prepared:
         if d.is_main:  # under torchrun rank 0 runs it and every rank uses its answer
             torch.manual_seed(cfg.seeds[0])
             test = range_test(build(), inputs, cfg.train, device, seed=cfg.seeds[0])
-            auto = {"rule": AUTO_RULE, "lr": test.suggestions[AUTO_RULE], "suggestions": test.suggestions}
+            auto = {"rule": AUTO_RULE, "lr": test.suggestions[AUTO_RULE], "suggestions": test.suggestions,
+                    "fall": test.fall, "caution": test.caution()}  # fmt: skip
         auto = d.share(auto)
         specs = {n: resolve_auto(s, auto["lr"]) for n, s in specs.items()}
     specs = {n: resolve_auto(s, 1.0) for n, s in specs.items()}  # a stand-in where no test ran
@@ -320,6 +321,8 @@ def _run_all(
     )
     if p.auto_lr:
         echo(f'"auto" LRs: {p.auto_lr["lr"]:.4g} ({p.auto_lr["rule"]} rule of an LR range test)')
+        if p.auto_lr.get("caution"):
+            echo(f"caution: {p.auto_lr['caution']}")
     if d.is_main:
         study_doc = {
             "config": config_mod.to_dict(cfg),
