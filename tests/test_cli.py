@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import os
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +55,23 @@ def test_study_through_the_console_script(tmp_path):
     assert "| standard |" in res.stdout and "| onecycle |" in res.stdout
     with (out / "summary.csv").open() as f:
         assert [r["schedule"] for r in csv.DictReader(f)] == ["standard", "onecycle"]
+
+
+def test_progress_lines_reach_a_pipe_while_the_study_runs(tmp_path):
+    """Output into a file or pipe (a batch job's log) is written a line at a time: the study's first
+    line is readable while it is still training, not only when it ends."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    # 60 epochs: minutes of training
+    cmd = [str(Path(sys.executable).parent / "lrlab"), "study", "--schedules", "standard", "--epochs", "60",
+           "--workers", "1", "--out", str(tmp_path / "o"), "--no-progress"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        # block-buffered, nothing would arrive before the study ends; a line at a time, it comes in seconds
+        assert select.select([proc.stdout], [], [], 60)[0], "no output within 60 s"
+        assert proc.stdout.readline().startswith("lrlab study 'six-settings'") and proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def make_tree(root: Path, classes=("cat", "dog", "frog"), n=20, size=12) -> Path:

@@ -32,7 +32,6 @@ def test_rules_on_a_known_curve():
     assert 1e-3 < suggest_valley(LRS, loss) < 1e-1
 
 
-
 def test_valley_ignores_an_early_dip_of_the_plateau():
     """A noisy plateau that dips once below the "loss starts to fall" level far before the real fall (seen on
     CIFAR-10) must not move the valley: the fall's start is searched back from the bottom."""

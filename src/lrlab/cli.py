@@ -4,6 +4,7 @@ live in config.py. `main(argv) -> int` is the console script and the tests' entr
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 import tomllib
@@ -428,6 +429,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> None:
+    # a line at a time also into files and pipes (a batch job's log, `| tee`): each finished run is
+    # reported when it finishes, not when the buffer fills or the study ends
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     try:
         code = main()
         sys.stdout.flush()
