@@ -24,6 +24,7 @@ examples:
   lrlab study --data cifar10 --data-dir data --download --width 0.5
   lrlab study --data imagefolder:cifar10-train.tar.gz --limit 2000
   lrlab study --peak-lrs 0.01,0.1,1 --seeds 3     every schedule at three peak LRs
+  lrlab study cifar10-cpu                      CIFAR-10 cut to CPU size (data/cifar10-train.tar.gz)
   lrlab study configs/cifar10-study.toml --device cuda
   lrlab schedules --plot lr.png                 preview the schedules without training
   lrlab report runs/a runs/b --out runs/all     merge two studies' run folders into one report
