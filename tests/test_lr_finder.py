@@ -33,8 +33,8 @@ def test_rules_on_a_known_curve():
 
 
 def test_valley_ignores_an_early_dip_of_the_plateau():
-    """A noisy plateau that dips once below the "loss starts to fall" level far before the real fall (seen on
-    CIFAR-10) must not move the valley: the fall's start is searched back from the bottom."""
+    """A noisy plateau that dips once below the "loss starts to fall" level far before the real fall must not
+    move the valley: the fall's start is searched back from the bottom."""
     loss = curve()
     dipped = loss.copy()
     dipped[3] -= 0.5  # at 2e-5, four decades before the fall

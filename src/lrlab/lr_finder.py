@@ -72,7 +72,7 @@ def suggest_valley(lrs: np.ndarray, loss: np.ndarray) -> float:
     """Halfway (in log LR) between where the loss starts its fall to the bottom and the bottom: the
     middle of the valley. The fall starts after the last point before the bottom that is still
     within a tenth of the total fall of the starting loss: searched back from the bottom, so that a
-    plateau whose noise or drift dips below that level early does not count as the fall. (A
+    noisy plateau that dips below that level early does not count as the fall. (A
     longest-decreasing-run rule, fastai's valley, spans the flat, noisy start of the curve and
     lands orders of magnitude too low.)"""
     bottom = int(np.argmin(loss))
