@@ -67,8 +67,9 @@ def main() -> None:
         print(f"epoch {epoch:>2}: val accuracy {acc:.4f}, {elapsed:7.1f} s")
         if reached is None and acc >= args.target:
             reached = elapsed
-    _, final, _ = evaluate(trainer.model, p.dataset.val, trainer.norm, p.device, trainer.speed)
-    _, final_tta, _ = evaluate(trainer.model, p.dataset.val, trainer.norm, p.device, trainer.speed, tta_flip=True)
+    val = trainer.val_split  # on the device already when the data is
+    _, final, _ = evaluate(trainer.model, val, trainer.norm, p.device, trainer.speed)
+    _, final_tta, _ = evaluate(trainer.model, val, trainer.norm, p.device, trainer.speed, tta_flip=True)
     name = torch.cuda.get_device_name() if p.device.type == "cuda" else "CPU"
     print(f"\n{name}, torch {torch.__version__}, GoogLeNet width {args.width}, batch {args.batch}, one-cycle to "
           f"{args.max_lr}, {args.epochs} epochs" + (f", compile {trainer.compile_seconds:.0f} s (not counted)"

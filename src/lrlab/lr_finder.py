@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from lrlab.augment import crop_pad, run_augment
 from lrlab.config import RANGE_END_LR, RANGE_START_LR, RANGE_STEPS, TrainConfig
 from lrlab.errors import ConfigError
 from lrlab.training import (
@@ -127,7 +126,7 @@ def range_test(
     train = on_device(data.train, speed, device)
     order_gen = torch.Generator().manual_seed(seed)
     aug_gen = torch.Generator().manual_seed(seed + 1)
-    augment, pad = run_augment(data.augment, data.cutout, data.mean), crop_pad(data.train.images.shape[-1])
+    augment, pad = data.augmentation()
     grow = (end_lr / start_lr) ** (1 / (steps - 1))
     lrs, losses, smoothed = [], [], []
     avg, best, stopped = 0.0, math.inf, False

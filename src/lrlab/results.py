@@ -5,7 +5,7 @@ Pure functions of the saved files; report.py and plots.py present them."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,9 @@ SUMMARY_COLUMNS = [
     "schedule", "seed", "status", *ALL_METRICS, "best_val_accuracy", "best_epoch", "final_val_accuracy",
     "epochs_run", "peak_lr", "final_lr", "mean_lr", "seconds",
 ]  # fmt: skip
-# comparisons.csv: stats.Comparison's fields, one row per schedule against the baseline
-COMPARISON_COLUMNS = [
-    "schedule", "baseline", "metric", "n", "diff_mean", "diff_ci_low", "diff_ci_high", "p_ttest", "p_wilcoxon",
-    "p_holm", "test", "verdict", "seeds_needed",
-]  # fmt: skip
+# comparisons.csv: stats.Comparison's fields with the metric after the two schedules, one row per comparison
+_FIELDS = [f.name for f in fields(stats.Comparison)]
+COMPARISON_COLUMNS = [*_FIELDS[:2], "metric", *_FIELDS[2:]]
 LEVEL, ALPHA, TEST = 0.95, 0.05, "t-test"  # the report's interval, significance level and paired test
 LATE = 0.25  # "late in training": the last quarter of the steps
 TARGET_OF_BEST = 0.9  # default target accuracy: this fraction of the best validation accuracy seen

@@ -21,7 +21,7 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from lrlab.augment import crop_pad, run_augment
+from lrlab.augment import Augment, crop_pad, run_augment
 from lrlab.config import TrainConfig
 from lrlab.data import LazyImages, Split
 from lrlab.distributed import SINGLE, Dist, check_batch, wrap
@@ -247,6 +247,10 @@ class RunInputs:
     loader_workers: int = 0  # DataLoader workers for streamed (LazyImages) splits
     cutout: int = 0  # side of the square cut out of each training image after `augment` (px; 0: none)
 
+    def augmentation(self) -> tuple[Augment | None, int]:
+        """The training augmentation (None: none; cutout filled with the mean pixel) and its crop padding."""
+        return run_augment(self.augment, self.cutout, self.mean), crop_pad(self.train.images.shape[-1])
+
 
 class Outputs(nn.Module):
     """The training step's view of the model: (logits, auxiliary logits) from one forward call, so
@@ -338,8 +342,7 @@ class Trainer:
         self.aug_gen = torch.Generator().manual_seed(seed + 1_000_003)  # crops and flips: likewise
         self.opt = make_optimizer(self.model, cfg, schedule.lr(0))
         self.norm = Normalize.of(data.mean, data.std, device)
-        self.pad = crop_pad(data.train.images.shape[-1])
-        self.augment = run_augment(data.augment, data.cutout, data.mean)  # None: no augmentation
+        self.augment, self.pad = data.augmentation()  # augment None: no augmentation
         self.bound = DIVERGE_FACTOR * math.log(max(data.num_classes, 2))
         self.epochs: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {"epoch": 0, "val_accuracy": -1.0}
