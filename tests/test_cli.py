@@ -7,6 +7,7 @@ import os
 import select
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 from PIL import Image
 
 from lrlab.cli import main
+from lrlab.schedules import compile_schedule
 
 LRLAB = Path(sys.executable).parent / "lrlab"  # the installed console script
 QUICK = ["--limit", "150", "--epochs", "1", "--batch-size", "32", "--width", "0.125", "--no-progress"]
@@ -127,6 +129,19 @@ def test_schedules_preview_writes_plot_and_csv(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--steps", "0"], "--steps: must be at least 1, got 0"),
+        (["--steps", "10", "--steps-per-epoch", "0"], "--steps-per-epoch: must be at least 1"),
+        (["--steps-per-epoch", "3"], "--steps-per-epoch: goes with --steps"),
+    ],
+)
+def test_schedules_step_flags_refuse_what_they_would_ignore(capsys, args, needle):
+    assert main(["schedules", *args]) == 2
+    assert needle in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
     ("args", "needles"),
     [
         (["--schedules", "standard,onecylce"], ["'onecylce'", "did you mean 'onecycle'", "'uneven-cyclic'"]),
@@ -179,3 +194,27 @@ def test_set_without_equals_is_an_argparse_error(capsys):
     with pytest.raises(SystemExit) as e:
         main(["study", "--set", "train.ema"])
     assert e.value.code == 2 and "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_find_lr_checks_its_output_folder_before_the_test(tmp_path, capsys, monkeypatch):
+    import lrlab.lr_finder
+
+    monkeypatch.setattr(lrlab.lr_finder, "range_test", lambda *a, **k: pytest.fail("ran the range test"))
+    (tmp_path / "file").write_text("")
+    assert main(["find-lr", "--out", str(tmp_path / "file" / "x")]) == 2
+    assert "cannot be written" in capsys.readouterr().err
+
+
+def test_families_listing_shows_defaults_a_spec_accepts(capsys):
+    from .test_schedules import PLAN, REQUIRED_KEYS
+
+    assert main(["schedules", "--families"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "down_*=(as up)" in lines["cyclic"] and "cycle_momentum=false" in lines["onecycle"]
+    assert "warmup_*" in lines["warmup"]
+    for family, required in REQUIRED_KEYS.items():
+        pairs = [p for p in lines[family].split(None, 1)[1].split(", ") if "=" in p and "=(" not in p]
+        written = tomllib.loads("\n".join(pairs))  # every shown default is valid TOML for its key
+        if "cycle_momentum" in written:  # the momentum values are refused unless it is cycled
+            written["cycle_momentum"] = True
+        compile_schedule({"type": family, **written, **required}, PLAN)

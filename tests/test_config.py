@@ -49,18 +49,28 @@ def test_int_is_accepted_for_float():
         ({"schedules": SCHED, "train": {"weight_decay": -1}}, "train.weight_decay"),
         ({"schedules": SCHED, "data": {"val_frac": 1.5}}, "data.val_frac"),
         ({"schedules": SCHED, "data": 3}, "data: expected a table"),
+        ({"schedules": SCHED, "data": {"split_seed": -1}}, "data.split_seed: must be in [0, 2**32)"),
         ({"schedules": SCHED, "model": {"stem": "vit"}}, "model.stem"),
         ({"schedules": SCHED, "seeds": [1, 1]}, "seeds"),
         ({"schedules": SCHED, "seeds": 0}, "seeds"),
         ({"schedules": SCHED, "baseline": "nope"}, "baseline"),
         ({"schedules": {}}, "no schedules"),
         ({"schedules": {"s": 3}}, "schedules.s"),
+        *[({"schedules": {name: SCHED["s"]}}, f"schedules.{name}: a schedule name is letters")
+          for name in ("a@0.1", "a/b", "std | pipe", "lr$x$", "_hidden", "a`b`", "two words", "")],
     ],
-)
+)  # fmt: skip
 def test_refused_documents_name_the_key(doc, needle):
     with pytest.raises(ConfigError) as e:
         config.from_dict(doc)
     assert needle in str(e.value)
+
+
+def test_schedule_names_may_use_any_script_digits_and_dots():
+    cfg = config.from_dict(
+        {"schedules": {n: SCHED["s"] for n in ("onecycle", "sgdr-1.5", "2cycles", "wärme_up", "a+b")}}
+    )
+    assert len(cfg.schedules) == 5
 
 
 def test_unknown_key_lists_the_valid_ones():

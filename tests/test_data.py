@@ -182,6 +182,40 @@ def test_grey_images_give_one_channel_and_mixed_give_three(tmp_path):
     assert load_data(cfg_for(grey)).in_channels == 3
 
 
+def test_streaming_reads_every_header_like_memory_reads_every_image(tmp_path):
+    # 900 grey images and one RGB one, which a sample of every third image (the old check) missed
+    grey = make_tree(tmp_path / "g", mode="L", n=300)
+    Image.fromarray(np.full((8, 8, 3), 7, np.uint8), "RGB").save(grey / "train" / "dog" / "001.png")
+    memory, streamed = load_data(cfg_for(grey)), load_data(cfg_for(grey, stream=True))
+    assert memory.in_channels == streamed.in_channels == 3
+    assert torch.equal(streamed.train.images[torch.arange(len(streamed.train))], memory.train.images)
+    Image.fromarray(np.zeros((10, 10), np.uint8), "L").save(grey / "train" / "cat" / "050.png")
+    with pytest.raises(DataError, match=r"10×10 in .*cat/050\.png.*data\.image_size"):
+        load_data(cfg_for(grey, stream=True))  # up front, not as a collate error mid-training
+
+
+def test_sixteen_bit_grey_keeps_its_top_bits(tmp_path):
+    root = make_tree(tmp_path / "d", classes=["cat", "dog"], mode="L")
+    values = np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000  # 0 .. 63,000
+    Image.fromarray(values).save(root / "train" / "cat" / "000.png")  # a 16-bit PNG
+    assert Image.open(root / "train" / "cat" / "000.png").mode.startswith("I")
+    ds = load_data(cfg_for(root, val_frac=0.1, test_frac=0.1))
+    images = torch.cat([s.images for s in splits(ds)])
+    assert any(torch.equal(im[0], torch.from_numpy((values >> 8).astype(np.uint8))) for im in images)
+
+
+@pytest.mark.parametrize("archived", [False, True])
+def test_hidden_files_and_folders_are_skipped(tmp_path, archived):
+    root = make_tree(tmp_path / "d")
+    plain = load_data(cfg_for(root))
+    (root / "train" / ".ipynb_checkpoints").mkdir()
+    write_images(root / "train" / "cat" / ".thumbs", classes=["x"], n=2)
+    (root / "train" / "dog" / "._000.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # macOS metadata
+    source = make_tgz(root, tmp_path / "d.tar.gz") if archived else root
+    ds = load_data(cfg_for(source))
+    assert ds.classes == CLASSES and all(torch.equal(a.images, b.images) for a, b in zip(splits(ds), splits(plain)))
+
+
 def test_differing_sizes_need_image_size(tmp_path):
     root = make_tree(tmp_path / "d", classes=["cat", "dog"])
     write_images(root / "train", classes=["frog"], size=(10, 6))

@@ -79,6 +79,60 @@ def test_sigkill_then_rerun_resumes_exactly(tmp_path):
     assert len(store.read_csv(tmp_path / "victim" / "summary.csv")) == 2
 
 
+def _workers(pid: int) -> list[int]:
+    """The multiprocessing workers whose parent is `pid`, read from /proc (Linux)."""
+    out = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (proc / "cmdline").read_text()
+        except (OSError, IndexError):  # gone meanwhile
+            continue
+        if parent == pid and "spawn_main" in command:
+            out.append(int(proc.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads child processes from /proc")
+@pytest.mark.parametrize("how", ["SIGTERM to lrlab", "Ctrl-C to its process group"])
+def test_stopping_a_parallel_study_stops_its_workers_at_once(tmp_path, how):
+    cfg = tmp_path / "study.toml"
+    # three runs on two workers: one waits in the queue, and no worker may start it
+    text = CONFIG.replace('name = "resume"', 'name = "resume"\nworkers = 2').replace("epochs = 6", "epochs = 40")
+    cfg.write_text(text + '[schedules.third]\ntype = "constant"\nlr = 0.02\n')
+    out = tmp_path / "out"
+    cmd = [str(LRLAB), "study", str(cfg), "--out", str(out), "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("runs/*/seed-0/checkpoint.pt"))) < 2:  # both workers are training
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    workers = _workers(proc.pid)
+    assert len(workers) == 2
+    t0 = time.monotonic()
+    if how.startswith("SIGTERM"):
+        proc.send_signal(signal.SIGTERM)
+    else:
+        os.killpg(proc.pid, signal.SIGINT)
+    log = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130 and "interrupted; finished runs are saved" in log, log
+    assert time.monotonic() - t0 < 15  # each run has minutes to go: the workers did not finish theirs
+    time.sleep(1)
+    assert not [w for w in workers if _alive(w)]
+    assert "leaked" not in log and "Traceback" not in log, log
+    assert not list(out.glob("runs/*/seed-0/result.json"))
+    with store.FolderLock(out):  # released
+        pass
+
+
 def test_a_locked_folder_is_refused_with_the_holder(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()

@@ -16,12 +16,31 @@ from .test_schedules import PLAN, assert_close, lrs, torch_lrs
 S = torch.optim.lr_scheduler
 
 
-@pytest.mark.parametrize(("T0", "mult", "eta"), [(10, 1, 0.0), (7, 2, 0.001), (5, 3, 0.01), (33, 1, 0.0)])
+@pytest.mark.parametrize(
+    ("T0", "mult", "eta"), [(10, 1, 0.0), (7, 2, 0.001), (5, 3, 0.01), (33, 1, 0.0), (2, 10, 0.0), (1, 6, 0.0),
+                            (3, 100, 0.0), (1, 10**15, 0.0)]
+)  # fmt: skip
 def test_sgdr_matches_torch(T0, mult, eta):
     theirs = torch_lrs(lambda o: S.CosineAnnealingWarmRestarts(o, T_0=T0, T_mult=mult, eta_min=eta), 200, 0.3)
     spec = {"type": "sgdr", "lr": 0.3, "period_steps": T0, "t_mult": mult, "min_lr": eta}
     # torch anneals by recursion; its rounding drifts slightly from the closed form
     assert_close(lrs(spec, Plan(200, 10)), theirs, rel=1e-7)
+
+
+def test_sgdr_restarts_at_every_cycle_start_for_large_t_mult():
+    # float rounding at a cycle boundary once put restarts at min_lr for t_mult 6, 10, 100, ...
+    for T0 in range(1, 40):
+        for mult in (6, 10, 100):
+            v = lrs({"type": "sgdr", "lr": 0.1, "period_steps": T0, "t_mult": mult}, Plan(400, 10))
+            starts = [T0 * (mult**n - 1) // (mult - 1) for n in range(6)]
+            assert all(v[s] == pytest.approx(0.1) for s in starts if s < 400), (T0, mult)
+
+
+def test_sgdr_huge_t_mult_is_one_cycle_and_peaks_stay_above_min_lr():
+    assert_close(lrs({"type": "sgdr", "lr": 0.1, "period_steps": 1, "t_mult": 1e308}), [0.1] * 100)
+    v = lrs({"type": "sgdr", "lr": 0.1, "min_lr": 0.05, "period_steps": 3, "peak_decay": 0.3})
+    assert min(v) == pytest.approx(0.05) and max(v) == pytest.approx(0.1)
+    assert v[3] == pytest.approx(0.05)  # the second cycle's peak 0.03 is held at min_lr
 
 
 def test_sgdr_peak_decay_and_cycle_warmup():
@@ -68,6 +87,21 @@ def test_plateau_matches_torch():
         ref.step(m)
         sched.observe({"val_loss": m})
     assert sched.lr(159) < 0.1  # it did reduce
+
+
+def test_plateau_after_warmup_watches_the_latest_epochs():
+    # 10 steps per epoch, 2 warm-up epochs: epochs ending in the warm-up are not watched, and the
+    # decision at an epoch uses the epochs just finished (not ones lagged by the warm-up)
+    spec = {"type": "plateau", "lr": 0.1, "patience": 0, "warmup_epochs": 2}
+    sched = compile_schedule(spec, PLAN)
+    for loss in (5.0, 4.0, 1.0, 1.0, 0.5, 0.5):  # falls in the warm-up, then flat, better, flat
+        sched.observe({"val_loss": loss})
+    assert sched.lr(20) == sched.lr(39) == 0.1  # epochs 3 and 4 start at the full LR
+    assert sched.lr(40) == pytest.approx(0.01)  # epoch 4's 1.0 is no better than epoch 3's
+    assert sched.lr(50) == pytest.approx(0.01)  # epoch 5's 0.5 is
+    assert sched.lr(60) == pytest.approx(0.001)  # epoch 6's is not
+    v = lrs(spec)[:21]
+    assert v == sorted(v)  # the ramp rises to the plateau's LR
 
 
 def test_plateau_watching_accuracy():
@@ -168,8 +202,14 @@ def test_explicit_momentum_schedule():
         ({"type": "onecycle", "max_lr": 0.1, "convention": "keras"}, "convention"),
         ({"type": "constant", "lr": 0.1, "warmup_steps": 5, "warmup_curve": "exp"}, "warmup_curve"),
         ({"type": "onecycle", "max_lr": "auto"}, "LR range test"),
+        ({"type": "onecycle", "max_lr": 0.1, "cycle_momentum": True, "max_momentum": 1.2}, "max_momentum"),
+        ({"type": "cyclic", "base_lr": 0.01, "max_lr": 0.1, "up_steps": 5, "cycle_momentum": True,
+          "base_momentum": -0.5}, "base_momentum"),
+        ({"type": "onecycle", "max_lr": 0.1, "base_momentum": 0.8}, "base_momentum: used only with cycle_momentum"),
+        ({"type": "torch-onecycle", "max_lr": 0.1, "cycle_momentum": False, "max_momentum": 0.9}, "max_momentum"),
+        ({"type": "sgdr", "lr": 0.1, "period_epochs": 0}, "schedules.s.period_epochs: must be longer"),
     ],
-)
+)  # fmt: skip
 def test_refused(spec, needle):
     with pytest.raises(ConfigError) as e:
         compile_schedule(spec, PLAN, name="s")

@@ -186,6 +186,25 @@ def test_warmup_joins_without_jump(family):
     assert v[10:] == pytest.approx(body)  # after warm-up the family runs over the remaining steps
 
 
+def test_fractions_land_on_the_intended_step():
+    # 0.28 × 25 is 7.000000000000001 in floats: the drop still comes at step 7
+    for spec in (
+        {"type": "multistep", "lr": 1.0, "milestones_frac": [0.28]},
+        {"type": "step", "lr": 1.0, "every_frac": 0.28},
+    ):
+        v = lrs(spec, Plan(25, 5))
+        assert v[6] == 1.0 and v[7] == pytest.approx(0.1)
+
+
+def test_after_a_warmup_lengths_count_from_its_end():
+    # the documented rule (torch's SequentialLR, timm's warmup_prefix): the family runs over the
+    # remaining steps as if training began there, so milestones and fractions count from there
+    v = lrs({"type": "multistep", "lr": 1.0, "milestones_epochs": [5], "warmup_epochs": 2})
+    assert v[69] == 1.0 and v[70] == pytest.approx(0.1)
+    v = lrs({"type": "multistep", "lr": 1.0, "milestones_frac": [0.5], "warmup_frac": 0.2})
+    assert v[59] == 1.0 and v[60] == pytest.approx(0.1)  # half of the 80 steps after the warm-up
+
+
 def test_units_agree():
     a = lrs({"type": "cyclic", "base_lr": 0.1, "max_lr": 1, "up_epochs": 2})
     b = lrs({"type": "cyclic", "base_lr": 0.1, "max_lr": 1, "up_steps": 20})
@@ -217,15 +236,19 @@ def test_trace_covers_every_step():
         ({"type": "constant", "lr": 0}, "schedules.s.lr"),
         ({"type": "constant", "lr": "big"}, "schedules.s.lr"),
         ({"type": "constant", "lrr": 0.1}, "did you mean 'lr'"),
-        ({"type": "constant", "lr": 0.1, "warmup_steps": 100}, "schedules.s.warmup"),
+        ({"type": "constant", "lr": 0.1, "warmup_steps": 100}, "schedules.s.warmup_steps"),
+        ({"type": "cosine", "lr": 0.1, "warmup_steps": 99.5}, "schedules.s.warmup_steps: the warm-up (99.5 steps, 100"),
+        ({"type": "polynomial", "lr": 0.1, "warmup_frac": 0.995}, "schedules.s.warmup_frac"),
+        ({"type": "constant", "lr": 10**400}, "schedules.s.lr: expected a finite number"),
+        ({"type": "step", "lr": 0.1, "every_steps": -(10**400)}, "schedules.s.every_steps"),
         ({"type": "constant", "lr": 0.1, "warmup_frac": 1.5}, "schedules.s.warmup_frac"),
         ({"type": "constant", "lr": 0.1, "warmup_steps": 5, "warmup_epochs": 1}, "given twice"),
         ({"type": "warmup", "lr": 0.1}, "warmup_steps"),
         ({"type": "cyclic", "base_lr": 0.5, "max_lr": 0.1, "up_steps": 5}, "schedules.s.max_lr"),
-        ({"type": "cyclic", "base_lr": 0.1, "max_lr": 0.5, "up_steps": 0}, "schedules.s.up"),
+        ({"type": "cyclic", "base_lr": 0.1, "max_lr": 0.5, "up_steps": 0}, "schedules.s.up_steps"),
         (
             {"type": "cyclic", "base_lr": 0.1, "max_lr": 0.5, "up_steps": 5, "down_steps": 0},
-            "schedules.s.down",
+            "schedules.s.down_steps",
         ),
         (
             {"type": "cyclic", "base_lr": 0.1, "max_lr": 0.5, "up_steps": 5, "mode": "zigzag"},

@@ -184,6 +184,29 @@ def test_compare_all_zero_differences():
     assert c.diff_mean == 0.0 and c.verdict == "no clear difference"
 
 
+def test_equal_gains_in_counts_are_equal_despite_float_noise():
+    # accuracies are k/270; (k+3)/270 - k/270 differs from seed to seed in the last bits
+    base = {0: 237 / 270, 1: 251 / 270}
+    (c,) = compare({"base": base, "up": {s: v + 3 / 270 for s, v in base.items()}}, "base")
+    assert c.p_ttest < 1e-6 and c.verdict == "better"
+    assert c.seeds_needed == 2  # no spread: two seeds show it (was inf: the noise read as a spread)
+    # tied |differences| share a rank: the exact two-sided p of signs (+,+,-,-,+) on equal sizes is 1
+    a, k = [237, 244, 251, 248, 269], [1, 1, -1, -1, 1]
+    x = {s: (a[s] + k[s]) / 270 for s in range(5)}
+    y = {s: a[s] / 270 for s in range(5)}
+    (c,) = compare({"base": y, "x": x}, "base")
+    assert c.p_wilcoxon == pytest.approx(sps.wilcoxon(k).pvalue) == pytest.approx(1.0)
+    (c,) = compare({"base": {0: 237 / 270, 1: 251 / 270}, "x": {0: 238 / 270, 1: 250 / 270}}, "base")
+    assert c.diff_mean == 0 and math.isnan(c.seeds_needed)  # +1/270 and -1/270: a zero mean, cannot say
+
+
+def test_holm_counts_only_comparisons_with_a_p_value():
+    nan = float("nan")
+    res = compare({"base": BASE, "better": BETTER, "worse": WORSE, "gone": {s: nan for s in BASE}}, "base")
+    assert [c.holm_m for c in res] == [2, 2, 2]
+    assert res[0].p_holm == pytest.approx(min(1.0, 2 * min(r.p_ttest for r in res[:2])))
+
+
 def test_compare_bad_input():
     with pytest.raises(ValueError, match=r"'nope'.*alpha, beta"):
         compare({"alpha": BASE, "beta": SAME}, "nope")

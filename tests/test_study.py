@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import stat
 
 import pytest
 
@@ -86,6 +88,7 @@ def test_report_states_n_interval_and_test(study):
         assert f"| {name} |" in md and f"| {name} |" in printed and f"<td>{name}</td>" in html
     assert "95 % t-interval" in md and "paired t-test" in md and "Holm" in md and "| n |" in md.replace(" n |", " n |")
     assert "Against the baseline (standard)" in md and "Wilcoxon" in md
+    assert "Holm-adjusted over 5 comparisons, alpha 0.05" in md and "at α/5 (Holm's strictest step)" in md
     assert "data:image/png;base64," in html and "plots/" not in html.split("<body>")[1]  # self-contained
     assert md.count("![") == 5
     row = table[0]
@@ -123,6 +126,56 @@ def test_report_rebuilds_identical_summary_from_copied_run_folders(study, tmp_pa
     assert (copy / "report.html").is_file() and (copy / "plots" / "accuracy.png").is_file()
 
 
+def test_report_of_one_seed_says_nothing_was_tested(study, tmp_path):
+    _, out, _, _ = study
+    for run in (out / "runs").glob("*/seed-0"):
+        shutil.copytree(run, tmp_path / "runs" / run.parent.name / run.name)
+    assert main(["report", str(tmp_path)]) == 0
+    md = (tmp_path / "report.md").read_text()
+    assert "no p-values: a test needs at least two seeds" in md and "Holm-adjusted" not in md
+
+
+def test_train_gives_the_weights_of_a_finished_run_and_fresh_touches_only_its_run(study, tmp_path):
+    _, out, _, _ = study
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    flags = ["--set", "data.limit=200", "--epochs", "2", "--batch-size", "32", "--width", "0.125",
+             "--threads", "1", "--no-progress", "--out", str(copy)]  # fmt: skip
+    run = copy / "runs" / "annealing" / "seed-0"
+    assert main(["train", "--schedule", "annealing", "--seed", "0", *flags]) == 0
+    assert (run / "model.pt").is_file()  # the finished run was trained again for its weights
+    before, after = (json.loads((d / "runs/annealing/seed-0/result.json").read_text()) for d in (out, copy))
+    assert after["test"] == before["test"]  # the same run, bit for bit on the CPU
+    assert main(["train", "--schedule", "warmup", "--seed", "1", *flags, "--fresh"]) == 0
+    assert (copy / "runs" / "warmup" / "seed-1" / "model.pt").is_file()
+    assert (run / "model.pt").is_file() and (copy / "runs" / "warmup" / "seed-0" / "result.json").is_file()
+
+
+def test_a_runs_identity_is_the_datas_content_not_its_path():
+    from lrlab.study import run_fingerprint
+
+    def fp(name: str, files_hash: str = "abc", **data) -> str:
+        cfg = config.load(None, {"data.name": name, **{f"data.{k}": v for k, v in data.items()}})
+        return run_fingerprint(cfg, cfg.schedules["standard"], None, 0, files_hash)
+
+    assert fp("imagefolder:trees/a") == fp("imagefolder:/mnt/copy/a") != fp("imagefolder:trees/a", "other")
+    assert fp("cifar10", data_dir="data") == fp("cifar10", data_dir="/scratch/cifar", download=True)
+    assert fp("cifar10") != fp("cifar100") and fp("imagefolder:x") != fp("imagefolder:x", limit=100)
+
+
+def test_a_damaged_run_file_is_named_not_a_traceback(study, tmp_path, capsys):
+    _, out, _, _ = study
+    shutil.copytree(out / "runs", tmp_path / "runs")
+    damaged = tmp_path / "runs" / "cyclic" / "seed-1" / "result.json"
+    damaged.write_text(damaged.read_text()[:100])
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot read the run in {damaged.parent}" in err and "remove that folder" in err
+    (tmp_path / "file").write_text("")
+    assert main(["report", str(out), "--out", str(tmp_path / "file" / "x")]) == 2
+    assert "cannot be written" in capsys.readouterr().err
+
+
 def test_report_merges_study_folders(study, tmp_path):
     _, out, _, _ = study
     a, b = tmp_path / "a", tmp_path / "b"
@@ -139,7 +192,7 @@ def test_report_merges_study_folders(study, tmp_path):
 
 def test_lr_axis_and_divergence(tmp_path):
     """Every schedule at each peak LR; a huge peak diverges and the report shows it, the rest finish."""
-    cfg = config.load(None, {**QUICK, "out": str(tmp_path), "peak_lrs": [0.05, 1e4]})
+    cfg = config.load(None, {**QUICK, "out": str(tmp_path), "peak_lrs": [0.05, 1e4], "seeds": 2})
     from lrlab.study import select_schedules
 
     select_schedules(cfg, ["standard", "onecycle"])
@@ -152,6 +205,14 @@ def test_lr_axis_and_divergence(tmp_path):
     )  # the peak step may fall between steps
     md = (tmp_path / "report.md").read_text()
     assert "lr_sensitivity.png" in md and "diverged at step" in md
+    # Holm within each peak LR: one comparison at 0.05; at 1e4 both diverged and nothing is tested
+    assert "Holm-adjusted over 1 comparison within each peak LR" in md and "α/1 " in md
+    gone = tmp_path / "runs" / "standard@10000" / "seed-0" / "result.json"
+    strict = json.loads(gone.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in {gone}"))
+    assert strict["diverged"]["step"] <= 10 and strict["best_epoch"] is None is strict["best_val_accuracy"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(gone.stat().st_mode) == 0o666 & ~umask  # readable like any new file, not private
     assert (tmp_path / "plots" / "lr_sensitivity.png").stat().st_size > 5000
 
 

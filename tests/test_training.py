@@ -99,6 +99,18 @@ def test_same_seed_same_start_for_every_schedule(digits):
     assert a.epochs[0]["train_loss"] == a2.epochs[0]["train_loss"]  # deterministic on CPU
 
 
+def test_logged_losses_are_means_even_when_epochs_split_the_log_window(digits):
+    # 7 steps per epoch, a log every 10: a window that an epoch start cut short is still a mean
+    inputs, build = digits
+    cfg = TrainConfig(epochs=4, batch_size=64)
+    assert steps_per_epoch(len(inputs.train), 64) == 7
+    sched = compile_schedule({"type": "constant", "lr": 1e-9}, plan_for(inputs, cfg))  # the loss stays put
+    res = train_run(build, inputs, sched, cfg, seed=0, device=torch.device("cpu"), progress=False)
+    epoch_loss = sum(e["train_loss"] for e in res.epochs) / len(res.epochs)
+    assert [s for s, _ in res.step_losses] == [10, 20]
+    assert all(abs(v - epoch_loss) < 0.2 * epoch_loss for _, v in res.step_losses), (res.step_losses, epoch_loss)
+
+
 def test_a_huge_lr_diverges_cleanly(digits):
     inputs, build = digits
     cfg = TrainConfig(epochs=2, batch_size=32)

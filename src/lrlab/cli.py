@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import signal
 import sys
+import threading
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +16,7 @@ from typing import Any
 
 from lrlab import __version__
 from lrlab import config as config_mod
-from lrlab.errors import LrlabError
+from lrlab.errors import ConfigError, LrlabError
 
 EXAMPLES = """\
 examples:
@@ -196,17 +198,26 @@ def _floats(text: str) -> list[float]:
 def cmd_schedules(args: argparse.Namespace) -> int:
     from lrlab import plots, store
     from lrlab.schedules import FAMILIES, PRESETS, Plan, compile_schedule, family_fields
-    from lrlab.schedules.compile import REQUIRED
+    from lrlab.schedules.compile import REQUIRED, toml_text
     from lrlab.study import prepare
 
     if args.families:
         for name in FAMILIES:
             params = ", ".join(k if d == REQUIRED else f"{k}={d}" for k, d in family_fields(name))
             print(f"{name:<12} {params}")
-        print("every type also takes: warmup_steps|_epochs|_frac, warmup_start_lr=0, warmup_curve=linear, momentum")
+        print(
+            "every type also takes: warmup_* (a warm-up before it), warmup_start_lr=0, "
+            'warmup_curve="linear" ("cos"), momentum (a table)'
+        )
+        print("a length key ending in _* is written _steps, _epochs or _frac; keys without a value are required")
         for name, preset in PRESETS.items():
-            print(f"preset {name:<16} " + ", ".join(f"{k}={v}" for k, v in preset.items()))
+            print(f"preset {name:<16} " + ", ".join(f"{k}={toml_text(v)}" for k, v in preset.items()))
         return 0
+    for flag, value in (("--steps", args.steps), ("--steps-per-epoch", args.steps_per_epoch)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag}: must be at least 1, got {value}")
+    if args.steps_per_epoch is not None and args.steps is None:
+        raise ConfigError("--steps-per-epoch: goes with --steps (without it the data's real steps per epoch are used)")
     cfg = _load(args)
     if args.steps:
         spe = args.steps_per_epoch or max(1, args.steps // cfg.train.epochs)
@@ -252,10 +263,11 @@ def cmd_find_lr(args: argparse.Namespace) -> int:
 
     cfg = _load(args)
     p = prepare(cfg, auto_lr=False)
+    out = Path(args.out) if args.out else cfg.out_dir / "find-lr"
+    store.open_out(out)  # before the test, not after it
     seed = cfg.seeds[0]
     torch_seed(seed)
     test = range_test(p.build(), p.inputs, cfg.train, p.device, seed, args.start_lr, args.end_lr, args.steps)
-    out = Path(args.out) if args.out else cfg.out_dir / "find-lr"
     rows = [
         {"step": i, "lr": lr, "loss": loss, "smoothed": sm}
         for i, (lr, loss, sm) in enumerate(zip(test.lrs, test.losses, test.smoothed, strict=True))
@@ -340,7 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K/N",
         help="run only the K-th of N disjoint parts of the study (e.g. one per SLURM array task)",
     )
-    p.add_argument("--fresh", action="store_true", help="discard earlier runs in the output folder")
+    p.add_argument(
+        "--fresh", action="store_true", help="discard the earlier runs this command trains (others in --out stay)"
+    )
     p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -415,6 +429,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; user errors print one line to stderr and return 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # SIGTERM (a batch scheduler's stop, `kill`) ends lrlab like Ctrl-C: locks released, worker
+    # processes stopped, finished runs kept; Python's default would exit without any of that
+    in_main = threading.current_thread() is threading.main_thread()  # only there can a handler be set
+    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None
     try:
         return int(args.func(args))
     except LrlabError as e:
@@ -427,6 +445,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from lrlab.distributed import shutdown
 
         shutdown()
+        if in_main:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def entry() -> None:

@@ -8,6 +8,7 @@ refused with a `ConfigError` that names the key (and suggests the closest valid 
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import types
 import typing
@@ -180,6 +181,7 @@ def _check(cfg: StudyConfig) -> None:
     need(0 < d.val_frac < 1, "data.val_frac", f"must be in (0, 1), got {d.val_frac}")
     need(0 < d.test_frac < 1, "data.test_frac", f"must be in (0, 1), got {d.test_frac}")
     need(d.val_frac + d.test_frac < 1, "data.val_frac", "val_frac + test_frac must be below 1")
+    need(0 <= d.split_seed < 2**32, "data.split_seed", f"must be in [0, 2**32) (numpy's seeds), got {d.split_seed}")
     need(d.limit is None or d.limit > 0, "data.limit", f"must be positive, got {d.limit}")
     need(d.image_size is None or d.image_size > 0, "data.image_size", "must be positive")
     need(d.loader_workers >= 0, "data.loader_workers", f"must not be negative, got {d.loader_workers}")
@@ -219,7 +221,13 @@ def _check(cfg: StudyConfig) -> None:
     tgt = cfg.target_accuracy
     need(tgt is None or 0 < tgt <= 1, "target_accuracy", f"must be in (0, 1], got {tgt}")
     for name in cfg.schedules:
-        need("@" not in name and "/" not in name, f"schedules.{name}", "a schedule name cannot contain '@' or '/'")
+        # a name becomes a folder, a table cell and a plot label: '@' marks a peak LR (onecycle@0.1), and
+        # '|', '$', '*', '`', spaces or a leading '_' would break the Markdown, matplotlib or the shell
+        need(
+            re.fullmatch(r"[^\W_][\w.+-]*", name) is not None,
+            f"schedules.{name}",
+            "a schedule name is letters, digits and '_', '-', '.', '+', starting with a letter or digit",
+        )
     for name, spec in cfg.schedules.items():
         need(isinstance(spec, dict), f"schedules.{name}", "must be a table with a `type` key")
     if cfg.baseline is not None and cfg.baseline not in cfg.schedules:
@@ -252,7 +260,10 @@ def read_document(source: str | None) -> dict[str, Any]:
     source = source or DEFAULT_CONFIG
     path = Path(source)
     if path.is_file():
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")  # TOML is UTF-8 by definition
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"config {source!r} is not UTF-8 text (TOML must be): byte {e.start}") from None
     elif not source.endswith(".toml") and "/" not in source and source in bundled_configs():
         text = resources.files("lrlab").joinpath("configs").joinpath(source + ".toml").read_text(encoding="utf-8")
     else:

@@ -378,7 +378,11 @@ def _index(
 ) -> tuple[list[str], list, list | None]:
     """Classes, train items and test items (None: no test/) as (file, label), in torchvision's
     ImageFolder order. By hand, not torchvision's find_classes/make_dataset: those read only from disk,
-    and one listing code for folders and archives gives both the same classes, order and errors."""
+    and one listing code for folders and archives gives both the same classes, order and errors. Unlike
+    ImageFolder it skips hidden names (a Jupyter .ipynb_checkpoints folder is not a class, a macOS ._x.png
+    is not an image)."""
+    files = {p: f for p, f in files.items() if not any(q.startswith(".") for q in p)}
+    dirs = {d for d in dirs if not any(q.startswith(".") for q in d)}
     tops = {p[0] for p in dirs}
     prefix = () if ("train",) in dirs or len(tops) != 1 else tuple(tops)  # may sit under one folder
     if (*prefix, "train") not in dirs:
@@ -421,26 +425,60 @@ def _decode(
     (or as `mode` says: "L" or "RGB")."""
     images = []
     for name in names:
-        try:
+        with _readable(name, shown):
             im = Image.open(io.BytesIO(read(name)))
             im.load()
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-            why = "not an image PIL can read" if isinstance(e, UnidentifiedImageError) else str(e)
-            raise DataError(f"cannot read image {shown(name)}: {why}") from None
         images.append(im)
     mode = mode or ("L" if all(im.mode in _GREY for im in images) else "RGB")
-    images = [im if im.mode == mode else im.convert(mode) for im in images]
+    images = [_convert(im, mode) for im in images]
     if size is not None:  # PIL's bilinear resize filters over the whole footprint when shrinking (antialias)
         images = [im if im.size == (size, size) else im.resize((size, size), Image.BILINEAR) for im in images]
-    sizes = {im.size: name for im, name in zip(images, names, strict=True)}
+    _one_size({im.size: name for im, name in zip(images, names, strict=True)}, shown)
+    x = np.stack([np.asarray(im) for im in images])
+    return torch.from_numpy(x[:, None] if mode == "L" else np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+@contextlib.contextmanager
+def _readable(name: str, shown: Callable[[str], str]) -> Iterator[None]:
+    """Turns PIL's failures on a file into a DataError naming it."""
+    try:
+        yield
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        why = "not an image PIL can read" if isinstance(e, UnidentifiedImageError) else str(e)
+        raise DataError(f"cannot read image {shown(name)}: {why}") from None
+
+
+def _one_size(sizes: dict[tuple[int, int], str], shown: Callable[[str], str]) -> None:
+    """`sizes` maps each (width, height) met to a file of that size."""
     if len(sizes) > 1:
         (a, fa), (b, fb) = list(sizes.items())[:2]
         raise DataError(
             f"images differ in size ({a[0]}×{a[1]} in {shown(fa)}, {b[0]}×{b[1]} in {shown(fb)}); "
             "set data.image_size to resize them all to one square size, e.g. data.image_size = 32 or 64"
         )
-    x = np.stack([np.asarray(im) for im in images])
-    return torch.from_numpy(x[:, None] if mode == "L" else np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+def _convert(im: Image.Image, mode: str) -> Image.Image:
+    """`im` in mode L or RGB. 16-bit grey (PNG's I;16, or I holding 16-bit values) keeps its top 8 bits:
+    PIL's own conversion clips every value above 255 to white."""
+    if im.mode.startswith("I;16") or im.mode == "I":
+        im = Image.fromarray((np.asarray(im).astype(np.uint32) >> 8).clip(0, 255).astype(np.uint8), "L")
+    return im if im.mode == mode else im.convert(mode)
+
+
+def _headers(names: list[str], shown: Callable[[str], str], size: int | None) -> tuple[str, tuple[int, int, int]]:
+    """The mode ("L" or "RGB") and [C, H, W] that decoding every file would give, from their headers
+    alone (PIL reads pixels only when asked): a streamed split is checked like one held in memory."""
+    modes, sizes = set(), {}
+    for name in names:
+        with _readable(name, shown), Image.open(name) as im:
+            modes.add(im.mode)
+            sizes.setdefault(im.size, name)
+    if size is None:
+        _one_size(sizes, shown)
+    w, h = (size, size) if size is not None else next(iter(sizes))
+    mode = "L" if modes <= _GREY else "RGB"
+    return mode, (1 if mode == "L" else 3, h, w)
 
 
 @contextlib.contextmanager
@@ -485,10 +523,9 @@ def _load_folder(cfg: DataConfig, path: Path) -> Dataset:
         # decode only the chosen images: a limit of 500 of 50,000 JPEGs then loads in about a second
         chosen = [[train[i] for i in tr], [train[i] for i in va], [(test or train)[i] for i in te]]
         names = [name for split in chosen for name, _ in split]
-        if cfg.stream:  # decode a sample now (size, channels, errors early), the rest batch by batch
-            sample = names[:: max(1, len(names) // 256)]
-            first = _decode(sample, read(sample).__getitem__, shown, cfg.image_size)
-            x = LazyImages(names, cfg.image_size, "L" if first.shape[1] == 1 else "RGB", tuple(first.shape[1:]))
+        if cfg.stream:  # every file's header now (size, channels, unreadable files), pixels batch by batch
+            mode, shape = _headers(names, shown, cfg.image_size)
+            x = LazyImages(names, cfg.image_size, mode, shape)
         else:
             x = _decode(names, read(names).__getitem__, shown, cfg.image_size)
     if path.is_file():

@@ -20,9 +20,12 @@ ALL_METRICS = (*TABLE_METRICS, "precision_weighted", "recall_weighted", "f1_weig
 def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: list[str]) -> dict[str, Any]:
     """Accuracy, macro and weighted precision/recall/F1, per-class report and confusion matrix."""
     labels = list(range(len(classes)))
+    # averages over the classes that occur (in truth or prediction), as scikit-learn's default: a class
+    # a test folder lacks and no prediction names has no precision or recall, not a zero one
+    present = sorted(set(y_true) | set(y_pred))
     out: dict[str, Any] = {"accuracy": float(accuracy_score(y_true, y_pred))}
     for avg, suffix in (("macro", ""), ("weighted", "_weighted")):
-        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=avg, zero_division=0)
+        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=present, average=avg, zero_division=0)
         out[f"precision{suffix}"], out[f"recall{suffix}"], out[f"f1{suffix}"] = float(p), float(r), float(f)
     report = classification_report(
         y_true, y_pred, labels=labels, target_names=classes, output_dict=True, zero_division=0

@@ -87,6 +87,18 @@ def plot_curves(groups: dict[str, list[Run]], key: str, ylabel: str, path: Path)
     save_figure(fig, path)
 
 
+def fraction_axis(values: list[float]) -> tuple[float, float] | None:
+    """Y limits for values that are fractions (accuracies) and their intervals: a t-interval over
+    two or three seeds can reach past 1 or below 0, a fraction cannot, so the axis stops 5 % of
+    its span beyond [0, 1] and such a bar runs off the edge instead of squashing the dots."""
+    finite = [v for v in values if np.isfinite(v)]
+    if not finite:
+        return None
+    low, high = max(min(finite), 0.0), min(max(finite), 1.0)
+    pad = 0.05 * max(high - low, 0.01)
+    return low - pad, high + pad
+
+
 def plot_final(table: list[dict[str, Any]], groups: dict[str, list[Run]], path: Path) -> None:
     """Final test accuracy per schedule: every seed a dot, the mean and its interval as a bar."""
     names = [row["schedule"] for row in table]
@@ -104,6 +116,10 @@ def plot_final(table: list[dict[str, Any]], groups: dict[str, list[Run]], path: 
         if row["diverged"]:
             ax.annotate(f"{row['diverged']} diverged", (i, 0.02), xycoords=("data", "axes fraction"),
                         ha="center", fontsize=8, color="crimson")  # fmt: skip
+    ends = [v for row in table if row["accuracy"].n for v in (row["accuracy"].ci_low, row["accuracy"].ci_high)]
+    ends += [r.metric("accuracy") for runs in groups.values() for r in runs if r.ok]
+    if (limits := fraction_axis(ends)) is not None:
+        ax.set_ylim(*limits)
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
     ax.set(ylabel="test accuracy", title=f"Final test accuracy: seeds as dots, mean and {LEVEL:.0%} interval")
     ax.grid(axis="y", alpha=0.3)

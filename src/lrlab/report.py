@@ -81,7 +81,7 @@ class Doc:
             elif b[0] == "table":
                 out.append("| " + " | ".join(b[1]) + " |")
                 out.append("|" + "|".join(["---"] + ["---:"] * (len(b[1]) - 1)) + "|")
-                out += ["| " + " | ".join(r) + " |" for r in b[2]]
+                out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in b[2]]
             else:
                 out.append(f"![{b[2]}]({b[1]})")
             out.append("")
@@ -149,7 +149,7 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
         raise LrlabError(f"no finished runs under {', '.join(map(str, dirs))} (expected runs/<schedule>/seed-<k>/)")
     order = run_order(dirs, runs)
     runs = sort_runs(runs, order)
-    out.mkdir(parents=True, exist_ok=True)
+    store.open_out(out)
     store.write_csv(out / "summary.csv", summary_rows(runs), SUMMARY_COLUMNS)
     groups = by_name(runs, order)
     table = study_table(groups)
@@ -232,22 +232,30 @@ def _document(
         f"{t['weight_decay']}) for {t['epochs']} epochs, batch {t['batch_size']}, seeds {seeds}. For a seed, every "
         f"schedule starts from the same initial weights and sees the same batches.{merged}"
     )
+    # Holm's m: the comparisons with a p-value, per baseline (on an LR axis, one per peak LR)
+    m = max((c.holm_m for c in comps), default=0)
+    within = "each peak LR" if len({c.baseline for c in comps}) > 1 else ""
     doc.h(2, "Results")
     doc.p(
-        f"Test-split metrics (precision, recall and F1 are macro averages). {stats.describe_method(TEST, len(comps), LEVEL, ALPHA)} "  # noqa: E501
+        f"Test-split metrics (precision, recall and F1 are macro averages). {stats.describe_method(TEST, m, LEVEL, ALPHA, within)} "  # noqa: E501
         "± is the half-width of the interval; n is the number of finished seeds. Rank: by mean accuracy, "
         "schedules not distinguishable from the one above share its rank."
     )
     doc.table(["model", "accuracy", "precision", "recall", "f1-score", "n", "rank"], _results_rows(table, ranks))
     if comps:
         doc.h(2, f"Against the baseline ({baseline})")
+        tested = (
+            f"the {TEST} p-value Holm-adjusted over {m} comparison{'s' * (m != 1)}{' within ' + within if within else ''}; "  # noqa: E501
+            f"the verdict uses that at α = {ALPHA}. Seeds to plan: the seeds a new study would need for the paired "
+            f"t-test at α/{m} (Holm's strictest step) to reach {stats.POWER:.0%} power against a true difference "
+            "equal to the one seen here, if the differences spread as they did here; a rough guide, since the "
+            "spread of a few seeds is itself uncertain."
+            if m
+            else "no p-values: a test needs at least two seeds where both runs finished."
+        )
         doc.p(
             f"Paired difference in test accuracy (schedule − {baseline}) over the seeds where both finished, its "
-            f"{LEVEL:.0%} t-interval, the paired t-test and Wilcoxon signed-rank p-values, and the {TEST} p-value "
-            f"Holm-adjusted over the {len(comps)} comparisons; the verdict uses that at α = {ALPHA}. Seeds to "
-            f"plan: the seeds a new study would need for the paired t-test at α/{len(comps)} (Holm's strictest step) "
-            f"to reach {stats.POWER:.0%} power against a true difference equal to the one seen here, if the "
-            "differences spread as they did here; a rough guide, since the spread of a few seeds is itself uncertain."
+            f"{LEVEL:.0%} t-interval, the paired t-test and Wilcoxon signed-rank p-values, and {tested}"
         )
         doc.table(
             ["schedule", "Δ accuracy", f"{LEVEL:.0%} interval", "pairs", "p (t-test)", "p (Wilcoxon)", "p (Holm)",
@@ -266,9 +274,14 @@ def _document(
         if (name != "lr_sensitivity" or sweep) and (name != "confusion" or best):
             doc.img(f"plots/{name}.png", cap)
     doc.h(2, "Training dynamics")
+    reached = (
+        f"reached {target:.4f} (mean over the seeds that reached it)"
+        if math.isfinite(target)
+        else "reached a target (none here: no run finished)"
+    )
     doc.p(
-        f"Validation accuracy at the best and the last epoch; epochs and seconds until validation accuracy first "
-        f"reached {target:.4f} (mean over the seeds that reached it); late loss jitter: how much the training loss "
+        "Validation accuracy at the best and the last epoch; epochs and seconds until validation accuracy first "
+        f"{reached}; late loss jitter: how much the training loss "
         f"jumps between 10-step windows over the last {LATE:.0%} of the steps (standard deviation of the changes "
         "over the mean loss; lower is steadier); and each schedule's LR budget."
     )

@@ -65,7 +65,12 @@ def load_runs(dirs: list[Path]) -> list[Run]:
         if not d.is_dir():
             raise LrlabError(f"{d} is not a folder; expected a study folder holding runs/<schedule>/seed-<k>/")
         for res in sorted(d.glob("runs/*/seed-*/result.json")):
-            run = Run(res.parent, store.read_json(res), store.read_json(res.parent / "config.json"))
+            try:
+                run = Run(res.parent, store.read_json(res), store.read_json(res.parent / "config.json"))
+            except (OSError, ValueError) as e:  # damaged by hand or by a disk: lrlab writes them atomically
+                raise LrlabError(
+                    f"cannot read the run in {res.parent}: {e}; remove that folder and rerun the study to train it"
+                ) from None
             runs.setdefault((run.name, run.seed), run)
     return list(runs.values())
 

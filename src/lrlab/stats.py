@@ -43,9 +43,10 @@ class Comparison:
     p_ttest: float
     p_wilcoxon: float
     p_holm: float  # Holm-adjusted p of `test` across all comparisons of this metric
+    holm_m: int  # how many comparisons (those with a p-value) the Holm adjustment was over
     test: str
     verdict: str  # "better", "worse" or "no clear difference"
-    seeds_needed: float = NAN  # seeds_for_power at alpha / comparisons; nan: cannot say, inf: above MAX_SEEDS
+    seeds_needed: float = NAN  # seeds_for_power at alpha / holm_m; nan: cannot say, inf: above MAX_SEEDS
 
 
 def _finite(values: Sequence[float]) -> np.ndarray:
@@ -109,21 +110,28 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return out.tolist()
 
 
+def differences(x: Sequence[float], y: Sequence[float]) -> np.ndarray:
+    """x - y, rounded to 12 decimals. Metrics are ratios of counts (k/270), and their float differences carry
+    noise in the last digits: two seeds that both gained 3/270 differ by 1e-17, which made the spread look
+    nonzero (seeds to plan: inf instead of 2) and split Wilcoxon's tied ranks (p 0.44 where the exact p is 1)."""
+    return np.round(np.asarray(x, dtype=float) - np.asarray(y, dtype=float), 12)
+
+
 def _pvalues(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
     """Two-sided paired p-values (t-test, Wilcoxon) for x - y; nan with fewer than two pairs."""
     if len(x) < 2:
         return NAN, NAN
-    d = np.asarray(x) - np.asarray(y)
+    d = differences(x, y)
     if not np.any(d):
         # All differences zero: no evidence of a difference. scipy gives nan (0/0) for the t-test, so say it here.
         return 1.0, 1.0
     with warnings.catch_warnings():
         # Near-constant differences make scipy warn about precision loss; t -> ±inf and p -> 0 is the right limit.
         warnings.simplefilter("ignore", RuntimeWarning)
-        p_t = float(sps.ttest_rel(x, y).pvalue)  # Student t on the differences, n-1 df
+        p_t = float(sps.ttest_1samp(d, 0.0).pvalue)  # paired: Student t on the differences, n-1 df
         # Signed-rank test (Wilcoxon 1945), scipy defaults: zero differences dropped, exact null distribution for
         # small n. With n pairs its smallest two-sided p is 2/2^n, so 5 seeds can never reach 0.05.
-        p_w = float(sps.wilcoxon(x, y).pvalue)
+        p_w = float(sps.wilcoxon(d).pvalue)
     return p_t, p_w
 
 
@@ -141,8 +149,8 @@ def seeds_for_power(diffs: Sequence[float], alpha: float, power: float = POWER, 
     if d.size < 2 or not d.mean():
         return NAN
     sd = float(d.std(ddof=1))
-    if sd == 0:  # every seed moved the same way by the same amount: two seeds show it
-        return 2.0
+    if sd <= 1e-9 * abs(float(d.mean())):  # every seed moved the same way by the same amount (up to float
+        return 2.0  # rounding in the mean): two seeds show it
     n = np.arange(2, max_n + 1)
     crit = sps.t.ppf(1 - alpha / 2, n - 1)
     nc = abs(float(d.mean())) / sd * np.sqrt(n)
@@ -170,7 +178,7 @@ def compare(
     `results` maps schedule -> {seed: value}, nan for a diverged run; seeds where either run diverged are dropped.
     The p-value of `test` is Holm-adjusted across these comparisons, and the verdict is "better"/"worse" when the
     adjusted p <= alpha (by the sign of the mean difference), otherwise "no clear difference". `seeds_needed`
-    plans a follow-up: seeds_for_power at alpha / comparisons (Bonferroni, Holm's strictest step)."""
+    plans a follow-up: seeds_for_power at alpha / holm_m (Bonferroni, Holm's strictest step)."""
     _check(test, level, alpha)
     if baseline not in results:
         raise ValueError(f"unknown baseline {baseline!r}; schedules are: {', '.join(map(str, results))}")
@@ -179,13 +187,15 @@ def compare(
         if name == baseline:
             continue
         x, y = paired(values, results[baseline])
-        d = np.asarray(x) - np.asarray(y)
+        d = differences(x, y)
         low, high = t_interval(d, level)
         rows.append((name, len(d), float(d.mean()) if d.size else NAN, low, high, *_pvalues(x, y), d))
-    adjusted = holm([r[5] if test == "t-test" else r[6] for r in rows])
+    raw = [r[5] if test == "t-test" else r[6] for r in rows]
+    adjusted = holm(raw)
+    m = sum(not math.isnan(p) for p in raw)  # holm's m: comparisons without a p-value are not counted
     return [
-        Comparison(name, baseline, n, dm, lo, hi, pt, pw, ph, test, _verdict(dm, ph, alpha),
-                   seeds_for_power(d, alpha / len(rows)))
+        Comparison(name, baseline, n, dm, lo, hi, pt, pw, ph, m, test, _verdict(dm, ph, alpha),
+                   seeds_for_power(d, alpha / max(m, 1)))
         for (name, n, dm, lo, hi, pt, pw, d), ph in zip(rows, adjusted, strict=True)
     ]  # fmt: skip
 
@@ -215,11 +225,16 @@ def rank_with_ties(
     return ranks
 
 
-def describe_method(test: str, comparisons: int, level: float = 0.95, alpha: float = 0.05) -> str:
-    """One sentence for reports saying how the numbers were made."""
+def describe_method(test: str, comparisons: int, level: float = 0.95, alpha: float = 0.05, within: str = "") -> str:
+    """One sentence for reports saying how the numbers were made; `within` names the groups Holm adjusts in
+    separately ("each peak LR"), and 0 comparisons leaves the testing out."""
     _check(test, level, alpha)
     plural = "comparison" if comparisons == 1 else "comparisons"
-    return (
-        f"Mean ± {level * 100:g} % t-interval over seeds; differences against the baseline are paired by seed, "
-        f"tested with a {_TEST_NAMES[test]}, Holm-adjusted over {comparisons} {plural}, alpha {alpha:g}."
+    scope = f" within {within}" if within else ""
+    tested = (
+        f"; differences against the baseline are paired by seed, tested with a {_TEST_NAMES[test]}, "
+        f"Holm-adjusted over {comparisons} {plural}{scope}, alpha {alpha:g}"
+        if comparisons
+        else ""
     )
+    return f"Mean ± {level * 100:g} % t-interval over seeds{tested}."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import platform
 import socket
@@ -19,11 +20,34 @@ import lrlab
 from lrlab.errors import LrlabError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp makes its file private (0600); a result file gets the mode any new file would (0644 with
+# the usual umask), so that others on a shared output folder can read it
+FILE_MODE = 0o666 & ~_umask()
+
+
+def open_out(out: Path) -> None:
+    """Make an output folder and check that it can be written, before any work goes into it."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise LrlabError(f"output folder {str(out)!r} cannot be written: {e.strerror or e}") from None
+
+
 def write_text(path: Path, text: str) -> None:
     """Write a file so that readers see the old content or the new, never half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
             f.flush()
@@ -34,8 +58,19 @@ def write_text(path: Path, text: str) -> None:
         raise
 
 
+def _strict(obj: Any) -> Any:
+    """NaN and ±inf as null: JSON has no such numbers, and strict readers (JavaScript, jq) reject them."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_strict(v) for v in obj]
+    return obj
+
+
 def write_json(path: Path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    write_text(path, json.dumps(_strict(obj), indent=2, sort_keys=False, default=str, allow_nan=False) + "\n")
 
 
 def read_json(path: Path) -> Any:

@@ -8,8 +8,11 @@ import contextlib
 import hashlib
 import json
 import multiprocessing
+import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -24,7 +27,7 @@ from lrlab import data as data_mod
 from lrlab import distributed, report, results, store
 from lrlab.config import StudyConfig
 from lrlab.distributed import SINGLE, Dist
-from lrlab.errors import ConfigError, LrlabError, unknown
+from lrlab.errors import ConfigError, unknown
 from lrlab.lr_finder import range_test
 from lrlab.metrics import classification_metrics
 from lrlab.model import AUTO_STEM_MAX_SIDE, build_model, count_params
@@ -136,28 +139,20 @@ def prepare(cfg: StudyConfig, auto_lr: bool = True) -> Prepared:
 
 
 def run_fingerprint(cfg: StudyConfig, spec: dict[str, Any], peak: float | None, seed: int, files_hash: str) -> str:
-    """What determines one run's result: all settings but the study's own bookkeeping and where and how
-    fast it runs (device, threads, compilation, how images are read), so that a study can resume on
-    another machine, or eager after a compiler failure."""
+    """What determines one run's result: all settings but the study's own bookkeeping, where the data
+    lies, and where and how fast it runs (device, threads, compilation, how images are read), so that a
+    study can resume on another machine, or eager after a compiler failure."""
     doc = config_mod.to_dict(cfg)
     for k in ("name", "seeds", "out", "baseline", "schedules", "peak_lrs", "target_accuracy", "tensorboard",
               "save_model", "workers"):  # fmt: skip
         doc.pop(k)
     for section, k in (("train", "device"), ("train", "threads"), ("train", "compile"), ("train", "compile_mode"),
-                       ("data", "stream"), ("data", "loader_workers")):  # fmt: skip
+                       ("data", "stream"), ("data", "loader_workers"), ("data", "data_dir"), ("data", "download")):  # fmt: skip  # noqa: E501
         doc[section].pop(k)
+    # where the data lies is not what it is (files_hash is): a copied or moved folder resumes the study
+    doc["data"]["name"] = doc["data"]["name"].split(":", 1)[0]
     doc.update(schedule=spec, peak_lr=peak, seed=seed, data_files=files_hash)
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _open_out(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise LrlabError(f"output folder {str(out)!r} cannot be written: {e.strerror or e}") from None
 
 
 def run_state(folder: Path, fingerprint: str) -> str:
@@ -224,8 +219,8 @@ def save_run(folder: Path, p: Prepared, sched: Schedule, seed: int, result: RunR
         "seconds": result.seconds,
         "compile_seconds": result.compile_seconds,
         "epochs_run": len(result.epochs),
-        "best_epoch": result.best.get("epoch"),
-        "best_val_accuracy": result.best.get("val_accuracy"),
+        "best_epoch": result.best.get("epoch") or None,  # None: diverged before an epoch ended
+        "best_val_accuracy": result.best.get("val_accuracy") if result.best.get("epoch") else None,
         "final_val_accuracy": result.epochs[-1]["val_accuracy"] if result.epochs else None,
         "peak_lr": max(lrs),
         "final_lr": lrs[-1],
@@ -263,8 +258,8 @@ def run_study(
     shard: tuple[int, int] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every run of the study (or of its shard) not already finished in the output folder (an
-    interrupted one continues from its last checkpoint); returns the table. Under torchrun every
-    rank runs this, and only rank 0 writes."""
+    interrupted one continues from its last checkpoint; `fresh` discards these runs' folders first);
+    returns the table. Under torchrun every rank runs this, and only rank 0 writes."""
     t0 = time.perf_counter()
     if cfg.tensorboard:
         from lrlab.tensorboard import check_available
@@ -284,10 +279,11 @@ def run_study(
         for (n, s), fp in fingerprints.items():
             run_state(run_dir(out, n, s), fp)
     if d.is_main:
-        _open_out(out)
+        store.open_out(out)
     with store.FolderLock(out) if d.is_main else contextlib.nullcontext():
-        if d.is_main and fresh and (out / RUNS_DIR).exists():
-            shutil.rmtree(out / RUNS_DIR)
+        if d.is_main and fresh:  # only the runs this command trains: another shard's or schedule's stay
+            for name, seed in keys:
+                shutil.rmtree(run_dir(out, name, seed), ignore_errors=True)
         _run_all(p, fingerprints, progress, echo)
         built = report.build_report(out) if d.is_main else None
     d.barrier()
@@ -334,6 +330,8 @@ def _run_all(
     todo = []
     for i, ((name, seed), fp) in enumerate(fingerprints.items(), 1):
         state = d.share(run_state(run_dir(out, name, seed), fp) if d.is_main else None)
+        if state == "finished" and cfg.save_model and not (run_dir(out, name, seed) / "model.pt").exists():
+            state = "new"  # `lrlab train` asks for the weights, which a finished run does not keep: trained again
         if state == "finished":
             echo(f"[{i}/{total}] {name} seed {seed}: kept (finished earlier)")
         else:
@@ -380,9 +378,24 @@ _WORKER: Prepared | None = None
 
 
 def _init_worker(
-    doc: dict[str, Any], specs: dict[str, dict[str, Any]], auto: dict[str, Any] | None, threads: int
+    doc: dict[str, Any], specs: dict[str, dict[str, Any]], auto: dict[str, Any] | None, threads: int, stop: Any
 ) -> None:
     global _WORKER
+    # Ctrl-C reaches the whole process group: the parent alone handles it (it sets `stop`). A worker ends
+    # at once when `stop` is set or the parent is gone (killed with SIGKILL, say), so it never trains on
+    # unlocked, unwatched; its run resumes from its last epoch checkpoint, as after any kill.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while not stop.wait(0.5) and os.getppid() == parent:
+            pass
+        # what a worker process runs at a normal exit: it releases the semaphores this process registered
+        # (tqdm's lock), which the resource tracker would otherwise report as leaked
+        multiprocessing.util._exit_function()
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
     torch.set_num_threads(threads)
     cfg = config_mod.from_dict(doc)
     cfg.train.threads = threads
@@ -407,7 +420,8 @@ def _run_parallel(
     threads = max(1, (cfg.train.threads or torch.get_num_threads()) // workers)
     echo(f"running {len(todo)} runs in {workers} worker processes × {threads} thread{'s' if threads > 1 else ''}")
     ctx = multiprocessing.get_context("spawn")
-    initargs = (config_mod.to_dict(cfg), p.specs, p.auto_lr, threads)
+    stop = ctx.Event()
+    initargs = (config_mod.to_dict(cfg), p.specs, p.auto_lr, threads, stop)
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=initargs) as pool:
         futures = {
             pool.submit(_worker_run, name, seed, fp, state): (i, name, seed) for i, name, seed, fp, state in todo
@@ -418,6 +432,7 @@ def _run_parallel(
                 line = fut.result()
                 results.write_summary(cfg.out_dir)
                 echo(f"[{i}/{total}] {name} seed {seed}: {line}")
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+        except BaseException:  # an interrupt, a termination or a failed run: the workers stop too
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)  # the workers exit within half a second
             raise

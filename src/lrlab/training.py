@@ -227,7 +227,8 @@ class RunResult:
     seconds: float
     diverged: dict[str, Any] | None = None  # step, epoch, lr and loss where it diverged
     best: dict[str, Any] = field(default_factory=dict)  # epoch and val accuracy of the best epoch
-    step_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, mean loss of the last LOG_EVERY)
+    # (step, mean loss of the steps since the last entry: LOG_EVERY, fewer after an epoch start)
+    step_losses: list[tuple[int, float]] = field(default_factory=list)
     resumed_from: int = 0  # the epoch a checkpoint restored (0: trained from the start)
     model: nn.Module | None = None  # the trained model (the study saves it when asked to)
     compile_seconds: float = 0.0  # torch.compile's time in this process, not part of `seconds`
@@ -401,8 +402,8 @@ class Trainer:
         te = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
-        window = torch.zeros((), device=device)
-        seen = 0
+        window = torch.zeros((), device=device)  # losses since the last log (within this epoch)
+        in_window = seen = 0
         order = torch.randperm(len(self.data.train), generator=self.order_gen)
         order = order.to(self.train_split.labels.device)
         augment = self.augment
@@ -426,13 +427,16 @@ class Trainer:
             seen += len(y)
             loss_sum += loss * len(y)
             window += loss
+            in_window += 1
             correct += (logits.argmax(1) == y).sum()
             if self.step % LOG_EVERY == 0:  # the only host sync in the loop: one every LOG_EVERY steps
                 window_sum, loss_so_far, correct_so_far = torch.stack(
                     [d.sum(window), loss_sum, correct.to(loss_sum.dtype)]
                 ).tolist()
-                mean_window = window_sum / (LOG_EVERY * d.world)  # all ranks decide alike
+                # all ranks decide alike; an epoch's first log covers the steps since the epoch began
+                mean_window = window_sum / (in_window * d.world)
                 window.zero_()
+                in_window = 0
                 self.step_losses.append((self.step, mean_window))
                 if not math.isfinite(mean_window) or mean_window > self.bound:
                     if first_step is not None:

@@ -53,9 +53,19 @@ def valid_keys(family: str) -> list[str]:
 REQUIRED = "(required)"
 
 
-def family_fields(family: str) -> list[tuple[str, Any]]:
-    """(key, default) of a family's own parameters (no warm-up/momentum), for docs and help;
-    the default of a required key is REQUIRED."""
+def toml_text(value: Any) -> str:
+    """A default as it would be written in a spec (`true`, `"cos"`, `0.0001`)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f'"{value}"'
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def family_fields(family: str) -> list[tuple[str, str]]:
+    """(key, default as TOML text) of a family's own parameters (no warm-up/momentum), for docs
+    and help; the default of a required key is REQUIRED, a length's key ends in `_*`
+    (`_steps|_epochs|_frac`) unless its default names the unit."""
     cls = FAMILIES[family]
     base = {f.name for f in dataclasses.fields(Spec)}
     keys = _keys(cls)
@@ -63,11 +73,16 @@ def family_fields(family: str) -> list[tuple[str, Any]]:
     for f in dataclasses.fields(cls):
         if f.name in base or f.metadata.get("internal"):
             continue
-        default = f.default if f.default is not dataclasses.MISSING else REQUIRED
-        if isinstance(default, Duration):
-            default = f"{default.value:g} {default.unit}"
         key = _RENAMED.get(f.name, f.name)
-        out.append((f"{key}_*" if f"{key}_steps" in keys else key, default))  # a length: _steps|_epochs|_frac
+        key = f"{key}_*" if f"{key}_steps" in keys else key
+        if f.default is dataclasses.MISSING:
+            out.append((key, REQUIRED))
+        elif isinstance(f.default, Duration):
+            out.append((key.replace("*", f.default.unit), toml_text(f.default.value)))
+        else:  # None: what leaving the key out means, in words
+            out.append((key, f.metadata.get("unset", "") if f.default is None else toml_text(f.default)))
+    if family == "warmup":  # its warm-up is its one required length
+        out.append(("warmup_*", REQUIRED))
     return out
 
 
@@ -111,9 +126,14 @@ def scale_to_peak(spec: dict[str, Any], peak: float, plan: Plan) -> dict[str, An
 
 
 def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
-    return float(value)
+    if not isinstance(value, bool) and isinstance(value, int | float):
+        try:
+            if math.isfinite(number := float(value)):
+                return number
+        except OverflowError:  # a TOML integer beyond a float's range
+            pass
+    shown = repr(value) if len(repr(value)) < 40 else repr(value)[:37] + "..."
+    raise ConfigError(f"{where}: expected a finite number, got {shown}")
 
 
 def _value(value: Any, tp: Any, key: str, where: str) -> Any:
@@ -166,6 +186,7 @@ def parse_spec(spec: Any, where: str = "schedule") -> Spec:
         raise ConfigError(
             f"{where}.type: unknown schedule type {family!r}{did_you_mean(str(family), names)}; valid: {choices(names)}"
         )
+    written = set(spec)
     spec = expand_preset(spec)
     cls = FAMILIES[spec["type"]]
     keys = _keys(cls)
@@ -190,6 +211,9 @@ def parse_spec(spec: Any, where: str = "schedule") -> Spec:
     if missing:
         shown = [f"{_RENAMED.get(m, m)}_steps|_epochs|_frac" if f"{m}_steps" in keys else m for m in missing]
         raise ConfigError(f"{where}: {family!r} needs {', '.join(shown)}")
+    unused = sorted(written & {"base_momentum", "max_momentum"}) if not kwargs.get("cycle_momentum") else []
+    if unused:
+        raise ConfigError(f"{where}.{unused[0]}: used only with cycle_momentum = true (momentum is not cycled here)")
     if spec["type"] == "warmup" and "warmup" not in kwargs:
         raise ConfigError(f"{where}: 'warmup' needs warmup_steps|_epochs|_frac")
     return cls(**kwargs)
@@ -249,14 +273,19 @@ def compile_schedule(spec: dict[str, Any], plan: Plan, name: str = "schedule", w
         return f"{where}.{f}"
 
     W = parsed.warmup.steps(plan) if parsed.warmup else 0.0
-    if plan.total_steps <= W:
+    W_int = math.ceil(W)  # whole optimizer steps
+    if plan.total_steps <= W_int:
+        whole = f", {W_int} whole" if W_int != W else ""
         raise ConfigError(
-            f"{fld('warmup')}: the warm-up ({W:g} steps) must be shorter than the run ({plan.total_steps} steps)"
+            f"{fld('warmup_' + parsed.warmup.unit)}: the warm-up ({W:g} steps{whole}) must be shorter than "
+            f"the run ({plan.total_steps} steps)"
         )
     lo, hi = parsed.bounds()
     ramp = pick({"linear": None, "cos": None}, "warmup_curve", parsed.warmup_curve, fld) or parsed.warmup_curve
-    W_int = math.ceil(W)  # whole optimizer steps
-    inner = Plan(plan.total_steps - W_int, plan.steps_per_epoch)
+    # After a warm-up the family runs over the remaining steps as if training began there: its
+    # lengths, milestones and fractions count from the warm-up's end (torch's SequentialLR, timm's
+    # warmup_prefix); the offset lets a metric-driven family find the run's epochs.
+    inner = Plan(plan.total_steps - W_int, plan.steps_per_epoch, plan.offset + W_int)
     body = parsed.curve(inner, fld)
     if W_int:
         start, first = parsed.warmup_start_lr, body(0)

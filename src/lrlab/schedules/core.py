@@ -19,8 +19,9 @@ Field = Callable[[str], str]  # parameter name -> its full key for messages ("sc
 class Plan:
     """The step geometry of one training run; a schedule is compiled against it."""
 
-    total_steps: int  # optimizer steps in the whole run
+    total_steps: int  # optimizer steps the curve covers (the whole run, less a warm-up before it)
     steps_per_epoch: int
+    offset: int = 0  # steps of the run before the curve's step 0 (a warm-up's whole steps)
 
 
 @dataclass(frozen=True)
@@ -28,12 +29,13 @@ class Duration:
     """A length with its unit, as written in the spec (`up_epochs = 2` is Duration(2, "epochs"))."""
 
     value: float
-    unit: str  # steps | epochs | frac (of all training steps)
+    unit: str  # steps | epochs | frac (of the plan's steps: the run, or what follows a warm-up)
 
     def steps(self, plan: Plan) -> float:
-        """The length in optimizer steps (a float: torch's formulas keep fractional lengths)."""
+        """The length in optimizer steps (a float: torch's formulas keep fractional lengths),
+        rid of float noise (0.28 × 25 is 7.000000000000001, which would move a milestone a step)."""
         per = {"steps": 1, "epochs": plan.steps_per_epoch, "frac": plan.total_steps}[self.unit]
-        return self.value * per
+        return round(self.value * per, 9)
 
 
 def cos_anneal(start: float, end: float, pct: float) -> float:
@@ -61,7 +63,7 @@ def pick(table: dict[str, Any], name: str, value: str, field: Field) -> Any:
 def positive_steps(d: Duration, plan: Plan, name: str, field: Field) -> float:
     n = d.steps(plan)
     if n <= 0:
-        raise ConfigError(f"{field(name)}: must be longer than zero steps (got {d.value:g} {d.unit})")
+        raise ConfigError(f"{field(f'{name}_{d.unit}')}: must be longer than zero steps (got {d.value:g} {d.unit})")
     return n
 
 

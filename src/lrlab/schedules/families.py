@@ -43,6 +43,13 @@ def _check_gamma(gamma: float, field: Field) -> None:
         raise ConfigError(f"{field('gamma')}: a decay factor must be in (0, 1], got {gamma:g}")
 
 
+def _check_momenta(spec: Cyclic | OneCycle, field: Field) -> None:
+    """torch's cycle_momentum values: each a momentum, in [0, 1)."""
+    for name in ("base_momentum", "max_momentum"):
+        if spec.cycle_momentum and not 0 <= (value := getattr(spec, name)) < 1:
+            raise ConfigError(f"{field(name)}: a momentum must be in [0, 1), got {value:g}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Constant(Spec):
     lr: float
@@ -119,7 +126,7 @@ class Polynomial(Spec):
     lr: float
     power: float = 1.0
     end_lr: float = 0.0
-    decay: Duration | None = None
+    decay: Duration | None = field(default=None, metadata={"unset": "(the run)"})
 
     def curve(self, plan: Plan, field: Field) -> Fn:
         T = positive_steps(self.decay, plan, "decay", field) if self.decay else plan.total_steps
@@ -187,7 +194,8 @@ class SGDR(Spec):
     min_lr: float = 0.0
     t_mult: float = 1.0  # cycle-length growth (torch T_mult)
     peak_decay: float = 1.0  # each cycle's peak = previous peak × peak_decay
-    cycle_warmup: Duration | None = None  # linear ramp from min_lr at the start of every cycle
+    # a linear ramp from min_lr at the start of every cycle
+    cycle_warmup: Duration | None = field(default=None, metadata={"unset": "(none)"})
 
     def curve(self, plan: Plan, field: Field) -> Fn:
         T0 = positive_steps(self.period, plan, "period", field)
@@ -196,25 +204,38 @@ class SGDR(Spec):
             raise ConfigError(f"{field('t_mult')}: must be at least 1, got {self.t_mult:g}")
         if not 0 < self.peak_decay <= 1:
             raise ConfigError(f"{field('peak_decay')}: must be in (0, 1], got {self.peak_decay:g}")
-        W = self.cycle_warmup.steps(plan) if self.cycle_warmup else 0.0
-        if W >= T0:
-            raise ConfigError(f"{field('cycle_warmup')}: must be shorter than the first cycle ({T0:g} steps)")
+        ramp = self.cycle_warmup
+        W = ramp.steps(plan) if ramp else 0.0
+        if ramp and W >= T0:
+            where = field(f"cycle_warmup_{ramp.unit}")
+            raise ConfigError(f"{where}: must be shorter than the first cycle ({T0:g} steps)")
+
+        m = self.t_mult
+        g = math.log1p(m - 1)
+
+        def start(n: int) -> float:
+            """First step of cycle n: T0 (m**n - 1) / (m - 1), torch's T_i = T0 m**i summed;
+            log1p/expm1 keep it exact for an m just above 1 (found by the property tests)."""
+            try:
+                return T0 * n if m == 1 else T0 * math.expm1(n * g) / (m - 1)
+            except OverflowError:  # a cycle that starts beyond any run
+                return math.inf
 
         def lr(s: int) -> float:
-            if self.t_mult == 1:
-                n, t, Ti = math.floor(s / T0), s % T0, T0
-            else:  # closed form of torch's recursion T_i = T_0 * T_mult**i; log1p/expm1 keep
-                # it exact for a t_mult just above 1 (found by the property tests)
-                g = math.log1p(self.t_mult - 1)
-                n = math.floor(math.log1p(s / T0 * (self.t_mult - 1)) / g)
-                t = s - T0 * math.expm1(n * g) / (self.t_mult - 1)
-                Ti = T0 * self.t_mult**n
-                if t < 0:  # float rounding at a cycle boundary
-                    n, Ti = n - 1, Ti / self.t_mult
-                    t += Ti
-                elif t >= Ti:
-                    n, t, Ti = n + 1, t - Ti, Ti * self.t_mult
-            peak = self.lr * self.peak_decay**n
+            # the closed form's guess, then corrected to the cycle whose start is at or before s
+            # (float rounding at a boundary misplaced restarts for t_mult 6, 10, 100, ...); the
+            # guess is capped so that a huge t_mult cannot overflow it
+            x = s / T0 if m == 1 else math.log1p(min(s / T0 * (m - 1), 1e300)) / g
+            n = max(math.floor(x), 0)
+            tol = 1e-9 * max(1.0, s)
+            while n > 0 and start(n) > s + tol:
+                n -= 1
+            while start(n + 1) <= s + tol:
+                n += 1
+            t = max(s - start(n), 0.0)
+            Ti = start(n + 1) - start(n)
+            # a cycle's peak never below min_lr, so the LR stays within [min_lr, lr]
+            peak = max(self.lr * self.peak_decay**n, self.min_lr)
             if t < W:
                 return self.min_lr + (peak - self.min_lr) * t / W
             return cos_anneal(peak, self.min_lr, (t - W) / (Ti - W))
@@ -232,7 +253,7 @@ class Cyclic(Spec):
     base_lr: float
     max_lr: float
     up: Duration  # rising half-cycle
-    down: Duration | None = None  # falling half-cycle; default: the same as `up`
+    down: Duration | None = field(default=None, metadata={"unset": "(as up)"})  # the falling half-cycle
     mode: str = "triangular"  # triangular | triangular2 (amplitude halves each cycle) | exp_range
     gamma: float = 1.0  # exp_range: amplitude × gamma**step
     cycle_momentum: bool = False  # torch's momentum cycling; off unless asked for (torch: on)
@@ -269,6 +290,7 @@ class Cyclic(Spec):
     def curve(self, plan: Plan, field: Field) -> Fn:
         if self.max_lr < self.base_lr:
             raise ConfigError(f"{field('max_lr')}: must be at least base_lr ({self.max_lr:g} < {self.base_lr:g})")
+        _check_momenta(self, field)
         h = self._shape(plan, field)
         return lambda s: self.base_lr + (self.max_lr - self.base_lr) * h(s)
 
@@ -336,6 +358,7 @@ class OneCycle(Spec):
             raise ConfigError(f"{field('div_factor')}: must be at least 1, got {self.div_factor:g}")
         if self.final_div_factor < 1:
             raise ConfigError(f"{field('final_div_factor')}: must be at least 1, got {self.final_div_factor:g}")
+        _check_momenta(self, field)
         start = self.max_lr / self.div_factor
         return self._phases(plan, field, start, self.max_lr, start / self.final_div_factor)
 
@@ -410,7 +433,10 @@ class Plateau(Spec):
             if getattr(self, name) < 0 or getattr(self, name) != int(getattr(self, name)):
                 raise ConfigError(f"{field(name)}: must be a whole number of epochs ≥ 0")
         spe = plan.steps_per_epoch
-        return lambda s: self.replay(mode, self.history[: s // spe])
+        # history holds every epoch of the run; the curve's step s is the run's step s + offset.
+        # Epochs that ended within a warm-up are not watched (as timm's plateau with warmup_t).
+        first = plan.offset // spe
+        return lambda s: self.replay(mode, self.history[first : (s + plan.offset) // spe])
 
     def replay(self, mode: str, history: list[float]) -> float:
         """The LR after the epochs in `history`, by torch ReduceLROnPlateau's rules."""

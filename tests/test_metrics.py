@@ -1,0 +1,28 @@
+"""A run's test metrics against scikit-learn computed directly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score, precision_score, recall_score
+
+from lrlab.metrics import classification_metrics
+
+
+def test_macro_and_weighted_averages_match_sklearn():
+    rng = np.random.default_rng(0)
+    y_true, y_pred = rng.integers(0, 5, 200).tolist(), rng.integers(0, 5, 200).tolist()
+    m = classification_metrics(y_true, y_pred, list("abcde"))
+    for avg, suffix in (("macro", ""), ("weighted", "_weighted")):
+        assert m[f"precision{suffix}"] == pytest.approx(precision_score(y_true, y_pred, average=avg))
+        assert m[f"recall{suffix}"] == pytest.approx(recall_score(y_true, y_pred, average=avg))
+        assert m[f"f1{suffix}"] == pytest.approx(f1_score(y_true, y_pred, average=avg))
+    assert np.array(m["confusion_matrix"]).sum() == 200 and set(m["per_class"]) == set("abcde")
+
+
+def test_a_class_absent_from_the_test_split_does_not_count_as_zero():
+    m = classification_metrics([0, 0, 1, 1], [0, 0, 1, 1], ["cat", "dog", "frog"])
+    assert m["accuracy"] == m["precision"] == m["recall"] == m["f1"] == 1.0
+    assert m["per_class"]["frog"]["support"] == 0 and len(m["confusion_matrix"]) == 3
+    wrong = classification_metrics([0, 0, 1, 1], [0, 2, 1, 1], ["cat", "dog", "frog"])
+    assert wrong["precision"] == pytest.approx((1 + 1 + 0) / 3)  # predicted frog: it counts

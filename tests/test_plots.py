@@ -1,0 +1,24 @@
+"""Pure helpers behind the report's plots."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from lrlab.plots import fraction_axis
+
+
+def test_fraction_axis_stops_at_one_and_zero():
+    # a two-seed t-interval of [0.76, 1.18] around dots at 0.95 and 0.99
+    low, high = fraction_axis([0.76, 1.18, 0.95, 0.99])
+    assert low == pytest.approx(0.76 - 0.05 * 0.24)
+    assert high == pytest.approx(1.0 + 0.05 * 0.24)
+    low, high = fraction_axis([-0.3, 0.2])
+    assert low == pytest.approx(-0.01) and high == pytest.approx(0.21)
+
+
+def test_fraction_axis_ignores_nan_and_handles_one_value():
+    assert fraction_axis([math.nan]) is None and fraction_axis([]) is None
+    low, high = fraction_axis([0.5, math.nan])
+    assert low < 0.5 < high and high - low == pytest.approx(0.001)
