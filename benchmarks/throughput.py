@@ -42,6 +42,8 @@ from lrlab.model import build_model, macs_per_image
 from lrlab.schedules import Plan, compile_schedule
 from lrlab.training import LOG_EVERY, RunInputs, Trainer
 
+COMMON_BATCH = 128  # the common recipe's batch (and the CPU default of the other loops)
+
 
 def make_data(args: argparse.Namespace) -> tuple[Split, list[float], list[float]]:
     if args.data:
@@ -62,7 +64,9 @@ def time_it(step: Callable[[], int], seconds: float) -> float:
     sync()
     n, t0 = 0, time.perf_counter()
     while n == 0 or time.perf_counter() - t0 < seconds:
-        n += step()
+        if (images := step()) == 0:
+            raise RuntimeError("a loop trained on no images: fewer images than its batch")
+        n += images
     sync()
     return n / (time.perf_counter() - t0)
 
@@ -121,7 +125,7 @@ def common_loop(model, split, mean, std, device, workers: int) -> Callable:
         transforms.RandomCrop(split.images.shape[-1], padding=4), transforms.RandomHorizontalFlip(),
         transforms.ToTensor(), transforms.Normalize(mean, std),
     ])  # fmt: skip
-    loader = DataLoader(Images(split, tf), batch_size=128, shuffle=True, num_workers=workers, drop_last=True,
+    loader = DataLoader(Images(split, tf), batch_size=COMMON_BATCH, shuffle=True, num_workers=workers, drop_last=True,
                         pin_memory=device.type == "cuda", persistent_workers=workers > 0)  # fmt: skip
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     model.train()
@@ -198,8 +202,10 @@ def main() -> None:
         return build_model(ModelConfig(width=args.width, fuse_1x1=fuse), 10, 3, size).to(device)
 
     flops = 3 * 2 * macs_per_image(build(), 3, size)  # training ≈ forward + 2× for backward
-    small_batch = args.batch or 128
-    fast_batch = args.batch or (512 if cuda else 128)
+    small_batch = args.batch or COMMON_BATCH
+    fast_batch = args.batch or (512 if cuda else COMMON_BATCH)
+    if args.images < max(small_batch, fast_batch, COMMON_BATCH):
+        ap.error(f"--images {args.images} is below a loop's batch ({max(small_batch, fast_batch, COMMON_BATCH)})")
     fast_label = "lrlab fast path (crop+flip on device" + (", bf16, channels_last" if cuda else "")
     bare = bare_loop(build(), split, mean, std, small_batch, device)
     plain = lrlab_loop(build, split, mean, std, device, small_batch, augment=False, fast=False)
@@ -209,7 +215,7 @@ def main() -> None:
     rows = [
         ("bare loop, fp32", bare, small_batch),
         ("lrlab loop, fp32, no augmentation", plain, small_batch),
-        ("common recipe (torchvision transforms, DataLoader)", common, 128),
+        ("common recipe (torchvision transforms, DataLoader)", common, COMMON_BATCH),
         (fast_label + ", 1×1 convs unfused)", unfused, fast_batch),
         (fast_label + ")", fast, fast_batch),
     ]

@@ -25,6 +25,12 @@ def tree(root: Path, empty_class: bool = False, corrupt: bool = False, images: b
     return root
 
 
+def flat(root: Path) -> Path:
+    (root / "train").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "train" / "0.png")
+    return root
+
+
 def toml(path: Path, text: str) -> str:
     path.write_text(text)
     return str(path)
@@ -36,6 +42,8 @@ CASES = {
     "unknown dataset": (lambda t: ["--data", "mnist"], "valid: 'digits', 'cifar10', 'cifar100', 'imagefolder:PATH'"),
     "missing CIFAR files": (lambda t: ["--data", "cifar10", "--data-dir", str(t / "none")], "--download"),
     "missing folder": (lambda t: ["--data", f"imagefolder:{t / 'nowhere'}"], "does not exist"),
+    "images without class folders": (lambda t: ["--data", f"imagefolder:{flat(t / 'd')}"],
+                                     "no class folders in "),
     "folder without images": (lambda t: ["--data", f"imagefolder:{tree(t / 'd', images=False)}"], "no images"),
     "class folder without images": (lambda t: ["--data", f"imagefolder:{tree(t / 'd', empty_class=True)}"],
                                     "train/dog has no images"),

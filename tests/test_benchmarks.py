@@ -54,3 +54,9 @@ runpy.run_path({str(BENCH / "throughput.py")!r}, run_name="__main__")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "torch.compile failed, its row left out: RuntimeError: no compiler here" in done.stdout
     assert "ratio fused / unfused" in done.stdout and "compiled / common" not in done.stdout
+
+
+def test_throughput_refuses_fewer_images_than_a_batch():
+    done = subprocess.run([sys.executable, str(BENCH / "throughput.py"), "--images", "100", "--seconds", "1"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and "--images 100 is below a loop's batch (128)" in done.stderr

@@ -50,6 +50,8 @@ def test_int_is_accepted_for_float():
         ({"schedules": SCHED, "data": {"val_frac": 1.5}}, "data.val_frac"),
         ({"schedules": SCHED, "data": 3}, "data: expected a table"),
         ({"schedules": SCHED, "data": {"split_seed": -1}}, "data.split_seed: must be in [0, 2**32)"),
+        ({"schedules": SCHED, "model": {"width": float("inf")}}, "model.width: expected a finite number, got inf"),
+        ({"schedules": SCHED, "train": {"weight_decay": 10**400}}, "train.weight_decay: expected a finite number"),
         ({"schedules": SCHED, "model": {"stem": "vit"}}, "model.stem"),
         ({"schedules": SCHED, "seeds": [1, 1]}, "seeds"),
         ({"schedules": SCHED, "seeds": 0}, "seeds"),

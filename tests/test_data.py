@@ -213,7 +213,9 @@ def test_hidden_files_and_folders_are_skipped(tmp_path, archived):
     (root / "train" / "dog" / "._000.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # macOS metadata
     source = make_tgz(root, tmp_path / "d.tar.gz") if archived else root
     ds = load_data(cfg_for(source))
-    assert ds.classes == CLASSES and all(torch.equal(a.images, b.images) for a, b in zip(splits(ds), splits(plain)))
+    assert ds.classes == CLASSES and all(
+        torch.equal(a.images, b.images) for a, b in zip(splits(ds), splits(plain), strict=True)
+    )
 
 
 def test_differing_sizes_need_image_size(tmp_path):

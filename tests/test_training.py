@@ -157,6 +157,18 @@ def test_speed_switches_on_the_cpu(digits):
     assert res.epochs[-1]["train_loss"] < 0.8 * res.epochs[0]["train_loss"]
 
 
+def test_resized_crops_of_a_wide_image_have_the_drawn_pixel_aspect():
+    from lrlab.augment import RESIZED_RATIO, RESIZED_SCALE, draw_resized_crop_flip, resized_crop_maps
+
+    theta = resized_crop_maps(draw_resized_crop_flip(torch.Generator().manual_seed(0), 20_000), 64, 128)
+    cw, ch = theta[:, 0, 0].abs(), theta[:, 1, 1]
+    whole = (cw < 1) & (ch < 1)  # not clipped at a border
+    aspect = cw[whole] * 128 / (ch[whole] * 64)  # width / height in pixels
+    assert RESIZED_RATIO[0] - 1e-5 <= aspect.min() and aspect.max() <= RESIZED_RATIO[1] + 1e-5
+    assert RESIZED_SCALE[0] - 1e-5 <= (cw * ch)[whole].min() and (cw * ch).max() <= 1 + 1e-6
+    assert aspect.min() < 0.8 and aspect.max() > 1.25  # the whole range is drawn (was 1.5 to 2.7 here)
+
+
 def test_resized_crop_flip_on_the_batch():
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (16, 3, 24, 24), dtype=torch.uint8, generator=g)

@@ -52,25 +52,36 @@ RESIZED_SCALE, RESIZED_RATIO = (0.08, 1.0), (3 / 4, 4 / 3)
 
 
 def draw_resized_crop_flip(gen: torch.Generator, total: int, pad: int = 0) -> torch.Tensor:
-    """[total, 6] float: the affine map (normalised coordinates) from the output image to its crop, with
-    area and aspect ratio drawn as torchvision's RandomResizedCrop draws them and a random mirror. A crop
-    that would not fit is clipped to the image instead of redrawn (torchvision retries). `pad` is unused."""
+    """[total, 5] float: each crop's area and aspect ratio drawn as torchvision's RandomResizedCrop draws
+    them, as its sides for a square image (sqrt(area·ratio), sqrt(area/ratio)), its centre's place (two
+    uniforms) and a random mirror (-1 or 1). A crop that would not fit is clipped to the image instead of
+    redrawn (torchvision retries). `pad` is unused; the image's shape enters when the crops are applied."""
     area = torch.empty(total).uniform_(*RESIZED_SCALE, generator=gen)
     log_ratio = torch.empty(total).uniform_(*(math.log(r) for r in RESIZED_RATIO), generator=gen)
     ratio = torch.exp(log_ratio)
-    cw, ch = torch.sqrt(area * ratio).clamp(max=1.0), torch.sqrt(area / ratio).clamp(max=1.0)  # fractions of a side
-    cx = (torch.rand(total, generator=gen) * 2 - 1) * (1 - cw)  # centre, normalised coordinates
-    cy = (torch.rand(total, generator=gen) * 2 - 1) * (1 - ch)
-    sign = torch.where(torch.rand(total, generator=gen) < 0.5, -1.0, 1.0)  # -1: mirrored
-    theta = torch.zeros(total, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = cw * sign, cx, ch, cy
-    return theta.view(total, 6)
+    ux, uy = torch.rand(total, generator=gen), torch.rand(total, generator=gen)
+    sign = torch.where(torch.rand(total, generator=gen) < 0.5, -1.0, 1.0)
+    return torch.stack([torch.sqrt(area * ratio), torch.sqrt(area / ratio), ux, uy, sign], 1)
+
+
+def resized_crop_maps(p: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """[n, 2, 3]: the affine maps (normalised coordinates) from the output image to each drawn crop of an
+    h×w image; a crop's width and height, as fractions of the image's, are cw and ch on the diagonal."""
+    cw = (p[:, 0] * math.sqrt(h / w)).clamp(max=1.0)
+    ch = (p[:, 1] * math.sqrt(w / h)).clamp(max=1.0)
+    theta = torch.zeros(len(p), 2, 3, device=p.device)
+    theta[:, 0, 0], theta[:, 1, 1] = cw * p[:, 4], ch
+    theta[:, 0, 2], theta[:, 1, 2] = (p[:, 2] * 2 - 1) * (1 - cw), (p[:, 3] * 2 - 1) * (1 - ch)
+    return theta
 
 
 def apply_resized_crop_flip(x: torch.Tensor, params: torch.Tensor, pad: int = 0) -> torch.Tensor:
-    """Resample every image's crop back to the input size: one batched bilinear grid_sample."""
+    """Resample every image's crop back to the input size: one batched bilinear grid_sample. The sides,
+    as fractions of the image's width and height, are scaled by sqrt(h/w) and sqrt(w/h) so that a crop
+    of an h×w image has the drawn aspect ratio in pixels and the drawn share of its area."""
     n, c, h, w = x.shape
-    grid = F.affine_grid(params.float().view(n, 2, 3), [n, c, h, w], align_corners=False)
+    theta = resized_crop_maps(params.float(), h, w)
+    grid = F.affine_grid(theta, [n, c, h, w], align_corners=False)
     out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out.round_().clamp_(0, 255).to(torch.uint8)
 

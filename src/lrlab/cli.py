@@ -21,7 +21,7 @@ from lrlab.errors import ConfigError, LrlabError
 EXAMPLES = """\
 examples:
   lrlab study                                  the six settings of the original study on digits
-  lrlab study --seeds 3 --epochs 8             three paired seeds, eight epochs each
+  lrlab study --seeds 3 --epochs 20            three paired seeds, twenty epochs each
   lrlab study --schedules standard,onecycle    a subset of the config's schedules
   lrlab study --data cifar10 --data-dir data --download --width 0.5
   lrlab study --data imagefolder:cifar10-train.tar.gz --limit 2000
@@ -87,7 +87,13 @@ def _config_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", dest="model.stem", metavar="STEM", help="GoogLeNet stem: auto | cifar | imagenet")
     g.add_argument("--width", dest="model.width", type=float, metavar="W", help="channel multiplier (1.0 = paper)")
     g.add_argument("--device", dest="train.device", metavar="DEV", help="auto | cpu | cuda")
-    g.add_argument("--threads", dest="train.threads", type=int, metavar="N", help="CPU threads for torch")
+    g.add_argument(
+        "--threads",
+        dest="train.threads",
+        type=int,
+        metavar="N",
+        help="CPU threads for torch (default: torch's own, usually every core)",
+    )
     g.add_argument(
         "--sync-bn",
         dest="train.sync_bn",
@@ -263,6 +269,8 @@ def cmd_find_lr(args: argparse.Namespace) -> int:
 
     cfg = _load(args)
     p = prepare(cfg, auto_lr=False)
+    if not p.dist.is_main:  # under torchrun: the test is one process's work (a study shares rank 0's result)
+        return 0
     out = Path(args.out) if args.out else cfg.out_dir / "find-lr"
     store.open_out(out)  # before the test, not after it
     seed = cfg.seeds[0]
@@ -335,7 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_args(p)
     p.add_argument("--schedules", metavar="A,B", help="run only these schedules of the config")
-    p.add_argument("--seeds", type=_seeds, metavar="N|A,B", help="a count (3 = seeds 0,1,2) or a list of seeds")
+    p.add_argument(
+        "--seeds", type=_seeds, metavar="N|A,B", help="a count (3 = seeds 0,1,2) or a list of seeds (one seed: 5,)"
+    )
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<study name>)")
     p.add_argument(
         "--peak-lrs",
@@ -345,7 +355,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--baseline", metavar="NAME", help="the schedule others are compared with (default: the first)")
     p.add_argument("--tensorboard", action="store_const", const=True, help="also write TensorBoard event files")
-    p.add_argument("--workers", type=int, metavar="N", help="train N runs at once in separate processes")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="train N runs at once in separate processes (default: the config's, else 1)",
+    )
     p.add_argument(
         "--shard",
         type=_shard,

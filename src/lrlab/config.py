@@ -8,6 +8,7 @@ refused with a `ConfigError` that names the key (and suggests the closest valid 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tomllib
 import types
@@ -144,7 +145,15 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return _build(tp, value, key)
     if not ok:
         raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
-    return float(value) if tp is float else value
+    if tp is float:
+        try:
+            number = float(value)
+        except OverflowError:  # a TOML integer beyond a float's range
+            number = math.inf
+        if not math.isfinite(number):  # no setting here means anything at inf or nan
+            raise ConfigError(f"{key}: expected a finite number, got {value!r:.40}")
+        return number
+    return value
 
 
 def _build(cls: type, doc: Any, where: str) -> Any:

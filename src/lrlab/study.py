@@ -147,7 +147,8 @@ def run_fingerprint(cfg: StudyConfig, spec: dict[str, Any], peak: float | None, 
               "save_model", "workers"):  # fmt: skip
         doc.pop(k)
     for section, k in (("train", "device"), ("train", "threads"), ("train", "compile"), ("train", "compile_mode"),
-                       ("data", "stream"), ("data", "loader_workers"), ("data", "data_dir"), ("data", "download")):  # fmt: skip  # noqa: E501
+                       ("data", "stream"), ("data", "loader_workers"),
+                       ("data", "data_dir"), ("data", "download")):  # fmt: skip
         doc[section].pop(k)
     # where the data lies is not what it is (files_hash is): a copied or moved folder resumes the study
     doc["data"]["name"] = doc["data"]["name"].split(":", 1)[0]
@@ -168,6 +169,16 @@ def run_state(folder: Path, fingerprint: str) -> str:
             "or choose another --out"
         )
     return "finished" if (folder / "result.json").exists() else "partial"
+
+
+def _state(folder: Path, fingerprint: str, save_model: bool) -> str:
+    """run_state, but a finished run without the weights that `lrlab train` asks for (a study does not
+    keep them) is trained again, from an empty folder (no second set of TensorBoard events)."""
+    state = run_state(folder, fingerprint)
+    if state == "finished" and save_model and not (folder / "model.pt").exists():
+        shutil.rmtree(folder)
+        return "new"
+    return state
 
 
 def run_config(p: Prepared, name: str, seed: int, fingerprint: str) -> dict[str, Any]:
@@ -308,12 +319,15 @@ def _run_all(
     cfg, ds, out, d = p.cfg, p.dataset, p.cfg.out_dir, p.dist
     axis = f" × {len(cfg.peak_lrs)} peak LRs" if cfg.peak_lrs else ""
     ranks = f" on {d.world} processes" if d.enabled else ""
-    seeds = f"{len(cfg.seeds)} seed{'s' if len(cfg.seeds) > 1 else ''}"
+
+    def count(n: int, what: str) -> str:
+        return f"{n} {what}{'s' * (n != 1)}"
+
     echo(
-        f"lrlab study {cfg.name!r}: {len(cfg.schedules)} schedules{axis} × {seeds} on {ds.name} "
-        f"(train {len(ds.train)}, val {len(ds.val)}, test {len(ds.test)}; "
-        f"{ds.image_size[0]}×{ds.image_size[1]}×{ds.in_channels}), "
-        f"{cfg.train.epochs} epochs × {p.plan.steps_per_epoch} steps, device {p.device}{ranks}, out {out}"
+        f"lrlab study {cfg.name!r}: {count(len(cfg.schedules), 'schedule')}{axis} × {count(len(cfg.seeds), 'seed')} "
+        f"on {ds.name} (train {len(ds.train)}, val {len(ds.val)}, test {len(ds.test)}; "
+        f"{ds.image_size[0]}×{ds.image_size[1]}×{ds.in_channels}), {count(cfg.train.epochs, 'epoch')} × "
+        f"{count(p.plan.steps_per_epoch, 'step')}, device {p.device}{ranks}, out {out}"
     )
     if p.auto_lr:
         echo(f'"auto" LRs: {p.auto_lr["lr"]:.4g} ({p.auto_lr["rule"]} rule of an LR range test)')
@@ -329,9 +343,7 @@ def _run_all(
     total = len(fingerprints)
     todo = []
     for i, ((name, seed), fp) in enumerate(fingerprints.items(), 1):
-        state = d.share(run_state(run_dir(out, name, seed), fp) if d.is_main else None)
-        if state == "finished" and cfg.save_model and not (run_dir(out, name, seed) / "model.pt").exists():
-            state = "new"  # `lrlab train` asks for the weights, which a finished run does not keep: trained again
+        state = d.share(_state(run_dir(out, name, seed), fp, cfg.save_model) if d.is_main else None)
         if state == "finished":
             echo(f"[{i}/{total}] {name} seed {seed}: kept (finished earlier)")
         else:
