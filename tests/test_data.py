@@ -194,6 +194,20 @@ def test_streaming_reads_every_header_like_memory_reads_every_image(tmp_path):
         load_data(cfg_for(grey, stream=True))  # up front, not as a collate error mid-training
 
 
+def test_a_file_that_fails_mid_stream_is_named_in_one_line(tmp_path):
+    from lrlab.training import batches
+
+    root = make_tree(tmp_path / "d", size=(32, 32))
+    bad = root / "train" / "dog" / "003.png"
+    bad.write_bytes(bad.read_bytes()[:200])  # the header reads; the pixels do not
+    ds = load_data(cfg_for(root, stream=True, val_frac=0.1, test_frac=0.1))
+    split = next(s for s in splits(ds) if any(f.endswith("003.png") and "dog" in f for f in s.images.files))
+    with pytest.raises(DataError) as e:
+        list(batches(split, 1, torch.arange(len(split)), torch.device("cpu"), workers=1))
+    assert str(e.value).startswith("cannot read image ") and "dog/003.png" in str(e.value)
+    assert "\n" not in str(e.value) and "Traceback" not in str(e.value)
+
+
 def test_sixteen_bit_grey_keeps_its_top_bits(tmp_path):
     root = make_tree(tmp_path / "d", classes=["cat", "dog"], mode="L")
     values = np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000  # 0 .. 63,000

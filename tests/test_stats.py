@@ -188,8 +188,12 @@ def test_equal_gains_in_counts_are_equal_despite_float_noise():
     # accuracies are k/270; (k+3)/270 - k/270 differs from seed to seed in the last bits
     base = {0: 237 / 270, 1: 251 / 270}
     (c,) = compare({"base": base, "up": {s: v + 3 / 270 for s, v in base.items()}}, "base")
-    assert c.p_ttest < 1e-6 and c.verdict == "better"
-    assert c.seeds_needed == 2  # no spread: two seeds show it (was inf: the noise read as a spread)
+    # no spread: the t-test would say p = 0; the sign test's 2/2^2 is given instead, and no verdict
+    assert c.p_ttest == c.p_wilcoxon == 0.5 and c.verdict == "no clear difference"
+    assert c.seeds_needed == 6  # 2/2^6 <= 0.05 < 2/2^5 (was inf: the float noise read as a spread)
+    seven = {s: 0.8 + 0.01 * s for s in range(7)}
+    (c,) = compare({"base": seven, "up": {s: v + 3 / 270 for s, v in seven.items()}}, "base")
+    assert c.p_ttest == pytest.approx(2 / 2**7) and c.verdict == "better"
     # tied |differences| share a rank: the exact two-sided p of signs (+,+,-,-,+) on equal sizes is 1
     a, k = [237, 244, 251, 248, 269], [1, 1, -1, -1, 1]
     x = {s: (a[s] + k[s]) / 270 for s in range(5)}
@@ -268,7 +272,7 @@ def test_seeds_for_power_matches_the_textbook_sample_sizes():
     assert seeds_for_power(_with_effect(0.5), 0.05, power=0.9) > 34  # so does more power
     assert math.isinf(seeds_for_power(_with_effect(0.01), 0.05))  # above MAX_SEEDS
     assert math.isnan(seeds_for_power([0.1], 0.05)) and math.isnan(seeds_for_power([0.1, -0.1], 0.05))
-    assert seeds_for_power([0.02, 0.02, 0.02], 0.05) == 2  # no spread at all
+    assert seeds_for_power([0.02, 0.02, 0.02], 0.05) == 6  # no spread at all: the sign test's 2/2^6 <= 0.05
 
 
 def test_seeds_for_power_reaches_the_power_in_simulation():

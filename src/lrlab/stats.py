@@ -125,13 +125,18 @@ def _pvalues(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
     if not np.any(d):
         # All differences zero: no evidence of a difference. scipy gives nan (0/0) for the t-test, so say it here.
         return 1.0, 1.0
+    # Signed-rank test (Wilcoxon 1945), scipy defaults: zero differences dropped, exact null distribution for
+    # small n. With n pairs its smallest two-sided p is 2/2^n, so 5 seeds can never reach 0.05.
+    p_w = float(sps.wilcoxon(d).pvalue)
+    if np.all(d == d[0]):
+        # Every seed moved by the same amount: the t-test sees no spread and gives p = 0 (t infinite). With
+        # accuracy on a few hundred images, two seeds that both gain one image do that by chance; the
+        # signed-rank p (the sign test's 2/2^n here) is the honest figure, so the t-test reports it too.
+        return p_w, p_w
     with warnings.catch_warnings():
         # Near-constant differences make scipy warn about precision loss; t -> ±inf and p -> 0 is the right limit.
         warnings.simplefilter("ignore", RuntimeWarning)
         p_t = float(sps.ttest_1samp(d, 0.0).pvalue)  # paired: Student t on the differences, n-1 df
-        # Signed-rank test (Wilcoxon 1945), scipy defaults: zero differences dropped, exact null distribution for
-        # small n. With n pairs its smallest two-sided p is 2/2^n, so 5 seeds can never reach 0.05.
-        p_w = float(sps.wilcoxon(d).pvalue)
     return p_t, p_w
 
 
@@ -150,7 +155,8 @@ def seeds_for_power(diffs: Sequence[float], alpha: float, power: float = POWER, 
         return NAN
     sd = float(d.std(ddof=1))
     if sd <= 1e-9 * abs(float(d.mean())):  # every seed moved the same way by the same amount (up to float
-        return 2.0  # rounding in the mean): two seeds show it
+        # rounding in the mean): the test is then the sign test (see _pvalues), 2/2^n <= alpha
+        return float(max(2, math.ceil(math.log2(2 / alpha))))
     n = np.arange(2, max_n + 1)
     crit = sps.t.ppf(1 - alpha / 2, n - 1)
     nc = abs(float(d.mean())) / sd * np.sqrt(n)

@@ -25,7 +25,7 @@ from lrlab.augment import Augment, crop_pad, run_augment
 from lrlab.config import TrainConfig
 from lrlab.data import LazyImages, Split
 from lrlab.distributed import SINGLE, Dist, check_batch, wrap
-from lrlab.errors import ConfigError
+from lrlab.errors import ConfigError, DataError
 from lrlab.schedules import Schedule
 
 # A run has diverged when its loss is not finite, or when the mean training loss over the last
@@ -86,8 +86,11 @@ def batches(
         # would shift the dropout masks away from those of the in-memory path
         loader = DataLoader(split.images.dataset(), batch_sampler=chunks, num_workers=min(workers, os.cpu_count() or 1),
                             pin_memory=device.type == "cuda", generator=torch.Generator())  # fmt: skip
-        for x, idx in zip(loader, chunks, strict=True):
-            yield x.to(device, non_blocking=True), split.labels[idx].to(device, non_blocking=True)
+        try:
+            for x, idx in zip(loader, chunks, strict=True):
+                yield x.to(device, non_blocking=True), split.labels[idx].to(device, non_blocking=True)
+        except DataError as e:  # from a worker it carries the worker's traceback: keep the message alone
+            raise DataError(str(e).strip().splitlines()[-1].split("DataError: ", 1)[-1]) from None
         return
     for i in range(n):
         idx = d.shard(order[i * batch_size : (i + 1) * batch_size])
