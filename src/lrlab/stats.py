@@ -160,7 +160,13 @@ def seeds_for_power(diffs: Sequence[float], alpha: float, power: float = POWER, 
     n = np.arange(2, max_n + 1)
     crit = sps.t.ppf(1 - alpha / 2, n - 1)
     nc = abs(float(d.mean())) / sd * np.sqrt(n)
-    achieved = sps.nct.sf(crit, n - 1, nc) + sps.nct.cdf(-crit, n - 1, nc)
+    with np.errstate(all="ignore"):
+        upper, lower = sps.nct.sf(crit, n - 1, nc), sps.nct.cdf(-crit, n - 1, nc)
+    # scipy's noncentral t gives nan for some far tails (scipy 1.17: cdf(-4.6, 3, 10.6)); the lower tail is
+    # then negligible, and the upper one is taken from the normal approximation (Johnson & Welch 1940)
+    lower = np.nan_to_num(lower, nan=0.0)
+    upper = np.where(np.isnan(upper), sps.norm.cdf((nc - crit) / np.sqrt(1 + crit**2 / (2 * (n - 1)))), upper)
+    achieved = upper + lower
     hit = np.flatnonzero(achieved >= power)
     return float(n[hit[0]]) if hit.size else math.inf
 
