@@ -205,6 +205,14 @@ def test_find_lr_checks_its_output_folder_before_the_test(tmp_path, capsys, monk
     assert "cannot be written" in capsys.readouterr().err
 
 
+def test_schedules_preview_shows_notes(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[schedules.ms]\ntype = "multistep"\nlr = 0.1\nmilestones_epochs = [2, 90]\n')
+    assert main(["schedules", str(cfg), "--steps", "80", "--steps-per-epoch", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "1 schedule valid for 80 steps" in out and "note: milestones_epochs 90 is step 900" in out
+
+
 def test_families_listing_shows_defaults_a_spec_accepts(capsys):
     from .test_schedules import PLAN, REQUIRED_KEYS
 

@@ -205,6 +205,14 @@ def test_after_a_warmup_lengths_count_from_its_end():
     assert v[59] == 1.0 and v[60] == pytest.approx(0.1)  # half of the 80 steps after the warm-up
 
 
+def test_lengths_past_the_end_are_noted_not_refused():
+    s = compile_schedule({"type": "multistep", "lr": 0.1, "milestones_epochs": [5, 30]}, PLAN)
+    assert s.notes == ("milestones_epochs 30 is step 300, at or past the run's 100 steps: it never applies",)
+    s = compile_schedule({"type": "step", "lr": 0.1, "every_epochs": 10, "warmup_epochs": 1}, PLAN)
+    assert len(s.notes) == 1 and "every_epochs = 10 is step 100" in s.notes[0] and "10-step warm-up" in s.notes[0]
+    assert compile_schedule({"type": "step", "lr": 0.1, "every_epochs": 3}, PLAN).notes == ()
+
+
 def test_units_agree():
     a = lrs({"type": "cyclic", "base_lr": 0.1, "max_lr": 1, "up_epochs": 2})
     b = lrs({"type": "cyclic", "base_lr": 0.1, "max_lr": 1, "up_steps": 20})

@@ -234,7 +234,8 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         plan, schedules = prepared.plan, prepared.schedules
         if prepared.auto_lr:
             print(f'"auto" LRs from an LR range test ({prepared.auto_lr["rule"]}): {prepared.auto_lr["lr"]:.4g}')
-    print(f"{len(schedules)} schedules valid for {plan.total_steps} steps ({plan.steps_per_epoch} per epoch):")
+    many = "s" * (len(schedules) != 1)
+    print(f"{len(schedules)} schedule{many} valid for {plan.total_steps} steps ({plan.steps_per_epoch} per epoch):")
     for name, sch in schedules.items():
         lrs = [sch.lr(i) for i in range(plan.total_steps)]
         notes = [
@@ -245,6 +246,8 @@ def cmd_schedules(args: argparse.Namespace) -> int:
             f"  {name:<16} {sch.spec['type']:<15} LR first {lrs[0]:.4g}, peak {max(lrs):.4g}, "
             f"last {lrs[-1]:.4g}, mean {sum(lrs) / len(lrs):.4g}" + "".join(notes)
         )
+        for note in sch.notes:
+            print(f"    note: {note}")
     if args.plot:
         traces = {n: [(st, lr) for st, lr, _ in s.trace()] for n, s in schedules.items()}
         moms = {n: [(st, m) for st, _, m in s.trace()] for n, s in schedules.items() if s.momentum}

@@ -329,6 +329,9 @@ def _run_all(
         f"{ds.image_size[0]}×{ds.image_size[1]}×{ds.in_channels}), {count(cfg.train.epochs, 'epoch')} × "
         f"{count(p.plan.steps_per_epoch, 'step')}, device {p.device}{ranks}, out {out}"
     )
+    for name, sched in p.schedules.items():
+        for note in sched.notes:
+            echo(f"note: schedules.{name}: {note}")
     if p.auto_lr:
         echo(f'"auto" LRs: {p.auto_lr["lr"]:.4g} ({p.auto_lr["rule"]} rule of an LR range test)')
         if p.auto_lr.get("caution"):

@@ -233,6 +233,7 @@ class Schedule:
     peak_lr: float  # the highest
     metric: str | None = None  # plateau: the metric it watches
     history: list[float] = field(default_factory=list)  # plateau: that metric at each epoch end
+    notes: tuple[str, ...] = ()  # fits the run but probably not what was meant (a milestone past its end)
 
     def observe(self, metrics: dict[str, float]) -> None:
         """Record an epoch's validation metrics (only metric-driven schedules keep them)."""
@@ -314,5 +315,6 @@ def compile_schedule(spec: dict[str, Any], plan: Plan, name: str = "schedule", w
     else:
         momentum = None
     return Schedule(
-        name, dict(spec), plan, lr, momentum, lo, hi, parsed.watched_metric(), getattr(parsed, "history", [])
-    )
+        name, dict(spec), plan, lr, momentum, lo, hi, parsed.watched_metric(), getattr(parsed, "history", []),
+        tuple(parsed.notes(inner)),
+    )  # fmt: skip

@@ -93,3 +93,8 @@ class Spec:
     def momentum_curve(self, plan: Plan) -> Fn | None:
         """Momentum built into the family (torch's cycle_momentum); None where there is none."""
         return None
+
+    def notes(self, plan: Plan) -> list[str]:
+        """What fits the run but is probably not what was meant (shown before training, not refused:
+        a quick look with fewer epochs should still run)."""
+        return []

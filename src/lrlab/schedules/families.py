@@ -43,6 +43,11 @@ def _check_gamma(gamma: float, field: Field) -> None:
         raise ConfigError(f"{field('gamma')}: a decay factor must be in (0, 1], got {gamma:g}")
 
 
+def _never(what: str, at: float, plan: Plan) -> str:
+    after = f" after the {plan.offset}-step warm-up" if plan.offset else ""
+    return f"{what} is step {at:g}, at or past the run's {plan.total_steps} steps{after}: it never applies"
+
+
 def _check_momenta(spec: Cyclic | OneCycle, field: Field) -> None:
     """torch's cycle_momentum values: each a momentum, in [0, 1)."""
     for name in ("base_momentum", "max_momentum"):
@@ -82,6 +87,14 @@ class Step(Spec):
     def bounds(self) -> tuple[float, float]:
         return 0.0, self.lr
 
+    def notes(self, plan: Plan) -> list[str]:
+        every = self.every.steps(plan)
+        return (
+            [_never(f"every_{self.every.unit} = {self.every.value:g}", every, plan)]
+            if every >= plan.total_steps
+            else []
+        )
+
 
 @dataclass(frozen=True, kw_only=True)
 class MultiStep(Spec):
@@ -98,6 +111,13 @@ class MultiStep(Spec):
 
     def bounds(self) -> tuple[float, float]:
         return 0.0, self.lr
+
+    def notes(self, plan: Plan) -> list[str]:
+        return [
+            _never(f"milestones_{m.unit} {m.value:g}", m.steps(plan), plan)
+            for m in self.milestones
+            if m.steps(plan) >= plan.total_steps
+        ]
 
 
 @dataclass(frozen=True, kw_only=True)
