@@ -459,9 +459,9 @@ def _one_size(sizes: dict[tuple[int, int], str], shown: Callable[[str], str]) ->
 
 
 def _convert(im: Image.Image, mode: str) -> Image.Image:
-    """`im` in mode L or RGB. 16-bit grey (PNG's I;16, or I holding 16-bit values) keeps its top 8 bits:
-    PIL's own conversion clips every value above 255 to white."""
-    if im.mode.startswith("I;16") or im.mode == "I":
+    """`im` in mode L or RGB. 16-bit grey (PNG's I;16, or I holding values above 255) keeps its top 8
+    bits: PIL's own conversion clips every value above 255 to white."""
+    if im.mode.startswith("I;16") or (im.mode == "I" and np.asarray(im).max() > 255):
         im = Image.fromarray((np.asarray(im).astype(np.uint32) >> 8).clip(0, 255).astype(np.uint8), "L")
     return im if im.mode == mode else im.convert(mode)
 

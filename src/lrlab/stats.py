@@ -113,7 +113,7 @@ def holm(pvalues: Sequence[float]) -> list[float]:
 def differences(x: Sequence[float], y: Sequence[float]) -> np.ndarray:
     """x - y, rounded to 12 decimals. Metrics are ratios of counts (k/270), and their float differences carry
     noise in the last digits: two seeds that both gained 3/270 differ by 1e-17, which made the spread look
-    nonzero (seeds to plan: inf instead of 2) and split Wilcoxon's tied ranks (p 0.44 where the exact p is 1)."""
+    nonzero (seeds to plan: inf) and split Wilcoxon's tied ranks (p 0.44 where the exact p is 1)."""
     return np.round(np.asarray(x, dtype=float) - np.asarray(y, dtype=float), 12)
 
 
