@@ -176,6 +176,21 @@ def test_a_damaged_run_file_is_named_not_a_traceback(study, tmp_path, capsys):
     assert "cannot be written" in capsys.readouterr().err
 
 
+def test_report_refuses_to_compare_runs_of_different_settings(study, tmp_path, capsys):
+    _, out, _, _ = study
+    shutil.copytree(out / "runs", tmp_path / "runs")
+    changed = tmp_path / "runs" / "warmup" / "seed-0" / "config.json"
+    doc = json.loads(changed.read_text())
+    doc["config"]["train"]["epochs"] = 20
+    changed.write_text(json.dumps(doc))
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "different settings: train.epochs is 2 in " in err and f"but 20 in {changed.parent}" in err
+    doc["config"]["train"].update(epochs=2, threads=7, device="cuda")  # how a run executes: the same setting
+    changed.write_text(json.dumps(doc))
+    assert main(["report", str(tmp_path)]) == 0
+
+
 def test_report_merges_study_folders(study, tmp_path):
     _, out, _, _ = study
     a, b = tmp_path / "a", tmp_path / "b"

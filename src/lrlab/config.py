@@ -257,6 +257,27 @@ def to_dict(cfg: StudyConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+# What does not change a run's result: the study's own bookkeeping (which schedules and seeds, where
+# results go), where the data lies (its content is hashed apart), and where and how fast it runs
+_NOT_SETTING = ("name", "seeds", "out", "baseline", "schedules", "peak_lrs", "target_accuracy", "tensorboard",
+                "save_model", "workers")  # fmt: skip
+_NOT_SETTING_IN = (("train", "device"), ("train", "threads"), ("train", "compile"), ("train", "compile_mode"),
+                   ("data", "stream"), ("data", "loader_workers"),
+                   ("data", "data_dir"), ("data", "download"))  # fmt: skip
+
+
+def setting(doc: dict[str, Any]) -> dict[str, Any]:
+    """The part of a resolved config (to_dict) that every run of a fair comparison shares: all but
+    the schedule, the seed and what does not change a result; `data.name` keeps only the kind of
+    source, so that a moved or copied folder is the same data."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in doc.items() if k not in _NOT_SETTING}
+    for section, key in _NOT_SETTING_IN:
+        out.get(section, {}).pop(key, None)
+    if "data" in out:
+        out["data"]["name"] = str(out["data"].get("name", "")).split(":", 1)[0]
+    return out
+
+
 def bundled_configs() -> list[str]:
     """Names of the example studies shipped inside the package (`configs/` in a checkout)."""
     return sorted(

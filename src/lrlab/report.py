@@ -26,6 +26,7 @@ from lrlab.results import (
     TEST,
     Run,
     by_name,
+    check_one_setting,
     comparisons,
     dynamics,
     load_runs,
@@ -147,6 +148,7 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     runs = load_runs(dirs)
     if not runs:
         raise LrlabError(f"no finished runs under {', '.join(map(str, dirs))} (expected runs/<schedule>/seed-<k>/)")
+    check_one_setting(runs)
     order = run_order(dirs, runs)
     runs = sort_runs(runs, order)
     store.open_out(out)

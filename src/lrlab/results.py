@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from lrlab import config as config_mod
 from lrlab import stats, store
 from lrlab.errors import LrlabError
 from lrlab.metrics import ALL_METRICS
@@ -73,6 +74,32 @@ def load_runs(dirs: list[Path]) -> list[Run]:
                 ) from None
             runs.setdefault((run.name, run.seed), run)
     return list(runs.values())
+
+
+def _flat(doc: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        return {prefix: doc}
+    return {k: v for key, value in doc.items() for k, v in _flat(value, f"{prefix}.{key}" if prefix else key).items()}
+
+
+def check_one_setting(runs: list[Run]) -> None:
+    """Refuse to compare runs made under different settings (epochs, model, data...: config.setting and
+    the data's hash): pairing by seed assumes that only the schedule differs."""
+    first: dict[str, Any] | None = None
+    for r in runs:
+        if "config" not in r.config:  # a run folder from before lrlab saved its config: nothing to check
+            continue
+        mine = _flat({**config_mod.setting(r.config["config"]), "data_files": r.config["data"].get("files_hash")})
+        if first is None:
+            first, where = mine, r.folder
+            continue
+        diff = next((k for k in sorted(first.keys() | mine.keys()) if first.get(k) != mine.get(k)), None)
+        if diff is not None:
+            raise LrlabError(
+                f"runs made under different settings: {diff} is {first.get(diff)!r} in {where} but "
+                f"{mine.get(diff)!r} in {r.folder}; report them separately (a comparison pairs runs that "
+                "differ only in schedule and seed)"
+            )
 
 
 def study_docs(dirs: list[Path]) -> list[dict[str, Any]]:

@@ -139,19 +139,10 @@ def prepare(cfg: StudyConfig, auto_lr: bool = True) -> Prepared:
 
 
 def run_fingerprint(cfg: StudyConfig, spec: dict[str, Any], peak: float | None, seed: int, files_hash: str) -> str:
-    """What determines one run's result: all settings but the study's own bookkeeping, where the data
-    lies, and where and how fast it runs (device, threads, compilation, how images are read), so that a
-    study can resume on another machine, or eager after a compiler failure."""
-    doc = config_mod.to_dict(cfg)
-    for k in ("name", "seeds", "out", "baseline", "schedules", "peak_lrs", "target_accuracy", "tensorboard",
-              "save_model", "workers"):  # fmt: skip
-        doc.pop(k)
-    for section, k in (("train", "device"), ("train", "threads"), ("train", "compile"), ("train", "compile_mode"),
-                       ("data", "stream"), ("data", "loader_workers"),
-                       ("data", "data_dir"), ("data", "download")):  # fmt: skip
-        doc[section].pop(k)
-    # where the data lies is not what it is (files_hash is): a copied or moved folder resumes the study
-    doc["data"]["name"] = doc["data"]["name"].split(":", 1)[0]
+    """What determines one run's result: its setting (config.setting: not the study's bookkeeping, where
+    the data lies, or where and how fast it runs, so that a study can resume on another machine, or
+    eager after a compiler failure), its schedule, peak LR and seed, and the data's content."""
+    doc = config_mod.setting(config_mod.to_dict(cfg))
     doc.update(schedule=spec, peak_lr=peak, seed=seed, data_files=files_hash)
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
