@@ -1,8 +1,8 @@
 """Time to accuracy: full-width GoogLeNet (CIFAR stem), one-cycle, on the JPEG copy of CIFAR-10's
-training images (45,000 train / 5,000 validation, stratified); prints the wall time until the
-validation accuracy first reaches --target, and the final validation accuracy. Uses lrlab's fast
-path (data on the GPU, bf16, channels_last); --compile adds torch.compile, whose compile time is
-reported separately and not counted.
+training images (about 45,000 train / 5,000 validation, stratified; a few held out, unused); prints
+the wall time until the validation accuracy first reaches --target, and the final validation
+accuracy. Uses lrlab's fast path (data on the GPU, bf16, channels_last); --compile adds
+torch.compile, whose compile time is reported separately and not counted.
 
   python benchmarks/time_to_accuracy.py --data data/cifar10-train.tar.gz            # on a GPU
   python benchmarks/time_to_accuracy.py --data ... --limit 2000 --epochs 1 --width 0.25   # CPU smoke
@@ -28,7 +28,12 @@ def main() -> None:
     ap.add_argument("--target", type=float, default=0.91, help="validation accuracy to reach (default 0.91)")
     ap.add_argument("--epochs", type=int, default=16, help="one-cycle length (default 16)")
     ap.add_argument("--batch", type=int, default=512)
-    ap.add_argument("--max-lr", type=float, default=0.4, help="one-cycle peak (0.1 per 128 images, scaled linearly)")
+    ap.add_argument(
+        "--max-lr",
+        type=float,
+        default=0.4,
+        help="one-cycle peak (default 0.4: 0.1 per 128 images at the default batch; scale it with --batch)",
+    )
     ap.add_argument("--width", type=float, default=1.0)
     ap.add_argument("--limit", type=int, help="train on this many images only (smoke tests)")
     ap.add_argument("--compile", nargs="?", const="default", choices=COMPILE_MODES, default=None,

@@ -132,7 +132,22 @@ def test_report_of_one_seed_says_nothing_was_tested(study, tmp_path):
         shutil.copytree(run, tmp_path / "runs" / run.parent.name / run.name)
     assert main(["report", str(tmp_path)]) == 0
     md = (tmp_path / "report.md").read_text()
-    assert "no p-values: a test needs at least two seeds" in md and "Holm-adjusted" not in md
+    assert "no interval or p-values: they need at least two seeds" in md and "Holm-adjusted" not in md
+
+
+def test_a_difference_without_spread_is_marked_as_the_sign_tests(study, tmp_path):
+    _, out, _, _ = study
+    shutil.copytree(out / "runs", tmp_path / "runs")
+    for seed in (0, 1):
+        base = json.loads((out / "runs" / "standard" / f"seed-{seed}" / "result.json").read_text())
+        path = tmp_path / "runs" / "warmup" / f"seed-{seed}" / "result.json"
+        doc = json.loads(path.read_text())
+        doc["test"]["accuracy"] = base["test"]["accuracy"] + 0.02  # the same gain on both seeds
+        path.write_text(json.dumps(doc))
+    assert main(["report", str(tmp_path)]) == 0
+    md = (tmp_path / "report.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| warmup | +0.0200 |"))
+    assert "| 0.500 † |" in row and "† warmup: every seed moved by the same amount" in md
 
 
 def test_train_gives_the_weights_of_a_finished_run_and_fresh_touches_only_its_run(study, tmp_path):

@@ -121,6 +121,16 @@ def test_a_huge_lr_diverges_cleanly(digits):
     assert res.test_pred is None
 
 
+def test_divergence_within_epochs_shorter_than_the_log_window_is_caught(digits):
+    # 3 steps per epoch, 6 in all: the 10-step check never runs, the epoch-end one must
+    inputs, build = digits
+    cfg = TrainConfig(epochs=2, batch_size=160)
+    assert steps_per_epoch(len(inputs.train), 160) == 3
+    sched = compile_schedule({"type": "constant", "lr": 100.0}, plan_for(inputs, cfg))
+    res = train_run(build, inputs, sched, cfg, seed=0, device=torch.device("cpu"), progress=False)
+    assert res.status == "diverged" and res.diverged["step"] in (3, 6), res.epochs
+
+
 def test_batch_larger_than_data_is_refused():
     with pytest.raises(ConfigError, match=r"train\.batch_size"):
         steps_per_epoch(100, 128)

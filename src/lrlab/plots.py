@@ -51,9 +51,15 @@ def plot_lr(
     for name, tr in traces.items():
         steps, lrs = zip(*tr, strict=True) if tr else ((), ())
         ax.plot(steps, lrs, label=name, color=colors[name], lw=1.6)
-    ax.set(ylabel="learning rate", title=title)
+    peaks = [max(lr for _, lr in tr) for tr in traces.values() if tr]
+    if peaks and min(peaks) > 0 and max(peaks) / min(peaks) > 30:  # an LR axis: peaks decades apart
+        ax.set_yscale("log")  # else the small peaks lie flat along zero (zero LRs are left out)
+        ax.set_ylim(bottom=min(peaks) / 1e3)  # three decades under the smallest peak: the shapes, not 1e-7 tails
+    ax.set(ylabel="learning rate" + (" (log scale)" if ax.get_yscale() == "log" else ""), title=title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    # beside the plot when there are many lines, so that the legend hides none of them
+    many = len(traces) > 8
+    ax.legend(fontsize=8, ncol=1 if many else 2, **({"loc": "upper left", "bbox_to_anchor": (1.01, 1)} if many else {}))
     if momentum:
         mx = axes[1][0]
         for name, tr in momentum.items():

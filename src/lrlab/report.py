@@ -206,7 +206,7 @@ def _significance_rows(comps: list[stats.Comparison]) -> list[list[str]]:
     return [
         [c.schedule, f"{c.diff_mean:+.4f}" if not math.isnan(c.diff_mean) else "—",
          "—" if math.isnan(c.diff_ci_low) else f"[{c.diff_ci_low:+.4f}, {c.diff_ci_high:+.4f}]",
-         str(c.n), _p(c.p_ttest), _p(c.p_wilcoxon), _p(c.p_holm), f"**{c.verdict}**" if c.verdict != "no clear difference" else c.verdict,  # noqa: E501
+         str(c.n), _p(c.p_ttest) + (" †" if c.n >= 2 and c.diff_ci_low == c.diff_ci_high else ""), _p(c.p_wilcoxon), _p(c.p_holm), f"**{c.verdict}**" if c.verdict != "no clear difference" else c.verdict,  # noqa: E501
          _seeds(c.seeds_needed)]
         for c in comps
     ]  # fmt: skip
@@ -247,17 +247,25 @@ def _document(
     if comps:
         doc.h(2, f"Against the baseline ({baseline})")
         tested = (
+            f"its {LEVEL:.0%} t-interval, the paired t-test and Wilcoxon signed-rank p-values, and "
             f"the {TEST} p-value Holm-adjusted over {m} comparison{'s' * (m != 1)}{' within ' + within if within else ''}; "  # noqa: E501
             f"the verdict uses that at α = {ALPHA}. Seeds to plan: the seeds a new study would need for the paired "
             f"t-test at α/{m} (Holm's strictest step) to reach {stats.POWER:.0%} power against a true difference "
             "equal to the one seen here, if the differences spread as they did here; a rough guide, since the "
             "spread of a few seeds is itself uncertain."
             if m
-            else "no p-values: a test needs at least two seeds where both runs finished."
+            else "no interval or p-values: they need at least two seeds where both runs finished."
+        )
+        same = [c.schedule for c in comps if c.n >= 2 and c.diff_ci_low == c.diff_ci_high]
+        sign = (
+            f" † {', '.join(same)}: every seed moved by the same amount, so the t-test has no spread to measure "
+            "(it would give p = 0); its column shows the sign test's p instead."
+            if same
+            else ""
         )
         doc.p(
-            f"Paired difference in test accuracy (schedule − {baseline}) over the seeds where both finished, its "
-            f"{LEVEL:.0%} t-interval, the paired t-test and Wilcoxon signed-rank p-values, and {tested}"
+            f"Paired difference in test accuracy (schedule − {baseline}) over the seeds where both finished; "
+            f"{tested}{sign}"
         )
         doc.table(
             ["schedule", "Δ accuracy", f"{LEVEL:.0%} interval", "pairs", "p (t-test)", "p (Wilcoxon)", "p (Holm)",

@@ -453,9 +453,13 @@ class Trainer:
             te += self._settle_compile(first_step, time.perf_counter() - te, i + 1)
         totals = d.sum(torch.stack([loss_sum, correct.to(loss_sum.dtype), torch.tensor(float(seen), device=device)]))
         train_loss, train_acc = (totals[:2] / totals[2]).tolist()
-        if not math.isfinite(train_loss):
+        # the same rule as the 10-step check, on the whole epoch: it also covers epochs shorter than
+        # LOG_EVERY steps and an epoch's last steps after its last log
+        if not math.isfinite(train_loss) or train_loss > self.bound:
             return {"step": self.step, "epoch": epoch, "lr": schedule.lr(self.step - 1), "loss": train_loss}
         val_loss, val_acc, _ = evaluate(self.model, self.val_split, self.norm, device, self.speed, d=d)
+        if not math.isfinite(val_loss):  # weights gone to inf or nan at the epoch's very end
+            return {"step": self.step, "epoch": epoch, "lr": schedule.lr(self.step - 1), "loss": val_loss}
         record = {
             "epoch": epoch,
             "step": self.step,
