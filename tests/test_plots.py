@@ -22,3 +22,14 @@ def test_fraction_axis_ignores_nan_and_handles_one_value():
     assert fraction_axis([math.nan]) is None and fraction_axis([]) is None
     low, high = fraction_axis([0.5, math.nan])
     assert low < 0.5 < high and high - low == pytest.approx(0.001)
+
+
+def test_colors_are_tab10_then_their_light_shades():
+    import matplotlib.pyplot as plt
+
+    from lrlab.plots import _colors
+
+    names = [f"s{i}" for i in range(12)]
+    colors = _colors(names)
+    assert [colors[f"s{i}"] for i in range(10)] == [plt.get_cmap("tab10")(i) for i in range(10)]
+    assert len(set(colors.values())) == 12 and colors["s10"] == plt.get_cmap("tab20")(1)

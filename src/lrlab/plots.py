@@ -31,8 +31,11 @@ def save_figure(fig: Any, path: Path) -> None:
 
 
 def _colors(names: list[str]) -> dict[str, Any]:
-    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
-    return {n: cmap(i % cmap.N) for i, n in enumerate(names)}
+    """tab20's ten dark hues first, then their light shades: neighbours in the list never get two
+    shades of one hue, and up to ten schedules get ten distinct hues."""
+    tab20 = plt.get_cmap("tab20")
+    order = [*range(0, 20, 2), *range(1, 20, 2)]
+    return {n: tab20(order[i % 20]) for i, n in enumerate(names)}
 
 
 def plot_lr(
