@@ -31,6 +31,7 @@ from torchvision.datasets import CIFAR10, CIFAR100
 from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 from torchvision.datasets.utils import check_integrity, download_and_extract_archive
 
+from lrlab import store
 from lrlab.config import DataConfig
 from lrlab.errors import DataError, unknown
 
@@ -184,10 +185,7 @@ def _hash(paths: list[Path], root: Path | None = None) -> str:
     if cached is None:
         return digest
     with contextlib.suppress(OSError):  # e.g. a read-only home: no cache, same digest
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-        tmp.write_text(digest + "\n")
-        os.replace(tmp, cached)  # whole or absent, also with several processes at once
+        store.write_text(cached, digest + "\n")  # whole or absent, also with several processes at once
     return digest
 
 

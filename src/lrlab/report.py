@@ -206,7 +206,7 @@ def _significance_rows(comps: list[stats.Comparison]) -> list[list[str]]:
     return [
         [c.schedule, f"{c.diff_mean:+.4f}" if not math.isnan(c.diff_mean) else "—",
          "—" if math.isnan(c.diff_ci_low) else f"[{c.diff_ci_low:+.4f}, {c.diff_ci_high:+.4f}]",
-         str(c.n), _p(c.p_ttest) + (" †" if c.n >= 2 and c.diff_ci_low == c.diff_ci_high else ""), _p(c.p_wilcoxon), _p(c.p_holm), f"**{c.verdict}**" if c.verdict != "no clear difference" else c.verdict,  # noqa: E501
+         str(c.n), _p(c.p_ttest) + (" †" if c.no_spread else ""), _p(c.p_wilcoxon), _p(c.p_holm), f"**{c.verdict}**" if c.verdict != "no clear difference" else c.verdict,  # noqa: E501
          _seeds(c.seeds_needed)]
         for c in comps
     ]  # fmt: skip
@@ -256,7 +256,7 @@ def _document(
             if m
             else "no interval or p-values: they need at least two seeds where both runs finished."
         )
-        same = [c.schedule for c in comps if c.n >= 2 and c.diff_ci_low == c.diff_ci_high]
+        same = [c.schedule for c in comps if c.no_spread]
         sign = (
             f" † {', '.join(same)}: every seed moved by the same amount, so the t-test has no spread to measure "
             "(it would give p = 0); its column shows the sign test's p instead."

@@ -48,6 +48,11 @@ class Comparison:
     verdict: str  # "better", "worse" or "no clear difference"
     seeds_needed: float = NAN  # seeds_for_power at alpha / holm_m; nan: cannot say, inf: above MAX_SEEDS
 
+    @property
+    def no_spread(self) -> bool:
+        """Every pair differed by the same amount: the t-test's p is then the sign test's (see _pvalues)."""
+        return self.n >= 2 and self.diff_ci_low == self.diff_ci_high
+
 
 def _finite(values: Sequence[float]) -> np.ndarray:
     arr = np.asarray(values, dtype=float).ravel()

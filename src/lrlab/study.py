@@ -214,6 +214,7 @@ def save_run(folder: Path, p: Prepared, sched: Schedule, seed: int, result: RunR
                     ["step", "lr", "momentum"])  # fmt: skip
     store.write_csv(folder / "steps.csv", [{"step": s, "loss": v} for s, v in result.step_losses], ["step", "loss"])
     lrs = [lr for _, lr, _ in trace]
+    best = result.best if result.epochs else {}  # empty: diverged before an epoch ended
     out: dict[str, Any] = {
         "schedule": name,
         "seed": seed,
@@ -221,8 +222,8 @@ def save_run(folder: Path, p: Prepared, sched: Schedule, seed: int, result: RunR
         "seconds": result.seconds,
         "compile_seconds": result.compile_seconds,
         "epochs_run": len(result.epochs),
-        "best_epoch": result.best.get("epoch") or None,  # None: diverged before an epoch ended
-        "best_val_accuracy": result.best.get("val_accuracy") if result.best.get("epoch") else None,
+        "best_epoch": best.get("epoch"),
+        "best_val_accuracy": best.get("val_accuracy"),
         "final_val_accuracy": result.epochs[-1]["val_accuracy"] if result.epochs else None,
         "peak_lr": max(lrs),
         "final_lr": lrs[-1],

@@ -398,6 +398,10 @@ class Trainer:
         self.seconds -= self.compile_seconds
         return self.compile_seconds
 
+    def _diverged(self, epoch: int, lr: float, loss: float) -> dict[str, Any]:
+        """The divergence record: where it happened, at which LR, with which loss."""
+        return {"step": self.step, "epoch": epoch, "lr": lr, "loss": loss}
+
     def train_epoch(self, epoch: int, bar: Any) -> dict[str, Any] | None:
         """One epoch; returns the divergence record if the loss blew up, else None."""
         net, opt, schedule, cfg, device, d = self.net, self.opt, self.schedule, self.cfg, self.device, self.d
@@ -444,7 +448,7 @@ class Trainer:
                 if not math.isfinite(mean_window) or mean_window > self.bound:
                     if first_step is not None:
                         self._settle_compile(first_step, time.perf_counter() - te, i + 1)
-                    return {"step": self.step, "epoch": epoch, "lr": lr, "loss": mean_window}
+                    return self._diverged(epoch, lr, mean_window)
                 bar.set_postfix(
                     loss=f"{loss_so_far / seen:.3f}", acc=f"{correct_so_far / seen:.3f}", lr=f"{lr:.3g}", refresh=False
                 )
@@ -456,10 +460,10 @@ class Trainer:
         # the same rule as the 10-step check, on the whole epoch: it also covers epochs shorter than
         # LOG_EVERY steps and an epoch's last steps after its last log
         if not math.isfinite(train_loss) or train_loss > self.bound:
-            return {"step": self.step, "epoch": epoch, "lr": schedule.lr(self.step - 1), "loss": train_loss}
+            return self._diverged(epoch, schedule.lr(self.step - 1), train_loss)
         val_loss, val_acc, _ = evaluate(self.model, self.val_split, self.norm, device, self.speed, d=d)
         if not math.isfinite(val_loss):  # weights gone to inf or nan at the epoch's very end
-            return {"step": self.step, "epoch": epoch, "lr": schedule.lr(self.step - 1), "loss": val_loss}
+            return self._diverged(epoch, schedule.lr(self.step - 1), val_loss)
         record = {
             "epoch": epoch,
             "step": self.step,
