@@ -111,3 +111,16 @@ def test_shards_merge_into_the_unsharded_study(tmp_path):
     for row in merged + whole:
         row.pop("seconds")  # wall time: the one column that differs between two runs of the same work
     assert merged == whole
+
+
+def test_find_lr_under_torchrun_is_rank_0s_work(tmp_path):
+    cfg = tmp_path / "ddp.toml"
+    cfg.write_text(CONFIG)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [str(BIN / "torchrun"), "--nproc_per_node=2", "-m", "lrlab", "find-lr", str(cfg), "--steps", "20",
+           "--out", str(tmp_path / "lr")]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.count("LR range test on digits") == 1, res.stdout  # one test, one report
+    assert files(tmp_path / "lr") == ["find-lr.csv", "find-lr.json", "find-lr.png"]
+    assert len((tmp_path / "lr" / "find-lr.csv").read_text().splitlines()) == 21

@@ -33,3 +33,17 @@ def test_colors_are_tab10_then_their_light_shades():
     colors = _colors(names)
     assert [colors[f"s{i}"] for i in range(10)] == [plt.get_cmap("tab10")(i) for i in range(10)]
     assert len(set(colors.values())) == 12 and colors["s10"] == plt.get_cmap("tab20")(1)
+
+
+def test_a_line_on_top_of_an_earlier_one_is_dashed():
+    from lrlab.plots import _dashes
+
+    constant = [0.1] * 100
+    warmup = [0.1 * min(1.0, i / 20) for i in range(100)]  # joins the constant at step 20
+    cosine = [0.05 * (1 + math.cos(math.pi * i / 99)) for i in range(100)]
+    styles = _dashes({"standard": constant, "warmup": warmup, "cosine": cosine, "short": [0.1] * 5})
+    assert styles["standard"] == "-" and styles["cosine"] == "-" and styles["short"] == "-"
+    assert styles["warmup"] != "-"
+    # a tenth of the points equal is coinciding, fewer is a crossing
+    assert _dashes({"a": constant, "b": constant[:10] + [0.2] * 90})["b"] != "-"
+    assert _dashes({"a": constant, "b": constant[:9] + [0.2] * 91})["b"] == "-"

@@ -244,3 +244,16 @@ def test_resume_continues_the_same_trace(spec):
     assert [again.lr(s) for s in range(40, 100)] == [first.lr(s) for s in range(40, 100)]
     if first.momentum:
         assert [again.momentum(s) for s in range(40, 100)] == [first.momentum(s) for s in range(40, 100)]
+
+
+def test_onecycle_too_short_says_how_many_steps_it_needs():
+    spec = {"type": "onecycle", "max_lr": 0.1, "peak_frac": 0.25}
+    with pytest.raises(ConfigError, match=r"peak_frac: 0.25 of 4 steps .* needs at least 5 steps"):
+        compile_schedule(spec, Plan(4, 1), "s")
+    compile_schedule(spec, Plan(5, 1), "s")  # and 5 is enough
+    # a tiny peak_frac: the count comes out directly, not by stepping through ten million plans
+    with pytest.raises(ConfigError, match="needs at least 10000001 steps"):
+        compile_schedule({**spec, "peak_frac": 1e-7}, Plan(100, 1), "s")
+    # three phases: rise and fall each take peak_frac, so 0.5 and above can never fit
+    with pytest.raises(ConfigError, match="three_phase .* below 0.5, got 0.6"):
+        compile_schedule({**spec, "peak_frac": 0.6, "three_phase": True}, Plan(1000, 10), "s")

@@ -38,6 +38,20 @@ def _colors(names: list[str]) -> dict[str, Any]:
     return {n: tab20(order[i % 20]) for i, n in enumerate(names)}
 
 
+def _dashes(series: dict[str, Any]) -> dict[str, Any]:
+    """A line style per series: dashed where a series runs on top of one drawn before it (a warm-up
+    into a constant LR hides the constant baseline for most of training), so that the earlier line
+    shows through the gaps; solid otherwise. Coinciding: equal values at a tenth of the points or more."""
+    drawn: list[np.ndarray] = []
+    styles = {}
+    for name, values in series.items():
+        v = np.asarray(values, dtype=float)
+        same = [np.isclose(v, u, rtol=1e-9, atol=0).mean() for u in drawn if u.shape == v.shape and v.size]
+        styles[name] = (0, (5, 3)) if any(f >= 0.1 for f in same) else "-"
+        drawn.append(v)
+    return styles
+
+
 def plot_lr(
     traces: dict[str, list[tuple[int, float]]],
     path: Path,
@@ -46,6 +60,7 @@ def plot_lr(
 ) -> None:
     """Overlay of LR against step, one line per schedule; scheduled momentum in a panel below."""
     colors = _colors(list(traces))
+    styles = _dashes({n: [lr for _, lr in tr] for n, tr in traces.items()})
     rows = 2 if momentum else 1
     fig, axes = plt.subplots(
         rows, 1, figsize=(8, 4 + 2 * (rows - 1)), sharex=True, squeeze=False, height_ratios=[2, 1][:rows]
@@ -53,7 +68,7 @@ def plot_lr(
     ax = axes[0][0]
     for name, tr in traces.items():
         steps, lrs = zip(*tr, strict=True) if tr else ((), ())
-        ax.plot(steps, lrs, label=name, color=colors[name], lw=1.6)
+        ax.plot(steps, lrs, label=name, color=colors[name], lw=1.6, ls=styles[name])
     peaks = [max(lr for _, lr in tr) for tr in traces.values() if tr]
     if peaks and min(peaks) > 0 and max(peaks) / min(peaks) > 30:  # an LR axis: peaks decades apart
         ax.set_yscale("log")  # else the small peaks lie flat along zero (zero LRs are left out)
@@ -78,15 +93,18 @@ def plot_curves(groups: dict[str, list[Run]], key: str, ylabel: str, path: Path)
     """A per-epoch quantity, mean over seeds with a min–max band."""
     fig, ax = new_figure((8, 4))
     colors = _colors(list(groups))
+    arrays = {}  # per schedule: seeds × epochs, over the epochs every finished seed has
     for name, runs in groups.items():
         curves = [[float(e[key]) for e in r.csv("epochs.csv")] for r in runs if r.ok]
         n = min((len(c) for c in curves), default=0)
-        if n == 0:
-            continue
-        arr = np.array([c[:n] for c in curves])
-        x = np.arange(1, n + 1)
-        ax.plot(x, arr.mean(0), label=f"{name} (n={len(curves)})", color=colors[name], lw=1.8)
-        if len(curves) > 1:
+        if n:
+            arrays[name] = np.array([c[:n] for c in curves])
+    styles = _dashes({name: arr.mean(0) for name, arr in arrays.items()})
+    for name, arr in arrays.items():
+        x = np.arange(1, arr.shape[1] + 1)
+        label = f"{name} (n={len(arr)})"
+        ax.plot(x, arr.mean(0), label=label, color=colors[name], lw=1.8, ls=styles[name])
+        if len(arr) > 1:
             ax.fill_between(x, arr.min(0), arr.max(0), color=colors[name], alpha=0.15, lw=0)
     ax.set(xlabel="epoch", ylabel=ylabel, title=f"{ylabel.capitalize()} against epoch (band: min–max over seeds)")
     if key.endswith("loss"):

@@ -351,15 +351,28 @@ class OneCycle(Spec):
         anneal = pick(ANNEALS, "anneal", self.anneal, field)
         pick(dict.fromkeys(self.CONVENTIONS), "convention", self.convention, field)
         T, p = plan.total_steps, self.peak_frac
-        # phase ends (in steps) with their start and end values
-        if self.convention == "torch":
-            ends = [p * T - 1, 2 * p * T - 2, T - 1] if self.three_phase else [p * T - 1, T - 1]
-        else:
-            ends = [p * T, 2 * p * T, T] if self.three_phase else [p * T, T]
+
+        def phase_ends(total: int) -> list[float]:  # in steps
+            if self.convention == "torch":
+                return [p * total - 1, 2 * p * total - 2, total - 1] if self.three_phase else [p * total - 1, total - 1]
+            return [p * total, 2 * p * total, total] if self.three_phase else [p * total, total]
+
+        def empty(ends: list[float]) -> bool:
+            return any(b <= a for a, b in itertools.pairwise([0.0, *ends]))
+
+        ends = phase_ends(T)
         values = [(lo, hi), (hi, lo), (lo, end)] if self.three_phase else [(lo, hi), (hi, end)]
-        stops = [0.0, *ends]
-        if any(b <= a for a, b in itertools.pairwise(stops)):
-            raise ConfigError(f"{field('peak_frac')}: {p:g} leaves an empty phase in {T} steps")
+        if self.three_phase and p >= 0.5:
+            raise ConfigError(
+                f"{field('peak_frac')}: with three_phase the rise and the fall each take peak_frac of the run, "
+                f"so it must be below 0.5, got {p:g}"
+            )
+        if empty(ends):  # too few steps: say how many this peak_frac needs (the rise must hold p·T > 1)
+            need = next(t for t in itertools.count(max(T + 1, math.floor(1 / p))) if not empty(phase_ends(t)))
+            raise ConfigError(
+                f"{field('peak_frac')}: {p:g} of {T} steps leaves a phase of the cycle empty; one-cycle with this "
+                f"peak_frac needs at least {need} steps (more epochs or a smaller batch), or a peak_frac nearer 0.5"
+            )
 
         def value(s: int) -> float:
             start = 0.0
