@@ -54,6 +54,25 @@ runpy.run_path({str(BENCH / "throughput.py")!r}, run_name="__main__")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "torch.compile failed, its row left out: RuntimeError: no compiler here" in done.stdout
     assert "ratio fused / unfused" in done.stdout and "compiled / common" not in done.stdout
+    # the eager figures are printed before compilation starts (a time limit during it keeps them)
+    assert done.stdout.index("fast path / common recipe") < done.stdout.index("torch.compile failed")
+
+
+def test_throughput_times_the_compiled_loop_beside_the_common_recipe():
+    code = f"""
+import runpy, sys, torch
+torch.compile = lambda net, mode="default": net  # the compiled row's bookkeeping, without a compiler
+sys.argv = ["throughput.py", "--seconds", "0.1", "--rounds", "1", "--images", "128", "--image-size", "8",
+            "--width", "0.125", "--workers", "0", "--batch", "64", "--compile"]
+runpy.run_path({str(BENCH / "throughput.py")!r}, run_name="__main__")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    row = next(x for x in lines if x.startswith("lrlab fast path + torch.compile default (1st epoch + compile"))
+    assert float(row.split()[-2]) > 0
+    for ratio in ("compiled / common recipe (timed together", "compiled / lrlab fast path eager"):
+        assert float(next(x for x in lines if ratio in x).rsplit(":", 1)[1]) > 0
 
 
 def test_throughput_refuses_fewer_images_than_a_batch():
