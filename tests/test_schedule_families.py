@@ -255,5 +255,5 @@ def test_onecycle_too_short_says_how_many_steps_it_needs():
     with pytest.raises(ConfigError, match="needs at least 10000001 steps"):
         compile_schedule({**spec, "peak_frac": 1e-7}, Plan(100, 1), "s")
     # three phases: rise and fall each take peak_frac, so 0.5 and above can never fit
-    with pytest.raises(ConfigError, match="three_phase .* below 0.5, got 0.6"):
+    with pytest.raises(ConfigError, match=r"three_phase .* below 0\.5, got 0\.6"):
         compile_schedule({**spec, "peak_frac": 0.6, "three_phase": True}, Plan(1000, 10), "s")
