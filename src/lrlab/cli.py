@@ -224,6 +224,9 @@ def cmd_schedules(args: argparse.Namespace) -> int:
             raise ConfigError(f"{flag}: must be at least 1, got {value}")
     if args.steps_per_epoch is not None and args.steps is None:
         raise ConfigError("--steps-per-epoch: goes with --steps (without it the data's real steps per epoch are used)")
+    for out in (args.plot, args.csv):  # checked before any work (the range test of "auto" LRs can take minutes)
+        if out:
+            store.landing(Path(out), make_parents=False)
     cfg = _load(args)
     if args.steps:
         spe = args.steps_per_epoch or max(1, args.steps // cfg.train.epochs)

@@ -13,6 +13,7 @@ matplotlib.use("Agg")  # files only; never open a window
 import matplotlib.pyplot as plt
 import numpy as np
 
+from lrlab import store
 from lrlab.results import LEVEL, Run
 
 
@@ -22,12 +23,18 @@ def new_figure(size: tuple[float, float]) -> tuple[Any, Any]:
 
 
 def save_figure(fig: Any, path: Path) -> None:
-    """Save a figure atomically (temporary file, then rename) and free it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
+    """Save a figure as PNG atomically (temporary file, then rename; straight into a device or pipe)
+    and free it."""
+    real = store.landing(path)
+    try:
+        if real is None:
+            fig.savefig(path, dpi=110, bbox_inches="tight", format="png")
+            return
+        tmp = real.with_name(f".{real.name}.tmp.png")
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        tmp.replace(real)
+    finally:
+        plt.close(fig)
 
 
 def _colors(names: list[str]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import math
 import os
 import platform
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -42,9 +43,41 @@ def open_out(out: Path) -> None:
         raise LrlabError(f"output folder {str(out)!r} cannot be written: {e.strerror or e}") from None
 
 
+def landing(path: Path, make_parents: bool = True) -> Path | None:
+    """Where a write of the file `path` lands: the file to replace atomically (through a symbolic link
+    to the file it points at, so the link stays), or None for a device or pipe (/dev/stdout), which is
+    written straight into, since a rename would replace it. Makes the parent folders; a folder, or a
+    parent that is a file, is refused. With make_parents False it only checks (a user's output path,
+    before any work)."""
+    if path.name in ("", ".", ".."):
+        raise LrlabError(f"cannot write {str(path)!r}: it names a folder; give a file name")
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:  # e.g. a parent that is a file
+        raise LrlabError(f"cannot write {str(path)!r}: {e.strerror or e}") from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise LrlabError(f"cannot write {str(path)!r}: it is a folder; give a file name")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        return None
+    real = path.resolve() if path.is_symlink() and st is not None else path
+    try:
+        if make_parents:  # (a parent that is a file made os.stat fail above)
+            real.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LrlabError(f"cannot write {str(path)!r}: {e.strerror or e}") from None
+    return real
+
+
 def write_text(path: Path, text: str) -> None:
     """Write a file so that readers see the old content or the new, never half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    real = landing(path)
+    if real is None:
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        return
+    path = real
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, FILE_MODE)

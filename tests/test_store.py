@@ -1,0 +1,49 @@
+"""Result files land where the user pointed: through links, into pipes, never over a folder."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+
+import pytest
+
+from lrlab import store
+from lrlab.cli import main
+from lrlab.errors import LrlabError
+
+
+def test_a_link_keeps_pointing_at_the_rewritten_file(tmp_path):
+    (tmp_path / "real.csv").write_text("old")
+    (tmp_path / "link.csv").symlink_to("real.csv")
+    store.write_text(tmp_path / "link.csv", "new")
+    assert (tmp_path / "link.csv").is_symlink() and (tmp_path / "real.csv").read_text() == "new"
+
+
+def test_a_pipe_is_written_into_not_replaced(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    store.write_csv(fifo, [{"a": 1.5}], ["a"])
+    reader.join(10)
+    assert got == ["a\n1.5\n"] and stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_a_folder_or_a_file_as_parent_is_refused(tmp_path):
+    (tmp_path / "f").write_text("")
+    with pytest.raises(LrlabError, match="it is a folder"):
+        store.write_text(tmp_path, "x")
+    with pytest.raises(LrlabError, match="Not a directory"):
+        store.write_text(tmp_path / "f" / "x.csv", "x")
+    with pytest.raises(LrlabError, match="Not a directory"):
+        store.landing(tmp_path / "f" / "a" / "x.csv", make_parents=False)
+    assert not (tmp_path / "a").exists()
+
+
+def test_schedules_checks_its_output_files_before_any_work(tmp_path, capsys):
+    assert main(["schedules", "--steps", "20", "--csv", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "it is a folder" in err
+    assert main(["schedules", "--steps", "20", "--plot", str(tmp_path / "lr.png" / "..")]) == 2
