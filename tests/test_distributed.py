@@ -124,3 +124,15 @@ def test_find_lr_under_torchrun_is_rank_0s_work(tmp_path):
     assert res.stdout.count("LR range test on digits") == 1, res.stdout  # one test, one report
     assert files(tmp_path / "lr") == ["find-lr.csv", "find-lr.json", "find-lr.png"]
     assert len((tmp_path / "lr" / "find-lr.csv").read_text().splitlines()) == 21
+
+
+def test_a_shard_without_the_baseline_succeeds_and_says_why_it_has_no_comparison(tmp_path, capsys):
+    common = ["study", "--limit", "150", "--epochs", "1", "--batch-size", "32", "--width", "0.125",
+              "--schedules", "standard,onecycle", "--no-progress"]  # fmt: skip
+    assert main([*common, "--shard", "2/2", "--out", str(tmp_path / "s2")]) == 0  # onecycle only
+    out = capsys.readouterr().out
+    assert "1 of the study's 2 runs" in out and "baseline 'standard'" in out and "lrlab report" in out
+    assert (tmp_path / "s2/runs/onecycle/seed-0/result.json").exists()
+    assert not (tmp_path / "s2/report.md").exists()  # (summary.csv, the runs so far, is there)
+    assert main([*common, "--shard", "3/3", "--out", str(tmp_path / "s3")]) == 0
+    assert "shard 3/3 has no runs: the study has 2" in capsys.readouterr().out

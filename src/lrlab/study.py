@@ -288,9 +288,22 @@ def run_study(
             for name, seed in keys:
                 shutil.rmtree(run_dir(out, name, seed), ignore_errors=True)
         _run_all(p, fingerprints, progress, echo)
-        built = report.build_report(out) if d.is_main else None
+        baseline = cfg.baseline or next(iter(cfg.schedules))
+        # a shard's folder may hold none of the baseline's runs: its comparison waits for a merged report
+        comparable = d.is_main and (
+            shard is None or any(r.config.get("base_schedule", r.name) == baseline for r in results.load_runs([out]))
+        )
+        built = report.build_report(out) if comparable else None
     d.barrier()
     if built is None:
+        if shard is not None and d.is_main:
+            total = len(cfg.seeds) * len(p.variants)
+            if not keys:
+                echo(f"shard {shard[0]}/{shard[1]} has no runs: the study has {total}")
+                return []
+            echo(f"shard {shard[0]}/{shard[1]}: {len(keys)} of the study's {total} runs are in {out}; none of them "
+                 f"is of the baseline {baseline!r}, so the comparison waits for the merged report: "
+                 "lrlab report <every shard's folder> --out <merged folder>")  # fmt: skip
         return []
     echo("")
     echo(built.console)
