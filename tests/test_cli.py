@@ -226,3 +226,14 @@ def test_families_listing_shows_defaults_a_spec_accepts(capsys):
         if "cycle_momentum" in written:  # the momentum values are refused unless it is cycled
             written["cycle_momentum"] = True
         compile_schedule({"type": family, **written, **required}, PLAN)
+
+
+def test_no_option_prefixes_and_seed_is_not_seeds(capsys):
+    """argparse would read `study --seed 42` as `--seeds 42`: 42 seeds where one was meant."""
+    for args in (["study", "--seed", "42"], ["find-lr", "--seed", "42"]):
+        with pytest.raises(SystemExit) as e:
+            main(args)
+        assert e.value.code == 2 and "takes --seeds" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["schedules", "--sched", "standard"])
+    assert "unrecognized arguments: --sched" in capsys.readouterr().err

@@ -33,6 +33,15 @@ examples:
 """
 
 
+class _NotSeed(argparse.Action):
+    """`--seed` where a command takes `--seeds`: refused with the spelling it needs, since a count
+    and a seed are easy to mix up (`--seeds 42` runs 42 seeds)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        parser.error("--seed: this command takes --seeds, a count (--seeds 3 = seeds 0,1,2) or a list (--seeds 42, "
+                     "for seed 42 alone)")  # fmt: skip
+
+
 def _seeds(text: str) -> int | list[int]:
     """`3` means three seeds (0, 1, 2); `0,4,7` names them."""
     try:
@@ -333,12 +342,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Study learning-rate schedules on GoogLeNet (Inception v1) image classifiers.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"lrlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser(
         "study",
+        allow_abbrev=False,  # a prefix is a trap: study --seed 42 would be --seeds 42 (42 seeds)
         help="train every schedule × seed of a study and write its table, plots and report",
         description="Train every schedule × seed of a study (paired: one seed gives every schedule "
         "the same initial weights and batch order), then write summary.csv, comparisons.csv, report.md, "
@@ -352,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seeds", type=_seeds, metavar="N|A,B", help="a count (3 = seeds 0,1,2) or a list of seeds (one seed: 5,)"
     )
+    p.add_argument("--seed", action=_NotSeed, help=argparse.SUPPRESS)
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<study name>)")
     p.add_argument(
         "--peak-lrs",
@@ -386,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "schedules",
+        allow_abbrev=False,
         help="check and preview a study's schedules without training",
         description="Compile every schedule of a config against the run's real step count "
         "(or --steps), print a summary, and optionally plot the LR curves or write them as CSV.",
@@ -401,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "train",
+        allow_abbrev=False,
         help="train one schedule and seed (the unit torchrun parallelises)",
         description="Train one schedule of a config with one seed and save its run folder, "
         "metrics and final weights (model.pt). Under torchrun the run is data-parallel "
@@ -416,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "report",
+        allow_abbrev=False,
         help="rebuild summary, statistics, plots and report from run folders",
         description="Rebuild summary.csv, comparisons.csv, report.md, report.html and plots/ from study folders "
         "alone, without training. Several folders (e.g. shards of one study run on different "
@@ -428,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "find-lr",
+        allow_abbrev=False,
         help="LR range test: suggest an LR for a study's model and data",
         description="Smith's LR range test: train from the first seed's initial weights while the "
         "LR grows exponentially from --start-lr to --end-lr, stop when the loss diverges, restore "
@@ -441,6 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=config_mod.RANGE_STEPS, metavar="N",
                    help="optimizer steps (default %(default)s)")  # fmt: skip
     p.add_argument("--seeds", type=_seeds, metavar="N|A,B", help="the first seed gives the initial weights")
+    p.add_argument("--seed", action=_NotSeed, help=argparse.SUPPRESS)
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<study name>/find-lr)")
     p.set_defaults(func=cmd_find_lr)
     return parser
