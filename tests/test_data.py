@@ -273,6 +273,13 @@ def test_empty_class_folder_and_no_images(tmp_path):
         load_data(cfg_for(empty))
 
 
+def test_one_class_is_refused(tmp_path):
+    root = tmp_path / "one"
+    write_images(root / "train", classes=["cat"], n=4)
+    with pytest.raises(DataError, match=r"one class folder in .*train \(cat\); a classifier needs at least two"):
+        check_source(cfg_for(root))
+
+
 def test_test_folder_with_unknown_class(tmp_path):
     root = make_tree(tmp_path / "d")
     write_images(root / "test", classes=["zebra"], n=2)

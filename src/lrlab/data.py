@@ -33,7 +33,7 @@ from torchvision.datasets.utils import check_integrity, download_and_extract_arc
 
 from lrlab import store
 from lrlab.config import DataConfig
-from lrlab.errors import DataError, unknown
+from lrlab.errors import DataError, LrlabError, unknown
 
 STATS_SAMPLE = 2048  # images the channel statistics are computed from when streaming
 
@@ -184,7 +184,7 @@ def _hash(paths: list[Path], root: Path | None = None) -> str:
     digest = h.hexdigest()
     if cached is None:
         return digest
-    with contextlib.suppress(OSError):  # e.g. a read-only home: no cache, same digest
+    with contextlib.suppress(OSError, LrlabError):  # e.g. a read-only home: no cache, same digest
         store.write_text(cached, digest + "\n")  # whole or absent, also with several processes at once
     return digest
 
@@ -391,6 +391,10 @@ def _index(
         return sorted(d[k + 1] for d in dirs if len(d) == k + 2 and d[: k + 1] == (*prefix, name))
 
     to_idx = {c: i for i, c in enumerate(folders("train"))}  # train's class folders name the classes
+    if len(to_idx) == 1:  # every prediction right, a loss of 0: a study would rank nothing
+        raise DataError(
+            f"one class folder in {shown('train')} ({next(iter(to_idx))}); a classifier needs at least two"
+        )
 
     def part(name: str) -> list[tuple[str, int]]:
         if not folders(name):
