@@ -116,3 +116,8 @@ def test_range_test_trains_as_the_run_does():
     assert len(aux) == 2 and test.losses[0] == bf16_loss
     torch.manual_seed(7)
     assert F.cross_entropy(twin.forward_with_aux(x)[0], train.labels[idx]).item() != bf16_loss  # fp32 differs
+
+
+def test_find_lr_refuses_bad_steps_before_making_its_folder(tmp_path, capsys):
+    assert main(["find-lr", "--steps", "0", "--out", str(tmp_path / "x")]) == 2
+    assert "steps must be at least 10, got 0" in capsys.readouterr().err and not (tmp_path / "x").exists()

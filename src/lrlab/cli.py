@@ -278,10 +278,11 @@ def cmd_schedules(args: argparse.Namespace) -> int:
 
 def cmd_find_lr(args: argparse.Namespace) -> int:
     from lrlab import store
-    from lrlab.lr_finder import plot_range_test, range_test
+    from lrlab.lr_finder import check_range, plot_range_test, range_test
     from lrlab.schedules import AUTO_FACTORS, AUTO_RULE
     from lrlab.study import prepare
 
+    check_range(args.start_lr, args.end_lr, args.steps)  # before any work or any folder
     cfg = _load(args)
     p = prepare(cfg, auto_lr=False)
     if not p.dist.is_main:  # under torchrun: the test is one process's work (a study shares rank 0's result)

@@ -187,6 +187,8 @@ def _check(cfg: StudyConfig) -> None:
     need(bool(cfg.name.strip()), "name", "must not be empty")
     need(len(cfg.seeds) > 0, "seeds", "at least one seed is needed")
     need(len(set(cfg.seeds)) == len(cfg.seeds), "seeds", f"repeated seeds in {cfg.seeds}")
+    bad = [s for s in cfg.seeds if not 0 <= s < 2**32]
+    need(not bad, "seeds", f"a seed must be in [0, 2**32) (numpy's seeds), got {bad[0] if bad else ''}")
     need(0 < d.val_frac < 1, "data.val_frac", f"must be in (0, 1), got {d.val_frac}")
     need(0 < d.test_frac < 1, "data.test_frac", f"must be in (0, 1), got {d.test_frac}")
     need(d.val_frac + d.test_frac < 1, "data.val_frac", "val_frac + test_frac must be below 1")
@@ -225,7 +227,8 @@ def _check(cfg: StudyConfig) -> None:
     need(len(cfg.schedules) > 0, "schedules", "the study has no schedules")
     peaks = cfg.peak_lrs or []
     need(all(v > 0 for v in peaks), "peak_lrs", f"every peak LR must be positive, got {peaks}")
-    need(len(set(peaks)) == len(peaks), "peak_lrs", f"repeated values in {peaks}")
+    shown = [f"{v:g}" for v in peaks]  # a peak names its runs (onecycle@0.1) to 6 significant digits
+    need(len(set(shown)) == len(peaks), "peak_lrs", f"repeated values (to 6 significant digits) in {peaks}")
     need(cfg.workers >= 1, "workers", f"must be at least 1, got {cfg.workers}")
     tgt = cfg.target_accuracy
     need(tgt is None or 0 < tgt <= 1, "target_accuracy", f"must be in (0, 1], got {tgt}")

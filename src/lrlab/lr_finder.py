@@ -99,6 +99,13 @@ def suggestions(lrs: list[float], smoothed: list[float]) -> dict[str, float]:
     return {name: rule(a, b) for name, rule in RULES.items()}
 
 
+def check_range(start_lr: float, end_lr: float, steps: int) -> None:
+    if not 0 < start_lr < end_lr:
+        raise ConfigError(f"find-lr: need 0 < start_lr < end_lr, got {start_lr:g} and {end_lr:g}")
+    if steps < 10:
+        raise ConfigError(f"find-lr: steps must be at least 10, got {steps}")
+
+
 def range_test(
     model: nn.Module,
     data: RunInputs,
@@ -111,10 +118,7 @@ def range_test(
 ) -> RangeTest:
     """Run the test on `model` (its weights are restored afterwards) with the run's optimizer,
     batch size and augmentation; the LR goes from start_lr to end_lr in `steps` geometric steps."""
-    if not 0 < start_lr < end_lr:
-        raise ConfigError(f"find-lr: need 0 < start_lr < end_lr, got {start_lr:g} and {end_lr:g}")
-    if steps < 10:
-        raise ConfigError(f"find-lr: steps must be at least 10, got {steps}")
+    check_range(start_lr, end_lr, steps)
     saved = copy.deepcopy(model.state_dict())
     speed = dataclasses.replace(Speed.resolve(cfg, device), compile=False)  # 100 steps: not worth compiling
     model.to(device).train()
