@@ -142,3 +142,17 @@ def test_any_document_is_accepted_or_refused_by_name(doc):
         assert isinstance(e, ValueError) and str(e)
     else:
         assert cfg.train.epochs > 0 and cfg.schedules
+
+
+def test_set_finds_dotted_schedule_names_and_refuses_unknown_ones():
+    doc = {"schedules": {"lr0.1": {"type": "constant", "lr": 0.1}, "lr0": {"type": "constant", "lr": 0.5}}}
+    config.set_key(doc, "schedules.lr0.1.lr", 0.2)
+    config.set_key(doc, "schedules.lr0.lr", 0.3)
+    assert doc["schedules"] == {"lr0.1": {"type": "constant", "lr": 0.2}, "lr0": {"type": "constant", "lr": 0.3}}
+    with pytest.raises(ConfigError, match=r"schedules\.lr1\.lr: unknown schedule 'lr1' \(did you mean 'lr0"):
+        config.set_key(doc, "schedules.lr1.lr", 0.2)
+    config.set_key(doc, "schedules.new.type", "constant")  # a type adds a schedule, then its keys can follow
+    config.set_key(doc, "schedules.new.lr", 0.4)
+    assert doc["schedules"]["new"] == {"type": "constant", "lr": 0.4}
+    config.set_key(doc, "schedules.new.momentum.type", "constant")  # tables inside a schedule
+    assert doc["schedules"]["new"]["momentum"] == {"type": "constant"}

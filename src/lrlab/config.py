@@ -310,8 +310,25 @@ def read_document(source: str | None) -> dict[str, Any]:
 
 
 def set_key(doc: dict[str, Any], dotted: str, value: Any) -> None:
-    """Override one key of a parsed document (`train.epochs`), as CLI flags do."""
+    """Override one key of a parsed document (`train.epochs`), as CLI flags do. Under `schedules.` the
+    schedule is the config's one whose name the rest begins with (names may hold dots: `lr0.1.lr`); a
+    name the config lacks is refused (a typo), unless its `type` is set, which adds the schedule."""
     *parents, last = dotted.split(".")
+    if parents[:1] == ["schedules"] and len(parents) >= 2 and isinstance(doc.get("schedules"), dict):
+        rest, names = dotted.removeprefix("schedules."), list(doc["schedules"])
+        known = [n for n in names if rest.startswith(n + ".")]
+        if known:
+            name = max(known, key=len)
+        elif rest.endswith(".type"):
+            name = rest.removesuffix(".type")
+        else:
+            guess = rest.split(".")[0]
+            raise ConfigError(
+                f"{dotted}: unknown schedule {guess!r}{did_you_mean(guess, names)}; schedules: {choices(names)} "
+                f"(to add one, set its type first: schedules.{guess}.type=...)"
+            )
+        *inner, last = rest[len(name) + 1 :].split(".")
+        parents = ["schedules", name, *inner]
     node = doc
     for depth, p in enumerate(parents):
         node = node.setdefault(p, {})
