@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import shutil
 import stat
@@ -226,7 +227,8 @@ def test_lr_axis_and_divergence(tmp_path):
     from lrlab.study import select_schedules
 
     select_schedules(cfg, ["standard", "onecycle"])
-    run_study(cfg, progress=False, echo=lambda s: None)
+    lines: list[str] = []
+    run_study(cfg, progress=False, echo=lines.append)
     rows = {r["schedule"]: r for r in read_csv(tmp_path / "summary.csv")}
     assert set(rows) == {"standard@0.05", "standard@10000", "onecycle@0.05", "onecycle@10000"}
     assert rows["standard@10000"]["status"] == "diverged" and rows["standard@0.05"]["status"] == "ok"
@@ -237,6 +239,15 @@ def test_lr_axis_and_divergence(tmp_path):
     assert "lr_sensitivity.png" in md and "diverged at step" in md
     # Holm within each peak LR: one comparison at 0.05; at 1e4 both diverged and nothing is tested
     assert "Holm-adjusted over 1 comparison within each peak LR" in md and "α/1 " in md
+    # both runs at 1e4 diverged on every seed: no pairs, so no p-values and no verdict, in every output
+    both_gone = next(r for r in read_csv(tmp_path / "comparisons.csv") if r["schedule"] == "onecycle@10000")
+    assert both_gone["n"] == "0" and both_gone["verdict"] == "no pairs"
+    assert all(not both_gone[k] or math.isnan(float(both_gone[k])) for k in ("p_ttest", "p_wilcoxon", "p_holm"))
+    assert "| onecycle@10000 | — | — | 0 | — | — | — | no pairs | — |" in md and "No pairs for onecycle@10000" in md
+    assert "no pairs" in (tmp_path / "report.html").read_text()
+    assert any(
+        ln.startswith("| onecycle@10000 |") and ln.endswith("| no pairs |") for ln in "\n".join(lines).splitlines()
+    )
     gone = tmp_path / "runs" / "standard@10000" / "seed-0" / "result.json"
     strict = json.loads(gone.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in {gone}"))
     assert strict["diverged"]["step"] <= 10 and strict["best_epoch"] is None is strict["best_val_accuracy"]

@@ -206,7 +206,7 @@ def _significance_rows(comps: list[stats.Comparison]) -> list[list[str]]:
     return [
         [c.schedule, f"{c.diff_mean:+.4f}" if not math.isnan(c.diff_mean) else "—",
          "—" if math.isnan(c.diff_ci_low) else f"[{c.diff_ci_low:+.4f}, {c.diff_ci_high:+.4f}]",
-         str(c.n), _p(c.p_ttest) + (" †" if c.no_spread else ""), _p(c.p_wilcoxon), _p(c.p_holm), f"**{c.verdict}**" if c.verdict != "no clear difference" else c.verdict,  # noqa: E501
+         str(c.n), _p(c.p_ttest) + (" †" if c.no_spread else ""), _p(c.p_wilcoxon), _p(c.p_holm), f"**{c.verdict}**" if c.verdict in ("better", "worse") else c.verdict,  # noqa: E501
          _seeds(c.seeds_needed)]
         for c in comps
     ]  # fmt: skip
@@ -263,9 +263,16 @@ def _document(
             if same
             else ""
         )
+        gone = [c.schedule for c in comps if c.n == 0]
+        unpaired = (
+            f" No pairs for {', '.join(gone)}: on no seed did both it and its baseline finish, so there is no "
+            "difference, test or verdict."
+            if gone
+            else ""
+        )
         doc.p(
             f"Paired difference in test accuracy (schedule − {baseline}) over the seeds where both finished; "
-            f"{tested}{sign}"
+            f"{tested}{sign}{unpaired}"
         )
         doc.table(
             ["schedule", "Δ accuracy", f"{LEVEL:.0%} interval", "pairs", "p (t-test)", "p (Wilcoxon)", "p (Holm)",
