@@ -296,3 +296,25 @@ def test_streaming_from_disk_trains_exactly_like_memory(tmp_path):
         read_csv(tmp_path / "memory/runs/onecycle/seed-0/epochs.csv")[-1]["train_loss"]
         == read_csv(tmp_path / "stream/runs/onecycle/seed-0/epochs.csv")[-1]["train_loss"]
     )
+
+
+def test_a_run_in_two_folders_is_kept_once_if_identical_and_refused_if_not(tmp_path):
+    from lrlab.errors import LrlabError
+
+    def put(study: str, accuracy: float) -> None:
+        run = tmp_path / study / "runs" / "onecycle" / "seed-0"
+        run.mkdir(parents=True)
+        doc = {"schedule": "onecycle", "seed": 0, "status": "ok", "test": {"accuracy": accuracy}}
+        (run / "result.json").write_text(json.dumps(doc))
+        (run / "config.json").write_text("{}")
+
+    put("a", 0.9)
+    put("copy", 0.9)
+    put("other", 0.8)
+    a, copy, other = tmp_path / "a", tmp_path / "copy", tmp_path / "other"
+    assert len(load_runs([a, a])) == 1 and len(load_runs([a, copy])) == 1  # the same run twice: one run
+    with pytest.raises(LrlabError) as refused:
+        load_runs([a, copy, other])
+    msg = str(refused.value)
+    assert "\n" not in msg and "onecycle seed 0" in msg
+    assert str(a / "runs" / "onecycle" / "seed-0") in msg and str(other / "runs" / "onecycle" / "seed-0") in msg
