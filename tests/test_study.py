@@ -328,3 +328,30 @@ def test_every_csv_writes_a_missing_value_as_an_empty_cell(tmp_path):
     (back,) = read_csv(tmp_path / "t.csv")
     assert back == {"none": "", "nan": "", "inf": "inf", "neg": "-inf", "x": "0.123457", "n": "3", "s": "ok"}
     assert float(back["inf"]) == math.inf  # a value (seeds_needed above the search limit), not a missing one
+
+
+def test_a_test_split_without_a_class_of_training_is_named_and_its_columns_are_empty(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for part, classes, n in (("train", ("cat", "dog", "fox"), 24), ("test", ("cat", "dog"), 8)):
+        for shade, c in enumerate(classes):
+            (tmp_path / "imgs" / part / c).mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 80, (12, 12, 3), dtype=np.uint8) + np.uint8(80 * shade)
+                Image.fromarray(pixels).save(tmp_path / "imgs" / part / c / f"{i}.png")
+    out = tmp_path / "o"
+    args = ["study", "--data", f"imagefolder:{tmp_path / 'imgs'}", "--epochs", "1", "--batch-size", "16",
+            "--width", "0.125", "--schedules", "standard", "--workers", "1", "--threads", "1", "--no-progress",
+            "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    md = (out / "report.md").read_text()
+    assert "scikit-learn's default" in md  # how the macro averages treat classes is said where they are explained
+    warning = next(line for line in md.splitlines() if "no images of fox" in line)
+    assert "fox" in next(line for line in printed.splitlines() if "no images of" in line)
+    assert "—" in warning
+    per_class = md.split("## Per-class F1")[1].split("## Runs")[0]
+    (row,) = [line for line in per_class.splitlines() if line.startswith("| standard |")]
+    assert row.endswith("| — |") and row.count("—") == 1  # fox: no test images, no F1; cat and dog have one

@@ -186,6 +186,15 @@ def comparisons(groups: dict[str, list[Run]], baseline: str, metric: str = "accu
     return out
 
 
+def absent_classes(runs: list[Run]) -> list[str]:
+    """Classes of the training data with no image in the test split (a user's test/ folder may lack some):
+    they have no recall, and their per-class numbers say nothing. From the finished runs' test supports."""
+    tested = [r.result["test"] for r in runs if r.ok]
+    if not tested:
+        return []
+    return [c for c in tested[0]["classes"] if all(t["per_class"][c]["support"] == 0 for t in tested)]
+
+
 def dynamics(groups: dict[str, list[Run]], target: float) -> list[dict[str, Any]]:
     """Beyond the final numbers, per schedule (means over finished seeds)."""
     rows = []
