@@ -26,3 +26,11 @@ def test_a_class_absent_from_the_test_split_does_not_count_as_zero():
     assert m["per_class"]["frog"]["support"] == 0 and len(m["confusion_matrix"]) == 3
     wrong = classification_metrics([0, 0, 1, 1], [0, 2, 1, 1], ["cat", "dog", "frog"])
     assert wrong["precision"] == pytest.approx((1 + 1 + 0) / 3)  # predicted frog: it counts
+    # scikit-learn's default, kept on purpose: the predicted frog counts with recall 0 (0/0), so macro recall is
+    # over cat, dog and frog, (0.5 + 1 + 0) / 3, not (0.5 + 1) / 2 over the classes the test split has
+    assert (
+        wrong["recall"]
+        == pytest.approx(0.5)
+        == recall_score([0, 0, 1, 1], [0, 2, 1, 1], average="macro", zero_division=0)
+    )
+    assert wrong["f1"] == pytest.approx(f1_score([0, 0, 1, 1], [0, 2, 1, 1], average="macro", zero_division=0))

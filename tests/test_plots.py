@@ -47,3 +47,25 @@ def test_a_line_on_top_of_an_earlier_one_is_dashed():
     # a tenth of the points equal is coinciding, fewer is a crossing
     assert _dashes({"a": constant, "b": constant[:10] + [0.2] * 90})["b"] != "-"
     assert _dashes({"a": constant, "b": constant[:9] + [0.2] * 91})["b"] == "-"
+
+
+def test_lr_sensitivity_shows_the_peaks_where_every_run_diverged(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from lrlab import plots
+    from lrlab.results import Run
+
+    def run(base: str, peak: float, ok: bool) -> Run:
+        result = {"schedule": f"{base}@{peak:g}", "seed": 0, "status": "ok" if ok else "diverged",
+                  "test": {"accuracy": 0.9} if ok else None}  # fmt: skip
+        return Run(Path("."), result, {"base_schedule": base, "peak_lr_axis": peak})
+
+    runs = [run(b, pk, pk < 100) for b in ("standard", "onecycle") for pk in (0.01, 1.0, 100.0)]
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig))
+    plots.plot_sensitivity(runs, tmp_path / "lr_sensitivity.png")
+    (ax,) = figures[0].axes
+    low, high = ax.get_xlim()
+    assert ax.get_xscale() == "log" and low < 0.01 and high > 100  # the diverged peak lies inside the axis
+    crosses = [c for c in ax.collections if c.get_offsets().shape[0] and c.get_offsets()[0][0] == 100]
+    assert len(crosses) == 2 and crosses[0].get_offsets()[0][1] != crosses[1].get_offsets()[0][1]  # not on top

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import shutil
 import stat
@@ -75,8 +76,8 @@ def test_comparisons_csv_holds_the_reports_statistics(study):
     assert [r["schedule"] for r in rows] == list(cfg.schedules)[1:] and {r["baseline"] for r in rows} == {"standard"}
     for row, c in zip(rows, comps, strict=True):
         assert int(row["n"]) == c.n == 2 and row["verdict"] == c.verdict
-        for key in ("diff_mean", "p_ttest", "p_holm", "seeds_needed"):
-            assert float(row[key]) == pytest.approx(getattr(c, key), rel=1e-5, nan_ok=True)
+        for key in ("diff_mean", "p_ttest", "p_holm", "seeds_needed"):  # an empty cell: missing (nan)
+            assert float(row[key] or "nan") == pytest.approx(getattr(c, key), rel=1e-5, nan_ok=True)
 
 
 def test_report_states_n_interval_and_test(study):
@@ -226,7 +227,8 @@ def test_lr_axis_and_divergence(tmp_path):
     from lrlab.study import select_schedules
 
     select_schedules(cfg, ["standard", "onecycle"])
-    run_study(cfg, progress=False, echo=lambda s: None)
+    lines: list[str] = []
+    run_study(cfg, progress=False, echo=lines.append)
     rows = {r["schedule"]: r for r in read_csv(tmp_path / "summary.csv")}
     assert set(rows) == {"standard@0.05", "standard@10000", "onecycle@0.05", "onecycle@10000"}
     assert rows["standard@10000"]["status"] == "diverged" and rows["standard@0.05"]["status"] == "ok"
@@ -237,6 +239,15 @@ def test_lr_axis_and_divergence(tmp_path):
     assert "lr_sensitivity.png" in md and "diverged at step" in md
     # Holm within each peak LR: one comparison at 0.05; at 1e4 both diverged and nothing is tested
     assert "Holm-adjusted over 1 comparison within each peak LR" in md and "α/1 " in md
+    # both runs at 1e4 diverged on every seed: no pairs, so no p-values and no verdict, in every output
+    both_gone = next(r for r in read_csv(tmp_path / "comparisons.csv") if r["schedule"] == "onecycle@10000")
+    assert both_gone["n"] == "0" and both_gone["verdict"] == "no pairs"
+    assert both_gone["p_ttest"] == both_gone["p_wilcoxon"] == both_gone["p_holm"] == both_gone["diff_mean"] == ""
+    assert "| onecycle@10000 | — | — | 0 | — | — | — | no pairs | — |" in md and "No pairs for onecycle@10000" in md
+    assert "no pairs" in (tmp_path / "report.html").read_text()
+    assert any(
+        ln.startswith("| onecycle@10000 |") and ln.endswith("| no pairs |") for ln in "\n".join(lines).splitlines()
+    )
     gone = tmp_path / "runs" / "standard@10000" / "seed-0" / "result.json"
     strict = json.loads(gone.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in {gone}"))
     assert strict["diverged"]["step"] <= 10 and strict["best_epoch"] is None is strict["best_val_accuracy"]
@@ -285,3 +296,62 @@ def test_streaming_from_disk_trains_exactly_like_memory(tmp_path):
         read_csv(tmp_path / "memory/runs/onecycle/seed-0/epochs.csv")[-1]["train_loss"]
         == read_csv(tmp_path / "stream/runs/onecycle/seed-0/epochs.csv")[-1]["train_loss"]
     )
+
+
+def test_a_run_in_two_folders_is_kept_once_if_identical_and_refused_if_not(tmp_path):
+    from lrlab.errors import LrlabError
+
+    def put(study: str, accuracy: float) -> None:
+        run = tmp_path / study / "runs" / "onecycle" / "seed-0"
+        run.mkdir(parents=True)
+        doc = {"schedule": "onecycle", "seed": 0, "status": "ok", "test": {"accuracy": accuracy}}
+        (run / "result.json").write_text(json.dumps(doc))
+        (run / "config.json").write_text("{}")
+
+    put("a", 0.9)
+    put("copy", 0.9)
+    put("other", 0.8)
+    a, copy, other = tmp_path / "a", tmp_path / "copy", tmp_path / "other"
+    assert len(load_runs([a, a])) == 1 and len(load_runs([a, copy])) == 1  # the same run twice: one run
+    with pytest.raises(LrlabError) as refused:
+        load_runs([a, copy, other])
+    msg = str(refused.value)
+    assert "\n" not in msg and "onecycle seed 0" in msg
+    assert str(a / "runs" / "onecycle" / "seed-0") in msg and str(other / "runs" / "onecycle" / "seed-0") in msg
+
+
+def test_every_csv_writes_a_missing_value_as_an_empty_cell(tmp_path):
+    from lrlab import store
+
+    row = {"none": None, "nan": math.nan, "inf": math.inf, "neg": -math.inf, "x": 0.1234567, "n": 3, "s": "ok"}
+    store.write_csv(tmp_path / "t.csv", [row], list(row))
+    (back,) = read_csv(tmp_path / "t.csv")
+    assert back == {"none": "", "nan": "", "inf": "inf", "neg": "-inf", "x": "0.123457", "n": "3", "s": "ok"}
+    assert float(back["inf"]) == math.inf  # a value (seeds_needed above the search limit), not a missing one
+
+
+def test_a_test_split_without_a_class_of_training_is_named_and_its_columns_are_empty(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for part, classes, n in (("train", ("cat", "dog", "fox"), 24), ("test", ("cat", "dog"), 8)):
+        for shade, c in enumerate(classes):
+            (tmp_path / "imgs" / part / c).mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 80, (12, 12, 3), dtype=np.uint8) + np.uint8(80 * shade)
+                Image.fromarray(pixels).save(tmp_path / "imgs" / part / c / f"{i}.png")
+    out = tmp_path / "o"
+    args = ["study", "--data", f"imagefolder:{tmp_path / 'imgs'}", "--epochs", "1", "--batch-size", "16",
+            "--width", "0.125", "--schedules", "standard", "--workers", "1", "--threads", "1", "--no-progress",
+            "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    md = (out / "report.md").read_text()
+    assert "scikit-learn's default" in md  # how the macro averages treat classes is said where they are explained
+    warning = next(line for line in md.splitlines() if "no images of fox" in line)
+    assert "fox" in next(line for line in printed.splitlines() if "no images of" in line)
+    assert "—" in warning
+    per_class = md.split("## Per-class F1")[1].split("## Runs")[0]
+    (row,) = [line for line in per_class.splitlines() if line.startswith("| standard |")]
+    assert row.endswith("| — |") and row.count("—") == 1  # fox: no test images, no F1; cat and dog have one

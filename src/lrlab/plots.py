@@ -177,11 +177,11 @@ def plot_confusion(name: str, runs: list[Run], path: Path) -> None:
 
 def plot_sensitivity(runs: list[Run], path: Path) -> None:
     """Final accuracy against the peak LR of the LR axis, one line per schedule; diverged runs
-    as crosses on the bottom edge."""
+    as crosses along the bottom edge, one row per schedule so that crosses at one peak do not hide each other."""
     bases = list(dict.fromkeys(r.config.get("base_schedule", r.name) for r in runs))
     colors = _colors(bases)
     fig, ax = new_figure((7, 4.5))
-    for base in bases:
+    for row, base in enumerate(bases):
         mine = [r for r in runs if r.config.get("base_schedule") == base]
         peaks = sorted({float(r.config["peak_lr_axis"]) for r in mine})
         means = []
@@ -191,9 +191,14 @@ def plot_sensitivity(runs: list[Run], path: Path) -> None:
             ax.scatter([pk] * len(ok), ok, s=12, color=colors[base], alpha=0.5)
             bad = len(at) - len(ok)
             if bad:
-                ax.scatter([pk], [0.0], marker="x", s=60, color=colors[base], transform=ax.get_xaxis_transform())
+                # at the data's x but on the bottom edge (y in axes units), which autoscaling ignores: the
+                # peak joins the x data limits by hand, or a peak where every run diverged lies off the axis
+                ax.scatter([pk], [0.03 + 0.04 * row], marker="x", s=60, color=colors[base],
+                           transform=ax.get_xaxis_transform(), clip_on=False)  # fmt: skip
+                ax.update_datalim([(pk, 0.0)], updatex=True, updatey=False)
             means.append(float(np.mean(ok)) if ok else math.nan)
         ax.plot(peaks, means, marker="o", color=colors[base], label=base)
+    ax.autoscale_view()
     ax.set_xscale("log")
     ax.set(xlabel="peak learning rate", ylabel="test accuracy",
            title="LR sensitivity (mean over seeds; × on the axis: diverged)")  # fmt: skip

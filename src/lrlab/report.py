@@ -25,6 +25,7 @@ from lrlab.results import (
     TARGET_OF_BEST,
     TEST,
     Run,
+    absent_classes,
     by_name,
     check_one_setting,
     comparisons,
@@ -35,6 +36,12 @@ from lrlab.results import (
     study_docs,
     study_table,
     summary_rows,
+)
+
+# How the macro averages treat classes, said where they are explained (metrics.classification_metrics).
+MACRO = (
+    "Precision, recall and F1 are macro averages: the unweighted mean over the classes that occur in the test "
+    "labels or in the predictions (scikit-learn's default), a precision or recall of 0/0 counted as 0."
 )
 
 
@@ -206,7 +213,7 @@ def _significance_rows(comps: list[stats.Comparison]) -> list[list[str]]:
     return [
         [c.schedule, f"{c.diff_mean:+.4f}" if not math.isnan(c.diff_mean) else "—",
          "—" if math.isnan(c.diff_ci_low) else f"[{c.diff_ci_low:+.4f}, {c.diff_ci_high:+.4f}]",
-         str(c.n), _p(c.p_ttest) + (" †" if c.no_spread else ""), _p(c.p_wilcoxon), _p(c.p_holm), f"**{c.verdict}**" if c.verdict != "no clear difference" else c.verdict,  # noqa: E501
+         str(c.n), _p(c.p_ttest) + (" †" if c.no_spread else ""), _p(c.p_wilcoxon), _p(c.p_holm), f"**{c.verdict}**" if c.verdict in ("better", "worse") else c.verdict,  # noqa: E501
          _seeds(c.seeds_needed)]
         for c in comps
     ]  # fmt: skip
@@ -239,10 +246,13 @@ def _document(
     within = "each peak LR" if len({c.baseline for c in comps}) > 1 else ""
     doc.h(2, "Results")
     doc.p(
-        f"Test-split metrics (precision, recall and F1 are macro averages). {stats.describe_method(TEST, m, LEVEL, ALPHA, within)} "  # noqa: E501
+        f"Test-split metrics. {MACRO} {stats.describe_method(TEST, m, LEVEL, ALPHA, within)} "
         "± is the half-width of the interval; n is the number of finished seeds. Rank: by mean accuracy, "
         "schedules not distinguishable from the one above share its rank."
     )
+    absent = absent_classes(runs)
+    if absent:
+        doc.p(f"**Warning:** {_absent_warning(absent)}")
     doc.table(["model", "accuracy", "precision", "recall", "f1-score", "n", "rank"], _results_rows(table, ranks))
     if comps:
         doc.h(2, f"Against the baseline ({baseline})")
@@ -263,9 +273,16 @@ def _document(
             if same
             else ""
         )
+        gone = [c.schedule for c in comps if c.n == 0]
+        unpaired = (
+            f" No pairs for {', '.join(gone)}: on no seed did both it and its baseline finish, so there is no "
+            "difference, test or verdict."
+            if gone
+            else ""
+        )
         doc.p(
             f"Paired difference in test accuracy (schedule − {baseline}) over the seeds where both finished; "
-            f"{tested}{sign}"
+            f"{tested}{sign}{unpaired}"
         )
         doc.table(
             ["schedule", "Δ accuracy", f"{LEVEL:.0%} interval", "pairs", "p (t-test)", "p (Wilcoxon)", "p (Holm)",
@@ -311,7 +328,9 @@ def _document(
             f1 = [
                 np.mean([r.result["test"]["per_class"][c]["f1-score"] for r in ok]) if ok else math.nan for c in classes
             ]
-            rows.append([row["schedule"], *[_fmt(v, 3) for v in f1]])
+            rows.append(
+                [row["schedule"], *["—" if c in absent else _fmt(v, 3) for c, v in zip(classes, f1, strict=True)]]
+            )
         doc.table(["schedule", *classes], rows)
     doc.h(2, "Runs")
     doc.table(
@@ -329,6 +348,14 @@ def _document(
         "config, per-epoch metrics, LR trace and test metrics."
     )
     return doc
+
+
+def _absent_warning(absent: list[str]) -> str:
+    """One line for classes of the training data that the test split lacks."""
+    return (
+        f"the test split has no images of {', '.join(absent)} (training has): per-class values are —; where a "
+        "model predicts such a class, the macro averages count it with precision and recall 0, as scikit-learn does."
+    )
 
 
 def _diverged(r: Run) -> str:
@@ -349,4 +376,6 @@ def _console(
     head = ["schedule", *TABLE_METRICS, "seeds", "rank"] + ([f"vs {baseline}"] if comps and n > 1 else [])
     rows = [r + ([verdict.get(r[0], "baseline")] if comps and n > 1 else []) for r in _results_rows(table, ranks)]
     doc.table(head, rows)
-    return "\n".join(lines) + "\n" + doc.markdown().rstrip()
+    absent = absent_classes(runs)
+    warning = f"\nwarning: {_absent_warning(absent)}" if absent else ""
+    return "\n".join(lines) + "\n" + doc.markdown().rstrip() + warning

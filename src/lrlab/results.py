@@ -60,7 +60,9 @@ class Run:
 
 
 def load_runs(dirs: list[Path]) -> list[Run]:
-    """Every finished run under the study folders; a (schedule, seed) met twice is kept once."""
+    """Every finished run under the study folders. A (schedule, seed) met twice is kept once when both
+    copies hold the same result (the same folder given twice, or a copy of it) and refused when they
+    differ: which one the report used would otherwise depend on the order of the folders."""
     runs: dict[tuple[str, int], Run] = {}
     for d in dirs:
         if not d.is_dir():
@@ -72,7 +74,12 @@ def load_runs(dirs: list[Path]) -> list[Run]:
                 raise LrlabError(
                     f"cannot read the run in {res.parent}: {e}; remove that folder and rerun the study to train it"
                 ) from None
-            runs.setdefault((run.name, run.seed), run)
+            kept = runs.setdefault((run.name, run.seed), run)
+            if kept.result != run.result:
+                raise LrlabError(
+                    f"run {run.name} seed {run.seed} is in both {kept.folder} and {run.folder} with different "
+                    "results; remove one of them, or report the studies separately"
+                )
     return list(runs.values())
 
 
@@ -177,6 +184,15 @@ def comparisons(groups: dict[str, list[Run]], baseline: str, metric: str = "accu
         if base is not None and len(at) > 1:
             out += stats.compare(at, base, test=TEST, alpha=ALPHA, level=LEVEL)
     return out
+
+
+def absent_classes(runs: list[Run]) -> list[str]:
+    """Classes of the training data with no image in the test split (a user's test/ folder may lack some):
+    they have no recall, and their per-class numbers say nothing. From the finished runs' test supports."""
+    tested = [r.result["test"] for r in runs if r.ok]
+    if not tested:
+        return []
+    return [c for c in tested[0]["classes"] if all(t["per_class"][c]["support"] == 0 for t in tested)]
 
 
 def dynamics(groups: dict[str, list[Run]], target: float) -> list[dict[str, Any]]:

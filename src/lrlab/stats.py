@@ -45,7 +45,7 @@ class Comparison:
     p_holm: float  # Holm-adjusted p of `test` across all comparisons of this metric
     holm_m: int  # how many comparisons (those with a p-value) the Holm adjustment was over
     test: str
-    verdict: str  # "better", "worse" or "no clear difference"
+    verdict: str  # "better", "worse", "no clear difference", or "no pairs" (n == 0: nothing was compared)
     seeds_needed: float = NAN  # seeds_for_power at alpha / holm_m; nan: cannot say, inf: above MAX_SEEDS
 
     @property
@@ -176,8 +176,10 @@ def seeds_for_power(diffs: Sequence[float], alpha: float, power: float = POWER, 
     return float(n[hit[0]]) if hit.size else math.inf
 
 
-def _verdict(diff_mean: float, p: float, alpha: float) -> str:
+def _verdict(n: int, diff_mean: float, p: float, alpha: float) -> str:
     # Metrics are higher-is-better; a nan p (too few pairs) can never reject.
+    if n == 0:  # the schedule or the baseline diverged on every seed: not "no difference", no comparison
+        return "no pairs"
     if not p <= alpha:
         return "no clear difference"
     return "better" if diff_mean > 0 else "worse" if diff_mean < 0 else "no clear difference"
@@ -194,8 +196,9 @@ def compare(
 
     `results` maps schedule -> {seed: value}, nan for a diverged run; seeds where either run diverged are dropped.
     The p-value of `test` is Holm-adjusted across these comparisons, and the verdict is "better"/"worse" when the
-    adjusted p <= alpha (by the sign of the mean difference), otherwise "no clear difference". `seeds_needed`
-    plans a follow-up: seeds_for_power at alpha / holm_m (Bonferroni, Holm's strictest step)."""
+    adjusted p <= alpha (by the sign of the mean difference), "no pairs" when no seed has both runs finished,
+    otherwise "no clear difference". `seeds_needed` plans a follow-up: seeds_for_power at alpha / holm_m
+    (Bonferroni, Holm's strictest step)."""
     _check(test, level, alpha)
     if baseline not in results:
         raise ValueError(f"unknown baseline {baseline!r}; schedules are: {', '.join(map(str, results))}")
@@ -211,7 +214,7 @@ def compare(
     adjusted = holm(raw)
     m = sum(not math.isnan(p) for p in raw)  # holm's m: comparisons without a p-value are not counted
     return [
-        Comparison(name, baseline, n, dm, lo, hi, pt, pw, ph, m, test, _verdict(dm, ph, alpha),
+        Comparison(name, baseline, n, dm, lo, hi, pt, pw, ph, m, test, _verdict(n, dm, ph, alpha),
                    seeds_for_power(d, alpha / max(m, 1)))
         for (name, n, dm, lo, hi, pt, pw, d), ph in zip(rows, adjusted, strict=True)
     ]  # fmt: skip

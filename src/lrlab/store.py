@@ -111,7 +111,12 @@ def read_json(path: Path) -> Any:
 
 
 def _cell(v: Any) -> Any:
-    return f"{v:.6g}" if isinstance(v, float) else ("" if v is None else v)
+    """A CSV cell: a float to 6 significant digits. A missing value, None or nan (a diverged run's metrics, a
+    test with too few pairs), is an empty cell in every lrlab CSV; ±inf is a value (seeds_needed above the
+    search limit, a loss that blew up) and is written inf or -inf, which float() and CSV readers parse."""
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.6g}"
+    return "" if v is None else v
 
 
 def write_csv(path: Path, rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> None:
