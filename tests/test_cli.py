@@ -237,3 +237,9 @@ def test_no_option_prefixes_and_seed_is_not_seeds(capsys):
     with pytest.raises(SystemExit):
         main(["schedules", "--sched", "standard"])
     assert "unrecognized arguments: --sched" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("names", [",", "", " , "])
+def test_an_empty_schedule_list_is_refused_not_read_as_all(names, capsys):
+    assert main(["schedules", "--steps", "20", "--schedules", names]) == 2
+    assert "--schedules: no names in" in capsys.readouterr().err

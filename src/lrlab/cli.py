@@ -16,7 +16,7 @@ from typing import Any
 
 from lrlab import __version__
 from lrlab import config as config_mod
-from lrlab.errors import ConfigError, LrlabError
+from lrlab.errors import ConfigError, LrlabError, choices
 
 EXAMPLES = """\
 examples:
@@ -157,10 +157,13 @@ def _load(args: argparse.Namespace) -> config_mod.StudyConfig:
         if getattr(args, key, None) is not None:
             over[key] = getattr(args, key)
     cfg = config_mod.load(args.config, over)
-    if getattr(args, "schedules", None):
+    if getattr(args, "schedules", None) is not None:  # also '' (an empty shell variable): not "all of them"
         from lrlab.study import select_schedules
 
-        select_schedules(cfg, [s.strip() for s in args.schedules.split(",") if s.strip()])
+        names = [s.strip() for s in args.schedules.split(",") if s.strip()]
+        if not names:
+            raise ConfigError(f"--schedules: no names in {args.schedules!r}; valid: {choices(cfg.schedules)}")
+        select_schedules(cfg, names)
     return cfg
 
 
