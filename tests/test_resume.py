@@ -133,6 +133,23 @@ def test_stopping_a_parallel_study_stops_its_workers_at_once(tmp_path, how):
         pass
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads child processes from /proc")
+def test_ctrl_c_while_the_workers_start_leaves_no_tracebacks(tmp_path):
+    cfg = tmp_path / "study.toml"
+    cfg.write_text(CONFIG.replace('name = "resume"', 'name = "resume"\nworkers = 2'))
+    cmd = [str(LRLAB), "study", str(cfg), "--out", str(tmp_path / "out"), "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    head = [proc.stdout.readline() for _ in range(2)]
+    assert "worker processes" in head[-1], head
+    deadline = time.monotonic() + 60
+    while len(_workers(proc.pid)) < 2:  # spawned, and importing lrlab and torch (seconds)
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)
+    log = "".join(head) + proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130 and "Traceback" not in log and "KeyboardInterrupt" not in log, log
+
+
 def test_a_locked_folder_is_refused_with_the_holder(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()

@@ -443,9 +443,16 @@ def _run_parallel(
     stop = ctx.Event()
     initargs = (config_mod.to_dict(cfg), p.specs, p.auto_lr, threads, stop)
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=initargs) as pool:
-        futures = {
-            pool.submit(_worker_run, name, seed, fp, state): (i, name, seed) for i, name, seed, fp, state in todo
-        }
+        # the workers start here (submit spawns them) with Ctrl-C ignored from their first instruction: an
+        # ignored signal stays ignored through exec, and Python then installs no KeyboardInterrupt handler,
+        # so a Ctrl-C while they import torch stops the study without a traceback from each of them
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            futures = {
+                pool.submit(_worker_run, name, seed, fp, state): (i, name, seed) for i, name, seed, fp, state in todo
+            }
+        finally:
+            signal.signal(signal.SIGINT, previous)
         try:
             for fut in as_completed(futures):
                 i, name, seed = futures[fut]
