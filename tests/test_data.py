@@ -310,6 +310,10 @@ def test_corrupt_archive(tmp_path):
     bad.write_bytes(b"\x1f\x8b\x08 this is not gzip")
     with pytest.raises(DataError, match=r"bad\.tar\.gz"):
         check_source(cfg_for(bad))
+    bad.write_bytes(bytes(range(256)) * 20)  # no compression's magic: tarfile lists a failed try per method
+    with pytest.raises(DataError, match=r"expected a tar archive") as e:
+        check_source(cfg_for(bad))
+    assert "\n" not in str(e.value)
 
 
 def test_too_few_images_in_a_class(tmp_path):

@@ -513,7 +513,8 @@ def _folder(path: Path) -> Iterator[tuple[list[str], list, list | None, Callable
 
             yield (*_index(files, dirs, shown), read, shown)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:  # a truncated or corrupt archive
-        raise DataError(f"cannot read {path}: {e}") from None
+        why = str(e).splitlines()[0].rstrip(":")  # "r:*" lists a try per compression, one line each
+        raise DataError(f"cannot read {path}: {why} (expected a tar archive, plain or compressed)") from None
 
 
 def _load_folder(cfg: DataConfig, path: Path) -> Dataset:
