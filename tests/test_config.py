@@ -156,3 +156,13 @@ def test_set_finds_dotted_schedule_names_and_refuses_unknown_ones():
     assert doc["schedules"]["new"] == {"type": "constant", "lr": 0.4}
     config.set_key(doc, "schedules.new.momentum.type", "constant")  # tables inside a schedule
     assert doc["schedules"]["new"]["momentum"] == {"type": "constant"}
+
+
+def test_unset_removes_a_key_so_its_default_applies():
+    cfg = config.load("cifar10-cpu", {"data.limit": config.UNSET, "train.epochs": config.UNSET})
+    assert cfg.data.limit is None and cfg.train.epochs == config.TrainConfig().epochs
+    assert config.load("cifar10-cpu", {"train.ema": config.UNSET}).train.ema is None  # absent already: fine
+    with pytest.raises(ConfigError, match=r"unknown config key 'data.limt' \(did you mean 'limit'\?\)"):
+        config.load("cifar10-cpu", {"data.limt": config.UNSET})
+    with pytest.raises(ConfigError, match="train.epochs is a value, not a table"):
+        config.load(None, {"train.epochs.x": config.UNSET})

@@ -127,6 +127,15 @@ def _config_args(p: argparse.ArgumentParser) -> None:
         help="any config key, e.g. --set train.ema=0.999 --set schedules.onecycle.max_lr=0.2 (VALUE is read as "
         "TOML: numbers, true/false, [lists]; anything else is a string); repeatable",
     )
+    g.add_argument(
+        "--unset",
+        dest="settings",
+        type=lambda key: (key.strip(), config_mod.UNSET),
+        action="append",
+        metavar="KEY",
+        help="remove a key the config sets, so that its default applies (TOML has no null), e.g. --unset data.limit "
+        "for all the data; repeatable, in order with --set",
+    )
 
 
 def _setting(text: str) -> tuple[str, Any]:

@@ -309,6 +309,27 @@ def read_document(source: str | None) -> dict[str, Any]:
         raise ConfigError(f"config {source!r} is not valid TOML: {e}") from None
 
 
+UNSET: Any = object()  # the value of `--unset KEY`: the key leaves the document, and its default applies
+
+
+def _check_known(dotted: str) -> None:
+    """A dotted key outside `schedules` must name a config field (a misspelt --unset is refused)."""
+    cls: Any = StudyConfig
+    for depth, part in enumerate(parts := dotted.split(".")):
+        names = [f.name for f in dataclasses.fields(cls)]
+        if part not in names:
+            where = ".".join(parts[:depth])
+            raise ConfigError(
+                f"unknown config key {dotted!r}{did_you_mean(part, names)}; valid keys"
+                f"{' in ' + where if where else ''}: {choices(names)}"
+            )
+        cls = typing.get_type_hints(cls)[part]
+        if not dataclasses.is_dataclass(cls):
+            if depth != len(parts) - 1:
+                raise ConfigError(f"{dotted}: {'.'.join(parts[: depth + 1])} is a value, not a table")
+            return
+
+
 def set_key(doc: dict[str, Any], dotted: str, value: Any) -> None:
     """Override one key of a parsed document (`train.epochs`), as CLI flags do. Under `schedules.` the
     schedule is the config's one whose name the rest begins with (names may hold dots: `lr0.1.lr`); a
@@ -329,12 +350,17 @@ def set_key(doc: dict[str, Any], dotted: str, value: Any) -> None:
             )
         *inner, last = rest[len(name) + 1 :].split(".")
         parents = ["schedules", name, *inner]
+    if value is UNSET and parents[:1] != ["schedules"]:
+        _check_known(dotted)
     node = doc
     for depth, p in enumerate(parents):
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
             raise ConfigError(f"{dotted}: {'.'.join(parents[: depth + 1])} is a value, not a table")
-    node[last] = value
+    if value is UNSET:
+        node.pop(last, None)
+    else:
+        node[last] = value
 
 
 def load(source: str | None = None, overrides: dict[str, Any] | None = None) -> StudyConfig:
