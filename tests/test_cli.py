@@ -243,3 +243,10 @@ def test_no_option_prefixes_and_seed_is_not_seeds(capsys):
 def test_an_empty_schedule_list_is_refused_not_read_as_all(names, capsys):
     assert main(["schedules", "--steps", "20", "--schedules", names]) == 2
     assert "--schedules: no names in" in capsys.readouterr().err
+
+
+def test_progress_with_parallel_workers_says_why_no_bars_show(tmp_path, capsys):
+    args = ["study", "--schedules", "standard,onecycle", "--epochs", "1", "--limit", "150", "--width", "0.125",
+            "--workers", "2", "--progress", "--out", str(tmp_path)]  # fmt: skip
+    assert main(args) == 0
+    assert "per-step bars need one run at a time, --workers 1" in capsys.readouterr().out

@@ -357,6 +357,9 @@ def _run_all(
         else:
             todo.append((i, name, seed, fp, state))
     if cfg.workers > 1 and len(todo) > 1 and not d.enabled:
+        if progress:  # asked for: say why none shows rather than ignore it
+            echo(f"(--progress: per-step bars need one run at a time, --workers 1; with {cfg.workers} workers each "
+                 "run prints its line when it ends)")  # fmt: skip
         _run_parallel(p, todo, total, echo)
         return
     for i, name, seed, fp, state in todo:
