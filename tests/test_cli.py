@@ -246,7 +246,7 @@ def test_an_empty_schedule_list_is_refused_not_read_as_all(names, capsys):
 
 
 def test_progress_with_parallel_workers_says_why_no_bars_show(tmp_path, capsys):
-    args = ["study", "--schedules", "standard,onecycle", "--epochs", "1", "--limit", "150", "--batch-size", "32", "--width", "0.125",
-            "--workers", "2", "--progress", "--out", str(tmp_path)]  # fmt: skip
+    args = ["study", "--schedules", "standard,onecycle", "--epochs", "1", "--limit", "150", "--batch-size", "32",
+            "--width", "0.125", "--workers", "2", "--progress", "--out", str(tmp_path)]  # fmt: skip
     assert main(args) == 0
     assert "per-step bars need one run at a time, --workers 1" in capsys.readouterr().out

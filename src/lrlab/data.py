@@ -392,9 +392,7 @@ def _index(
 
     to_idx = {c: i for i, c in enumerate(folders("train"))}  # train's class folders name the classes
     if len(to_idx) == 1:  # every prediction right, a loss of 0: a study would rank nothing
-        raise DataError(
-            f"one class folder in {shown('train')} ({next(iter(to_idx))}); a classifier needs at least two"
-        )
+        raise DataError(f"one class folder in {shown('train')} ({next(iter(to_idx))}); a classifier needs at least two")
 
     def part(name: str) -> list[tuple[str, int]]:
         if not folders(name):
