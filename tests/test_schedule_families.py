@@ -208,6 +208,12 @@ def test_explicit_momentum_schedule():
         ({"type": "onecycle", "max_lr": 0.1, "base_momentum": 0.8}, "base_momentum: used only with cycle_momentum"),
         ({"type": "torch-onecycle", "max_lr": 0.1, "cycle_momentum": False, "max_momentum": 0.9}, "max_momentum"),
         ({"type": "sgdr", "lr": 0.1, "period_epochs": 0}, "schedules.s.period_epochs: must be longer"),
+        # divisors: checked before the LR range is worked out from them (a 0 was a ZeroDivisionError)
+        ({"type": "onecycle", "max_lr": 0.1, "div_factor": 0}, "schedules.s.div_factor: must be at least 1, got 0"),
+        ({"type": "onecycle", "max_lr": 0.1, "final_div_factor": 0}, "schedules.s.final_div_factor: must be at least"),
+        ({"type": "torch-onecycle", "max_lr": 0.1, "div_factor": 0}, "schedules.s.div_factor: must be at least 1"),
+        ({"type": "flat_anneal", "lr": 0.1, "final_div_factor": 0}, "schedules.s.final_div_factor: must be at least 1"),
+        ({"type": "fastai-flat-cos", "lr": 0.1, "final_div_factor": 0}, "schedules.s.final_div_factor: must be at"),
     ],
 )  # fmt: skip
 def test_refused(spec, needle):

@@ -281,13 +281,13 @@ def compile_schedule(spec: dict[str, Any], plan: Plan, name: str = "schedule", w
             f"{fld('warmup_' + parsed.warmup.unit)}: the warm-up ({W:g} steps{whole}) must be shorter than "
             f"the run ({plan.total_steps} steps)"
         )
-    lo, hi = parsed.bounds()
     ramp = pick({"linear": None, "cos": None}, "warmup_curve", parsed.warmup_curve, fld) or parsed.warmup_curve
     # After a warm-up the family runs over the remaining steps as if training began there: its
     # lengths, milestones and fractions count from the warm-up's end (torch's SequentialLR, timm's
     # warmup_prefix); the offset lets a metric-driven family find the run's epochs.
     inner = Plan(plan.total_steps - W_int, plan.steps_per_epoch, plan.offset + W_int)
     body = parsed.curve(inner, fld)
+    lo, hi = parsed.bounds()  # after curve(): its checks come first (a div_factor of 0 would divide by zero)
     if W_int:
         start, first = parsed.warmup_start_lr, body(0)
         if start > first:

@@ -87,7 +87,8 @@ class Spec:
         raise NotImplementedError
 
     def bounds(self) -> tuple[float, float]:
-        """The lowest and highest LR the family can give (after its warm-up)."""
+        """The lowest and highest LR the family can give (after its warm-up). Called only after
+        `curve` has accepted the parameters, so it may divide by them."""
         raise NotImplementedError
 
     def momentum_curve(self, plan: Plan) -> Fn | None:
