@@ -267,6 +267,18 @@ def test_trace_covers_every_step():
         ({"type": "onecycle", "max_lr": 0.1, "peak_frac": 1.0}, "schedules.s.peak_frac"),
         ({"type": "onecycle", "max_lr": 0.1, "anneal": "cosine"}, "schedules.s.anneal"),
         ({"type": "onecycle", "max_lr": 0.1, "three_phase": "yes"}, "schedules.s.three_phase"),
+        # lengths beyond 2**53 steps (1e308 epochs is infinitely many): NaN LRs, a ZeroDivisionError or an
+        # OverflowError before
+        (
+            {"type": "cyclic", "base_lr": 0.01, "max_lr": 0.1, "up_steps": 1, "down_epochs": 1e308},
+            "schedules.s.down_epochs: 1e+308 epochs of 10 steps is inf steps, in a run of 100 steps; a length must be",
+        ),
+        ({"type": "sgdr", "lr": 0.1, "period_epochs": 1e308}, "schedules.s.period_epochs: 1e+308 epochs"),
+        (
+            {"type": "sgdr", "lr": 0.1, "period_steps": 2.0**53},
+            "period_steps: 9.0072e+15 steps, in a run of 100 steps;",
+        ),
+        ({"type": "constant", "lr": 0.1, "warmup_epochs": 1e308}, "schedules.s.warmup_epochs: 1e+308 epochs"),
     ],
 )
 def test_refused_specs_name_the_field(spec, needle):

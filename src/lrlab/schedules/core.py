@@ -11,6 +11,9 @@ from typing import Any
 from lrlab.errors import ConfigError, choices
 
 UNITS = ("steps", "epochs", "frac")
+# The longest length in steps: beyond 2**53 a float no longer tells one step from the next (and
+# 1e308 epochs is infinitely many steps), far beyond any run
+MAX_STEPS = 2**53
 Fn = Callable[[int], float]  # optimizer step (0-based) -> value
 Field = Callable[[str], str]  # parameter name -> its full key for messages ("schedules.x.max_lr")
 
@@ -58,6 +61,18 @@ def pick(table: dict[str, Any], name: str, value: str, field: Field) -> Any:
     if value not in table:
         raise ConfigError(f"{field(name)}: must be one of {choices(table)}, got {value!r}")
     return table[value]
+
+
+def in_steps(d: Duration, plan: Plan) -> str:
+    """A length as written, in steps and beside the run's steps, for messages."""
+    n, T = d.steps(plan), plan.total_steps
+    after = f" after the {plan.offset}-step warm-up" if plan.offset else ""
+    if d.unit == "frac":
+        return f"{d.value:g} of the run's {T} steps{after} is {n:.3g} steps"
+    if d.unit == "epochs":
+        per = f"{plan.steps_per_epoch} step{'s' * (plan.steps_per_epoch != 1)}"
+        return f"{d.value:g} epochs of {per} is {n:.3g} steps, in a run of {T} steps{after}"
+    return f"{d.value:g} steps, in a run of {T} steps{after}"
 
 
 def positive_steps(d: Duration, plan: Plan, name: str, field: Field) -> float:
