@@ -260,6 +260,10 @@ def test_onecycle_too_short_says_how_many_steps_it_needs():
     # a tiny peak_frac: the count comes out directly, not by stepping through ten million plans
     with pytest.raises(ConfigError, match="needs at least 10000001 steps"):
         compile_schedule({**spec, "peak_frac": 1e-7}, Plan(100, 1), "s")
+    # a peak_frac no run can fit: answered at once (1/peak_frac overflowed, or counting up to it hung)
+    for tiny in (5e-324, 1e-25):
+        with pytest.raises(ConfigError, match=r"needs more than 2\*\*53 \(9\.01e\+15\) steps"):
+            compile_schedule({**spec, "peak_frac": tiny}, Plan(100, 1), "s")
     # three phases: rise and fall each take peak_frac, so 0.5 and above can never fit
     with pytest.raises(ConfigError, match=r"three_phase .* below 0\.5, got 0\.6"):
         compile_schedule({**spec, "peak_frac": 0.6, "three_phase": True}, Plan(1000, 10), "s")

@@ -19,6 +19,7 @@ from typing import ClassVar
 from lrlab.errors import ConfigError
 from lrlab.schedules.core import (
     ANNEALS,
+    MAX_STEPS,
     Duration,
     Field,
     Fn,
@@ -368,10 +369,14 @@ class OneCycle(Spec):
                 f"so it must be below 0.5, got {p:g}"
             )
         if empty(ends):  # too few steps: say how many this peak_frac needs (the rise must hold p·T > 1)
-            need = next(t for t in itertools.count(max(T + 1, math.floor(1 / p))) if not empty(phase_ends(t)))
+            # from 1/p a few steps on; past MAX_STEPS a step no longer changes a float (a tiny p hung)
+            t = max(T + 1, math.floor(1 / p) if 1 / p < MAX_STEPS else MAX_STEPS)
+            while t < MAX_STEPS and empty(phase_ends(t)):
+                t += 1
+            need = f"at least {t}" if t < MAX_STEPS else f"more than 2**53 ({MAX_STEPS:.3g})"
             raise ConfigError(
                 f"{field('peak_frac')}: {p:g} of {T} steps leaves a phase of the cycle empty; one-cycle with this "
-                f"peak_frac needs at least {need} steps (more epochs or a smaller batch), or a peak_frac nearer 0.5"
+                f"peak_frac needs {need} steps (more epochs or a smaller batch), or a peak_frac nearer 0.5"
             )
 
         def value(s: int) -> float:
