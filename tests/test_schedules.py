@@ -112,6 +112,13 @@ def test_cyclic_matches_torch(mode, up, down):
     assert_close(lrs(spec), theirs)
 
 
+def test_triangular2_fades_over_thousands_of_cycles():
+    # torch's 1 / 2**(cycle - 1) overflows after 1024 cycles; the amplitude underflows to 0 instead
+    spec = {"type": "cyclic", "base_lr": 0.01, "max_lr": 0.11, "up_steps": 1, "mode": "triangular2"}
+    v = lrs(spec, Plan(5000, 10))
+    assert v[1] == pytest.approx(0.11) and v[3] == pytest.approx(0.06) and v[4999] == 0.01
+
+
 @pytest.mark.parametrize("three_phase", [False, True])
 @pytest.mark.parametrize("anneal", ["cos", "linear"])
 @pytest.mark.parametrize(("pct", "div", "final", "total"), [(0.3, 25, 1e4, 100), (0.25, 10, 1e5, 237)])

@@ -289,7 +289,8 @@ class Cyclic(Spec):
         scale = pick(
             {
                 "triangular": lambda cycle, s: 1.0,
-                "triangular2": lambda cycle, s: 1 / (2.0 ** (cycle - 1)),
+                # torch's 1 / 2**(cycle - 1), which overflows after 1024 cycles; this underflows to 0
+                "triangular2": lambda cycle, s: 0.5 ** (cycle - 1),
                 "exp_range": lambda cycle, s: self.gamma**s,
             },
             "mode",
