@@ -294,6 +294,51 @@ def test_refused_specs_name_the_field(spec, needle):
     assert needle in str(e.value)
 
 
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            {"type": "cyclic", "base_lr": 0.01, "max_lr": 0.1, "up_epochs": 0.01},
+            "schedules.s.up_epochs: 0.01 epochs of 9 steps is 0.09 steps, in a run of 18 steps; "
+            "a phase must last at least one step",
+        ),
+        (
+            {"type": "cyclic", "base_lr": 0.01, "max_lr": 0.1, "up_steps": 2, "down_frac": 0.05},
+            "schedules.s.down_frac: 0.05 of the run's 18 steps is 0.9 steps; a phase must last at least one step",
+        ),
+        (
+            {"type": "sgdr", "lr": 0.1, "period_frac": 0.0001},
+            "schedules.s.period_frac: 0.0001 of the run's 18 steps is 0.0018 steps; "
+            "a cycle must last at least one step",
+        ),
+        (
+            {"type": "anneal", "lr": 0.1, "curve": "step", "every_steps": 0.001},
+            "schedules.s.every_steps: 0.001 steps, in a run of 18 steps; a decay interval must last at least one step",
+        ),
+        (
+            {"type": "step", "lr": 0.1, "every_frac": 0.05, "warmup_steps": 2},
+            "schedules.s.every_frac: 0.05 of the run's 16 steps after the 2-step warm-up is 0.8 steps; "
+            "a decay interval must last at least one step",
+        ),
+    ],
+)
+def test_cycles_phases_and_intervals_shorter_than_a_step_are_refused(spec, message):
+    # the LR is read once a step: a shorter cycle or phase was sampled as noise, a 0.001-step decay
+    # interval took the LR to 0 at step 1
+    with pytest.raises(ConfigError) as e:
+        compile_schedule(spec, Plan(18, 9), name="s")
+    assert str(e.value) == message
+
+
+def test_a_phase_of_one_step_or_a_fraction_over_one_is_kept():
+    # the bundled uneven-cyclic (0.25 epochs up) at 4 steps an epoch, as the smallest end-to-end test runs it
+    v = lrs({"type": "cyclic", "base_lr": 0.0, "max_lr": 1.0, "up_epochs": 0.25, "down_epochs": 1.25}, Plan(8, 4))
+    assert v[:7] == pytest.approx([0, 1, 0.8, 0.6, 0.4, 0.2, 0])
+    v = lrs({"type": "cyclic", "base_lr": 0.0, "max_lr": 1.0, "up_steps": 1.5}, Plan(6, 3))
+    assert v == pytest.approx([0, 2 / 3, 2 / 3, 0, 2 / 3, 2 / 3])
+    assert lrs({"type": "sgdr", "lr": 1.0, "period_steps": 1}, Plan(3, 1)) == [1.0] * 3
+
+
 REQUIRED_KEYS = {
     "constant": {"lr": 0.1},
     "warmup": {"lr": 0.1, "warmup_epochs": 1},

@@ -82,6 +82,17 @@ def positive_steps(d: Duration, plan: Plan, name: str, field: Field) -> float:
     return n
 
 
+def at_least_a_step(d: Duration, plan: Plan, name: str, field: Field, what: str) -> float:
+    """The length in steps of `what` (a cycle, a phase, a decay interval), refused below one
+    optimizer step: the LR is read once a step, so a shorter one is stepped over (cycles of 0.18
+    steps are read at a different point each step, noise rather than cycles; decay intervals of
+    0.001 steps take the LR to 0 at step 1)."""
+    n = positive_steps(d, plan, name, field)
+    if n < 1:
+        raise ConfigError(f"{field(f'{name}_{d.unit}')}: {in_steps(d, plan)}; {what} must last at least one step")
+    return n
+
+
 @dataclass(frozen=True, kw_only=True)
 class Spec:
     """Parameters every family takes. A family adds its own fields and implements `curve` and

@@ -25,6 +25,7 @@ from lrlab.schedules.core import (
     Fn,
     Plan,
     Spec,
+    at_least_a_step,
     cos_anneal,
     pick,
     positive_steps,
@@ -81,7 +82,7 @@ class Step(Spec):
     gamma: float = 0.1
 
     def curve(self, plan: Plan, field: Field) -> Fn:
-        every = positive_steps(self.every, plan, "every", field)
+        every = at_least_a_step(self.every, plan, "every", field, "a decay interval")
         _check_gamma(self.gamma, field)
         return lambda s: self.lr * self.gamma ** math.floor(s / every)
 
@@ -219,7 +220,7 @@ class SGDR(Spec):
     cycle_warmup: Duration | None = field(default=None, metadata={"unset": "(none)"})
 
     def curve(self, plan: Plan, field: Field) -> Fn:
-        T0 = positive_steps(self.period, plan, "period", field)
+        T0 = at_least_a_step(self.period, plan, "period", field, "a cycle")
         _check_min(self.lr, self.min_lr, field)
         if self.t_mult < 1:
             raise ConfigError(f"{field('t_mult')}: must be at least 1, got {self.t_mult:g}")
@@ -284,8 +285,8 @@ class Cyclic(Spec):
     MODES: ClassVar[tuple[str, ...]] = ("triangular", "triangular2", "exp_range")
 
     def _shape(self, plan: Plan, field: Field) -> Fn:
-        up = positive_steps(self.up, plan, "up", field)
-        down = positive_steps(self.down or self.up, plan, "down", field)
+        up = at_least_a_step(self.up, plan, "up", field, "a phase")
+        down = at_least_a_step(self.down or self.up, plan, "down" if self.down else "up", field, "a phase")
         scale = pick(
             {
                 "triangular": lambda cycle, s: 1.0,
