@@ -214,10 +214,15 @@ def test_after_a_warmup_lengths_count_from_its_end():
 
 def test_lengths_past_the_end_are_noted_not_refused():
     s = compile_schedule({"type": "multistep", "lr": 0.1, "milestones_epochs": [5, 30]}, PLAN)
-    assert s.notes == ("milestones_epochs 30 is step 300, at or past the run's 100 steps: it never applies",)
+    assert s.notes == ("milestones_epochs 30 is step 300, after the last of the run's 100 steps: it never applies",)
     s = compile_schedule({"type": "step", "lr": 0.1, "every_epochs": 10, "warmup_epochs": 1}, PLAN)
     assert len(s.notes) == 1 and "every_epochs = 10 is step 100" in s.notes[0] and "10-step warm-up" in s.notes[0]
     assert compile_schedule({"type": "step", "lr": 0.1, "every_epochs": 3}, PLAN).notes == ()
+    # between the last step and the run's end: a drop at step 99.5 of 100 would come at step 100
+    s = compile_schedule({"type": "multistep", "lr": 0.1, "milestones_frac": [0.5, 0.995]}, PLAN)
+    assert s.notes == ("milestones_frac 0.995 is step 99.5, after the last of the run's 100 steps: it never applies",)
+    assert len(compile_schedule({"type": "step", "lr": 0.1, "every_steps": 99.5}, PLAN).notes) == 1
+    assert compile_schedule({"type": "step", "lr": 0.1, "every_steps": 99}, PLAN).notes == ()
 
 
 def test_units_agree():

@@ -45,9 +45,21 @@ def _check_gamma(gamma: float, field: Field) -> None:
         raise ConfigError(f"{field('gamma')}: a decay factor must be in (0, 1], got {gamma:g}")
 
 
+def _last_step(plan: Plan) -> str:
+    """The run's last step as a note names it (after a warm-up, a family's steps count from its end)."""
+    if plan.offset:
+        return f"the last of the {plan.total_steps} steps after the {plan.offset}-step warm-up"
+    return f"the last of the run's {plan.total_steps} steps"
+
+
+def _after_the_run(at: float, plan: Plan) -> bool:
+    """Whether step `at` comes after the run's last step (a fractional one takes effect at the first
+    whole step at or past it: 99.5 never does in a 100-step run)."""
+    return at > plan.total_steps - 1
+
+
 def _never(what: str, at: float, plan: Plan) -> str:
-    after = f" after the {plan.offset}-step warm-up" if plan.offset else ""
-    return f"{what} is step {at:g}, at or past the run's {plan.total_steps} steps{after}: it never applies"
+    return f"{what} is step {at:g}, after {_last_step(plan)}: it never applies"
 
 
 def _check_momenta(spec: Cyclic | OneCycle, field: Field) -> None:
@@ -93,7 +105,7 @@ class Step(Spec):
         every = self.every.steps(plan)
         return (
             [_never(f"every_{self.every.unit} = {self.every.value:g}", every, plan)]
-            if every >= plan.total_steps
+            if _after_the_run(every, plan)
             else []
         )
 
@@ -118,7 +130,7 @@ class MultiStep(Spec):
         return [
             _never(f"milestones_{m.unit} {m.value:g}", m.steps(plan), plan)
             for m in self.milestones
-            if m.steps(plan) >= plan.total_steps
+            if _after_the_run(m.steps(plan), plan)
         ]
 
 
