@@ -223,6 +223,9 @@ def test_lengths_past_the_end_are_noted_not_refused():
     assert s.notes == ("milestones_frac 0.995 is step 99.5, after the last of the run's 100 steps: it never applies",)
     assert len(compile_schedule({"type": "step", "lr": 0.1, "every_steps": 99.5}, PLAN).notes) == 1
     assert compile_schedule({"type": "step", "lr": 0.1, "every_steps": 99}, PLAN).notes == ()
+    # anneal's step curve is noted as step is
+    s = compile_schedule({"type": "anneal", "curve": "step", "lr": 0.1, "every_epochs": 12}, PLAN)
+    assert s.notes == ("every_epochs = 12 is step 120, after the last of the run's 100 steps: it never applies",)
 
 
 def test_units_agree():

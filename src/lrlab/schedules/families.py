@@ -215,6 +215,9 @@ class Anneal(Spec):
     def bounds(self) -> tuple[float, float]:
         return (0.0 if self.curve_type == "step" else self.min_lr), self.lr
 
+    def notes(self, plan: Plan) -> list[str]:
+        return self._inner(str).notes(plan)  # step: a decay interval past the run's end
+
 
 @dataclass(frozen=True, kw_only=True)
 class SGDR(Spec):
