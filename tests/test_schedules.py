@@ -228,6 +228,60 @@ def test_lengths_past_the_end_are_noted_not_refused():
     assert s.notes == ("every_epochs = 12 is step 120, after the last of the run's 100 steps: it never applies",)
 
 
+SHORT = Plan(18, 9)
+
+
+def test_a_cyclic_rise_past_the_run_is_noted_with_the_peak_it_reaches():
+    # torch's CyclicLR default rise of 2000 steps on an 18-step run: never near max_lr
+    s = compile_schedule({"type": "torch-cyclic", "base_lr": 0.01, "max_lr": 0.1}, SHORT)
+    assert s.notes == (
+        "up_steps = 2000: the rise ends at step 2000, after the last of the run's 18 steps, so the LR never "
+        "reaches max_lr 0.1; it peaks at 0.01077 (step 17)",
+    )
+    assert max(s.lr(i) for i in range(18)) == pytest.approx(0.01077, rel=1e-3)
+    cyclic = {"type": "cyclic", "base_lr": 0.01, "max_lr": 0.1}
+    assert compile_schedule({**cyclic, "up_steps": 17}, SHORT).notes == ()  # max_lr at the last step
+    assert len(compile_schedule({**cyclic, "up_steps": 17.5}, SHORT).notes) == 1
+    assert compile_schedule({**cyclic, "up_steps": 20, "max_lr": 0.01}, SHORT).notes == ()  # at max_lr all along
+    # exp_range: gamma**step turns the rise down before the run ends; the note gives that peak
+    s = compile_schedule({**cyclic, "up_steps": 100, "mode": "exp_range", "gamma": 0.8}, Plan(50, 10))
+    v = [s.lr(i) for i in range(50)]
+    assert s.notes[0].endswith(f"it peaks at {max(v):.4g} (step {v.index(max(v))})") and v.index(max(v)) == 4
+
+
+def test_an_sgdr_period_past_the_run_is_noted():
+    # SGDR's paper preset (10 epochs, then 20): no restart within 2 epochs
+    s = compile_schedule({"type": "sgdr-paper", "lr": 0.1}, SHORT)
+    assert s.notes == (
+        "period_epochs = 10: the first restart would come at step 90, after the last of the run's 18 steps, so none "
+        "happens within the run; the LR ends at 0.09145 (min_lr 0)",
+    )
+    assert compile_schedule({"type": "sgdr", "lr": 0.1, "period_steps": 17}, SHORT).notes == ()
+    assert compile_schedule({"type": "sgdr", "lr": 0.1, "period_steps": 15, "warmup_steps": 2}, SHORT).notes == ()
+    s = compile_schedule({"type": "sgdr", "lr": 0.1, "period_steps": 16, "warmup_steps": 2}, SHORT)
+    assert "step 16, after the last of the 16 steps after the 2-step warm-up" in s.notes[0]
+
+
+def test_a_plateau_that_can_never_reduce_is_noted():
+    # the first epoch sets the best value, then patience + 1 without improvement
+    s = compile_schedule({"type": "plateau", "lr": 0.1}, SHORT)
+    assert s.notes == (
+        "patience = 10: a reduction needs 12 watched epochs (the first, then 11 without improvement), but only 1 "
+        "ends before the run's last step, so the LR can never be reduced",
+    )
+    assert len(compile_schedule({"type": "plateau", "lr": 0.1, "patience": 0}, Plan(20, 10)).notes) == 1
+    s = compile_schedule({"type": "plateau", "lr": 0.1, "patience": 0}, Plan(21, 10))
+    assert s.notes == ()
+    s.observe({"val_loss": 1.0})
+    s.observe({"val_loss": 1.0})
+    assert s.lr(20) == pytest.approx(0.01)  # the one reduction the run allows, at its last step
+    s = compile_schedule({"type": "plateau", "lr": 0.1, "patience": 3, "warmup_epochs": 5}, PLAN)
+    assert "only 4 end after the 50-step warm-up and before the run's last step" in s.notes[0]
+    assert compile_schedule({"type": "plateau", "lr": 0.1, "min_lr": 0.1}, PLAN).notes == (
+        "min_lr = 0.1 equals lr: the LR can never be reduced",
+    )
+
+
 def test_units_agree():
     a = lrs({"type": "cyclic", "base_lr": 0.1, "max_lr": 1, "up_epochs": 2})
     b = lrs({"type": "cyclic", "base_lr": 0.1, "max_lr": 1, "up_steps": 20})

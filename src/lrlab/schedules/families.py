@@ -282,6 +282,17 @@ class SGDR(Spec):
     def bounds(self) -> tuple[float, float]:
         return self.min_lr, self.lr
 
+    def notes(self, plan: Plan) -> list[str]:
+        T0 = self.period.steps(plan)
+        if not _after_the_run(T0, plan):
+            return []
+        last = self.curve(plan, str)(plan.total_steps - 1)
+        return [
+            f"period_{self.period.unit} = {self.period.value:g}: the first restart would come at step {T0:g}, "
+            f"after {_last_step(plan)}, so none happens within the run; the LR ends at {last:.4g} "
+            f"(min_lr {self.min_lr:g})"
+        ]
+
 
 @dataclass(frozen=True, kw_only=True)
 class Cyclic(Spec):
@@ -340,6 +351,26 @@ class Cyclic(Spec):
 
     def bounds(self) -> tuple[float, float]:
         return self.base_lr, self.max_lr
+
+    def notes(self, plan: Plan) -> list[str]:
+        up, last = self.up.steps(plan), plan.total_steps - 1
+        if not _after_the_run(up, plan):
+            return []
+        # the run ends within the first rise: the LR climbs until its last step, unless exp_range's
+        # gamma**step turns it down first (at step -1/ln gamma)
+        steps = {last}
+        if self.mode == "exp_range" and self.gamma < 1:
+            top = -1 / math.log(self.gamma)
+            steps |= {min(math.floor(top), last), min(math.ceil(top), last)}
+        lr = self.curve(plan, str)
+        at = max(sorted(steps), key=lr)  # the earliest of equal peaks
+        peak = lr(at)
+        if peak >= self.max_lr:  # base_lr = max_lr: it is there all along
+            return []
+        return [
+            f"up_{self.up.unit} = {self.up.value:g}: the rise ends at step {up:g}, after {_last_step(plan)}, so the "
+            f"LR never reaches max_lr {self.max_lr:g}; it peaks at {peak:.4g} (step {at})"
+        ]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -516,6 +547,24 @@ class Plateau(Spec):
 
     def bounds(self) -> tuple[float, float]:
         return self.min_lr, self.lr
+
+    def notes(self, plan: Plan) -> list[str]:
+        if self.min_lr >= self.lr:
+            return [f"min_lr = {self.min_lr:g} equals lr: the LR can never be reduced"]
+        # the first epoch sets the best value, so a reduction needs patience + 1 more without
+        # improvement; the LR at a step reads the watched epochs that ended before it (cooldown
+        # counts only after a reduction)
+        spe = plan.steps_per_epoch
+        watched = (plan.offset + plan.total_steps - 1) // spe - plan.offset // spe
+        need = self.patience + 2
+        if watched >= need:
+            return []
+        warm = f" after the {plan.offset}-step warm-up and" if plan.offset else ""
+        return [
+            f"patience = {self.patience}: a reduction needs {need} watched epochs (the first, then "
+            f"{self.patience + 1} without improvement), but {'only ' * (watched > 0)}{watched or 'none'} "
+            f"end{'s' * (watched < 2)}{warm} before the run's last step, so the LR can never be reduced"
+        ]
 
 
 # type name -> spec class; `list(FAMILIES)` is the help text and the error message
