@@ -208,6 +208,12 @@ def test_explicit_momentum_schedule():
         ({"type": "onecycle", "max_lr": 0.1, "base_momentum": 0.8}, "base_momentum: used only with cycle_momentum"),
         ({"type": "torch-onecycle", "max_lr": 0.1, "cycle_momentum": False, "max_momentum": 0.9}, "max_momentum"),
         ({"type": "sgdr", "lr": 0.1, "period_epochs": 0}, "schedules.s.period_epochs: must be longer"),
+        # divisors: checked before the LR range is worked out from them (a 0 was a ZeroDivisionError)
+        ({"type": "onecycle", "max_lr": 0.1, "div_factor": 0}, "schedules.s.div_factor: must be at least 1, got 0"),
+        ({"type": "onecycle", "max_lr": 0.1, "final_div_factor": 0}, "schedules.s.final_div_factor: must be at least"),
+        ({"type": "torch-onecycle", "max_lr": 0.1, "div_factor": 0}, "schedules.s.div_factor: must be at least 1"),
+        ({"type": "flat_anneal", "lr": 0.1, "final_div_factor": 0}, "schedules.s.final_div_factor: must be at least 1"),
+        ({"type": "fastai-flat-cos", "lr": 0.1, "final_div_factor": 0}, "schedules.s.final_div_factor: must be at"),
     ],
 )  # fmt: skip
 def test_refused(spec, needle):
@@ -254,6 +260,10 @@ def test_onecycle_too_short_says_how_many_steps_it_needs():
     # a tiny peak_frac: the count comes out directly, not by stepping through ten million plans
     with pytest.raises(ConfigError, match="needs at least 10000001 steps"):
         compile_schedule({**spec, "peak_frac": 1e-7}, Plan(100, 1), "s")
+    # a peak_frac no run can fit: answered at once (1/peak_frac overflowed, or counting up to it hung)
+    for tiny in (5e-324, 1e-25):
+        with pytest.raises(ConfigError, match=r"needs more than 2\*\*53 \(9\.01e\+15\) steps"):
+            compile_schedule({**spec, "peak_frac": tiny}, Plan(100, 1), "s")
     # three phases: rise and fall each take peak_frac, so 0.5 and above can never fit
     with pytest.raises(ConfigError, match=r"three_phase .* below 0\.5, got 0\.6"):
         compile_schedule({**spec, "peak_frac": 0.6, "three_phase": True}, Plan(1000, 10), "s")

@@ -6,15 +6,19 @@ from __future__ import annotations
 import itertools
 import math
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lrlab.errors import ConfigError
-from lrlab.schedules import FAMILIES, PRESETS, Plan, compile_schedule
+from lrlab.schedules import FAMILIES, PRESETS, Plan, compile_schedule, family_fields
+
+from .test_schedules import REQUIRED_KEYS
 
 lr = st.floats(1e-5, 10.0)
 frac = st.floats(0.01, 0.4)
 factor = st.floats(0.05, 1.0)
+divisor = st.sampled_from([0.0, 1.0, 25.0, 1e4]) | st.floats(1.0, 1e5)  # 0 must be refused, not divided by
 plans = st.builds(Plan, total_steps=st.integers(20, 400), steps_per_epoch=st.integers(1, 40))
 
 FAMILY_PARAMS = {
@@ -34,8 +38,9 @@ FAMILY_PARAMS = {
     "onecycle": {
         "max_lr": lr, "peak_frac": st.floats(0.1, 0.4), "anneal": st.sampled_from(["cos", "linear"]),
         "three_phase": st.booleans(), "convention": st.sampled_from(["torch", "fastai"]),
+        "div_factor": divisor, "final_div_factor": divisor,
     },
-    "flat_anneal": {"lr": lr, "flat_frac": st.floats(0, 0.9)},
+    "flat_anneal": {"lr": lr, "flat_frac": st.floats(0, 0.9), "final_div_factor": divisor},
     "plateau": {"lr": lr, "factor": st.floats(0.1, 0.9), "patience": st.integers(0, 5)},
 }  # fmt: skip
 
@@ -75,7 +80,8 @@ def test_valid_specs_stay_finite_and_in_bounds(spec, plan, metrics):
 
 KEYS = ["type", "lr", "max_lr", "base_lr", "min_lr", "up_steps", "up_frac", "down_epochs", "warmup_steps",
         "warmup_frac", "gamma", "mode", "peak_frac", "period_epochs", "milestones_frac", "momentum", "curve",
-        "watch", "patience", "t_mult", "three_phase", "bogus"]  # fmt: skip
+        "watch", "patience", "t_mult", "three_phase", "div_factor", "final_div_factor", "every_steps", "up_epochs",
+        "period_frac", "cooldown", "factor", "power", "bogus"]  # fmt: skip
 VALUES = st.one_of(
     st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=8), st.sampled_from([*FAMILIES, *PRESETS, "auto", "cos", "triangular2"]),
@@ -92,3 +98,33 @@ def test_any_document_compiles_or_is_refused_by_name(doc, plan):
         assert isinstance(e, ValueError) and "schedules.s" in str(e)
     else:
         assert all(math.isfinite(s.lr(i)) for i in range(plan.total_steps))
+
+
+def _stem(key: str) -> str:
+    """A length key without its unit (`up_steps` -> `up`); other keys as they are."""
+    head, _, unit = key.rpartition("_")
+    return head if unit in ("steps", "epochs", "frac") else key
+
+
+@pytest.mark.parametrize("family", [*FAMILIES, *PRESETS])
+def test_every_number_at_zero_below_zero_or_below_one_is_refused_by_name_or_works(family):
+    """Each numeric key of each family and preset set to 0, -1 or 0.5 on top of a valid spec: a
+    ConfigError naming the spec, or finite LRs (never a ZeroDivisionError from a divisor used
+    before it was checked, as div_factor = 0 once was)."""
+    kind = PRESETS[family]["type"] if family in PRESETS else family
+    base = REQUIRED_KEYS[kind]
+    keys = [
+        k.replace("_*", "_steps")
+        for k, d in family_fields(kind)
+        if not d.startswith('"') and d not in ("true", "false")
+    ]
+    assert "lr" in keys or "max_lr" in keys
+    for key in keys:
+        for value in (0, -1, 0.5):
+            spec = {"type": family, **{k: v for k, v in base.items() if _stem(k) != _stem(key)}, key: value}
+            try:
+                s = compile_schedule(spec, Plan(100, 10), name="s")
+            except ConfigError as e:
+                assert str(e).startswith("schedules.s"), (spec, str(e))
+            else:
+                assert all(math.isfinite(s.lr(i)) for i in range(100)), spec

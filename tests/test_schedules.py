@@ -112,6 +112,13 @@ def test_cyclic_matches_torch(mode, up, down):
     assert_close(lrs(spec), theirs)
 
 
+def test_triangular2_fades_over_thousands_of_cycles():
+    # torch's 1 / 2**(cycle - 1) overflows after 1024 cycles; the amplitude underflows to 0 instead
+    spec = {"type": "cyclic", "base_lr": 0.01, "max_lr": 0.11, "up_steps": 1, "mode": "triangular2"}
+    v = lrs(spec, Plan(5000, 10))
+    assert v[1] == pytest.approx(0.11) and v[3] == pytest.approx(0.06) and v[4999] == 0.01
+
+
 @pytest.mark.parametrize("three_phase", [False, True])
 @pytest.mark.parametrize("anneal", ["cos", "linear"])
 @pytest.mark.parametrize(("pct", "div", "final", "total"), [(0.3, 25, 1e4, 100), (0.25, 10, 1e5, 237)])
@@ -207,10 +214,72 @@ def test_after_a_warmup_lengths_count_from_its_end():
 
 def test_lengths_past_the_end_are_noted_not_refused():
     s = compile_schedule({"type": "multistep", "lr": 0.1, "milestones_epochs": [5, 30]}, PLAN)
-    assert s.notes == ("milestones_epochs 30 is step 300, at or past the run's 100 steps: it never applies",)
+    assert s.notes == ("milestones_epochs 30 is step 300, after the last of the run's 100 steps: it never applies",)
     s = compile_schedule({"type": "step", "lr": 0.1, "every_epochs": 10, "warmup_epochs": 1}, PLAN)
     assert len(s.notes) == 1 and "every_epochs = 10 is step 100" in s.notes[0] and "10-step warm-up" in s.notes[0]
     assert compile_schedule({"type": "step", "lr": 0.1, "every_epochs": 3}, PLAN).notes == ()
+    # between the last step and the run's end: a drop at step 99.5 of 100 would come at step 100
+    s = compile_schedule({"type": "multistep", "lr": 0.1, "milestones_frac": [0.5, 0.995]}, PLAN)
+    assert s.notes == ("milestones_frac 0.995 is step 99.5, after the last of the run's 100 steps: it never applies",)
+    assert len(compile_schedule({"type": "step", "lr": 0.1, "every_steps": 99.5}, PLAN).notes) == 1
+    assert compile_schedule({"type": "step", "lr": 0.1, "every_steps": 99}, PLAN).notes == ()
+    # anneal's step curve is noted as step is
+    s = compile_schedule({"type": "anneal", "curve": "step", "lr": 0.1, "every_epochs": 12}, PLAN)
+    assert s.notes == ("every_epochs = 12 is step 120, after the last of the run's 100 steps: it never applies",)
+
+
+SHORT = Plan(18, 9)
+
+
+def test_a_cyclic_rise_past_the_run_is_noted_with_the_peak_it_reaches():
+    # torch's CyclicLR default rise of 2000 steps on an 18-step run: never near max_lr
+    s = compile_schedule({"type": "torch-cyclic", "base_lr": 0.01, "max_lr": 0.1}, SHORT)
+    assert s.notes == (
+        "up_steps = 2000: the rise ends at step 2000, after the last of the run's 18 steps, so the LR never "
+        "reaches max_lr 0.1; it peaks at 0.01077 (step 17)",
+    )
+    assert max(s.lr(i) for i in range(18)) == pytest.approx(0.01077, rel=1e-3)
+    cyclic = {"type": "cyclic", "base_lr": 0.01, "max_lr": 0.1}
+    assert compile_schedule({**cyclic, "up_steps": 17}, SHORT).notes == ()  # max_lr at the last step
+    assert len(compile_schedule({**cyclic, "up_steps": 17.5}, SHORT).notes) == 1
+    assert compile_schedule({**cyclic, "up_steps": 20, "max_lr": 0.01}, SHORT).notes == ()  # at max_lr all along
+    # exp_range: gamma**step turns the rise down before the run ends; the note gives that peak
+    s = compile_schedule({**cyclic, "up_steps": 100, "mode": "exp_range", "gamma": 0.8}, Plan(50, 10))
+    v = [s.lr(i) for i in range(50)]
+    assert s.notes[0].endswith(f"it peaks at {max(v):.4g} (step {v.index(max(v))})") and v.index(max(v)) == 4
+
+
+def test_an_sgdr_period_past_the_run_is_noted():
+    # SGDR's paper preset (10 epochs, then 20): no restart within 2 epochs
+    s = compile_schedule({"type": "sgdr-paper", "lr": 0.1}, SHORT)
+    assert s.notes == (
+        "period_epochs = 10: the first restart would come at step 90, after the last of the run's 18 steps, so none "
+        "happens within the run; the LR ends at 0.09145 (min_lr 0)",
+    )
+    assert compile_schedule({"type": "sgdr", "lr": 0.1, "period_steps": 17}, SHORT).notes == ()
+    assert compile_schedule({"type": "sgdr", "lr": 0.1, "period_steps": 15, "warmup_steps": 2}, SHORT).notes == ()
+    s = compile_schedule({"type": "sgdr", "lr": 0.1, "period_steps": 16, "warmup_steps": 2}, SHORT)
+    assert "step 16, after the last of the 16 steps after the 2-step warm-up" in s.notes[0]
+
+
+def test_a_plateau_that_can_never_reduce_is_noted():
+    # the first epoch sets the best value, then patience + 1 without improvement
+    s = compile_schedule({"type": "plateau", "lr": 0.1}, SHORT)
+    assert s.notes == (
+        "patience = 10: a reduction needs 12 watched epochs (the first, then 11 without improvement), but only 1 "
+        "ends before the run's last step, so the LR can never be reduced",
+    )
+    assert len(compile_schedule({"type": "plateau", "lr": 0.1, "patience": 0}, Plan(20, 10)).notes) == 1
+    s = compile_schedule({"type": "plateau", "lr": 0.1, "patience": 0}, Plan(21, 10))
+    assert s.notes == ()
+    s.observe({"val_loss": 1.0})
+    s.observe({"val_loss": 1.0})
+    assert s.lr(20) == pytest.approx(0.01)  # the one reduction the run allows, at its last step
+    s = compile_schedule({"type": "plateau", "lr": 0.1, "patience": 3, "warmup_epochs": 5}, PLAN)
+    assert "only 4 end after the 50-step warm-up and before the run's last step" in s.notes[0]
+    assert compile_schedule({"type": "plateau", "lr": 0.1, "min_lr": 0.1}, PLAN).notes == (
+        "min_lr = 0.1 equals lr: the LR can never be reduced",
+    )
 
 
 def test_units_agree():
@@ -267,12 +336,69 @@ def test_trace_covers_every_step():
         ({"type": "onecycle", "max_lr": 0.1, "peak_frac": 1.0}, "schedules.s.peak_frac"),
         ({"type": "onecycle", "max_lr": 0.1, "anneal": "cosine"}, "schedules.s.anneal"),
         ({"type": "onecycle", "max_lr": 0.1, "three_phase": "yes"}, "schedules.s.three_phase"),
+        # lengths beyond 2**53 steps (1e308 epochs is infinitely many): NaN LRs, a ZeroDivisionError or an
+        # OverflowError before
+        (
+            {"type": "cyclic", "base_lr": 0.01, "max_lr": 0.1, "up_steps": 1, "down_epochs": 1e308},
+            "schedules.s.down_epochs: 1e+308 epochs of 10 steps is inf steps, in a run of 100 steps; a length must be",
+        ),
+        ({"type": "sgdr", "lr": 0.1, "period_epochs": 1e308}, "schedules.s.period_epochs: 1e+308 epochs"),
+        (
+            {"type": "sgdr", "lr": 0.1, "period_steps": 2.0**53},
+            "period_steps: 9.0072e+15 steps, in a run of 100 steps;",
+        ),
+        ({"type": "constant", "lr": 0.1, "warmup_epochs": 1e308}, "schedules.s.warmup_epochs: 1e+308 epochs"),
     ],
 )
 def test_refused_specs_name_the_field(spec, needle):
     with pytest.raises(ConfigError) as e:
         compile_schedule(spec, PLAN, name="s")
     assert needle in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            {"type": "cyclic", "base_lr": 0.01, "max_lr": 0.1, "up_epochs": 0.01},
+            "schedules.s.up_epochs: 0.01 epochs of 9 steps is 0.09 steps, in a run of 18 steps; "
+            "a phase must last at least one step",
+        ),
+        (
+            {"type": "cyclic", "base_lr": 0.01, "max_lr": 0.1, "up_steps": 2, "down_frac": 0.05},
+            "schedules.s.down_frac: 0.05 of the run's 18 steps is 0.9 steps; a phase must last at least one step",
+        ),
+        (
+            {"type": "sgdr", "lr": 0.1, "period_frac": 0.0001},
+            "schedules.s.period_frac: 0.0001 of the run's 18 steps is 0.0018 steps; "
+            "a cycle must last at least one step",
+        ),
+        (
+            {"type": "anneal", "lr": 0.1, "curve": "step", "every_steps": 0.001},
+            "schedules.s.every_steps: 0.001 steps, in a run of 18 steps; a decay interval must last at least one step",
+        ),
+        (
+            {"type": "step", "lr": 0.1, "every_frac": 0.05, "warmup_steps": 2},
+            "schedules.s.every_frac: 0.05 of the run's 16 steps after the 2-step warm-up is 0.8 steps; "
+            "a decay interval must last at least one step",
+        ),
+    ],
+)
+def test_cycles_phases_and_intervals_shorter_than_a_step_are_refused(spec, message):
+    # the LR is read once a step: a shorter cycle or phase was sampled as noise, a 0.001-step decay
+    # interval took the LR to 0 at step 1
+    with pytest.raises(ConfigError) as e:
+        compile_schedule(spec, Plan(18, 9), name="s")
+    assert str(e.value) == message
+
+
+def test_a_phase_of_one_step_or_a_fraction_over_one_is_kept():
+    # the bundled uneven-cyclic (0.25 epochs up) at 4 steps an epoch, as the smallest end-to-end test runs it
+    v = lrs({"type": "cyclic", "base_lr": 0.0, "max_lr": 1.0, "up_epochs": 0.25, "down_epochs": 1.25}, Plan(8, 4))
+    assert v[:7] == pytest.approx([0, 1, 0.8, 0.6, 0.4, 0.2, 0])
+    v = lrs({"type": "cyclic", "base_lr": 0.0, "max_lr": 1.0, "up_steps": 1.5}, Plan(6, 3))
+    assert v == pytest.approx([0, 2 / 3, 2 / 3, 0, 2 / 3, 2 / 3])
+    assert lrs({"type": "sgdr", "lr": 1.0, "period_steps": 1}, Plan(3, 1)) == [1.0] * 3
 
 
 REQUIRED_KEYS = {

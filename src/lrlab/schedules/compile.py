@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lrlab.errors import ConfigError, choices, did_you_mean
-from lrlab.schedules.core import UNITS, Duration, Fn, Plan, Spec, cos_anneal, pick
+from lrlab.schedules.core import MAX_STEPS, UNITS, Duration, Fn, Plan, Spec, cos_anneal, in_steps, pick
 from lrlab.schedules.families import FAMILIES
 from lrlab.schedules.presets import PRESETS
 
@@ -273,6 +273,14 @@ def compile_schedule(spec: dict[str, Any], plan: Plan, name: str = "schedule", w
     def fld(f: str) -> str:
         return f"{where}.{f}"
 
+    for f in dataclasses.fields(parsed):  # every length countable in steps before any is used
+        lengths = value if isinstance(value := getattr(parsed, f.name), list) else [value]
+        for d in lengths:
+            if isinstance(d, Duration) and not d.steps(plan) < MAX_STEPS:
+                raise ConfigError(
+                    f"{fld(f'{_RENAMED.get(f.name, f.name)}_{d.unit}')}: {in_steps(d, plan)}; a length must be "
+                    f"below 2**53 ({MAX_STEPS:.3g}) steps, far beyond any run"
+                )
     W = parsed.warmup.steps(plan) if parsed.warmup else 0.0
     W_int = math.ceil(W)  # whole optimizer steps
     if plan.total_steps <= W_int:
@@ -281,13 +289,13 @@ def compile_schedule(spec: dict[str, Any], plan: Plan, name: str = "schedule", w
             f"{fld('warmup_' + parsed.warmup.unit)}: the warm-up ({W:g} steps{whole}) must be shorter than "
             f"the run ({plan.total_steps} steps)"
         )
-    lo, hi = parsed.bounds()
     ramp = pick({"linear": None, "cos": None}, "warmup_curve", parsed.warmup_curve, fld) or parsed.warmup_curve
     # After a warm-up the family runs over the remaining steps as if training began there: its
     # lengths, milestones and fractions count from the warm-up's end (torch's SequentialLR, timm's
     # warmup_prefix); the offset lets a metric-driven family find the run's epochs.
     inner = Plan(plan.total_steps - W_int, plan.steps_per_epoch, plan.offset + W_int)
     body = parsed.curve(inner, fld)
+    lo, hi = parsed.bounds()  # after curve(): its checks come first (a div_factor of 0 would divide by zero)
     if W_int:
         start, first = parsed.warmup_start_lr, body(0)
         if start > first:

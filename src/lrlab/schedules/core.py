@@ -11,6 +11,9 @@ from typing import Any
 from lrlab.errors import ConfigError, choices
 
 UNITS = ("steps", "epochs", "frac")
+# The longest length in steps: beyond 2**53 a float no longer tells one step from the next (and
+# 1e308 epochs is infinitely many steps), far beyond any run
+MAX_STEPS = 2**53
 Fn = Callable[[int], float]  # optimizer step (0-based) -> value
 Field = Callable[[str], str]  # parameter name -> its full key for messages ("schedules.x.max_lr")
 
@@ -60,10 +63,33 @@ def pick(table: dict[str, Any], name: str, value: str, field: Field) -> Any:
     return table[value]
 
 
+def in_steps(d: Duration, plan: Plan) -> str:
+    """A length as written, in steps and beside the run's steps, for messages."""
+    n, T = d.steps(plan), plan.total_steps
+    after = f" after the {plan.offset}-step warm-up" if plan.offset else ""
+    if d.unit == "frac":
+        return f"{d.value:g} of the run's {T} steps{after} is {n:.3g} steps"
+    if d.unit == "epochs":
+        per = f"{plan.steps_per_epoch} step{'s' * (plan.steps_per_epoch != 1)}"
+        return f"{d.value:g} epochs of {per} is {n:.3g} steps, in a run of {T} steps{after}"
+    return f"{d.value:g} steps, in a run of {T} steps{after}"
+
+
 def positive_steps(d: Duration, plan: Plan, name: str, field: Field) -> float:
     n = d.steps(plan)
     if n <= 0:
         raise ConfigError(f"{field(f'{name}_{d.unit}')}: must be longer than zero steps (got {d.value:g} {d.unit})")
+    return n
+
+
+def at_least_a_step(d: Duration, plan: Plan, name: str, field: Field, what: str) -> float:
+    """The length in steps of `what` (a cycle, a phase, a decay interval), refused below one
+    optimizer step: the LR is read once a step, so a shorter one is stepped over (cycles of 0.18
+    steps are read at a different point each step, noise rather than cycles; decay intervals of
+    0.001 steps take the LR to 0 at step 1)."""
+    n = positive_steps(d, plan, name, field)
+    if n < 1:
+        raise ConfigError(f"{field(f'{name}_{d.unit}')}: {in_steps(d, plan)}; {what} must last at least one step")
     return n
 
 
@@ -87,7 +113,8 @@ class Spec:
         raise NotImplementedError
 
     def bounds(self) -> tuple[float, float]:
-        """The lowest and highest LR the family can give (after its warm-up)."""
+        """The lowest and highest LR the family can give (after its warm-up). Called only after
+        `curve` has accepted the parameters, so it may divide by them."""
         raise NotImplementedError
 
     def momentum_curve(self, plan: Plan) -> Fn | None:

@@ -19,11 +19,13 @@ from typing import ClassVar
 from lrlab.errors import ConfigError
 from lrlab.schedules.core import (
     ANNEALS,
+    MAX_STEPS,
     Duration,
     Field,
     Fn,
     Plan,
     Spec,
+    at_least_a_step,
     cos_anneal,
     pick,
     positive_steps,
@@ -43,9 +45,21 @@ def _check_gamma(gamma: float, field: Field) -> None:
         raise ConfigError(f"{field('gamma')}: a decay factor must be in (0, 1], got {gamma:g}")
 
 
+def _last_step(plan: Plan) -> str:
+    """The run's last step as a note names it (after a warm-up, a family's steps count from its end)."""
+    if plan.offset:
+        return f"the last of the {plan.total_steps} steps after the {plan.offset}-step warm-up"
+    return f"the last of the run's {plan.total_steps} steps"
+
+
+def _after_the_run(at: float, plan: Plan) -> bool:
+    """Whether step `at` comes after the run's last step (a fractional one takes effect at the first
+    whole step at or past it: 99.5 never does in a 100-step run)."""
+    return at > plan.total_steps - 1
+
+
 def _never(what: str, at: float, plan: Plan) -> str:
-    after = f" after the {plan.offset}-step warm-up" if plan.offset else ""
-    return f"{what} is step {at:g}, at or past the run's {plan.total_steps} steps{after}: it never applies"
+    return f"{what} is step {at:g}, after {_last_step(plan)}: it never applies"
 
 
 def _check_momenta(spec: Cyclic | OneCycle, field: Field) -> None:
@@ -80,7 +94,7 @@ class Step(Spec):
     gamma: float = 0.1
 
     def curve(self, plan: Plan, field: Field) -> Fn:
-        every = positive_steps(self.every, plan, "every", field)
+        every = at_least_a_step(self.every, plan, "every", field, "a decay interval")
         _check_gamma(self.gamma, field)
         return lambda s: self.lr * self.gamma ** math.floor(s / every)
 
@@ -91,7 +105,7 @@ class Step(Spec):
         every = self.every.steps(plan)
         return (
             [_never(f"every_{self.every.unit} = {self.every.value:g}", every, plan)]
-            if every >= plan.total_steps
+            if _after_the_run(every, plan)
             else []
         )
 
@@ -116,7 +130,7 @@ class MultiStep(Spec):
         return [
             _never(f"milestones_{m.unit} {m.value:g}", m.steps(plan), plan)
             for m in self.milestones
-            if m.steps(plan) >= plan.total_steps
+            if _after_the_run(m.steps(plan), plan)
         ]
 
 
@@ -201,6 +215,9 @@ class Anneal(Spec):
     def bounds(self) -> tuple[float, float]:
         return (0.0 if self.curve_type == "step" else self.min_lr), self.lr
 
+    def notes(self, plan: Plan) -> list[str]:
+        return self._inner(str).notes(plan)  # step: a decay interval past the run's end
+
 
 @dataclass(frozen=True, kw_only=True)
 class SGDR(Spec):
@@ -218,7 +235,7 @@ class SGDR(Spec):
     cycle_warmup: Duration | None = field(default=None, metadata={"unset": "(none)"})
 
     def curve(self, plan: Plan, field: Field) -> Fn:
-        T0 = positive_steps(self.period, plan, "period", field)
+        T0 = at_least_a_step(self.period, plan, "period", field, "a cycle")
         _check_min(self.lr, self.min_lr, field)
         if self.t_mult < 1:
             raise ConfigError(f"{field('t_mult')}: must be at least 1, got {self.t_mult:g}")
@@ -265,6 +282,17 @@ class SGDR(Spec):
     def bounds(self) -> tuple[float, float]:
         return self.min_lr, self.lr
 
+    def notes(self, plan: Plan) -> list[str]:
+        T0 = self.period.steps(plan)
+        if not _after_the_run(T0, plan):
+            return []
+        last = self.curve(plan, str)(plan.total_steps - 1)
+        return [
+            f"period_{self.period.unit} = {self.period.value:g}: the first restart would come at step {T0:g}, "
+            f"after {_last_step(plan)}, so none happens within the run; the LR ends at {last:.4g} "
+            f"(min_lr {self.min_lr:g})"
+        ]
+
 
 @dataclass(frozen=True, kw_only=True)
 class Cyclic(Spec):
@@ -283,12 +311,13 @@ class Cyclic(Spec):
     MODES: ClassVar[tuple[str, ...]] = ("triangular", "triangular2", "exp_range")
 
     def _shape(self, plan: Plan, field: Field) -> Fn:
-        up = positive_steps(self.up, plan, "up", field)
-        down = positive_steps(self.down or self.up, plan, "down", field)
+        up = at_least_a_step(self.up, plan, "up", field, "a phase")
+        down = at_least_a_step(self.down or self.up, plan, "down" if self.down else "up", field, "a phase")
         scale = pick(
             {
                 "triangular": lambda cycle, s: 1.0,
-                "triangular2": lambda cycle, s: 1 / (2.0 ** (cycle - 1)),
+                # torch's 1 / 2**(cycle - 1), which overflows after 1024 cycles; this underflows to 0
+                "triangular2": lambda cycle, s: 0.5 ** (cycle - 1),
                 "exp_range": lambda cycle, s: self.gamma**s,
             },
             "mode",
@@ -322,6 +351,26 @@ class Cyclic(Spec):
 
     def bounds(self) -> tuple[float, float]:
         return self.base_lr, self.max_lr
+
+    def notes(self, plan: Plan) -> list[str]:
+        up, last = self.up.steps(plan), plan.total_steps - 1
+        if not _after_the_run(up, plan):
+            return []
+        # the run ends within the first rise: the LR climbs until its last step, unless exp_range's
+        # gamma**step turns it down first (at step -1/ln gamma)
+        steps = {last}
+        if self.mode == "exp_range" and self.gamma < 1:
+            top = -1 / math.log(self.gamma)
+            steps |= {min(math.floor(top), last), min(math.ceil(top), last)}
+        lr = self.curve(plan, str)
+        at = max(sorted(steps), key=lr)  # the earliest of equal peaks
+        peak = lr(at)
+        if peak >= self.max_lr:  # base_lr = max_lr: it is there all along
+            return []
+        return [
+            f"up_{self.up.unit} = {self.up.value:g}: the rise ends at step {up:g}, after {_last_step(plan)}, so the "
+            f"LR never reaches max_lr {self.max_lr:g}; it peaks at {peak:.4g} (step {at})"
+        ]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -368,10 +417,14 @@ class OneCycle(Spec):
                 f"so it must be below 0.5, got {p:g}"
             )
         if empty(ends):  # too few steps: say how many this peak_frac needs (the rise must hold p·T > 1)
-            need = next(t for t in itertools.count(max(T + 1, math.floor(1 / p))) if not empty(phase_ends(t)))
+            # from 1/p a few steps on; past MAX_STEPS a step no longer changes a float (a tiny p hung)
+            t = max(T + 1, math.floor(1 / p) if 1 / p < MAX_STEPS else MAX_STEPS)
+            while t < MAX_STEPS and empty(phase_ends(t)):
+                t += 1
+            need = f"at least {t}" if t < MAX_STEPS else f"more than 2**53 ({MAX_STEPS:.3g})"
             raise ConfigError(
                 f"{field('peak_frac')}: {p:g} of {T} steps leaves a phase of the cycle empty; one-cycle with this "
-                f"peak_frac needs at least {need} steps (more epochs or a smaller batch), or a peak_frac nearer 0.5"
+                f"peak_frac needs {need} steps (more epochs or a smaller batch), or a peak_frac nearer 0.5"
             )
 
         def value(s: int) -> float:
@@ -494,6 +547,24 @@ class Plateau(Spec):
 
     def bounds(self) -> tuple[float, float]:
         return self.min_lr, self.lr
+
+    def notes(self, plan: Plan) -> list[str]:
+        if self.min_lr >= self.lr:
+            return [f"min_lr = {self.min_lr:g} equals lr: the LR can never be reduced"]
+        # the first epoch sets the best value, so a reduction needs patience + 1 more without
+        # improvement; the LR at a step reads the watched epochs that ended before it (cooldown
+        # counts only after a reduction)
+        spe = plan.steps_per_epoch
+        watched = (plan.offset + plan.total_steps - 1) // spe - plan.offset // spe
+        need = self.patience + 2
+        if watched >= need:
+            return []
+        warm = f" after the {plan.offset}-step warm-up and" if plan.offset else ""
+        return [
+            f"patience = {self.patience}: a reduction needs {need} watched epochs (the first, then "
+            f"{self.patience + 1} without improvement), but {'only ' * (watched > 0)}{watched or 'none'} "
+            f"end{'s' * (watched < 2)}{warm} before the run's last step, so the LR can never be reduced"
+        ]
 
 
 # type name -> spec class; `list(FAMILIES)` is the help text and the error message
