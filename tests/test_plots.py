@@ -44,9 +44,13 @@ def test_a_line_on_top_of_an_earlier_one_is_dashed():
     styles = _dashes({"standard": constant, "warmup": warmup, "cosine": cosine, "short": [0.1] * 5})
     assert styles["standard"] == "-" and styles["cosine"] == "-" and styles["short"] == "-"
     assert styles["warmup"] != "-"
-    # a tenth of the points equal is coinciding, fewer is a crossing
+    # a stretch of a tenth of the points (at least 3) is running on top; fewer, or scattered, is not
     assert _dashes({"a": constant, "b": constant[:10] + [0.2] * 90})["b"] != "-"
     assert _dashes({"a": constant, "b": constant[:9] + [0.2] * 91})["b"] == "-"
+    assert _dashes({"a": constant, "b": [0.1, 0.2] * 50})["b"] == "-"  # equal at every other point
+    accuracy = [0.1, 0.3, 0.9, 0.95, 0.97, 0.96, 0.98, 0.98]  # 8 epochs: one epoch's match is chance
+    assert _dashes({"a": accuracy, "b": [0.2, 0.3, 0.8, 0.95, 0.9, 0.96, 0.97, 0.98]})["b"] == "-"
+    assert _dashes({"a": accuracy, "b": [0.2, 0.3, 0.9, 0.95, 0.9, 0.96, 0.97, 0.98]})["b"] != "-"
 
 
 def test_lr_sensitivity_shows_the_peaks_where_every_run_diverged(tmp_path, monkeypatch):
