@@ -449,13 +449,15 @@ def _run_parallel(
         # the workers start here (submit spawns them) with Ctrl-C ignored from their first instruction: an
         # ignored signal stays ignored through exec, and Python then installs no KeyboardInterrupt handler,
         # so a Ctrl-C while they import torch stops the study without a traceback from each of them
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        main = threading.current_thread() is threading.main_thread()  # (only it may set signal handlers)
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
         try:
             futures = {
                 pool.submit(_worker_run, name, seed, fp, state): (i, name, seed) for i, name, seed, fp, state in todo
             }
         finally:
-            signal.signal(signal.SIGINT, previous)
+            if main:
+                signal.signal(signal.SIGINT, previous)
         try:
             for fut in as_completed(futures):
                 i, name, seed = futures[fut]
