@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import multiprocessing
 import os
 import shutil
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from lrlab import config as config_mod
 from lrlab import data as data_mod
@@ -357,10 +359,7 @@ def _run_all(
         else:
             todo.append((i, name, seed, fp, state))
     if cfg.workers > 1 and len(todo) > 1 and not d.enabled:
-        if progress:  # asked for: say why none shows rather than ignore it
-            echo(f"(--progress: per-step bars need one run at a time, --workers 1; with {cfg.workers} workers each "
-                 "run prints its line when it ends)")  # fmt: skip
-        _run_parallel(p, todo, total, echo)
+        _run_parallel(p, todo, total, echo, progress)
         return
     for i, name, seed, fp, state in todo:
         line = _train_one(p, name, seed, fp, state, progress)
@@ -369,7 +368,9 @@ def _run_all(
             echo(f"[{i}/{total}] {name} seed {seed}: {line}")
 
 
-def _train_one(p: Prepared, name: str, seed: int, fp: str, state: str, progress: bool | None) -> str:
+def _train_one(
+    p: Prepared, name: str, seed: int, fp: str, state: str, progress: bool | None, make_bar: Callable | None = None
+) -> str:
     """Train one run (resuming its checkpoint), save its folder; returns the line that reports it."""
     d, folder = p.dist, run_dir(p.cfg.out_dir, name, seed)
     if state == "new" and d.is_main:
@@ -377,7 +378,7 @@ def _train_one(p: Prepared, name: str, seed: int, fp: str, state: str, progress:
     sched = compile_schedule(p.specs[name], p.plan, name)  # fresh: a plateau's history is per run
     checkpoint = folder / CHECKPOINT
     result = train_run(p.build, p.inputs, sched, p.cfg.train, seed, p.device, progress, f"{name} s{seed}",
-                       checkpoint, fp, d)  # fmt: skip
+                       checkpoint, fp, d, make_bar)  # fmt: skip
     if not d.is_main:
         return ""
     saved = save_run(folder, p, sched, seed, result)
@@ -398,12 +399,73 @@ def _train_one(p: Prepared, name: str, seed: int, fp: str, state: str, progress:
 # -- several runs at once: worker processes, each preparing the study once ------------------------
 
 _WORKER: Prepared | None = None
+_BARS: Any = None  # a queue to the parent, which draws the workers' progress bars; None: no bars
+
+
+class QueueBar:
+    """The calls a Trainer makes on its tqdm bar, sent to the parent process (at most 4 a second),
+    whose thread draws every worker's bar: bars drawn by several processes would overwrite each other."""
+
+    def __init__(self, queue: Any, label: str, total: int, initial: int) -> None:
+        self.queue, self.label, self.total, self.n = queue, label, total, initial
+        self.postfix: dict[str, str] = {}
+        self.sent = -math.inf
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        self._send()
+
+    def set_postfix(self, refresh: bool = True, **values: Any) -> None:
+        self.postfix = {k: str(v) for k, v in values.items()}
+        self._send()
+
+    def close(self) -> None:
+        self._send(done=True)
+
+    def _send(self, done: bool = False) -> None:
+        now = time.monotonic()
+        if done or now - self.sent >= 0.25:
+            self.queue.put((self.label, self.n, self.total, self.postfix, done))
+            self.sent = now
+
+
+def _draw_bars(queue: Any, slots: int) -> None:
+    """The parent's thread that draws the bars the workers' QueueBars describe, one line per run in
+    training; a run's bar goes when it ends (its result line follows). Ends at a None."""
+    bars: dict[str, tuple[Any, int]] = {}
+    free = list(range(slots))
+    try:
+        while (msg := queue.get()) is not None:
+            label, n, total, postfix, done = msg
+            if label not in bars:
+                pos = free.pop(0) if free else slots + len(bars)
+                bar = tqdm(
+                    total=total, initial=n, desc=label, position=pos, leave=False, unit="step", dynamic_ncols=True
+                )
+                bars[label] = (bar, pos)
+            bar, pos = bars[label]
+            bar.set_postfix(postfix, refresh=False)
+            bar.update(n - bar.n)
+            if done:
+                bar.close()
+                del bars[label]
+                free.append(pos)
+                free.sort()
+    finally:
+        for bar, _ in bars.values():
+            bar.close()
 
 
 def _init_worker(
-    doc: dict[str, Any], specs: dict[str, dict[str, Any]], auto: dict[str, Any] | None, threads: int, stop: Any
+    doc: dict[str, Any],
+    specs: dict[str, dict[str, Any]],
+    auto: dict[str, Any] | None,
+    threads: int,
+    stop: Any,
+    bars: Any = None,
 ) -> None:
-    global _WORKER
+    global _WORKER, _BARS
+    _BARS = bars
     # Ctrl-C reaches the whole process group: the parent alone handles it (it sets `stop`). A worker ends
     # at once when `stop` is set or the parent is gone (killed with SIGKILL, say), so it never trains on
     # unlocked, unwatched; its run resumes from its last epoch checkpoint, as after any kill.
@@ -429,11 +491,17 @@ def _init_worker(
 
 def _worker_run(name: str, seed: int, fp: str, state: str) -> str:
     assert _WORKER is not None
-    return _train_one(_WORKER, name, seed, fp, state, progress=False)
+    queue = _BARS
+    make_bar = (lambda total, initial, label: QueueBar(queue, label, total, initial)) if queue is not None else None
+    return _train_one(_WORKER, name, seed, fp, state, progress=False, make_bar=make_bar)
 
 
 def _run_parallel(
-    p: Prepared, todo: list[tuple[int, str, int, str, str]], total: int, echo: Callable[[str], None]
+    p: Prepared,
+    todo: list[tuple[int, str, int, str, str]],
+    total: int,
+    echo: Callable[[str], None],
+    progress: bool | None = None,
 ) -> None:
     """Runs in `workers` processes (spawned: forking a process that has started torch's thread
     pools can deadlock), each with an equal share of the CPU threads. Small models use threads
@@ -444,7 +512,18 @@ def _run_parallel(
     echo(f"running {len(todo)} runs in {workers} worker processes × {threads} thread{'s' if threads > 1 else ''}")
     ctx = multiprocessing.get_context("spawn")
     stop = ctx.Event()
-    initargs = (config_mod.to_dict(cfg), p.specs, p.auto_lr, threads, stop)
+    # progress None: bars only on a terminal (tqdm's rule for one run's bar)
+    bars = ctx.Queue() if (sys.stderr.isatty() if progress is None else progress) else None
+    drawer = threading.Thread(target=_draw_bars, args=(bars, workers), daemon=True) if bars is not None else None
+    if drawer is not None:
+        drawer.start()
+        say = echo
+
+        def echo(line: str) -> None:  # a line above the bars, which are drawn again below it
+            with tqdm.external_write_mode():
+                say(line)
+
+    initargs = (config_mod.to_dict(cfg), p.specs, p.auto_lr, threads, stop, bars)
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=initargs) as pool:
         # the workers start here (submit spawns them) with Ctrl-C ignored from their first instruction: an
         # ignored signal stays ignored through exec, and Python then installs no KeyboardInterrupt handler,
@@ -468,3 +547,7 @@ def _run_parallel(
             stop.set()
             pool.shutdown(wait=True, cancel_futures=True)  # the workers exit within half a second
             raise
+        finally:
+            if drawer is not None:  # after the workers' last messages (their bars closed), or at a stop
+                bars.put(None)
+                drawer.join(5)

@@ -494,10 +494,13 @@ def train_run(
     checkpoint: Path | None = None,
     fingerprint: str = "",
     d: Dist = SINGLE,
+    make_bar: Callable[[int, int, str], Any] | None = None,
 ) -> RunResult:
     """Train one model under one schedule and seed. With `checkpoint`, the state is saved there at
     every epoch end, and a checkpoint already there (of the same `fingerprint`) is resumed. Under
-    torchrun (`d`), rank 0 reads and writes the checkpoint and shares it with the other ranks."""
+    torchrun (`d`), rank 0 reads and writes the checkpoint and shares it with the other ranks.
+    `make_bar(total, initial, label)` replaces the tqdm bar (a worker process's bar is drawn by its
+    parent)."""
     trainer = Trainer(build_model, data, schedule, cfg, seed, device, d)
     start = 0
     state = None
@@ -512,8 +515,11 @@ def train_run(
     t0 = time.perf_counter()
     # progress None: a bar only on a terminal (tqdm's rule); True/False force it on/off
     show = (None if progress is None else progress) if d.is_main else False
-    bar = tqdm(total=plan.total_steps, initial=trainer.step, desc=label, leave=True, dynamic_ncols=True, unit="step",
-               disable=None if show is None else not show)  # fmt: skip
+    if make_bar is not None:
+        bar = make_bar(plan.total_steps, trainer.step, label)
+    else:
+        bar = tqdm(total=plan.total_steps, initial=trainer.step, desc=label, leave=True, dynamic_ncols=True,
+                   unit="step", disable=None if show is None else not show)  # fmt: skip
     diverged = None
     for epoch in range(start + 1, plan.total_steps // plan.steps_per_epoch + 1):
         diverged = trainer.train_epoch(epoch, bar)
