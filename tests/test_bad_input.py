@@ -12,9 +12,11 @@ from PIL import Image
 from lrlab.cli import main
 
 
-def tree(root: Path, empty_class: bool = False, corrupt: bool = False, images: bool = True) -> Path:
+def tree(
+    root: Path, empty_class: bool = False, corrupt: bool = False, images: bool = True, classes=("cat", "dog")
+) -> Path:
     rng = np.random.default_rng(0)
-    for c in ("cat", "dog"):
+    for c in classes:
         (root / "train" / c).mkdir(parents=True)
         if not images or (empty_class and c == "dog"):
             continue
@@ -48,6 +50,9 @@ CASES = {
     "class folder without images": (lambda t: ["--data", f"imagefolder:{tree(t / 'd', empty_class=True)}"],
                                     "train/dog has no images"),
     "corrupt image": (lambda t: ["--data", f"imagefolder:{tree(t / 'd', corrupt=True)}"], "cannot read image"),
+    "one class": (lambda t: ["--data", f"imagefolder:{tree(t / 'd', classes=('cat',))}"],
+                  "d/train (cat); a classifier needs at least two"),
+    "no schedules named": (lambda t: ["--schedules", ","], "--schedules: no names in ','; valid: 'standard'"),
     "misspelled config key": (lambda t: [toml(t / "c.toml", "[train]\nepoch = 3\n" + S + "type='constant'\nlr=0.1\n")],
                               "unknown config key 'train.epoch' (did you mean 'epochs'?)"),
     "wrong type": (lambda t: [toml(t / "c.toml", "[train]\nepochs = 'ten'\n" + S + "type='constant'\nlr=0.1\n")],
@@ -61,6 +66,8 @@ CASES = {
                               "schedules.s.type: unknown schedule type 'one-cycle' (did you mean 'onecycle'?)"),
     "max below base": (lambda t: [toml(t / "c.toml", S + "type='cyclic'\nbase_lr=0.1\nmax_lr=0.01\nup_epochs=1\n")],
                        "schedules.s.max_lr: must be at least base_lr"),
+    "phase under a step": (lambda t: [toml(t / "c.toml", S + "type='cyclic'\nbase_lr=0.1\nmax_lr=1\nup_steps=0.5\n")],
+                           "schedules.s.up_steps: 0.5 steps, in a run of 90 steps; a phase must last at least one"),
     "warm-up too long": (lambda t: [toml(t / "c.toml", S + "type='constant'\nlr=0.1\nwarmup_steps=5000\n")],
                          "schedules.s.warmup_steps: the warm-up (5000 steps) must be shorter than the run"),
     "batch above data": (lambda t: ["--batch-size", "4096"], "train.batch_size: 4096 is larger than the training"),
