@@ -19,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import torch
@@ -429,28 +430,36 @@ class QueueBar:
             self.sent = now
 
 
-def _draw_bars(queue: Any, slots: int) -> None:
+def _draw_bars(queue: Any, slots: int, stop: Any) -> None:
     """The parent's thread that draws the bars the workers' QueueBars describe, one line per run in
     training; a run's bar goes when it ends (its result line follows). Ends at a None."""
     bars: dict[str, tuple[Any, int]] = {}
     free = list(range(slots))
+
+    def draw(label: str, n: int, total: int, postfix: dict[str, str], done: bool) -> None:
+        if label not in bars:
+            pos = free.pop(0) if free else slots + len(bars)
+            bar = tqdm(total=total, initial=n, desc=label, position=pos, leave=False, unit="step", dynamic_ncols=True)
+            bars[label] = (bar, pos)
+        bar, pos = bars[label]
+        bar.set_postfix(postfix, refresh=False)
+        bar.update(n - bar.n)
+        if done:
+            bar.refresh()  # its last state, drawn whatever tqdm's refresh interval, then gone
+            bar.close()
+            del bars[label]
+            free.append(pos)
+            free.sort()
+
     try:
         while (msg := queue.get()) is not None:
-            label, n, total, postfix, done = msg
-            if label not in bars:
-                pos = free.pop(0) if free else slots + len(bars)
-                bar = tqdm(
-                    total=total, initial=n, desc=label, position=pos, leave=False, unit="step", dynamic_ncols=True
-                )
-                bars[label] = (bar, pos)
-            bar, pos = bars[label]
-            bar.set_postfix(postfix, refresh=False)
-            bar.update(n - bar.n)
-            if done:
-                bar.close()
-                del bars[label]
-                free.append(pos)
-                free.sort()
+            draw(*msg)
+        # each process writes its own end of the pipe: the None can overtake a worker's last message
+        deadline = time.monotonic() + 1.0
+        while bars and not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(Empty):
+                if (msg := queue.get(timeout=left)) is not None:
+                    draw(*msg)
     finally:
         for bar, _ in bars.values():
             bar.close()
@@ -514,7 +523,7 @@ def _run_parallel(
     stop = ctx.Event()
     # progress None: bars only on a terminal (tqdm's rule for one run's bar)
     bars = ctx.Queue() if (sys.stderr.isatty() if progress is None else progress) else None
-    drawer = threading.Thread(target=_draw_bars, args=(bars, workers), daemon=True) if bars is not None else None
+    drawer = threading.Thread(target=_draw_bars, args=(bars, workers, stop), daemon=True) if bars is not None else None
     if drawer is not None:
         drawer.start()
         say = echo
