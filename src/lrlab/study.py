@@ -456,7 +456,7 @@ def _draw_bars(queue: Any, slots: int, stop: Any) -> None:
             draw(*msg)
         # each process writes its own end of the pipe: the None can overtake a worker's last message
         deadline = time.monotonic() + 1.0
-        while bars and not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+        while bars and not stop.value and (left := deadline - time.monotonic()) > 0:
             with contextlib.suppress(Empty):
                 if (msg := queue.get(timeout=left)) is not None:
                     draw(*msg)
@@ -481,14 +481,18 @@ def _init_worker(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
 
-    def watch() -> None:
-        while not stop.wait(0.5) and os.getppid() == parent:
-            pass
+    def leave(*_: Any) -> None:
         # what a worker process runs at a normal exit: it releases the semaphores this process registered
         # (tqdm's lock), which the resource tracker would otherwise report as leaked
         multiprocessing.util._exit_function()
         os._exit(1)
 
+    def watch() -> None:
+        while not stop.value and os.getppid() == parent:
+            time.sleep(0.5)
+        leave()
+
+    signal.signal(signal.SIGTERM, leave)  # SIGTERM to the process group (timeout, a batch scheduler)
     threading.Thread(target=watch, daemon=True).start()
     torch.set_num_threads(threads)
     cfg = config_mod.from_dict(doc)
@@ -520,7 +524,9 @@ def _run_parallel(
     threads = max(1, (cfg.train.threads or torch.get_num_threads()) // workers)
     echo(f"running {len(todo)} runs in {workers} worker processes × {threads} thread{'s' if threads > 1 else ''}")
     ctx = multiprocessing.get_context("spawn")
-    stop = ctx.Event()
+    # a flag without a lock, not an Event: a worker killed inside Event.wait stays counted as a waiter,
+    # and the parent's Event.set then waits for it forever (SIGTERM to the process group, an OOM kill)
+    stop = ctx.RawValue("b", 0)
     # progress None: bars only on a terminal (tqdm's rule for one run's bar)
     bars = ctx.Queue() if (sys.stderr.isatty() if progress is None else progress) else None
     drawer = threading.Thread(target=_draw_bars, args=(bars, workers, stop), daemon=True) if bars is not None else None
@@ -540,20 +546,21 @@ def _run_parallel(
         main = threading.current_thread() is threading.main_thread()  # (only it may set signal handlers)
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
         try:
-            futures = {
-                pool.submit(_worker_run, name, seed, fp, state): (i, name, seed) for i, name, seed, fp, state in todo
-            }
-        finally:
-            if main:
-                signal.signal(signal.SIGINT, previous)
-        try:
+            try:
+                futures = {
+                    pool.submit(_worker_run, name, seed, fp, state): (i, name, seed)
+                    for i, name, seed, fp, state in todo
+                }
+            finally:
+                if main:
+                    signal.signal(signal.SIGINT, previous)
             for fut in as_completed(futures):
                 i, name, seed = futures[fut]
                 line = fut.result()
                 results.write_summary(cfg.out_dir)
                 echo(f"[{i}/{total}] {name} seed {seed}: {line}")
         except BaseException:  # an interrupt, a termination or a failed run: the workers stop too
-            stop.set()
+            stop.value = 1
             pool.shutdown(wait=True, cancel_futures=True)  # the workers exit within half a second
             raise
         finally:
