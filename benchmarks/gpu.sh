@@ -66,7 +66,11 @@ case "${1:-}" in
       fi
       python3 -m lrlab report "$dir" 2>&1 | tee -a "$OUT/study.log" || true
     fi
-    if [ -d "$dir" ]; then tar czf "$OUT/study.tgz" -C "$(dirname "$dir")" "$(basename "$dir")"; fi
+    # without the checkpoints of runs the limit cut short (47 MiB each at full width; a file over 16 MiB does
+    # not come back): their finished epochs are in their CSVs
+    if [ -d "$dir" ]; then
+      tar czf "$OUT/study.tgz" --exclude=checkpoint.pt --exclude=model.pt -C "$(dirname "$dir")" "$(basename "$dir")"
+    fi
     ls -l "$OUT"
     ;;
   *) echo "usage: bash benchmarks/gpu.sh checks|study" >&2; exit 2 ;;

@@ -47,3 +47,20 @@ def test_schedules_checks_its_output_files_before_any_work(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and "it is a folder" in err
     assert main(["schedules", "--steps", "20", "--plot", str(tmp_path / "lr.png" / "..")]) == 2
+
+
+def test_csv_to_dev_stdout_redirected_to_a_file_keeps_the_file(tmp_path):
+    """/dev/stdout leads to the file the shell opened: written through lrlab's own descriptor, in order,
+    not renamed over (which lost what came before and after)."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "log.txt"
+    log.write_text("earlier line\n")
+    cmd = [sys.executable, "-m", "lrlab", "schedules", "--schedules", "standard", "--steps", "3"]
+    cmd += ["--csv", "/dev/stdout"]
+    with open(log, "a") as out:
+        assert subprocess.run(cmd, stdout=out, timeout=120).returncode == 0
+    lines = log.read_text().splitlines()
+    assert lines[0] == "earlier line" and lines[-1] == "wrote /dev/stdout"
+    assert lines.index("step,schedule,lr,momentum") + 4 == len(lines) - 1  # three rows, then the last line

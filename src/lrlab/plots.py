@@ -28,7 +28,8 @@ def save_figure(fig: Any, path: Path) -> None:
     real = store.landing(path)
     try:
         if real is None:
-            fig.savefig(path, dpi=110, bbox_inches="tight", format="png")
+            with store.open_stream(path) as f:
+                fig.savefig(f, dpi=110, bbox_inches="tight", format="png")
             return
         tmp = real.with_name(f".{real.name}.tmp.png")
         fig.savefig(tmp, dpi=110, bbox_inches="tight")

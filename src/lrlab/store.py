@@ -8,9 +8,11 @@ import json
 import math
 import os
 import platform
+import re
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
@@ -45,12 +47,14 @@ def open_out(out: Path) -> None:
 
 def landing(path: Path, make_parents: bool = True) -> Path | None:
     """Where a write of the file `path` lands: the file to replace atomically (through a symbolic link
-    to the file it points at, so the link stays), or None for a device or pipe (/dev/stdout), which is
-    written straight into, since a rename would replace it. Makes the parent folders; a folder, or a
+    to the file it points at, so the link stays; a dangling link is replaced), or None for a device,
+    pipe or stream (/dev/stdout), which is written straight into, since a rename would replace it. Makes the parent folders; a folder, or a
     parent that is a file, is refused. With make_parents False it only checks (a user's output path,
     before any work)."""
     if path.name in ("", ".", ".."):
         raise LrlabError(f"cannot write {str(path)!r}: it names a folder; give a file name")
+    if path.absolute().parts[1:2] in (("dev",), ("proc",)):  # /dev/stdout, /dev/fd/3: a stream, maybe a
+        return None  # redirected file, which a rename would replace (and losing what was written to it)
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -70,12 +74,25 @@ def landing(path: Path, make_parents: bool = True) -> Path | None:
     return real
 
 
+def open_stream(path: Path) -> Any:
+    """A device, pipe or stream (`landing` gave None) opened for bytes, after this process's own
+    output is flushed. One of this process's descriptors (/dev/stdout, /dev/fd/3) is written through
+    a copy of it, which shares its position in a redirected file; anything else is appended to."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    named = {"/dev/stdout": "1", "/dev/stderr": "2"}.get(str(path))
+    fd = named or re.fullmatch(r"/(?:dev/fd|proc/self/fd)/(\d+)", str(path.absolute()))
+    if fd is not None:
+        return os.fdopen(os.dup(int(fd if isinstance(fd, str) else fd.group(1))), "ab")
+    return open(path, "ab")
+
+
 def write_text(path: Path, text: str) -> None:
     """Write a file so that readers see the old content or the new, never half of it."""
     real = landing(path)
     if real is None:
-        with open(path, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        with open_stream(path) as f:
+            f.write(text.encode("utf-8"))
         return
     path = real
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
