@@ -301,22 +301,22 @@ def test_streaming_from_disk_trains_exactly_like_memory(tmp_path):
 def test_a_run_in_two_folders_is_kept_once_if_identical_and_refused_if_not(tmp_path):
     from lrlab.errors import LrlabError
 
-    def put(study: str, accuracy: float) -> None:
+    def put(study: str, accuracy: float, seconds: float = 1.0) -> None:
         run = tmp_path / study / "runs" / "onecycle" / "seed-0"
         run.mkdir(parents=True)
-        doc = {"schedule": "onecycle", "seed": 0, "status": "ok", "test": {"accuracy": accuracy}}
+        doc = {"schedule": "onecycle", "seed": 0, "status": "ok", "test": {"accuracy": accuracy}, "seconds": seconds}
         (run / "result.json").write_text(json.dumps(doc))
         (run / "config.json").write_text("{}")
 
     put("a", 0.9)
-    put("copy", 0.9)
+    put("copy", 0.9, seconds=1.2)  # the same run trained again: only its timing differs
     put("other", 0.8)
     a, copy, other = tmp_path / "a", tmp_path / "copy", tmp_path / "other"
     assert len(load_runs([a, a])) == 1 and len(load_runs([a, copy])) == 1  # the same run twice: one run
     with pytest.raises(LrlabError) as refused:
         load_runs([a, copy, other])
     msg = str(refused.value)
-    assert "\n" not in msg and "onecycle seed 0" in msg
+    assert "\n" not in msg and "onecycle seed 0" in msg and "different results (test)" in msg
     assert str(a / "runs" / "onecycle" / "seed-0") in msg and str(other / "runs" / "onecycle" / "seed-0") in msg
 
 

@@ -59,6 +59,10 @@ class Run:
         return self._csv[name]
 
 
+# result keys that say how a run went, not what it gave: two copies of one run may differ in them
+HOW_IT_RAN = frozenset({"seconds", "compile_seconds", "resumed_from_epoch"})
+
+
 def load_runs(dirs: list[Path]) -> list[Run]:
     """Every finished run under the study folders. A (schedule, seed) met twice is kept once when both
     copies hold the same result (the same folder given twice, or a copy of it) and refused when they
@@ -75,10 +79,12 @@ def load_runs(dirs: list[Path]) -> list[Run]:
                     f"cannot read the run in {res.parent}: {e}; remove that folder and rerun the study to train it"
                 ) from None
             kept = runs.setdefault((run.name, run.seed), run)
-            if kept.result != run.result:
+            differ = [k for k in (kept.result.keys() | run.result.keys()) - HOW_IT_RAN
+                      if kept.result.get(k) != run.result.get(k)]  # fmt: skip
+            if differ:
                 raise LrlabError(
                     f"run {run.name} seed {run.seed} is in both {kept.folder} and {run.folder} with different "
-                    "results; remove one of them, or report the studies separately"
+                    f"results ({', '.join(sorted(differ))}); remove one of them, or report the studies separately"
                 )
     return list(runs.values())
 

@@ -48,9 +48,9 @@ def open_out(out: Path) -> None:
 def landing(path: Path, make_parents: bool = True) -> Path | None:
     """Where a write of the file `path` lands: the file to replace atomically (through a symbolic link
     to the file it points at, so the link stays; a dangling link is replaced), or None for a device,
-    pipe or stream (/dev/stdout), which is written straight into, since a rename would replace it. Makes the parent folders; a folder, or a
-    parent that is a file, is refused. With make_parents False it only checks (a user's output path,
-    before any work)."""
+    pipe or stream (/dev/stdout), which is written straight into, since a rename would replace it.
+    Makes the parent folders; a folder, or a parent that is a file, is refused. With make_parents
+    False it only checks (a user's output path, before any work)."""
     if path.name in ("", ".", ".."):
         raise LrlabError(f"cannot write {str(path)!r}: it names a folder; give a file name")
     if path.absolute().parts[1:2] in (("dev",), ("proc",)):  # /dev/stdout, /dev/fd/3: a stream, maybe a
