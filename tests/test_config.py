@@ -166,3 +166,12 @@ def test_unset_removes_a_key_so_its_default_applies():
         config.load("cifar10-cpu", {"data.limt": config.UNSET})
     with pytest.raises(ConfigError, match=r"train\.epochs is a value, not a table"):
         config.load(None, {"train.epochs.x": config.UNSET})
+
+
+def test_unset_under_schedules_refuses_unknown_names():
+    doc = {"schedules": {"lr0.1": {"type": "constant", "lr": 0.1}, "b": {"type": "constant", "lr": 0.2}}}
+    for typo in ("schedules.bb", "schedules.bb.type", "schedules.bb.lr"):
+        with pytest.raises(ConfigError, match="unknown schedule 'bb'"):
+            config.set_key(doc, typo, config.UNSET)
+    config.set_key(doc, "schedules.lr0.1", config.UNSET)  # a whole schedule, dotted name and all
+    assert list(doc["schedules"]) == ["b"]

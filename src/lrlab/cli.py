@@ -38,8 +38,8 @@ class _NotSeed(argparse.Action):
     and a seed are easy to mix up (`--seeds 42` runs 42 seeds)."""
 
     def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
-        parser.error("--seed: this command takes --seeds, a count (--seeds 3 = seeds 0,1,2) or a list (--seeds 42, "
-                     "for seed 42 alone)")  # fmt: skip
+        parser.error("--seed: this command takes --seeds, a count (--seeds 3 = seeds 0,1,2) or a list; for seed 42 "
+                     "alone: --seeds 42, (with the comma)")  # fmt: skip
 
 
 def _seeds(text: str) -> int | list[int]:

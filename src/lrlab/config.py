@@ -335,12 +335,16 @@ def set_key(doc: dict[str, Any], dotted: str, value: Any) -> None:
     schedule is the config's one whose name the rest begins with (names may hold dots: `lr0.1.lr`); a
     name the config lacks is refused (a typo), unless its `type` is set, which adds the schedule."""
     *parents, last = dotted.split(".")
-    if parents[:1] == ["schedules"] and len(parents) >= 2 and isinstance(doc.get("schedules"), dict):
+    unset = value is UNSET
+    if parents[:1] == ["schedules"] and (len(parents) >= 2 or unset) and isinstance(doc.get("schedules"), dict):
         rest, names = dotted.removeprefix("schedules."), list(doc["schedules"])
         known = [n for n in names if rest.startswith(n + ".")]
+        if unset and rest in names:  # a whole schedule
+            del doc["schedules"][rest]
+            return
         if known:
             name = max(known, key=len)
-        elif rest.endswith(".type"):
+        elif rest.endswith(".type") and not unset:
             name = rest.removesuffix(".type")
         else:
             guess = rest.split(".")[0]
@@ -350,14 +354,14 @@ def set_key(doc: dict[str, Any], dotted: str, value: Any) -> None:
             )
         *inner, last = rest[len(name) + 1 :].split(".")
         parents = ["schedules", name, *inner]
-    if value is UNSET and parents[:1] != ["schedules"]:
+    if unset and parents[:1] != ["schedules"]:
         _check_known(dotted)
     node = doc
     for depth, p in enumerate(parents):
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
             raise ConfigError(f"{dotted}: {'.'.join(parents[: depth + 1])} is a value, not a table")
-    if value is UNSET:
+    if unset:
         node.pop(last, None)
     else:
         node[last] = value
