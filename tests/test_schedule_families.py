@@ -257,6 +257,10 @@ def test_onecycle_too_short_says_how_many_steps_it_needs():
     with pytest.raises(ConfigError, match=r"peak_frac: 0.25 of 4 steps .* needs at least 5 steps"):
         compile_schedule(spec, Plan(4, 1), "s")
     compile_schedule(spec, Plan(5, 1), "s")  # and 5 is enough
+    warm = {**spec, "peak_frac": 0.1, "warmup_steps": 5}  # the count includes the warm-up's steps
+    with pytest.raises(ConfigError, match=r"0.1 of 10 steps after the 5-step warm-up .* at least 16 steps in all"):
+        compile_schedule(warm, Plan(15, 1), "s")
+    compile_schedule(warm, Plan(16, 1), "s")
     # a tiny peak_frac: the count comes out directly, not by stepping through ten million plans
     with pytest.raises(ConfigError, match="needs at least 10000001 steps"):
         compile_schedule({**spec, "peak_frac": 1e-7}, Plan(100, 1), "s")

@@ -421,10 +421,12 @@ class OneCycle(Spec):
             t = max(T + 1, math.floor(1 / p) if 1 / p < MAX_STEPS else MAX_STEPS)
             while t < MAX_STEPS and empty(phase_ends(t)):
                 t += 1
-            need = f"at least {t}" if t < MAX_STEPS else f"more than 2**53 ({MAX_STEPS:.3g})"
+            W = plan.offset  # a warm-up's whole steps come first: the run needs them too
+            need = f"at least {t + W}" if t < MAX_STEPS else f"more than 2**53 ({MAX_STEPS:.3g})"
+            after, total = (f" after the {W}-step warm-up", " in all") if W else ("", "")
             raise ConfigError(
-                f"{field('peak_frac')}: {p:g} of {T} steps leaves a phase of the cycle empty; one-cycle with this "
-                f"peak_frac needs {need} steps (more epochs or a smaller batch), or a peak_frac nearer 0.5"
+                f"{field('peak_frac')}: {p:g} of {T} steps{after} leaves a phase of the cycle empty; one-cycle with "
+                f"this peak_frac needs {need} steps{total} (more epochs or a smaller batch), or a peak_frac nearer 0.5"
             )
 
         def value(s: int) -> float:
