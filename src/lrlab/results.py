@@ -79,14 +79,17 @@ def load_runs(dirs: list[Path]) -> list[Run]:
                     f"cannot read the run in {res.parent}: {e}; remove that folder and rerun the study to train it"
                 ) from None
             kept = runs.setdefault((run.name, run.seed), run)
-            differ = [k for k in (kept.result.keys() | run.result.keys()) - HOW_IT_RAN
-                      if kept.result.get(k) != run.result.get(k)]  # fmt: skip
-            if differ:
+            if differ := [k for k in differing(kept.result, run.result) if k not in HOW_IT_RAN]:
                 raise LrlabError(
                     f"run {run.name} seed {run.seed} is in both {kept.folder} and {run.folder} with different "
-                    f"results ({', '.join(sorted(differ))}); remove one of them, or report the studies separately"
+                    f"results ({', '.join(differ)}); remove one of them, or report the studies separately"
                 )
     return list(runs.values())
+
+
+def differing(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The keys, sorted, whose values differ between two documents (a key missing from one differs)."""
+    return [k for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
 
 
 def _flat(doc: Any, prefix: str = "") -> dict[str, Any]:
@@ -106,8 +109,7 @@ def check_one_setting(runs: list[Run]) -> None:
         if first is None:
             first, where = mine, r.folder
             continue
-        diff = next((k for k in sorted(first.keys() | mine.keys()) if first.get(k) != mine.get(k)), None)
-        if diff is not None:
+        if (diff := next(iter(differing(first, mine)), None)) is not None:
             raise LrlabError(
                 f"runs made under different settings: {diff} is {first.get(diff)!r} in {where} but "
                 f"{mine.get(diff)!r} in {r.folder}; report them separately (a comparison pairs runs that "

@@ -80,10 +80,9 @@ def open_stream(path: Path) -> Any:
     a copy of it, which shares its position in a redirected file; anything else is appended to."""
     sys.stdout.flush()
     sys.stderr.flush()
-    named = {"/dev/stdout": "1", "/dev/stderr": "2"}.get(str(path))
-    fd = named or re.fullmatch(r"/(?:dev/fd|proc/self/fd)/(\d+)", str(path.absolute()))
-    if fd is not None:
-        return os.fdopen(os.dup(int(fd if isinstance(fd, str) else fd.group(1))), "ab")
+    name = {"/dev/stdout": "/dev/fd/1", "/dev/stderr": "/dev/fd/2"}.get(str(path), str(path.absolute()))
+    if own := re.fullmatch(r"/(?:dev/fd|proc/self/fd)/(\d+)", name):
+        return os.fdopen(os.dup(int(own.group(1))), "ab")
     return open(path, "ab")
 
 
