@@ -19,10 +19,13 @@ def run(script: str, *args: str) -> str:
 
 def test_throughput_prints_every_row_and_ratio(tmp_path):
     out = run("throughput.py", "--seconds", "0.2", "--images", "256", "--image-size", "8", "--width", "0.125",
-              "--workers", "0", "--batch", "64", "--profile", str(tmp_path / "prof.txt"))  # fmt: skip
-    for row in ("bare loop", "lrlab loop", "common recipe", "1×1 convs unfused", "fast path (crop+flip on device)"):
+              "--workers", "0", "--batch", "64", "--large-batch", "128",
+              "--profile", str(tmp_path / "prof.txt"))  # fmt: skip
+    for row in ("bare loop", "lrlab loop", "common recipe", "1×1 convs unfused", "fast path (crop+flip on device)",
+                "fast path (crop+flip on device, batch 128)"):  # fmt: skip
         assert row in out
-    for ratio in ("lrlab loop / bare loop", "fused / unfused", "fast path / common recipe"):
+    for ratio in ("lrlab loop / bare loop", "fused / unfused", "fast path / common recipe",
+                  "fast path at batch 128 / common recipe"):  # fmt: skip
         line = next(x for x in out.splitlines() if ratio in x)
         assert float(line.rsplit(":", 1)[1]) > 0
     assert "convolution" in (tmp_path / "prof.txt").read_text()

@@ -355,3 +355,32 @@ def test_a_test_split_without_a_class_of_training_is_named_and_its_columns_are_e
     per_class = md.split("## Per-class F1")[1].split("## Runs")[0]
     (row,) = [line for line in per_class.splitlines() if line.startswith("| standard |")]
     assert row.endswith("| — |") and row.count("—") == 1  # fox: no test images, no F1; cat and dog have one
+
+
+def test_a_resumed_study_keeps_its_lr_range_test(tmp_path):
+    """The range test behind "auto" LRs runs once per study folder: a second start (more seeds, or after a
+    kill) uses the recorded answer, so that every run of the study shares one LR (on a GPU the test's
+    losses, and so its answer, vary a little between starts). A record of another setting is not used."""
+    auto = {"standard": {"type": "constant", "lr": "auto"}}
+    base = {**QUICK, "train.epochs": 1, "out": str(tmp_path), "schedules": auto}
+    lines: list[str] = []
+    run_study(config.load(None, {**base, "seeds": 1}), progress=False, echo=lines.append)
+    first = json.loads((tmp_path / "study.json").read_text())["auto_lr"]
+    assert any('"auto" LRs:' in line and "kept" not in line for line in lines)
+    marked = {**first, "lr": 0.0123}  # a value no range test gives here: seen only if the record is used
+    doc = json.loads((tmp_path / "study.json").read_text())
+    (tmp_path / "study.json").write_text(json.dumps({**doc, "auto_lr": marked}))
+    lines.clear()
+    run_study(config.load(None, {**base, "seeds": 2}), progress=False, echo=lines.append)
+    assert any("0.0123" in line and "kept from this folder's earlier start" in line for line in lines)
+    second = json.loads((tmp_path / "runs" / "standard" / "seed-1" / "config.json").read_text())
+    assert second["schedule_resolved"]["lr"] == 0.0123
+    kept = json.loads((tmp_path / "runs" / "standard" / "seed-0" / "config.json").read_text())
+    assert kept["schedule_resolved"]["lr"] == first["lr"]  # finished before: untouched
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "study.json").write_text(json.dumps({**doc, "auto_lr": {**marked, "key": "another-setting"}}))
+    lines.clear()
+    run_study(config.load(None, {**base, "seeds": 1, "out": str(other)}), progress=False, echo=lines.append)
+    fresh = json.loads((other / "runs" / "standard" / "seed-0" / "config.json").read_text())
+    assert fresh["schedule_resolved"]["lr"] == first["lr"] and not any("kept from" in line for line in lines)

@@ -85,9 +85,19 @@ def resolve_augment(name: str, ds: data_mod.Dataset) -> str:
     return "crop-flip" if max(ds.image_size) <= AUTO_STEM_MAX_SIDE else "resized-crop-flip"
 
 
-def prepare(cfg: StudyConfig, auto_lr: bool = True) -> Prepared:
+def auto_key(cfg: StudyConfig, files_hash: str) -> str:
+    """What an LR range test's answer depends on: the setting (model, training, data), the data's content and
+    the first seed (whose initial weights it starts from)."""
+    doc = {"setting": config_mod.setting(config_mod.to_dict(cfg)), "seed": cfg.seeds[0], "data_files": files_hash}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def prepare(cfg: StudyConfig, auto_lr: bool = True, earlier: dict[str, Any] | None = None) -> Prepared:
     """Load the data and compile every schedule against the real step count; raises LrlabError.
-    With auto_lr, "auto" LRs are resolved by an LR range test (else checked with a stand-in)."""
+    With auto_lr, "auto" LRs are resolved by an LR range test (else checked with a stand-in); `earlier` is
+    a range test's record from an earlier start of this study (study.json), used instead of a new test when
+    it was made for the same setting, data and first seed: on a GPU the test's losses vary a little from
+    run to run, and a resumed study's runs must all share one LR."""
     data_mod.check_source(cfg.data)
     device = resolve_device(cfg.train.device)
     d = distributed.from_env(device)  # under torchrun: join the process group
@@ -122,11 +132,14 @@ def prepare(cfg: StudyConfig, auto_lr: bool = True) -> Prepared:
     }
     specs, auto = dict(cfg.schedules), None
     if auto_lr and any(uses_auto(s) for s in specs.values()):  # one range test from the first seed's weights
-        if d.is_main:  # under torchrun rank 0 runs it and every rank uses its answer
+        key = auto_key(cfg, ds.files_hash)
+        if d.is_main and earlier and earlier.get("key") == key and earlier.get("rule") == AUTO_RULE:
+            auto = {**earlier, "kept": True}
+        elif d.is_main:  # under torchrun rank 0 runs it and every rank uses its answer
             torch.manual_seed(cfg.seeds[0])
             test = range_test(build(), inputs, cfg.train, device, seed=cfg.seeds[0])
             auto = {"rule": AUTO_RULE, "lr": test.suggestions[AUTO_RULE], "suggestions": test.suggestions,
-                    "fall": test.fall, "caution": test.caution()}  # fmt: skip
+                    "fall": test.fall, "caution": test.caution(), "key": key}  # fmt: skip
         auto = d.share(auto)
         specs = {n: resolve_auto(s, auto["lr"]) for n, s in specs.items()}
     specs = {n: resolve_auto(s, 1.0) for n, s in specs.items()}  # a stand-in where no test ran
@@ -271,7 +284,7 @@ def run_study(
         from lrlab.tensorboard import check_available
 
         check_available()
-    p = prepare(cfg)
+    p = prepare(cfg, earlier=None if fresh else _earlier_auto(cfg.out_dir))
     d, out = p.dist, cfg.out_dir
     if not d.is_main:
         echo = _silent
@@ -317,6 +330,15 @@ def run_study(
     return built.table
 
 
+def _earlier_auto(out: Path) -> dict[str, Any] | None:
+    """The LR range test recorded by an earlier start of the study in `out`, if any (study.json)."""
+    try:
+        auto = store.read_json(out / "study.json").get("auto_lr")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return auto if isinstance(auto, dict) else None
+
+
 def _silent(_: str) -> None:
     pass
 
@@ -341,7 +363,8 @@ def _run_all(
         for note in sched.notes:
             echo(f"note: schedules.{name}: {note}")
     if p.auto_lr:
-        echo(f'"auto" LRs: {p.auto_lr["lr"]:.4g} ({p.auto_lr["rule"]} rule of an LR range test)')
+        kept = ", kept from this folder's earlier start" if p.auto_lr.get("kept") else ""
+        echo(f'"auto" LRs: {p.auto_lr["lr"]:.4g} ({p.auto_lr["rule"]} rule of an LR range test{kept})')
         if p.auto_lr.get("caution"):
             echo(f"caution: {p.auto_lr['caution']}")
     if d.is_main:
