@@ -15,7 +15,8 @@ image). Examples:
   python benchmarks/throughput.py                        # CPU, width 0.25, synthetic CIFAR-sized data
   python benchmarks/throughput.py --device cuda --width 1 --data cifar10-train.tar.gz --compile
 On CUDA it also counts the host-device synchronisations in one epoch of the fast path (torch's
-sync debug mode); --profile FILE writes the kernels that took the most time.
+sync debug mode); --profile FILE writes the kernels that took the most time in one epoch of the eager
+fast path (before any compilation).
 """
 
 from __future__ import annotations
@@ -170,6 +171,16 @@ def lrlab_loop(
     return run
 
 
+OPTIONAL_LOOPS = ("bare", "plain", "unfused")
+
+
+def loop_names(text: str) -> set[str]:
+    names = {n.strip() for n in text.split(",") if n.strip()}
+    if bad := sorted(names - set(OPTIONAL_LOOPS)):
+        raise argparse.ArgumentTypeError(f"unknown loop {bad[0]!r}; choose from {', '.join(OPTIONAL_LOOPS)}")
+    return names
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -189,6 +200,9 @@ def main() -> None:
         help="also time lrlab's fast path under torch.compile (a mode may follow; default 'default')",
     )
     ap.add_argument("--large-batch", type=int, metavar="N", help="also time the eager fast path at batch N (e.g. 1024)")
+    ap.add_argument("--skip", type=loop_names, default=set(), metavar="LOOPS",
+                    help=f"loops to leave out, comma-separated, of {', '.join(OPTIONAL_LOOPS)} (common recipe and "
+                         "fast path always run: the target's ratio is theirs)")  # fmt: skip
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; each loop's median is shown")
     ap.add_argument("--profile", metavar="FILE", help="write a torch.profiler table of one fast-path epoch here")
     args = ap.parse_args()
@@ -211,44 +225,53 @@ def main() -> None:
     if args.images < biggest:
         ap.error(f"--images {args.images} is below a loop's batch ({biggest})")
     fast_label = "lrlab fast path (crop+flip on device" + (", bf16, channels_last" if cuda else "")
-    bare = bare_loop(build(), split, mean, std, small_batch, device)
-    plain = lrlab_loop(build, split, mean, std, device, small_batch, augment=False, fast=False)
-    common = common_loop(build(), split, mean, std, device, args.workers)
-    unfused = lrlab_loop(lambda: build(fuse=False), split, mean, std, device, fast_batch, augment=True, fast=True)
-    fast = lrlab_loop(build, split, mean, std, device, fast_batch, augment=True, fast=True)
-    rows = [
-        ("bare loop, fp32", bare, small_batch),
-        ("lrlab loop, fp32, no augmentation", plain, small_batch),
-        ("common recipe (torchvision transforms, DataLoader)", common, COMMON_BATCH),
-        (fast_label + ", 1×1 convs unfused)", unfused, fast_batch),
-        (fast_label + ")", fast, fast_batch),
-    ]
+
+    def augmented(batch: int, fuse: bool = True) -> Callable[[], Callable]:
+        return lambda: lrlab_loop(lambda: build(fuse), split, mean, std, device, batch, augment=True, fast=True)
+
+    makers = {
+        "bare": ("bare loop, fp32", lambda: bare_loop(build(), split, mean, std, small_batch, device), small_batch),
+        "plain": ("lrlab loop, fp32, no augmentation",
+                  lambda: lrlab_loop(build, split, mean, std, device, small_batch, augment=False, fast=False),
+                  small_batch),
+        "common": ("common recipe (torchvision transforms, DataLoader)",
+                   lambda: common_loop(build(), split, mean, std, device, args.workers), COMMON_BATCH),
+        "unfused": (fast_label + ", 1×1 convs unfused)", augmented(fast_batch, fuse=False), fast_batch),
+        "fast": (fast_label + ")", augmented(fast_batch), fast_batch),
+    }  # fmt: skip
     if args.large_batch:
-        large = lrlab_loop(build, split, mean, std, device, args.large_batch, augment=True, fast=True)
-        rows.append((fast_label + f", batch {args.large_batch})", large, args.large_batch))
+        makers["large"] = (fast_label + f", batch {args.large_batch})", augmented(args.large_batch), args.large_batch)
+    rows = {key: (label, make(), b) for key, (label, make, b) in makers.items() if key not in args.skip}
+    common, fast = rows["common"][1], rows["fast"][1]
     # eager loops first, measured and printed before any compilation: a slow or failing compile (or a
     # time limit during it) must not cost the figures the speed targets are judged on
-    for _, loop, _ in rows:
+    for _, loop, _ in rows.values():
         loop()  # first epoch untimed: allocations, cuDNN autotuning
     sync()
-    speeds = measure([loop for _, loop, _ in rows], secs, args.rounds)
+    speeds = dict(zip(rows, measure([loop for _, loop, _ in rows.values()], secs, args.rounds), strict=True))
     name = torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads"
     print(
         f"\nGoogLeNet width {args.width}, {size[0]}×{size[1]}, {len(split)} images, {name}, torch {torch.__version__}"
     )
     print(f"{'loop':<80} {'batch':>5} {'images/s':>10} {'TFLOP/s':>8}")
-    for (label, _, b), ips in zip(rows, speeds, strict=True):
-        print(f"{label:<80} {b:>5} {ips:>10.1f} {ips * flops / 1e12:>8.3f}")
-    print(f"ratio lrlab loop / bare loop (same batch, no augmentation): {speeds[1] / speeds[0]:.3f}")
-    print(f"ratio fused / unfused 1×1 convs (lrlab fast path): {speeds[4] / speeds[3]:.3f}")
-    print(f"ratio lrlab fast path / common recipe: {speeds[4] / speeds[2]:.2f}")
-    if args.large_batch:
-        print(f"ratio lrlab fast path at batch {args.large_batch} / common recipe: {speeds[5] / speeds[2]:.2f}")
+    for key, (label, _, b) in rows.items():
+        print(f"{label:<80} {b:>5} {speeds[key]:>10.1f} {speeds[key] * flops / 1e12:>8.3f}")
+    ratios = [
+        ("plain", "bare", "ratio lrlab loop / bare loop (same batch, no augmentation)", 3),
+        ("fast", "unfused", "ratio fused / unfused 1×1 convs (lrlab fast path)", 3),
+        ("fast", "common", "ratio lrlab fast path / common recipe", 2),
+        ("large", "common", f"ratio lrlab fast path at batch {args.large_batch} / common recipe", 2),
+    ]
+    for a, b, text, digits in ratios:
+        if a in speeds and b in speeds:
+            print(f"{text}: {speeds[a] / speeds[b]:.{digits}f}")
     sys.stdout.flush()
     if cuda:
         syncs, steps = count_syncs(fast)
         print(f"host syncs in one epoch of the fast path: {syncs} in {steps} steps "
               f"(expected: one per {LOG_EVERY} steps, plus a few per epoch)")  # fmt: skip
+    if args.profile:  # of the eager fast path, before compiling: a slow compile or a time limit must not cost it
+        profile(fast, args.profile)
     comp = None
     if args.compile:
         comp = lrlab_loop(build, split, mean, std, device, fast_batch, augment=True, fast=True, compile_=args.compile)
@@ -267,9 +290,6 @@ def main() -> None:
         print(f"{label:<80} {fast_batch:>5} {c_comp:>10.1f} {c_comp * flops / 1e12:>8.3f}")
         print(f"ratio lrlab compiled / common recipe (timed together after compilation): {c_comp / c_common:.2f}")
         print(f"ratio lrlab compiled / lrlab fast path eager (same rounds): {c_comp / c_fast:.2f}")
-    sys.stdout.flush()  # the figures are out before the profile, which a time limit may cut short
-    if args.profile:
-        profile(comp or fast, args.profile)
 
 
 def count_syncs(run: Callable) -> tuple[int, int]:

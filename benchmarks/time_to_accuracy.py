@@ -4,13 +4,14 @@ the wall time until the validation accuracy first reaches --target, and the fina
 accuracy. Uses lrlab's fast path (data on the GPU, bf16, channels_last); --compile adds
 torch.compile, whose compile time is reported separately and not counted.
 
-  python benchmarks/time_to_accuracy.py --data data/cifar10-train.tar.gz            # on a GPU
+  python benchmarks/time_to_accuracy.py --data data/cifar10-train.tar.gz --epochs auto --compile   # on a GPU
   python benchmarks/time_to_accuracy.py --data ... --limit 2000 --epochs 1 --width 0.25   # CPU smoke
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import torch
@@ -18,6 +19,7 @@ from tqdm import tqdm
 
 from lrlab import config
 from lrlab.config import COMPILE_MODES
+from lrlab.schedules import Plan, compile_schedule
 from lrlab.study import prepare
 from lrlab.training import Trainer, evaluate
 
@@ -26,7 +28,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="CIFAR-10 ImageFolder tree or .tar.gz (train/<class>/<image>)")
     ap.add_argument("--target", type=float, default=0.91, help="validation accuracy to reach (default 0.91)")
-    ap.add_argument("--epochs", type=int, default=16, help="one-cycle length (default 16)")
+    ap.add_argument(
+        "--epochs",
+        type=epochs_arg,
+        default=16,
+        help="one-cycle length (default 16), or 'auto': as many epochs as --budget seconds hold at the "
+        "speed of a calibration run (two epochs of a scratch model, not counted, like compilation)",
+    )
+    ap.add_argument("--budget", type=float, default=85.0, help="training seconds for --epochs auto (default 85)")
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument(
         "--max-lr",
@@ -45,7 +54,7 @@ def main() -> None:
         # 5,000 validation images; the held-out "test" part is set as small as the split allows and unused
         "data": {"name": f"imagefolder:{args.data}", "val_frac": 0.1, "test_frac": 0.002, "limit": args.limit},
         "model": {"width": args.width},
-        "train": {"epochs": args.epochs, "batch_size": args.batch, "nesterov": True, "weight_decay": 5e-4,
+        "train": {"epochs": args.epochs or 2, "batch_size": args.batch, "nesterov": True, "weight_decay": 5e-4,
                   "label_smoothing": 0.1, "compile": bool(args.compile), "compile_mode": args.compile or "default",
                   "device": args.device},
         "schedules": {"onecycle": {"type": "onecycle", "max_lr": args.max_lr, "peak_frac": 0.25}},
@@ -55,16 +64,20 @@ def main() -> None:
     print(
         f"data: train {len(p.dataset.train)}, val {len(p.dataset.val)} ({time.perf_counter() - t_load:.1f} s to load)"
     )
-    trainer = Trainer(p.build, p.inputs, p.schedules["onecycle"], cfg.train, 0, p.device)
     bar = tqdm(disable=True)
+    schedule, train_cfg = p.schedules["onecycle"], cfg.train
+    if not args.epochs:
+        args.epochs = calibrate(p, bar, args.budget)
+        train_cfg = dataclasses.replace(cfg.train, epochs=args.epochs)
+        spe = p.plan.steps_per_epoch
+        schedule = compile_schedule(p.specs["onecycle"], Plan(args.epochs * spe, spe), "onecycle")
+    trainer = Trainer(p.build, p.inputs, schedule, train_cfg, 0, p.device)
     reached, elapsed = None, 0.0
     for epoch in range(1, args.epochs + 1):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
+        sync()
         t0 = time.perf_counter()
         trainer.train_epoch(epoch, bar)  # ends with the validation pass (counted: it is how the target is seen)
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
+        sync()
         elapsed += time.perf_counter() - t0
         if epoch == 1 and trainer.compile_seconds:
             elapsed -= trainer.compile_seconds  # compilation is reported on its own
@@ -76,12 +89,44 @@ def main() -> None:
     _, final, _ = evaluate(trainer.model, val, trainer.norm, p.device, trainer.speed)
     _, final_tta, _ = evaluate(trainer.model, val, trainer.norm, p.device, trainer.speed, tta_flip=True)
     name = torch.cuda.get_device_name() if p.device.type == "cuda" else "CPU"
+    took = trainer.compile_seconds or 0.0
+    compiled = f", compile {took:.0f} s (not counted)" if took >= 0.5 else ""
     print(f"\n{name}, torch {torch.__version__}, GoogLeNet width {args.width}, batch {args.batch}, one-cycle to "
-          f"{args.max_lr}, {args.epochs} epochs" + (f", compile {trainer.compile_seconds:.0f} s (not counted)"
-                                                    if trainer.compile_seconds else ""))  # fmt: skip
+          f"{args.max_lr}, {args.epochs} epoch{'s' * (args.epochs != 1)}{compiled}")  # fmt: skip
     print(f"time to {args.target:.0%} validation accuracy: " + (f"{reached:.1f} s" if reached else "not reached"))
     print(f"final validation accuracy: {final:.4f} after {elapsed:.1f} s of training")
     print(f"final validation accuracy with flip test-time augmentation (not used above): {final_tta:.4f}")
+
+
+def epochs_arg(text: str) -> int:
+    """A positive epoch count, or 0 for 'auto'."""
+    if text == "auto":
+        return 0
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number or 'auto', got {text!r}")
+    return int(text)
+
+
+def calibrate(p, bar, budget: float) -> int:
+    """Epochs of this setting that fit in `budget` seconds: a scratch trainer runs two epochs (the first
+    compiles and autotunes, the second is timed, its validation pass included)."""
+    scratch = Trainer(p.build, p.inputs, p.schedules["onecycle"], p.cfg.train, 0, p.device)
+    scratch.train_epoch(1, bar)
+    sync()
+    t0 = time.perf_counter()
+    scratch.train_epoch(2, bar)
+    sync()
+    per_epoch = time.perf_counter() - t0
+    del scratch
+    epochs = max(1, int(budget / per_epoch))
+    fit = f"{epochs} epochs fit" if epochs > 1 else "1 epoch fits"
+    print(f"calibration: an epoch (its validation pass included) takes {per_epoch:.2f} s, so {fit} in {budget:g} s")
+    return epochs
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 if __name__ == "__main__":

@@ -78,7 +78,29 @@ runpy.run_path({str(BENCH / "throughput.py")!r}, run_name="__main__")
         assert float(next(x for x in lines if ratio in x).rsplit(":", 1)[1]) > 0
 
 
+def test_throughput_leaves_out_the_loops_it_is_told_to():
+    out = run("throughput.py", "--seconds", "0.1", "--rounds", "1", "--images", "128", "--image-size", "8",
+              "--width", "0.125", "--workers", "0", "--skip", "bare,unfused")  # fmt: skip
+    assert "common recipe" in out and "lrlab loop, fp32" in out and "bare loop" not in out and "unfused" not in out
+    assert "ratio lrlab fast path / common recipe" in out and "/ bare loop" not in out
+    done = subprocess.run([sys.executable, str(BENCH / "throughput.py"), "--skip", "common"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and "unknown loop 'common'; choose from bare, plain, unfused" in done.stderr
+
+
 def test_throughput_refuses_fewer_images_than_a_batch():
     done = subprocess.run([sys.executable, str(BENCH / "throughput.py"), "--images", "100", "--seconds", "1"],
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 2 and "--images 100 is below a loop's batch (128)" in done.stderr
+
+
+def test_time_to_accuracy_sizes_its_schedule_to_a_time_budget(tmp_path):
+    archive = cifar_like_archive(tmp_path / "c.tar.gz")
+    out = run("time_to_accuracy.py", "--data", str(archive), "--epochs", "auto", "--budget", "0.001", "--width",
+              "0.0625", "--batch", "16", "--max-lr", "0.05", "--device", "cpu")  # fmt: skip
+    line = next(x for x in out.splitlines() if x.startswith("calibration:"))
+    assert "so 1 epoch fits in 0.001 s" in line  # a budget below one epoch: one epoch
+    assert "epoch  1: val accuracy" in out and "epoch  2:" not in out and ", 1 epoch\n" in out
+    bad = subprocess.run([sys.executable, str(BENCH / "time_to_accuracy.py"), "--data", "x", "--epochs", "0"],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert bad.returncode == 2 and "expected a positive whole number or 'auto', got '0'" in bad.stderr

@@ -304,3 +304,17 @@ def test_compare_plans_seeds_at_the_strictest_holm_level():
         x, y = paired(others[c.schedule], BASE)
         assert c.seeds_needed == seeds_for_power(np.array(x) - np.array(y), 0.05 / 2)  # two comparisons
         assert 2 <= c.seeds_needed < math.inf
+
+
+def test_rank_never_contradicts_a_verdict_against_the_baseline():
+    """The GPU study's case: neighbours tested in their own Holm family tie, while the comparisons against the
+    baseline (their own family) call the second schedule worse; it must not share the baseline's rank."""
+    base = {0: 0.5982, 1: 0.6016, 2: 0.6026}
+    second = {0: 0.5782, 1: 0.5894, 2: 0.5908}  # worse by 0.015 ± 0.006: paired p 0.032
+    third = {0: 0.5776, 1: 0.5790, 2: 0.5710}
+    res = {"standard": base, "warmup": second, "cyclic": third}
+    assert rank_with_ties(res) == {"standard": 1, "warmup": 1, "cyclic": 1}  # neighbours: no clear difference
+    split = rank_with_ties(res, separated=[("warmup", "standard"), ("cyclic", "standard")])
+    assert split == {"standard": 1, "warmup": 2, "cyclic": 2}
+    # a separation further down a chain also breaks it: cyclic joins warmup's rank only if not apart from it
+    assert rank_with_ties(res, separated=[("cyclic", "standard")]) == {"standard": 1, "warmup": 1, "cyclic": 3}

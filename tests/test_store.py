@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import threading
 
 import pytest
@@ -64,3 +65,23 @@ def test_csv_to_dev_stdout_redirected_to_a_file_keeps_the_file(tmp_path):
     lines = log.read_text().splitlines()
     assert lines[0] == "earlier line" and lines[-1] == "wrote /dev/stdout"
     assert lines.index("step,schedule,lr,momentum") + 4 == len(lines) - 1  # three rows, then the last line
+
+
+def test_provenance_says_when_the_code_differs_from_its_commit(tmp_path):
+    """A commit alone does not say what ran when tracked files were changed after it (a copied working tree
+    whose .git is older, say): the checkout's state is recorded beside it."""
+    assert store.git_state(tmp_path) == (None, None)  # not a checkout
+
+    def run(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    run("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    run("add", "code.py")
+    run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    (tmp_path / "notes.txt").write_text("untracked files do not count\n")
+    commit, dirty = store.git_state(tmp_path)
+    assert len(commit) == 40 and dirty is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert store.git_state(tmp_path) == (commit, True)
+    assert set(store.provenance("cpu")) >= {"git_commit", "git_dirty"}

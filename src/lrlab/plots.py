@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never open a window
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from lrlab import store
 from lrlab.results import LEVEL, Run
@@ -127,6 +128,7 @@ def plot_curves(groups: dict[str, list[Run]], key: str, ylabel: str, path: Path)
         if len(arr) > 1:
             ax.fill_between(x, arr.min(0), arr.max(0), color=colors[name], alpha=0.15, lw=0)
     ax.set(xlabel="epoch", ylabel=ylabel, title=f"{ylabel.capitalize()} against epoch (band: min–max over seeds)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no 1.5 ticks
     if key.endswith("loss"):
         ax.set_yscale("log")
     ax.grid(alpha=0.3)

@@ -169,7 +169,10 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     comp_rows = [{**asdict(c), "metric": "accuracy"} for c in comps]
     store.write_csv(out / "comparisons.csv", comp_rows, COMPARISON_COLUMNS)
     ranks = stats.rank_with_ties(
-        {n: {r.seed: r.metric("accuracy") for r in rs} for n, rs in groups.items()}, ALPHA, TEST
+        {n: {r.seed: r.metric("accuracy") for r in rs} for n, rs in groups.items()},
+        ALPHA,
+        TEST,
+        separated=[(c.schedule, c.baseline) for c in comps if c.verdict in ("better", "worse")],
     )
     best_val = max((float(r.result["best_val_accuracy"]) for r in runs if r.ok), default=math.nan)
     target = cfg.get("target_accuracy") or TARGET_OF_BEST * best_val
@@ -247,8 +250,9 @@ def _document(
     doc.h(2, "Results")
     doc.p(
         f"Test-split metrics. {MACRO} {stats.describe_method(TEST, m, LEVEL, ALPHA, within)} "
-        "± is the half-width of the interval; n is the number of finished seeds. Rank: by mean accuracy, "
-        "schedules not distinguishable from the one above share its rank."
+        "± is the half-width of the interval; n is the number of finished seeds. Rank: by mean accuracy; a "
+        "schedule not distinguishable from the one above (paired tests of neighbours, corrected together for "
+        "multiple testing) shares its rank, unless the comparison against the baseline tells them apart."
     )
     absent = absent_classes(runs)
     if absent:
@@ -342,7 +346,8 @@ def _document(
     prov = rc["provenance"]
     device = " ".join(filter(None, [prov["device"], prov.get("device_name")]))
     doc.p(
-        f"lrlab {prov['lrlab']} (commit {prov.get('git_commit') or 'n/a'}), torch {prov['torch']}, torchvision "
+        f"lrlab {prov['lrlab']} (commit {prov.get('git_commit') or 'n/a'}"
+        f"{' with uncommitted changes' if prov.get('git_dirty') else ''}), torch {prov['torch']}, torchvision "
         f"{prov['torchvision']}, device {device}; "
         f"data sha256 {data['files_hash'][:16]}…. Each run folder `runs/<schedule>/seed-<k>/` holds its resolved "
         "config, per-epoch metrics, LR trace and test metrics."

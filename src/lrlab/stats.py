@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -221,7 +221,10 @@ def compare(
 
 
 def rank_with_ties(
-    results: Mapping[str, Mapping[int, float]], alpha: float = 0.05, test: str = "t-test"
+    results: Mapping[str, Mapping[int, float]],
+    alpha: float = 0.05,
+    test: str = "t-test",
+    separated: Collection[tuple[str, str]] = (),
 ) -> dict[str, int]:
     """Rank schedules by mean over their finite values, higher is better, with statistical ties.
 
@@ -229,17 +232,23 @@ def rank_with_ties(
     (paired by seed, two-sided `test`), and the p-values of these adjacent pairs are Holm-adjusted together. A
     schedule whose adjusted p is > alpha (or nan, with under two pairs) is not distinguishable from the next better
     schedule and shares its rank. Ranks are competition style (1, 1, 3, ...); ties chain, so A~B and B~C put all
-    three at A's rank even if A and C differ. Schedules with no finite values rank last together. Returns
-    schedule -> rank, in rank order."""
+    three at A's rank even if A and C differ. `separated` lists pairs that another test already told apart (the
+    verdicts against a baseline, tested in their own Holm family): a schedule does not join a rank that holds one
+    of its separated partners, so that a rank never contradicts those verdicts. Schedules with no finite values
+    rank last together. Returns schedule -> rank, in rank order."""
     _check(test, alpha=alpha)
     means = {name: _finite(list(v.values())) for name, v in results.items()}
     alive = sorted((s for s, x in means.items() if x.size), key=lambda s: -float(means[s].mean()))
     dead = [s for s, x in means.items() if not x.size]
     raw = [_pvalues(*paired(results[lo], results[hi])) for hi, lo in itertools.pairwise(alive)]
     adjusted = holm([p[0] if test == "t-test" else p[1] for p in raw])
+    apart = {frozenset(pair) for pair in separated}
     ranks: dict[str, int] = {}
     for i, name in enumerate(alive):
         tied = i > 0 and not adjusted[i - 1] <= alpha
+        if tied:
+            group = [m for m in alive[:i] if ranks[m] == ranks[alive[i - 1]]]
+            tied = not any(frozenset((m, name)) in apart for m in group)
         ranks[name] = ranks[alive[i - 1]] if tied else i + 1
     ranks.update(dict.fromkeys(dead, len(alive) + 1))
     return ranks

@@ -149,14 +149,23 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def git_commit() -> str | None:
-    """The commit of the lrlab checkout this code runs from, if it runs from one."""
-    src = Path(lrlab.__file__).resolve().parent
-    try:
-        out = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+def git_state(folder: Path | None = None) -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the git checkout holding `folder` (default: the lrlab code that runs), or (None, None)
+    outside one; dirty: tracked files differ from that commit, so the commit alone does not say what ran."""
+    where = str(folder or Path(lrlab.__file__).resolve().parent)
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", where, *args], capture_output=True, text=True, timeout=5)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD") or None
+    if commit is None:
+        return None, None
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return commit, None if status is None else bool(status)
 
 
 def provenance(device: str) -> dict[str, Any]:
@@ -164,9 +173,11 @@ def provenance(device: str) -> dict[str, Any]:
     import torch
     import torchvision
 
+    commit, dirty = git_state()
     info: dict[str, Any] = {
         "lrlab": lrlab.__version__,
-        "git_commit": git_commit(),
+        "git_commit": commit,
+        "git_dirty": dirty,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,

@@ -284,7 +284,8 @@ def run_study(
         from lrlab.tensorboard import check_available
 
         check_available()
-    p = prepare(cfg, earlier=None if fresh else _earlier_auto(cfg.out_dir))
+    # the folder's recorded range test even with --fresh: other runs there (another shard's) used its answer
+    p = prepare(cfg, earlier=_earlier_auto(cfg.out_dir))
     d, out = p.dist, cfg.out_dir
     if not d.is_main:
         echo = _silent
