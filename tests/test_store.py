@@ -48,6 +48,11 @@ def test_schedules_checks_its_output_files_before_any_work(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and "it is a folder" in err
     assert main(["schedules", "--steps", "20", "--plot", str(tmp_path / "lr.png" / "..")]) == 2
+    capsys.readouterr()
+    new = tmp_path / "new"  # a folder not made yet, meant by its trailing slash: no file named "new"
+    assert main(["schedules", "--steps", "20", "--csv", f"{new}/"]) == 2
+    assert f"--csv {new}/: names a folder; give a file name, e.g. {new}/schedules.csv" in capsys.readouterr().err
+    assert not new.exists()
 
 
 def test_csv_to_dev_stdout_redirected_to_a_file_keeps_the_file(tmp_path):

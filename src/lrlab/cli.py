@@ -245,7 +245,10 @@ def cmd_schedules(args: argparse.Namespace) -> int:
             raise ConfigError(f"{flag}: must be at least 1, got {value}")
     if args.steps_per_epoch is not None and args.steps is None:
         raise ConfigError("--steps-per-epoch: goes with --steps (without it the data's real steps per epoch are used)")
-    for out in (args.plot, args.csv):  # checked before any work (the range test of "auto" LRs can take minutes)
+    # checked before any work (the range test of "auto" LRs can take minutes)
+    for flag, out, ext in (("--plot", args.plot, "png"), ("--csv", args.csv, "csv")):
+        if out and out.endswith(("/", os.sep)):  # a folder meant: Path() would drop the slash and write a file
+            raise ConfigError(f"{flag} {out}: names a folder; give a file name, e.g. {out}schedules.{ext}")
         if out:
             store.landing(Path(out), make_parents=False)
     cfg = _load(args)
