@@ -371,7 +371,7 @@ def test_a_resumed_study_keeps_its_lr_range_test(tmp_path):
     doc = json.loads((tmp_path / "study.json").read_text())
     (tmp_path / "study.json").write_text(json.dumps({**doc, "auto_lr": marked}))
     lines.clear()
-    run_study(config.load(None, {**base, "seeds": 2}), progress=False, echo=lines.append)
+    run_study(config.load(None, {**base, "seeds": [1, 0]}), progress=False, echo=lines.append)  # a new seed first
     assert any("0.0123" in line and "kept from this folder's earlier start" in line for line in lines)
     second = json.loads((tmp_path / "runs" / "standard" / "seed-1" / "config.json").read_text())
     assert second["schedule_resolved"]["lr"] == 0.0123

@@ -86,9 +86,9 @@ def resolve_augment(name: str, ds: data_mod.Dataset) -> str:
 
 
 def auto_key(cfg: StudyConfig, files_hash: str) -> str:
-    """What an LR range test's answer depends on: the setting (model, training, data), the data's content and
-    the first seed (whose initial weights it starts from)."""
-    doc = {"setting": config_mod.setting(config_mod.to_dict(cfg)), "seed": cfg.seeds[0], "data_files": files_hash}
+    """What an LR range test's answer is for: the setting (model, training, data) and the data's content. Not
+    the seed it started from (recorded beside it): a study given other seeds later keeps its runs' LR."""
+    doc = {"setting": config_mod.setting(config_mod.to_dict(cfg)), "data_files": files_hash}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -96,8 +96,8 @@ def prepare(cfg: StudyConfig, auto_lr: bool = True, earlier: dict[str, Any] | No
     """Load the data and compile every schedule against the real step count; raises LrlabError.
     With auto_lr, "auto" LRs are resolved by an LR range test (else checked with a stand-in); `earlier` is
     a range test's record from an earlier start of this study (study.json), used instead of a new test when
-    it was made for the same setting, data and first seed: on a GPU the test's losses vary a little from
-    run to run, and a resumed study's runs must all share one LR."""
+    it was made for the same setting and data: on a GPU the test's losses vary a little from run to run, and
+    a resumed study's runs must all share one LR."""
     data_mod.check_source(cfg.data)
     device = resolve_device(cfg.train.device)
     d = distributed.from_env(device)  # under torchrun: join the process group
@@ -139,7 +139,7 @@ def prepare(cfg: StudyConfig, auto_lr: bool = True, earlier: dict[str, Any] | No
             torch.manual_seed(cfg.seeds[0])
             test = range_test(build(), inputs, cfg.train, device, seed=cfg.seeds[0])
             auto = {"rule": AUTO_RULE, "lr": test.suggestions[AUTO_RULE], "suggestions": test.suggestions,
-                    "fall": test.fall, "caution": test.caution(), "key": key}  # fmt: skip
+                    "fall": test.fall, "caution": test.caution(), "seed": cfg.seeds[0], "key": key}  # fmt: skip
         auto = d.share(auto)
         specs = {n: resolve_auto(s, auto["lr"]) for n, s in specs.items()}
     specs = {n: resolve_auto(s, 1.0) for n, s in specs.items()}  # a stand-in where no test ran
