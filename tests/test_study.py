@@ -384,3 +384,36 @@ def test_a_resumed_study_keeps_its_lr_range_test(tmp_path):
     run_study(config.load(None, {**base, "seeds": 1, "out": str(other)}), progress=False, echo=lines.append)
     fresh = json.loads((other / "runs" / "standard" / "seed-0" / "config.json").read_text())
     assert fresh["schedule_resolved"]["lr"] == first["lr"] and not any("kept from" in line for line in lines)
+
+
+def test_auto_lr_given_skips_the_range_test_and_differing_auto_lrs_are_not_compared(tmp_path, capsys):
+    """Shards in their own folders each ran their own range test, whose answer varies on a GPU: their merged
+    report would compare LRs, not schedules. It is refused; --auto-lr gives every shard one LR."""
+    auto = {"standard": {"type": "constant", "lr": "auto"}, "anneal": {"type": "anneal", "lr": "auto"}}
+    base = {**QUICK, "train.epochs": 1, "seeds": 1, "schedules": auto, "auto_lr": 0.02}
+    lines: list[str] = []
+    run_study(config.load(None, {**base, "out": str(tmp_path / "a")}), progress=False, echo=lines.append,
+              shard=(1, 2))  # fmt: skip
+    run_study(config.load(None, {**base, "out": str(tmp_path / "b")}), progress=False, echo=lines.append,
+              shard=(2, 2))  # fmt: skip
+    assert any('"auto" LRs: 0.02 (given (auto_lr))' in line for line in lines)
+    ran = json.loads((tmp_path / "b" / "runs" / "anneal" / "seed-0" / "config.json").read_text())
+    assert ran["schedule_resolved"]["lr"] == 0.02 and ran["auto_lr"]["rule"] == "given"
+    build_report(tmp_path / "merged", [tmp_path / "a", tmp_path / "b"])  # one LR: compared
+    other = tmp_path / "b" / "runs" / "anneal" / "seed-0" / "config.json"  # as if b had run its own test
+    other.write_text(json.dumps({**ran, "auto_lr": {"rule": "valley", "lr": 0.0213}}))
+    assert main(["report", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "m2")]) == 2
+    err = capsys.readouterr().err
+    assert 'runs whose "auto" LRs differ: 0.02 in' in err and "0.0213 in" in err and "--auto-lr LR" in err
+    # a given LR with no "auto" to stand for changes nothing: refused rather than silently ignored
+    plain = {**QUICK, "train.epochs": 1, "seeds": 1, "out": str(tmp_path / "c"), "auto_lr": 0.02,
+             "schedules": {"standard": {"type": "constant", "lr": 0.05}}}  # fmt: skip
+    with pytest.raises(ConfigError, match='auto_lr: no schedule has an "auto" LR'):
+        run_study(config.load(None, plain), progress=False, echo=lines.append)
+    with pytest.raises(ConfigError, match="auto_lr: must be a positive number, got -1"):
+        config.load(None, {**base, "auto_lr": -1.0})
+
+
+def test_auto_lr_flag_reaches_the_config(tmp_path, capsys):
+    assert main(["study", "--auto-lr", "0.02", "--out", str(tmp_path)]) == 2  # the default config has no "auto"
+    assert 'auto_lr: no schedule has an "auto" LR' in capsys.readouterr().err

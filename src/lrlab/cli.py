@@ -91,6 +91,13 @@ def _config_args(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="use only N training images (validation and test shrink in proportion)",
     )
+    g.add_argument(
+        "--auto-lr",
+        dest="auto_lr",
+        type=float,
+        metavar="LR",
+        help='the LR that "auto" LRs stand for, instead of an LR range test (e.g. one LR for every shard)',
+    )
     g.add_argument("--epochs", dest="train.epochs", type=int, metavar="N")
     g.add_argument("--batch-size", dest="train.batch_size", type=int, metavar="N")
     g.add_argument("--model", dest="model.stem", metavar="STEM", help="GoogLeNet stem: auto | cifar | imagenet")
@@ -162,7 +169,7 @@ def _load(args: argparse.Namespace) -> config_mod.StudyConfig:
         over["seeds"] = args.seeds
     if getattr(args, "out", None):
         over["out"] = args.out
-    for key in ("peak_lrs", "baseline", "tensorboard", "workers"):
+    for key in ("peak_lrs", "baseline", "tensorboard", "workers", "auto_lr"):
         if getattr(args, key, None) is not None:
             over[key] = getattr(args, key)
     cfg = config_mod.load(args.config, over)
@@ -260,7 +267,9 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         prepared = prepare(cfg)
         plan, schedules = prepared.plan, prepared.schedules
         if prepared.auto_lr:
-            print(f'"auto" LRs from an LR range test ({prepared.auto_lr["rule"]}): {prepared.auto_lr["lr"]:.4g}')
+            rule = prepared.auto_lr["rule"]
+            how = "given by auto_lr" if rule == "given" else f"from an LR range test ({rule})"
+            print(f'"auto" LRs {how}: {prepared.auto_lr["lr"]:.4g}')
     many = "s" * (len(schedules) != 1)
     print(f"{len(schedules)} schedule{many} valid for {plan.total_steps} steps ({plan.steps_per_epoch} per epoch):")
     for name, sch in schedules.items():

@@ -89,6 +89,8 @@ class StudyConfig:
     # (the shape is kept); None runs each schedule as written
     peak_lrs: list[float] | None = None
     target_accuracy: float | None = None  # for "epochs to target"; default 0.9 × best val accuracy seen
+    # the LR that "auto" stands for; None: an LR range test decides, once per study folder
+    auto_lr: float | None = None
     tensorboard: bool = False  # also write TensorBoard event files into each run folder
     save_model: bool = False  # also save each run's final weights (model.pt)
     workers: int = 1  # runs trained at once in separate processes (CPU threads are shared out among them)
@@ -230,6 +232,8 @@ def _check(cfg: StudyConfig) -> None:
     shown = [f"{v:g}" for v in peaks]  # a peak names its runs (onecycle@0.1) to 6 significant digits
     need(len(set(shown)) == len(peaks), "peak_lrs", f"repeated values (to 6 significant digits) in {peaks}")
     need(cfg.workers >= 1, "workers", f"must be at least 1, got {cfg.workers}")
+    alr = cfg.auto_lr
+    need(alr is None or (math.isfinite(alr) and alr > 0), "auto_lr", f"must be a positive number, got {alr}")
     tgt = cfg.target_accuracy
     need(tgt is None or 0 < tgt <= 1, "target_accuracy", f"must be in (0, 1], got {tgt}")
     for name in cfg.schedules:

@@ -27,6 +27,7 @@ from lrlab.results import (
     Run,
     absent_classes,
     by_name,
+    check_one_auto_lr,
     check_one_setting,
     comparisons,
     dynamics,
@@ -156,6 +157,7 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     if not runs:
         raise LrlabError(f"no finished runs under {', '.join(map(str, dirs))} (expected runs/<schedule>/seed-<k>/)")
     check_one_setting(runs)
+    check_one_auto_lr(runs)
     order = run_order(dirs, runs)
     runs = sort_runs(runs, order)
     store.open_out(out)

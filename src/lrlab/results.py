@@ -117,6 +117,22 @@ def check_one_setting(runs: list[Run]) -> None:
             )
 
 
+def check_one_auto_lr(runs: list[Run]) -> None:
+    """Refuse to compare runs whose "auto" LRs came out differently: folders that each ran their own LR range
+    test (shards of a study on GPUs, where the test's answer varies a little) would compare LRs, not schedules."""
+    seen: dict[float, Path] = {}
+    for r in runs:
+        auto = r.config.get("auto_lr")
+        if isinstance(auto, dict) and isinstance(auto.get("lr"), (int, float)):
+            seen.setdefault(auto["lr"], r.folder)
+    if len(seen) > 1:
+        (a, fa), (b, fb) = list(seen.items())[:2]
+        raise LrlabError(
+            f'runs whose "auto" LRs differ: {a:.6g} in {fa} but {b:.6g} in {fb} (each folder ran its own LR range '
+            "test); give every part of a study one LR (lrlab study ... --auto-lr LR), or report them separately"
+        )
+
+
 def study_docs(dirs: list[Path]) -> list[dict[str, Any]]:
     return [store.read_json(d / "study.json") for d in dirs if (d / "study.json").exists()]
 

@@ -131,9 +131,13 @@ def prepare(cfg: StudyConfig, auto_lr: bool = True, earlier: dict[str, Any] | No
         "parameters": count_params(model),
     }
     specs, auto = dict(cfg.schedules), None
+    if cfg.auto_lr is not None and not any(uses_auto(s) for s in specs.values()):
+        raise ConfigError('auto_lr: no schedule has an "auto" LR, so it would change nothing; leave it out')
     if auto_lr and any(uses_auto(s) for s in specs.values()):  # one range test from the first seed's weights
         key = auto_key(cfg, ds.files_hash)
-        if d.is_main and earlier and earlier.get("key") == key and earlier.get("rule") == AUTO_RULE:
+        if cfg.auto_lr is not None:  # given: no test
+            auto = {"rule": "given", "lr": cfg.auto_lr, "key": key}
+        elif d.is_main and _usable(earlier, key):
             auto = {**earlier, "kept": True}
         elif d.is_main:  # under torchrun rank 0 runs it and every rank uses its answer
             torch.manual_seed(cfg.seeds[0])
@@ -331,6 +335,14 @@ def run_study(
     return built.table
 
 
+def _usable(earlier: dict[str, Any] | None, key: str) -> bool:
+    """Whether a recorded range test answers for this setting and data (and holds a usable LR)."""
+    if not earlier or earlier.get("key") != key or earlier.get("rule") != AUTO_RULE:
+        return False
+    lr = earlier.get("lr")
+    return isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0
+
+
 def _earlier_auto(out: Path) -> dict[str, Any] | None:
     """The LR range test recorded by an earlier start of the study in `out`, if any (study.json)."""
     try:
@@ -365,7 +377,8 @@ def _run_all(
             echo(f"note: schedules.{name}: {note}")
     if p.auto_lr:
         kept = ", kept from this folder's earlier start" if p.auto_lr.get("kept") else ""
-        echo(f'"auto" LRs: {p.auto_lr["lr"]:.4g} ({p.auto_lr["rule"]} rule of an LR range test{kept})')
+        how = "given (auto_lr)" if p.auto_lr["rule"] == "given" else f"{p.auto_lr['rule']} rule of an LR range test"
+        echo(f'"auto" LRs: {p.auto_lr["lr"]:.4g} ({how}{kept})')
         if p.auto_lr.get("caution"):
             echo(f"caution: {p.auto_lr['caution']}")
     if d.is_main:
