@@ -22,6 +22,7 @@ from lrlab.config import COMPILE_MODES
 from lrlab.schedules import Plan, compile_schedule
 from lrlab.study import prepare
 from lrlab.training import Trainer, evaluate
+from throughput import sync  # the script beside this one (its folder is on sys.path when run)
 
 
 def main() -> None:
@@ -122,11 +123,6 @@ def calibrate(p, bar, budget: float) -> int:
     fit = f"{epochs} epochs fit" if epochs > 1 else "1 epoch fits"
     print(f"calibration: an epoch (its validation pass included) takes {per_epoch:.2f} s, so {fit} in {budget:g} s")
     return epochs
-
-
-def sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
 
 
 if __name__ == "__main__":

@@ -233,7 +233,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     from lrlab import plots, store
     from lrlab.schedules import FAMILIES, PRESETS, Plan, compile_schedule, family_fields
     from lrlab.schedules.compile import REQUIRED, toml_text
-    from lrlab.study import prepare
+    from lrlab.study import describe_auto, prepare
 
     if args.families:
         for name in FAMILIES:
@@ -267,9 +267,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         prepared = prepare(cfg)
         plan, schedules = prepared.plan, prepared.schedules
         if prepared.auto_lr:
-            rule = prepared.auto_lr["rule"]
-            how = "given by auto_lr" if rule == "given" else f"from an LR range test ({rule})"
-            print(f'"auto" LRs {how}: {prepared.auto_lr["lr"]:.4g}')
+            print(describe_auto(prepared.auto_lr))
     many = "s" * (len(schedules) != 1)
     print(f"{len(schedules)} schedule{many} valid for {plan.total_steps} steps ({plan.steps_per_epoch} per epoch):")
     for name, sch in schedules.items():

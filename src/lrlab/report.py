@@ -174,7 +174,7 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
         {n: {r.seed: r.metric("accuracy") for r in rs} for n, rs in groups.items()},
         ALPHA,
         TEST,
-        separated=[(c.schedule, c.baseline) for c in comps if c.verdict in ("better", "worse")],
+        separated=[(c.schedule, c.baseline) for c in comps if c.decided],
     )
     best_val = max((float(r.result["best_val_accuracy"]) for r in runs if r.ok), default=math.nan)
     target = cfg.get("target_accuracy") or TARGET_OF_BEST * best_val
@@ -199,10 +199,11 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     if sweep:
         plots.plot_sensitivity(runs, plot_dir / "lr_sensitivity.png")
 
-    doc = _document(cfg, runs, table, comps, ranks, dyn, baseline, best, target, sweep, len(dirs))
+    absent = absent_classes(runs)
+    doc = _document(cfg, runs, table, comps, ranks, dyn, baseline, best, target, sweep, len(dirs), absent)
     store.write_text(out / "report.md", doc.markdown())
     store.write_text(out / "report.html", doc.html(out, f"lrlab study: {cfg['name']}"))
-    console = _console(cfg, runs, table, comps, ranks, baseline)
+    console = _console(cfg, runs, table, comps, ranks, baseline, absent)
     return Built(table, comps, console)
 
 
@@ -218,8 +219,8 @@ def _significance_rows(comps: list[stats.Comparison]) -> list[list[str]]:
     return [
         [c.schedule, f"{c.diff_mean:+.4f}" if not math.isnan(c.diff_mean) else "—",
          "—" if math.isnan(c.diff_ci_low) else f"[{c.diff_ci_low:+.4f}, {c.diff_ci_high:+.4f}]",
-         str(c.n), _p(c.p_ttest) + (" †" if c.no_spread else ""), _p(c.p_wilcoxon), _p(c.p_holm), f"**{c.verdict}**" if c.verdict in ("better", "worse") else c.verdict,  # noqa: E501
-         _seeds(c.seeds_needed)]
+         str(c.n), _p(c.p_ttest) + (" †" if c.no_spread else ""), _p(c.p_wilcoxon), _p(c.p_holm),
+         f"**{c.verdict}**" if c.decided else c.verdict, _seeds(c.seeds_needed)]
         for c in comps
     ]  # fmt: skip
 
@@ -231,7 +232,7 @@ def _seeds(n: float) -> str:
 def _document(
     cfg: dict[str, Any], runs: list[Run], table: list[dict[str, Any]], comps: list[stats.Comparison],
     ranks: dict[str, int], dyn: list[dict[str, Any]], baseline: str, best: str | None, target: float,
-    sweep: bool, n_dirs: int,
+    sweep: bool, n_dirs: int, absent: list[str],
 ) -> Doc:  # fmt: skip
     rc = runs[0].config
     data, model, m, t = rc["data"], rc.get("model", {}), cfg["model"], cfg["train"]
@@ -256,7 +257,6 @@ def _document(
         "schedule not distinguishable from the one above (paired tests of neighbours, corrected together for "
         "multiple testing) shares its rank, unless the comparison against the baseline tells them apart."
     )
-    absent = absent_classes(runs)
     if absent:
         doc.p(f"**Warning:** {_absent_warning(absent)}")
     doc.table(["model", "accuracy", "precision", "recall", "f1-score", "n", "rank"], _results_rows(table, ranks))
@@ -372,7 +372,7 @@ def _diverged(r: Run) -> str:
 
 def _console(
     cfg: dict[str, Any], runs: list[Run], table: list[dict[str, Any]], comps: list[stats.Comparison],
-    ranks: dict[str, int], baseline: str,
+    ranks: dict[str, int], baseline: str, absent: list[str],
 ) -> str:  # fmt: skip
     rc = runs[0].config["data"]
     n = len({r.seed for r in runs})
@@ -383,6 +383,5 @@ def _console(
     head = ["schedule", *TABLE_METRICS, "seeds", "rank"] + ([f"vs {baseline}"] if comps and n > 1 else [])
     rows = [r + ([verdict.get(r[0], "baseline")] if comps and n > 1 else []) for r in _results_rows(table, ranks)]
     doc.table(head, rows)
-    absent = absent_classes(runs)
     warning = f"\nwarning: {_absent_warning(absent)}" if absent else ""
     return "\n".join(lines) + "\n" + doc.markdown().rstrip() + warning

@@ -49,6 +49,11 @@ class Comparison:
     seeds_needed: float = NAN  # seeds_for_power at alpha / holm_m; nan: cannot say, inf: above MAX_SEEDS
 
     @property
+    def decided(self) -> bool:
+        """The test told the schedule and its baseline apart ("better" or "worse")."""
+        return self.verdict in ("better", "worse")
+
+    @property
     def no_spread(self) -> bool:
         """Every pair differed by the same amount: the t-test's p is then the sign test's (see _pvalues)."""
         return self.n >= 2 and self.diff_ci_low == self.diff_ci_high

@@ -131,9 +131,10 @@ def prepare(cfg: StudyConfig, auto_lr: bool = True, earlier: dict[str, Any] | No
         "parameters": count_params(model),
     }
     specs, auto = dict(cfg.schedules), None
-    if cfg.auto_lr is not None and not any(uses_auto(s) for s in specs.values()):
+    has_auto = any(uses_auto(s) for s in specs.values())
+    if cfg.auto_lr is not None and not has_auto:
         raise ConfigError('auto_lr: no schedule has an "auto" LR, so it would change nothing; leave it out')
-    if auto_lr and any(uses_auto(s) for s in specs.values()):  # one range test from the first seed's weights
+    if auto_lr and has_auto:  # one range test from the first seed's weights
         key = auto_key(cfg, ds.files_hash)
         if cfg.auto_lr is not None:  # given: no test
             auto = {"rule": "given", "lr": cfg.auto_lr, "key": key}
@@ -335,6 +336,13 @@ def run_study(
     return built.table
 
 
+def describe_auto(auto: dict[str, Any]) -> str:
+    """The line that says what "auto" LRs stand for and where the value came from."""
+    how = "given (auto_lr)" if auto["rule"] == "given" else f"{auto['rule']} rule of an LR range test"
+    kept = ", kept from this folder's earlier start" if auto.get("kept") else ""
+    return f'"auto" LRs: {auto["lr"]:.4g} ({how}{kept})'
+
+
 def _usable(earlier: dict[str, Any] | None, key: str) -> bool:
     """Whether a recorded range test answers for this setting and data (and holds a usable LR)."""
     if not earlier or earlier.get("key") != key or earlier.get("rule") != AUTO_RULE:
@@ -376,9 +384,7 @@ def _run_all(
         for note in sched.notes:
             echo(f"note: schedules.{name}: {note}")
     if p.auto_lr:
-        kept = ", kept from this folder's earlier start" if p.auto_lr.get("kept") else ""
-        how = "given (auto_lr)" if p.auto_lr["rule"] == "given" else f"{p.auto_lr['rule']} rule of an LR range test"
-        echo(f'"auto" LRs: {p.auto_lr["lr"]:.4g} ({how}{kept})')
+        echo(describe_auto(p.auto_lr))
         if p.auto_lr.get("caution"):
             echo(f"caution: {p.auto_lr['caution']}")
     if d.is_main:
