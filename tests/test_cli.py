@@ -45,6 +45,14 @@ def test_help_on_every_command(cmd):
             assert flag in res.stdout
 
 
+def test_auto_lr_offered_only_where_auto_lrs_run(capsys):
+    """find-lr runs no "auto" LR, so --auto-lr is not offered there (it was, doing nothing); study has it."""
+    for cmd, offered in ((["study"], True), (["find-lr"], False)):
+        with pytest.raises(SystemExit):
+            main([*cmd, "--help"])
+        assert ("--auto-lr" in capsys.readouterr().out) == offered, cmd
+
+
 def test_python_dash_m():
     res = subprocess.run([sys.executable, "-m", "lrlab", "--version"], capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout.startswith("lrlab ")

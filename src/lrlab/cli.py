@@ -54,7 +54,8 @@ def _seeds(text: str) -> int | list[int]:
         ) from None
 
 
-def _config_args(p: argparse.ArgumentParser) -> None:
+def _config_args(p: argparse.ArgumentParser, auto_lr: bool = True) -> None:
+    """The config and its overrides; auto_lr=False leaves out --auto-lr (a command that runs no "auto" LR)."""
     p.add_argument(
         "config",
         nargs="?",
@@ -91,13 +92,14 @@ def _config_args(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="use only N training images (validation and test shrink in proportion)",
     )
-    g.add_argument(
-        "--auto-lr",
-        dest="auto_lr",
-        type=float,
-        metavar="LR",
-        help='the LR that "auto" LRs stand for, instead of an LR range test (e.g. one LR for every shard)',
-    )
+    if auto_lr:
+        g.add_argument(
+            "--auto-lr",
+            dest="auto_lr",
+            type=float,
+            metavar="LR",
+            help='the LR that "auto" LRs stand for, instead of an LR range test (e.g. one LR for every shard)',
+        )
     g.add_argument("--epochs", dest="train.epochs", type=int, metavar="N")
     g.add_argument("--batch-size", dest="train.batch_size", type=int, metavar="N")
     g.add_argument("--model", dest="model.stem", metavar="STEM", help="GoogLeNet stem: auto | cifar | imagenet")
@@ -472,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
         "LR grows exponentially from --start-lr to --end-lr, stop when the loss diverges, restore "
         "the weights, and print suggestions by several rules. Writes the curve (CSV, JSON, PNG).",
     )
-    _config_args(p)
+    _config_args(p, auto_lr=False)
     p.add_argument("--start-lr", type=float, default=config_mod.RANGE_START_LR, metavar="LR",
                    help="first LR (default %(default)g)")  # fmt: skip
     p.add_argument("--end-lr", type=float, default=config_mod.RANGE_END_LR, metavar="LR",
