@@ -53,6 +53,31 @@ def test_auto_lr_offered_only_where_auto_lrs_run(capsys):
         assert ("--auto-lr" in capsys.readouterr().out) == offered, cmd
 
 
+def test_auto_lrs_preview_without_data_when_given(capsys):
+    """A config of "auto" LRs previews with --steps (no data, so no range test) once --auto-lr gives the LR."""
+    assert main(["schedules", "cifar10-cpu", "--steps", "100"]) == 2
+    assert "--auto-lr LR" in capsys.readouterr().err
+    assert main(["schedules", "cifar10-cpu", "--steps", "100", "--auto-lr", "0.05"]) == 0
+    out = capsys.readouterr().out
+    assert '"auto" LRs: 0.05 (given' in out and "peak 0.05," in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["train", "--schedules", "onecycle"], "unrecognized arguments: --schedules; did you mean --schedule?"),
+        (["study", "--epoch", "3", "--sed"], "did you mean --epochs for --epoch, --seeds for --sed?"),
+        (["study", "--xyzzy"], "unrecognized arguments: --xyzzy\n"),
+        (["study", "--seed", "7"], "for seed 7 alone: --seeds 7,"),
+    ],
+)
+def test_a_mistyped_option_gets_the_closest_one(argv, said, capsys):
+    with pytest.raises(SystemExit) as ended:
+        main(argv)
+    err = capsys.readouterr().err
+    assert ended.value.code == 2 and said in err and f"usage: lrlab {argv[0]}" in err, err
+
+
 def test_python_dash_m():
     res = subprocess.run([sys.executable, "-m", "lrlab", "--version"], capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout.startswith("lrlab ")
@@ -253,14 +278,18 @@ def test_an_empty_schedule_list_is_refused_not_read_as_all(names, capsys):
     assert "--schedules: no names in" in capsys.readouterr().err
 
 
-def test_progress_with_parallel_workers_draws_a_bar_per_run(tmp_path, capsys):
-    """The workers' bars are drawn by the parent (each worker sends its bar's state): one per run."""
+@pytest.mark.parametrize("workers", ["2", "1"])
+def test_progress_into_a_log_is_a_line_per_run(workers, tmp_path, capsys):
+    """--progress where stderr is not a terminal (here captured; a batch job's log): plain lines, no carriage
+    returns or cursor moves; with workers, the parent writes them from each worker's state, one per run."""
     args = ["study", "--schedules", "standard,onecycle,cyclic", "--epochs", "2", "--limit", "150", "--batch-size",
-            "32", "--width", "0.125", "--workers", "2", "--progress", "--out", str(tmp_path)]  # fmt: skip
+            "32", "--width", "0.125", "--workers", workers, "--progress", "--out", str(tmp_path)]  # fmt: skip
     assert main(args) == 0
     out, err = capsys.readouterr()
+    assert "\r" not in err and "\x1b" not in err, err[-2000:]
     for run in ("standard s0", "onecycle s0", "cyclic s0"):
-        assert f"{run}: 100%" in err.replace("\r", "\n"), err[-2000:]
+        (line,) = [x for x in err.splitlines() if x.startswith(f"{run}: step ")]  # the end's line: runs are short
+        assert "(100%)" in line and "steps/s, loss " in line and ", val " in line, line
         assert f"{run.split()[0]} seed 0: test accuracy" in out
     quiet = ["study", *args[1:-3], "--no-progress", "--fresh", "--out", str(tmp_path)]
-    assert main(quiet) == 0 and "step/s" not in capsys.readouterr().err
+    assert main(quiet) == 0 and "steps/s" not in capsys.readouterr().err

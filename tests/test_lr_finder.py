@@ -47,6 +47,52 @@ def test_a_flat_curve_comes_with_a_caution():
     assert dataclasses.replace(flat, fall=0.2).caution() is None
 
 
+def plotted_range_test(test: RangeTest, monkeypatch):
+    """The figure plot_range_test draws (drawn, not saved)."""
+    from lrlab import plots
+    from lrlab.lr_finder import plot_range_test
+
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig))
+    plot_range_test(test, "unused.png")
+    (fig,) = figures
+    fig.canvas.draw()
+    return fig
+
+
+def test_range_test_plot_keeps_the_raw_loss_in_view(monkeypatch):
+    """The raw loss dips well below the smoothed one where the loss falls: the lower limit takes it too; the
+    upper limit still stops short of a diverging tail."""
+    smoothed = list(curve())
+    losses = [v - (0.4 if 1e-3 < lr < 1e-1 else 0.0) for lr, v in zip(LRS, smoothed, strict=True)]
+    test = RangeTest(list(LRS), losses, smoothed, True, {"steepest": 1e-2, "minimum/10": 1e-2, "valley": 1e-2})
+    (ax,) = plotted_range_test(test, monkeypatch).axes
+    low, high = ax.get_ylim()
+    assert low <= min(losses) < min(smoothed) and high < max(smoothed)  # max: 0.5 + 5 * 2**2
+    assert ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_legend().get_texts()][2:] == ["steepest: 0.01", "minimum/10: 0.01",
+                                                                        "valley: 0.01"]  # fmt: skip
+
+
+def test_coinciding_suggestions_do_not_hide_each_other(monkeypatch):
+    """Two rules at one LR: both lines' colours show along it (the one drawn last does not cover the other)."""
+    import matplotlib.colors as mcolors
+
+    test = RangeTest(list(LRS), list(curve()), list(curve()), True, {"steepest": 1e-3, "minimum/10": 1e-2,
+                                                                     "valley": 1e-2})  # fmt: skip
+    fig = plotted_range_test(test, monkeypatch)
+    (ax,) = fig.axes
+    ax.get_legend().remove()  # its samples hold both colours too
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(float)
+    x = round(ax.transData.transform((1e-2, 1.0))[0])
+    box = ax.get_window_extent()
+    column = pixels[round(pixels.shape[0] - box.y1) + 2 : round(pixels.shape[0] - box.y0) - 2, x - 1 : x + 2]
+    for color in ("C2", "C3"):  # minimum/10's and valley's
+        target = 255 * np.asarray(mcolors.to_rgb(color))
+        assert (np.linalg.norm(column - target, axis=-1) < 40).sum() > 20, color
+
+
 QUICK = {"data.limit": 300, "train.batch_size": 32, "model.width": 0.125}
 
 
@@ -67,10 +113,24 @@ def test_find_lr_command(tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "steepest" in printed and "valley" in printed and "weights restored" in printed
+    assert "with the LR at " in printed
     saved = json.loads((tmp_path / "find-lr.json").read_text())
     assert set(saved["suggestions"]) == {"steepest", "minimum/10", "valley"}
     assert (tmp_path / "find-lr.png").stat().st_size > 5000
     assert len((tmp_path / "find-lr.csv").read_text().splitlines()) > 10
+
+
+def test_find_lr_says_the_lr_and_the_loss_where_it_diverged(tmp_path, capsys, monkeypatch):
+    """The number after "diverged" was the LR, read as the loss: the line names the LR and gives the loss."""
+    from lrlab import lr_finder
+
+    lrs = [1e-3 * 2**i for i in range(14)]  # up to 8.19
+    smoothed = [2.3] * 10 + [2.0, 1.5, 4.0, 9.3]
+    stopped = RangeTest(lrs, [v + 0.1 for v in smoothed], smoothed, True, {"steepest": 0.5, "valley": 0.6}, 0.35)
+    monkeypatch.setattr(lr_finder, "range_test", lambda *a, **k: stopped)
+    assert main(["find-lr", "--limit", "300", "--width", "0.125", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "stopped when the loss diverged (smoothed loss 9.3) with the LR at 8.19; weights restored" in printed
 
 
 def test_auto_lr_in_a_study_uses_the_valley_rule():

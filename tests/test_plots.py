@@ -53,23 +53,47 @@ def test_a_line_on_top_of_an_earlier_one_is_dashed():
     assert _dashes({"a": accuracy, "b": [0.2, 0.3, 0.9, 0.95, 0.9, 0.96, 0.97, 0.98]})["b"] != "-"
 
 
-def test_lr_sensitivity_shows_the_peaks_where_every_run_diverged(tmp_path, monkeypatch):
+def test_lr_sensitivity_puts_diverged_runs_in_a_strip_of_their_own(tmp_path, monkeypatch):
+    """A diverged run has no accuracy: its cross must not sit inside the accuracy axes, where any height reads as
+    an accuracy, but in a strip under them labelled "diverged", on the shared LR axis (a peak where every run
+    diverged still lies inside it), one row per schedule so that crosses at one peak do not hide each other."""
     from pathlib import Path
 
     from lrlab import plots
     from lrlab.results import Run
 
-    def run(base: str, peak: float, ok: bool) -> Run:
-        result = {"schedule": f"{base}@{peak:g}", "seed": 0, "status": "ok" if ok else "diverged",
+    def run(base: str, peak: float, ok: bool, seed: int = 0) -> Run:
+        result = {"schedule": f"{base}@{peak:g}", "seed": seed, "status": "ok" if ok else "diverged",
                   "test": {"accuracy": 0.9} if ok else None}  # fmt: skip
         return Run(Path("."), result, {"base_schedule": base, "peak_lr_axis": peak})
 
     runs = [run(b, pk, pk < 100) for b in ("standard", "onecycle") for pk in (0.01, 1.0, 100.0)]
+    runs.append(run("standard", 1.0, False, seed=1))  # one seed of two diverged at 1.0
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig))
+    plots.plot_sensitivity(runs, tmp_path / "lr_sensitivity.png")
+    ax, strip = figures[0].axes
+    low, high = ax.get_xlim()
+    assert ax.get_xscale() == "log" and low < 0.01 and high > 100  # the diverged peak lies inside the axis
+    assert strip.get_xlim() == ax.get_xlim() and strip.get_ylabel() == "diverged"
+    assert all(c.get_offsets().shape[0] == 0 or 100 not in c.get_offsets()[:, 0] for c in ax.collections)
+    figures[0].canvas.draw()  # lays the strip out
+    assert strip.get_window_extent().y1 <= ax.get_window_extent().y0  # under the accuracy axes, not inside them
+    rows = {tuple(xy) for c in strip.collections for xy in c.get_offsets().tolist()}
+    assert rows == {(1.0, 0.0), (100.0, 0.0), (100.0, 1.0)}  # standard's row, then onecycle's
+    assert [t.get_text() for t in strip.get_yticklabels()] == ["standard", "onecycle"]
+
+
+def test_lr_sensitivity_without_diverged_runs_has_no_strip(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from lrlab import plots
+    from lrlab.results import Run
+
+    runs = [Run(Path("."), {"schedule": f"a@{pk:g}", "seed": 0, "status": "ok", "test": {"accuracy": 0.5 + pk}},
+                {"base_schedule": "a", "peak_lr_axis": pk}) for pk in (0.01, 0.1)]  # fmt: skip
     figures = []
     monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig))
     plots.plot_sensitivity(runs, tmp_path / "lr_sensitivity.png")
     (ax,) = figures[0].axes
-    low, high = ax.get_xlim()
-    assert ax.get_xscale() == "log" and low < 0.01 and high > 100  # the diverged peak lies inside the axis
-    crosses = [c for c in ax.collections if c.get_offsets().shape[0] and c.get_offsets()[0][0] == 100]
-    assert len(crosses) == 2 and crosses[0].get_offsets()[0][1] != crosses[1].get_offsets()[0][1]  # not on top
+    assert ax.get_xlabel() == "peak learning rate"

@@ -192,10 +192,13 @@ def test_equal_gains_in_counts_are_equal_despite_float_noise():
     (c,) = compare({"base": base, "up": {s: v + 3 / 270 for s, v in base.items()}}, "base")
     # no spread: the t-test would say p = 0; the sign test's 2/2^2 is given instead, and no verdict
     assert c.p_ttest == c.p_wilcoxon == 0.5 and c.verdict == "no clear difference"
+    assert c.test == "sign-test"  # comparisons.csv says which test the p-value is of
     assert c.seeds_needed == 6  # 2/2^6 <= 0.05 < 2/2^5 (was inf: the float noise read as a spread)
     seven = {s: 0.8 + 0.01 * s for s in range(7)}
     (c,) = compare({"base": seven, "up": {s: v + 3 / 270 for s, v in seven.items()}}, "base")
-    assert c.p_ttest == pytest.approx(2 / 2**7) and c.verdict == "better"
+    assert c.p_ttest == pytest.approx(2 / 2**7) and c.verdict == "better" and c.test == "sign-test"
+    (c,) = compare({"base": {0: 0.5, 1: 0.6}, "one": {0: 0.7, 1: math.nan}}, "base")
+    assert c.n == 1 and c.test == "none" and math.isnan(c.p_holm)  # one pair: no test ran
     # tied |differences| share a rank: the exact two-sided p of signs (+,+,-,-,+) on equal sizes is 1
     a, k = [237, 244, 251, 248, 269], [1, 1, -1, -1, 1]
     x = {s: (a[s] + k[s]) / 270 for s in range(5)}

@@ -202,9 +202,55 @@ def test_report_refuses_to_compare_runs_of_different_settings(study, tmp_path, c
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "different settings: train.epochs is 2 in " in err and f"but 20 in {changed.parent}" in err
+    # the same run in two folders, trained under different settings: the setting is the reason named, not
+    # the results that follow from it
+    other = tmp_path / "other" / "runs" / "warmup" / "seed-0"
+    shutil.copytree(changed.parent, other)
+    result = json.loads((other / "result.json").read_text())
+    result["test"]["accuracy"] /= 2
+    (other / "result.json").write_text(json.dumps(result))
+    assert main(["report", str(out), str(other.parents[2]), "--out", str(tmp_path / "merged")]) == 2
+    assert "different settings: train.epochs is 2 in " in capsys.readouterr().err
     doc["config"]["train"].update(epochs=2, threads=7, device="cuda")  # how a run executes: the same setting
     changed.write_text(json.dumps(doc))
     assert main(["report", str(tmp_path)]) == 0
+
+
+def test_a_part_of_a_study_keeps_its_baseline_and_order(study, tmp_path, capsys):
+    """--schedules without the baseline, into the study's folder: nothing to train, and the folder's report
+    still compares with the study's baseline, in the study's order; into a new folder: said, not silent."""
+    _, out, _, _ = study
+    shutil.copytree(out / "runs", tmp_path / "runs")
+    shutil.copy(out / "study.json", tmp_path / "study.json")
+    quick = ["--limit", "200", "--epochs", "2", "--batch-size", "32", "--width", "0.125", "--no-progress"]
+    assert main(["study", "--schedules", "onecycle", "--seeds", "2", *quick, "--out", str(tmp_path)]) == 0
+    assert "(finished earlier)" in capsys.readouterr().out
+    doc = json.loads((tmp_path / "study.json").read_text())["config"]
+    assert doc["baseline"] == "standard" and list(doc["schedules"]) == list(json.loads(
+        (out / "study.json").read_text())["config"]["schedules"])  # fmt: skip
+    assert (tmp_path / "comparisons.csv").read_text() == (out / "comparisons.csv").read_text()
+    assert "Against the baseline (standard)" in (tmp_path / "report.md").read_text()
+    part = tmp_path / "part"
+    assert main(["study", "--schedules", "onecycle,cyclic", *quick, "--workers", "2", "--out", str(part)]) == 0
+    said = "the study's baseline, standard, has no runs here; compared with onecycle, the first that ran"
+    assert said in capsys.readouterr().out and said in (part / "report.md").read_text()
+    assert {r["baseline"] for r in read_csv(part / "comparisons.csv")} == {"onecycle"}
+
+
+def test_a_tie_for_the_highest_mean_is_named_as_one(study, tmp_path):
+    _, out, _, _ = study
+    shutil.copytree(out / "runs", tmp_path / "runs")
+    for name in ("warmup", "annealing"):
+        for seed in (0, 1):
+            path = tmp_path / "runs" / name / f"seed-{seed}" / "result.json"
+            result = json.loads(path.read_text())
+            result["test"]["accuracy"] = 1.0 - seed / 270
+            path.write_text(json.dumps(result))
+    build_report(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "Highest mean accuracy, tied: **warmup** and **annealing**." in md
+    assert "Test confusion matrix of the best schedule (warmup, the first of the 2 tied)" in md
+    assert "(90% of the best validation accuracy of any run here, so it moves when runs are added;" in md
 
 
 def test_report_merges_study_folders(study, tmp_path):

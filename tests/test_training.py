@@ -11,7 +11,7 @@ from lrlab.data import load_data
 from lrlab.errors import ConfigError
 from lrlab.model import build_model
 from lrlab.schedules import Plan, compile_schedule
-from lrlab.training import RunInputs, steps_per_epoch, train_run
+from lrlab.training import LineBar, RunInputs, steps_per_epoch, train_run
 
 crop_flip, resized_crop_flip = AUGMENTS["crop-flip"], AUGMENTS["resized-crop-flip"]
 
@@ -278,3 +278,21 @@ def test_compilation_time_is_kept_out_of_the_run_seconds(digits, monkeypatch):
     first, second = (e["seconds"] for e in res.epochs)
     assert first < second + 0.5  # the sleep is not in the first epoch's time
     assert res.seconds < first + second + 0.5
+
+
+def test_line_bar_writes_a_line_when_due_and_only_with_news(capsys):
+    bar = LineBar(total=20, initial=5, desc="onecycle s1", every=3600.0)
+    bar.update(1)
+    bar.set_postfix(loss="0.500", lr="0.1", refresh=False)
+    assert capsys.readouterr().err == ""  # not due yet
+    bar.close()
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("onecycle s1: step 6/20 (30%), ") and line.endswith(", loss 0.500, lr 0.1"), line
+    bar.refresh()
+    assert capsys.readouterr().err == ""  # nothing new since the last line
+    due = LineBar(total=4, desc="x", every=0.0)
+    for _ in range(4):
+        due.update(1)
+    assert [x.split(",")[0] for x in capsys.readouterr().err.splitlines()] == [
+        f"x: step {k}/4 ({k * 25}%)" for k in (1, 2, 3, 4)
+    ]

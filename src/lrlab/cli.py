@@ -4,6 +4,7 @@ live in config.py. `main(argv) -> int` is the console script and the tests' entr
 from __future__ import annotations
 
 import argparse
+import difflib
 import io
 import os
 import signal
@@ -37,9 +38,22 @@ class _NotSeed(argparse.Action):
     """`--seed` where a command takes `--seeds`: refused with the spelling it needs, since a count
     and a seed are easy to mix up (`--seeds 42` runs 42 seeds)."""
 
-    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
-        parser.error("--seed: this command takes --seeds, a count (--seeds 3 = seeds 0,1,2) or a list; for seed 42 "
-                     "alone: --seeds 42, (with the comma)")  # fmt: skip
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, *_: Any) -> None:
+        parser.error(f"--seed: this command takes --seeds, a count (--seeds 3 = seeds 0,1,2) or a list; for seed "
+                     f"{values} alone: --seeds {values}, (with the comma)")  # fmt: skip
+
+
+def _unrecognized(extra: list[str], command: argparse.ArgumentParser) -> str:
+    """argparse's "unrecognized arguments" with the command's closest option for each mistyped one (Python
+    3.11's argparse suggests nothing; study --seeds / train --seed and friends are easy to mix up)."""
+    options = [  # argparse keeps no public list of them; hidden ones (--seed on study) are not offered
+        o for o, a in command._option_string_actions.items() if o.startswith("--") and a.help != argparse.SUPPRESS
+    ]
+    hints = [(x, c[0]) for x in extra if x.startswith("-") and (c := difflib.get_close_matches(x, options, 1))]
+    said = f"unrecognized arguments: {' '.join(extra)}"
+    if len(hints) == 1 and len(extra) == 1:
+        return f"{said}; did you mean {hints[0][1]}?"
+    return said + (f"; did you mean {', '.join(f'{c} for {x}' for x, c in hints)}?" if hints else "")
 
 
 def _seeds(text: str) -> int | list[int]:
@@ -233,7 +247,7 @@ def _floats(text: str) -> list[float]:
 
 def cmd_schedules(args: argparse.Namespace) -> int:
     from lrlab import plots, store
-    from lrlab.schedules import FAMILIES, PRESETS, Plan, compile_schedule, family_fields
+    from lrlab.schedules import FAMILIES, PRESETS, Plan, compile_schedule, family_fields, resolve_auto, uses_auto
     from lrlab.schedules.compile import REQUIRED, toml_text
     from lrlab.study import describe_auto, prepare
 
@@ -264,7 +278,12 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     if args.steps:
         spe = args.steps_per_epoch or max(1, args.steps // cfg.train.epochs)
         plan = Plan(args.steps, spe)
-        schedules = {n: compile_schedule(s, plan, n) for n, s in cfg.schedules.items()}
+        given = cfg.auto_lr  # --auto-lr: "auto" LRs need no range test, so they preview without data too
+        schedules = {
+            n: compile_schedule(resolve_auto(s, given) if given else s, plan, n) for n, s in cfg.schedules.items()
+        }
+        if given and any(uses_auto(s) for s in cfg.schedules.values()):
+            print(describe_auto({"lr": given, "rule": "given"}))
     else:  # the real step count of this config's data and batch size
         prepared = prepare(cfg)
         plan, schedules = prepared.plan, prepared.schedules
@@ -339,7 +358,11 @@ def cmd_find_lr(args: argparse.Namespace) -> int:
         },
     )
     plot_range_test(test, out / "find-lr.png")
-    end = "stopped when the loss diverged" if test.stopped_early else "reached end_lr"
+    end = (  # the number printed after this is the LR, not the loss: say so, and give the loss there too
+        f"stopped when the loss diverged (smoothed loss {test.smoothed[-1]:.3g}) with the LR"
+        if test.stopped_early
+        else "reached end_lr with the LR"
+    )
     print(
         f"LR range test on {p.dataset.name}: {len(test.lrs)} steps from {args.start_lr:g}, {end} "
         f"at {test.lrs[-1]:.3g}; weights restored."
@@ -419,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="show progress bars (default: only on a terminal)",
     )
-    p.set_defaults(func=cmd_study)
+    p.set_defaults(func=cmd_study, parser=p)
 
     p = sub.add_parser(
         "schedules",
@@ -435,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, metavar="N", help="compile for N steps instead of the data's real count")
     p.add_argument("--steps-per-epoch", type=int, metavar="N", help="with --steps: steps per epoch")
     p.add_argument("--families", action="store_true", help="list the schedule families and their keys")
-    p.set_defaults(func=cmd_schedules)
+    p.set_defaults(func=cmd_schedules, parser=p)
 
     p = sub.add_parser(
         "train",
@@ -451,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<study name>)")
     p.add_argument("--fresh", action="store_true", help="discard an earlier run in the output folder")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="show a progress bar")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, parser=p)
 
     p = sub.add_parser(
         "report",
@@ -464,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dirs", nargs="+", metavar="DIR", help="study folders holding runs/<schedule>/seed-<k>/")
     p.add_argument("--out", metavar="DIR", help="where to write the report (default: the first DIR)")
     p.add_argument("--baseline", metavar="NAME", help="the schedule others are compared with")
-    p.set_defaults(func=cmd_report)
+    p.set_defaults(func=cmd_report, parser=p)
 
     p = sub.add_parser(
         "find-lr",
@@ -484,14 +507,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=_seeds, metavar="N|A,B", help="the first seed gives the initial weights")
     p.add_argument("--seed", action=_NotSeed, help=argparse.SUPPRESS)
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<study name>/find-lr)")
-    p.set_defaults(func=cmd_find_lr)
+    p.set_defaults(func=cmd_find_lr, parser=p)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; user errors print one line to stderr and return 2."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # refused by the command's parser: its usage, and the options it does take
+        args.parser.error(_unrecognized(extra, args.parser))
     # SIGTERM (a batch scheduler's stop, `kill`) ends lrlab like Ctrl-C: locks released, worker
     # processes stopped, finished runs kept; Python's default would exit without any of that
     in_main = threading.current_thread() is threading.main_thread()  # only there can a handler be set

@@ -179,14 +179,25 @@ def plot_range_test(test: RangeTest, path) -> None:
     fig, ax = new_figure((7, 4))
     ax.plot(test.lrs, test.losses, color="0.75", lw=1, label="loss")
     ax.plot(test.lrs, test.smoothed, color="C0", lw=2, label="smoothed loss")
-    finite = [v for v in test.smoothed if math.isfinite(v)]
+    # two rules often land within a few percent of each other (minimum/10 and valley on a sharp valley): one dash
+    # pattern per rule, each starting where the previous one's dash ends, so lines at one LR take turns instead of
+    # the last one drawn hiding the others
+    dash, width, turns = 4.0, 1.5, max(len(test.suggestions), 2)
     for k, (name, lr) in enumerate(test.suggestions.items()):
-        ax.axvline(lr, color=f"C{k + 1}", ls="--", lw=1.2, label=f"{name}: {lr:.3g}")
+        style = (k * dash, (dash, dash * (turns - 1)))
+        ax.axvline(lr, color=f"C{k + 1}", ls=style, lw=width, label=f"{name}: {lr:.3g}")
     ax.set_xscale("log")
+    finite = [v for v in test.smoothed if math.isfinite(v)]
     if finite:
         lo = min(finite)
-        ax.set_ylim(lo - 0.1 * abs(lo), min(max(finite), DIVERGE * lo) * 1.05)
+        # the top follows the smoothed curve, held to DIVERGE times its minimum (a diverging tail would flatten the
+        # rest); the bottom also takes the raw loss, which dips well below the smoothed one where the loss falls
+        top = min(max(finite), DIVERGE * lo) * 1.05
+        bottom = min([lo, *(v for v in test.losses if math.isfinite(v))])
+        ax.set_ylim(bottom - 0.05 * (top - bottom), top)
     ax.set(xlabel="learning rate", ylabel="training loss", title="LR range test")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    # legend samples two whole dash periods (in points, scaled by the line width; handlelength is in font sizes),
+    # so that every rule's sample shows its two dashes whatever its offset
+    ax.legend(fontsize=8, handlelength=2 * dash * turns * width / 8)
     save_figure(fig, path)

@@ -166,7 +166,7 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     table = study_table(groups)
     docs = study_docs(dirs)
     cfg = docs[0]["config"] if docs else runs[0].config["config"]
-    baseline = baseline or cfg.get("baseline") or groups[order[0]][0].config.get("base_schedule", order[0])
+    baseline, stand_in = _baseline(baseline, cfg.get("baseline"), groups, order)
     comps = comparisons(groups, baseline)
     comp_rows = [{**asdict(c), "metric": "accuracy"} for c in comps]
     store.write_csv(out / "comparisons.csv", comp_rows, COMPARISON_COLUMNS)
@@ -192,19 +192,35 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     plots.plot_curves(groups, "train_loss", "training loss", plot_dir / "train_loss.png")
     plots.plot_final(table, groups, plot_dir / "accuracy.png")
     ranked = [row for row in table if row["accuracy"].n]
-    best = max(ranked, key=lambda row: row["accuracy"].mean)["schedule"] if ranked else None
+    top = max((row["accuracy"].mean for row in ranked), default=math.nan)
+    # every schedule at the highest mean: on a small test split two schedules often score exactly alike
+    best = [row["schedule"] for row in ranked if math.isclose(row["accuracy"].mean, top, rel_tol=1e-9)]
     if best:
-        plots.plot_confusion(best, [r for r in groups[best] if r.ok], plot_dir / "confusion.png")
+        plots.plot_confusion(best[0], [r for r in groups[best[0]] if r.ok], plot_dir / "confusion.png")
     sweep = any(r.config.get("peak_lr_axis") is not None for r in runs)
     if sweep:
         plots.plot_sensitivity(runs, plot_dir / "lr_sensitivity.png")
 
     absent = absent_classes(runs)
-    doc = _document(cfg, runs, table, comps, ranks, dyn, baseline, best, target, sweep, len(dirs), absent)
+    doc = _document(cfg, runs, table, comps, ranks, dyn, baseline, stand_in, best, target, sweep, len(dirs), absent)
     store.write_text(out / "report.md", doc.markdown())
     store.write_text(out / "report.html", doc.html(out, f"lrlab study: {cfg['name']}"))
-    console = _console(cfg, runs, table, comps, ranks, baseline, absent)
+    console = _console(cfg, runs, table, comps, ranks, baseline, stand_in, absent)
     return Built(table, comps, console)
+
+
+def _baseline(
+    given: str | None, configured: str | None, groups: dict[str, list[Run]], order: list[str]
+) -> tuple[str, str | None]:
+    """The schedule to compare with: `given` (--baseline; must have runs), else the study's, else the first
+    schedule that ran; and a note when the study's has no runs here (e.g. a --schedules part without it)."""
+    first = groups[order[0]][0].config.get("base_schedule", order[0])
+    if given or not configured:
+        return given or first, None
+    ran = set(groups) | {rs[0].config.get("base_schedule", n) for n, rs in groups.items()}
+    if configured in ran:
+        return configured, None
+    return first, f"the study's baseline, {configured}, has no runs here; compared with {first}, the first that ran"
 
 
 def _results_rows(table: list[dict[str, Any]], ranks: dict[str, int]) -> list[list[str]]:
@@ -231,8 +247,8 @@ def _seeds(n: float) -> str:
 
 def _document(
     cfg: dict[str, Any], runs: list[Run], table: list[dict[str, Any]], comps: list[stats.Comparison],
-    ranks: dict[str, int], dyn: list[dict[str, Any]], baseline: str, best: str | None, target: float,
-    sweep: bool, n_dirs: int, absent: list[str],
+    ranks: dict[str, int], dyn: list[dict[str, Any]], baseline: str, stand_in: str | None, best: list[str],
+    target: float, sweep: bool, n_dirs: int, absent: list[str],
 ) -> Doc:  # fmt: skip
     rc = runs[0].config
     data, model, m, t = rc["data"], rc.get("model", {}), cfg["model"], cfg["train"]
@@ -287,28 +303,38 @@ def _document(
             else ""
         )
         doc.p(
-            f"Paired difference in test accuracy (schedule − {baseline}) over the seeds where both finished; "
+            (f"**Note:** {stand_in}. " if stand_in else "")
+            + f"Paired difference in test accuracy (schedule − {baseline}) over the seeds where both finished; "
             f"{tested}{sign}{unpaired}"
         )
         doc.table(
             ["schedule", "Δ accuracy", f"{LEVEL:.0%} interval", "pairs", "p (t-test)", "p (Wilcoxon)", "p (Holm)",
              "verdict", "seeds to plan"], _significance_rows(comps))  # fmt: skip
-    if best:
-        doc.p(f"Highest mean accuracy: **{best}**.")
+    if len(best) == 1:
+        doc.p(f"Highest mean accuracy: **{best[0]}**.")
+    elif best:
+        doc.p(f"Highest mean accuracy, tied: {' and '.join(f'**{b}**' for b in best)}.")
     doc.h(2, "Plots")
+    shown = best[0] + (f", the first of the {len(best)} tied" if len(best) > 1 else "") if best else ""
     for name, cap in [
         ("lr", "Learning rate against optimizer step"),
         ("val_accuracy", "Validation accuracy against epoch, mean and min–max band over seeds"),
         ("train_loss", "Training loss against epoch, mean and min–max band over seeds"),
         ("accuracy", f"Final test accuracy per schedule: seeds as dots, mean and {LEVEL:.0%} interval"),
         ("lr_sensitivity", "LR sensitivity: final test accuracy against the peak LR of each schedule"),
-        ("confusion", f"Test confusion matrix of the best schedule ({best})"),
+        ("confusion", f"Test confusion matrix of the best schedule ({shown})"),
     ]:
         if (name != "lr_sensitivity" or sweep) and (name != "confusion" or best):
             doc.img(f"plots/{name}.png", cap)
     doc.h(2, "Training dynamics")
+    whose = (
+        "the study's target_accuracy"
+        if cfg.get("target_accuracy")
+        else f"{TARGET_OF_BEST:.0%} of the best validation accuracy of any run here, so it moves when runs are added"
+    )
     reached = (
-        f"reached {target:.4f} (mean over the seeds that reached it)"
+        f"reached {target:.4f} ({whose}; mean over the seeds that reached it; the seconds are wall-clock time, "
+        "which the machine's other load sways, so the epochs are the figure to compare)"
         if math.isfinite(target)
         else "reached a target (none here: no run finished)"
     )
@@ -372,7 +398,7 @@ def _diverged(r: Run) -> str:
 
 def _console(
     cfg: dict[str, Any], runs: list[Run], table: list[dict[str, Any]], comps: list[stats.Comparison],
-    ranks: dict[str, int], baseline: str, absent: list[str],
+    ranks: dict[str, int], baseline: str, stand_in: str | None, absent: list[str],
 ) -> str:  # fmt: skip
     rc = runs[0].config["data"]
     n = len({r.seed for r in runs})
@@ -384,4 +410,5 @@ def _console(
     rows = [r + ([verdict.get(r[0], "baseline")] if comps and n > 1 else []) for r in _results_rows(table, ranks)]
     doc.table(head, rows)
     warning = f"\nwarning: {_absent_warning(absent)}" if absent else ""
-    return "\n".join(lines) + "\n" + doc.markdown().rstrip() + warning
+    note = f"\nnote: {stand_in}" if stand_in and comps else ""
+    return "\n".join(lines) + "\n" + doc.markdown().rstrip() + note + warning

@@ -80,6 +80,7 @@ def load_runs(dirs: list[Path]) -> list[Run]:
                 ) from None
             kept = runs.setdefault((run.name, run.seed), run)
             if differ := [k for k in differing(kept.result, run.result) if k not in HOW_IT_RAN]:
+                check_one_setting([kept, run])  # the copies' settings differ: that is the reason to name
                 raise LrlabError(
                     f"run {run.name} seed {run.seed} is in both {kept.folder} and {run.folder} with different "
                     f"results ({', '.join(differ)}); remove one of them, or report the studies separately"

@@ -44,7 +44,7 @@ class Comparison:
     p_wilcoxon: float
     p_holm: float  # Holm-adjusted p of `test` across all comparisons of this metric
     holm_m: int  # how many comparisons (those with a p-value) the Holm adjustment was over
-    test: str
+    test: str  # the test behind p_holm: the one asked for, "sign-test" where the t-test had no spread, or "none"
     verdict: str  # "better", "worse", "no clear difference", or "no pairs" (n == 0: nothing was compared)
     seeds_needed: float = NAN  # seeds_for_power at alpha / holm_m; nan: cannot say, inf: above MAX_SEEDS
 
@@ -80,6 +80,8 @@ def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, flo
     n = x.size
     if n < 2:
         return NAN, NAN
+    if np.all(x == x[0]):  # no spread: exactly zero width (the float mean and std of equal values may not be)
+        return float(x[0]), float(x[0])
     mean = float(x.mean())
     half = float(sps.t.ppf((1.0 + level) / 2.0, n - 1)) * float(x.std(ddof=1)) / math.sqrt(n)
     return mean - half, mean + half
@@ -219,10 +221,18 @@ def compare(
     adjusted = holm(raw)
     m = sum(not math.isnan(p) for p in raw)  # holm's m: comparisons without a p-value are not counted
     return [
-        Comparison(name, baseline, n, dm, lo, hi, pt, pw, ph, m, test, _verdict(n, dm, ph, alpha),
-                   seeds_for_power(d, alpha / max(m, 1)))
+        Comparison(name, baseline, n, dm, lo, hi, pt, pw, ph, m, _test_used(test, n, lo, hi),
+                   _verdict(n, dm, ph, alpha), seeds_for_power(d, alpha / max(m, 1)))
         for (name, n, dm, lo, hi, pt, pw, d), ph in zip(rows, adjusted, strict=True)
     ]  # fmt: skip
+
+
+def _test_used(test: str, n: int, low: float, high: float) -> str:
+    """What a comparison's p-value comes from, for readers of the CSV: none under two pairs, and for the
+    t-test on differences without spread (a zero-width interval) the sign test's p (see _pvalues)."""
+    if n < 2:
+        return "none"
+    return "sign-test" if test == "t-test" and low == high else test
 
 
 def rank_with_ties(

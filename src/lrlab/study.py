@@ -35,7 +35,15 @@ from lrlab.lr_finder import range_test
 from lrlab.metrics import classification_metrics
 from lrlab.model import AUTO_STEM_MAX_SIDE, build_model, count_params
 from lrlab.schedules import AUTO_RULE, Plan, Schedule, compile_schedule, resolve_auto, scale_to_peak, uses_auto
-from lrlab.training import RunInputs, RunResult, resolve_device, save_checkpoint, steps_per_epoch, train_run
+from lrlab.training import (
+    RunInputs,
+    RunResult,
+    progress_bar,
+    resolve_device,
+    save_checkpoint,
+    steps_per_epoch,
+    train_run,
+)
 
 RUNS_DIR = "runs"  # inside the study folder: runs/<schedule>/seed-<k>/
 SWEEP_SEP = "@"  # a run of the LR axis is named <schedule>@<peak LR>
@@ -47,13 +55,14 @@ def run_dir(out: Path, schedule: str, seed: int) -> Path:
 
 
 def select_schedules(cfg: StudyConfig, names: list[str]) -> None:
-    """Keep only the named schedules (in the given order); unknown names list the valid ones."""
+    """Keep only the named schedules (in the given order); unknown names list the valid ones. The baseline
+    stays the whole study's (its `baseline`, else its first schedule), even when it is not selected: a part
+    run into a folder that holds the rest must not change what the folder's report compares against."""
     for n in names:
         if n not in cfg.schedules:
             raise unknown("schedule", n, cfg.schedules)
+    cfg.baseline = cfg.baseline or next(iter(cfg.schedules))
     cfg.schedules = {n: cfg.schedules[n] for n in names}
-    if cfg.baseline is not None and cfg.baseline not in cfg.schedules:
-        cfg.baseline = None
 
 
 @dataclass
@@ -336,6 +345,19 @@ def run_study(
     return built.table
 
 
+def _with_earlier_schedules(doc: dict[str, Any], out: Path) -> dict[str, Any]:
+    """A study config to record in `out`/study.json: the schedules of the folder's earlier record come first,
+    in their order, so that a start with some of them (--schedules) keeps the folder's report in the study's
+    order; this start's specs replace same-named ones (its runs were checked against them)."""
+    try:
+        earlier = store.read_json(out / "study.json")["config"]["schedules"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return doc
+    merged = {n: doc["schedules"].get(n, spec) for n, spec in earlier.items()}
+    doc["schedules"] = merged | {n: spec for n, spec in doc["schedules"].items() if n not in merged}
+    return doc
+
+
 def describe_auto(auto: dict[str, Any]) -> str:
     """The line that says what "auto" LRs stand for and where the value came from."""
     how = "given (auto_lr)" if auto["rule"] == "given" else f"{auto['rule']} rule of an LR range test"
@@ -389,7 +411,7 @@ def _run_all(
             echo(f"caution: {p.auto_lr['caution']}")
     if d.is_main:
         study_doc = {
-            "config": config_mod.to_dict(cfg),
+            "config": _with_earlier_schedules(config_mod.to_dict(cfg), out),
             "auto_lr": p.auto_lr,
             "provenance": store.provenance(str(p.device)),
         }
@@ -482,7 +504,7 @@ def _draw_bars(queue: Any, slots: int, stop: Any) -> None:
     def draw(label: str, n: int, total: int, postfix: dict[str, str], done: bool) -> None:
         if label not in bars:
             pos = free.pop(0) if free else slots + len(bars)
-            bar = tqdm(total=total, initial=n, desc=label, position=pos, leave=False, unit="step", dynamic_ncols=True)
+            bar = progress_bar(total, n, label, True, position=pos, leave=False)  # lines in a log, else tqdm's
             bars[label] = (bar, pos)
         bar, pos = bars[label]
         bar.set_postfix(postfix, refresh=False)
@@ -581,7 +603,9 @@ def _run_parallel(
             with tqdm.external_write_mode():
                 say(line)
 
-    initargs = (config_mod.to_dict(cfg), p.specs, p.auto_lr, threads, stop, bars)
+    # without the baseline: a worker only trains, and a --schedules part may leave the study's baseline out,
+    # which the config check refuses
+    initargs = ({**config_mod.to_dict(cfg), "baseline": None}, p.specs, p.auto_lr, threads, stop, bars)
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=initargs) as pool:
         # the workers start here (submit spawns them) with Ctrl-C ignored from their first instruction: an
         # ignored signal stays ignored through exec, and Python then installs no KeyboardInterrupt handler,

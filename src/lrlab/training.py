@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ DIVERGE_FACTOR = 10.0
 AUX_WEIGHT = 0.3  # auxiliary-head loss weight (GoogLeNet paper)
 EVAL_BATCH = 1024  # images per forward pass in evaluation (no gradients, so larger than training)
 LOG_EVERY = 10  # steps between progress-bar refreshes and divergence checks (each one reads the device)
+LINE_EVERY = 30.0  # seconds between a run's progress lines where stderr is a file or pipe (--progress)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -482,6 +484,48 @@ class Trainer:
         return None
 
 
+class LineBar:
+    """The calls a Trainer makes on its tqdm bar, written as whole lines, one every LINE_EVERY seconds and one
+    at the end: --progress into a file or a pipe (a batch job's log), where tqdm's redrawn bar (carriage
+    returns, and cursor moves for several bars) reads badly in `less` or `grep`."""
+
+    def __init__(self, total: int, initial: int = 0, desc: str = "", every: float = LINE_EVERY) -> None:
+        self.total, self.n, self.desc, self.every = total, initial, desc, every
+        self.postfix: dict[str, Any] = {}
+        self.start = self.last = time.monotonic()
+        self.written = initial  # the step of the last line: a line only when there is news
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if time.monotonic() - self.last >= self.every:
+            self.refresh()
+
+    def set_postfix(self, ordered_dict: dict[str, Any] | None = None, refresh: bool = True, **values: Any) -> None:
+        self.postfix = {**(ordered_dict or {}), **values}
+
+    def refresh(self) -> None:
+        if self.n == self.written:
+            return
+        now = time.monotonic()
+        rate = (self.n - self.written) / max(now - self.last, 1e-9)
+        fields = "".join(f", {k} {v}" for k, v in self.postfix.items())
+        print(f"{self.desc}: step {self.n}/{self.total} ({self.n / max(self.total, 1):.0%}), {rate:.3g} steps/s"
+              f"{fields}", file=sys.stderr, flush=True)  # fmt: skip
+        self.last, self.written = now, self.n
+
+    def close(self) -> None:
+        self.refresh()
+
+
+def progress_bar(total: int, initial: int, label: str, show: bool | None, **tqdm_args: Any) -> Any:
+    """A run's progress: tqdm's bar on a terminal (show None: only there), lines (LineBar) when forced on
+    (--progress) into a file or a pipe, nothing when off."""
+    if show and not sys.stderr.isatty():
+        return LineBar(total, initial, label)
+    return tqdm(total=total, initial=initial, desc=label, unit="step", dynamic_ncols=True,
+                disable=None if show is None else not show, **tqdm_args)  # fmt: skip
+
+
 def train_run(
     build_model: Callable[[], nn.Module],
     data: RunInputs,
@@ -518,8 +562,7 @@ def train_run(
     if make_bar is not None:
         bar = make_bar(plan.total_steps, trainer.step, label)
     else:
-        bar = tqdm(total=plan.total_steps, initial=trainer.step, desc=label, leave=True, dynamic_ncols=True,
-                   unit="step", disable=None if show is None else not show)  # fmt: skip
+        bar = progress_bar(plan.total_steps, trainer.step, label, show, leave=True)
     diverged = None
     for epoch in range(start + 1, plan.total_steps // plan.steps_per_epoch + 1):
         diverged = trainer.train_epoch(epoch, bar)

@@ -162,7 +162,7 @@ def _value(value: Any, tp: Any, key: str, where: str) -> Any:
     if value == "auto" and key in AUTO_FACTORS:
         raise ConfigError(
             f'{where}: "auto" is set from the LR range test, which `lrlab study` and `lrlab schedules` '
-            "run on the study's data (not with --steps)"
+            "run on the study's data (with --steps, give its value: --auto-lr LR)"
         )
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
