@@ -295,6 +295,18 @@ def test_momentum_off_unless_asked():
     assert s.momentum(0) == pytest.approx(0.9) and s.momentum(5) == pytest.approx(0.8)
 
 
+def test_momentum_tables_take_zero_and_refuse_a_metric_or_a_preset_that_cycles():
+    s = compile_schedule({"type": "constant", "lr": 0.1, "momentum": {"type": "constant", "lr": 0.0}}, PLAN, "s")
+    assert s.momentum(0) == s.momentum(99) == 0.0  # plain SGD: a valid momentum (an LR of 0 is refused)
+    with pytest.raises(ConfigError, match=r"schedules\.s\.momentum\.type: a momentum table follows the steps"):
+        compile_schedule({"type": "constant", "lr": 0.1, "momentum": {"type": "plateau", "lr": 0.9}}, PLAN, "s")
+    onecycle = {"type": "torch-onecycle", "max_lr": 0.1, "momentum": {"type": "inverse"}}
+    with pytest.raises(ConfigError, match="the preset 'torch-onecycle' sets cycle_momentum = true"):
+        compile_schedule(onecycle, PLAN, "s")
+    table = compile_schedule({**onecycle, "cycle_momentum": False}, PLAN, "s")  # accepted: the table replaces it
+    assert min(table.momentum(i) for i in range(100)) == pytest.approx(0.85, abs=1e-3)
+
+
 def test_trace_covers_every_step():
     tr = compile_schedule({"type": "constant", "lr": 0.1}, PLAN).trace()
     assert [t[0] for t in tr] == list(range(100)) and tr[0][2] is None

@@ -14,7 +14,7 @@ import pytest
 
 from lrlab import config
 from lrlab.cli import main
-from lrlab.errors import ConfigError
+from lrlab.errors import ConfigError, LrlabError
 from lrlab.report import build_report
 from lrlab.results import by_name, comparisons, load_runs
 from lrlab.study import run_study
@@ -237,6 +237,20 @@ def test_a_part_of_a_study_keeps_its_baseline_and_order(study, tmp_path, capsys)
     assert {r["baseline"] for r in read_csv(part / "comparisons.csv")} == {"onecycle"}
 
 
+@pytest.mark.parametrize("fresh", [[], ["--fresh"]])
+def test_a_folder_of_another_setting_is_refused_before_training(fresh, study, tmp_path, capsys):
+    """Runs of another setting (here epochs; e.g. --data into the default study's folder) that this start would
+    keep: refused before anything is trained or removed, not by the report after all the training."""
+    _, out, _, _ = study
+    shutil.copytree(out / "runs", tmp_path / "runs")
+    before = (tmp_path / "runs" / "onecycle" / "seed-0" / "result.json").read_text()
+    quick = ["--limit", "200", "--epochs", "3", "--batch-size", "32", "--width", "0.125", "--no-progress"]
+    assert main(["study", "--schedules", "onecycle", *quick, *fresh, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path} holds runs of another setting (train.epochs is 2 in {tmp_path}" in err and "--out" in err
+    assert (tmp_path / "runs" / "onecycle" / "seed-0" / "result.json").read_text() == before
+
+
 def test_a_tie_for_the_highest_mean_is_named_as_one(study, tmp_path):
     _, out, _, _ = study
     shutil.copytree(out / "runs", tmp_path / "runs")
@@ -262,9 +276,10 @@ def test_report_merges_study_folders(study, tmp_path):
         shutil.copy(out / "study.json", d / "study.json")
     built = build_report(tmp_path / "merged", [a, b])
     assert (tmp_path / "merged" / "summary.csv").read_text() == (out / "summary.csv").read_text()
-    assert (
-        len(built.comparisons) == 5 and "Merged from 2 study folders" in (tmp_path / "merged" / "report.md").read_text()
-    )
+    assert len(built.comparisons) == 5
+    assert f"Merged from 2 study folders: `{a}`, `{b}`." in (tmp_path / "merged" / "report.md").read_text()
+    with pytest.raises(LrlabError, match="a merged report's folder holds no runs: rebuild it from the study folders"):
+        build_report(tmp_path / "merged")  # it has no runs of its own
 
 
 def test_lr_axis_and_divergence(tmp_path):
@@ -297,6 +312,11 @@ def test_lr_axis_and_divergence(tmp_path):
     gone = tmp_path / "runs" / "standard@10000" / "seed-0" / "result.json"
     strict = json.loads(gone.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in {gone}"))
     assert strict["diverged"]["step"] <= 10 and strict["best_epoch"] is None is strict["best_val_accuracy"]
+    # its LR budget and lr.csv are of the steps it ran, not of the plan (planned, onecycle ends near 0)
+    trace = read_csv(gone.parent.parent.parent / "onecycle@10000" / "seed-0" / "lr.csv")
+    ran = json.loads((gone.parent.parent.parent / "onecycle@10000" / "seed-0" / "result.json").read_text())
+    assert len(trace) == ran["diverged"]["step"] and ran["peak_lr"] == pytest.approx(max(float(r["lr"]) for r in trace))
+    assert ran["final_lr"] == pytest.approx(float(trace[-1]["lr"])) == pytest.approx(ran["diverged"]["lr"])
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(gone.stat().st_mode) == 0o666 & ~umask  # readable like any new file, not private
@@ -345,8 +365,6 @@ def test_streaming_from_disk_trains_exactly_like_memory(tmp_path):
 
 
 def test_a_run_in_two_folders_is_kept_once_if_identical_and_refused_if_not(tmp_path):
-    from lrlab.errors import LrlabError
-
     def put(study: str, accuracy: float, seconds: float = 1.0) -> None:
         run = tmp_path / study / "runs" / "onecycle" / "seed-0"
         run.mkdir(parents=True)
@@ -372,7 +390,9 @@ def test_every_csv_writes_a_missing_value_as_an_empty_cell(tmp_path):
     row = {"none": None, "nan": math.nan, "inf": math.inf, "neg": -math.inf, "x": 0.1234567, "n": 3, "s": "ok"}
     store.write_csv(tmp_path / "t.csv", [row], list(row))
     (back,) = read_csv(tmp_path / "t.csv")
-    assert back == {"none": "", "nan": "", "inf": "inf", "neg": "-inf", "x": "0.123457", "n": "3", "s": "ok"}
+    assert back == {"none": "", "nan": "", "inf": "inf", "neg": "-inf", "x": "0.1234567", "n": "3", "s": "ok"}
+    store.write_csv(tmp_path / "t.csv", [{"x": 237 / 270}], ["x"])
+    assert float(read_csv(tmp_path / "t.csv")[0]["x"]) == 237 / 270  # in full: reads back as the same float
     assert float(back["inf"]) == math.inf  # a value (seeds_needed above the search limit), not a missing one
 
 
@@ -461,3 +481,10 @@ def test_auto_lr_given_skips_the_range_test_and_differing_auto_lrs_are_not_compa
 def test_auto_lr_flag_reaches_the_config(tmp_path, capsys):
     assert main(["study", "--auto-lr", "0.02", "--out", str(tmp_path)]) == 2  # the default config has no "auto"
     assert 'auto_lr: no schedule has an "auto" LR' in capsys.readouterr().err
+
+
+def test_a_limit_above_the_training_split_is_said(tmp_path, capsys):
+    args = ["study", "--schedules", "standard", "--limit", "5000", "--epochs", "1", "--batch-size", "128", "--width",
+            "0.125", "--no-progress", "--out", str(tmp_path)]  # fmt: skip
+    assert main(args) == 0
+    assert "note: data.limit: 5000 is more than the 1257 training images the split leaves" in capsys.readouterr().out

@@ -104,7 +104,7 @@ def _config_args(p: argparse.ArgumentParser, auto_lr: bool = True) -> None:
         dest="data.limit",
         type=int,
         metavar="N",
-        help="use only N training images (validation and test shrink in proportion)",
+        help="use at most N training images (validation and test shrink in proportion)",
     )
     if auto_lr:
         g.add_argument(

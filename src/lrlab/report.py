@@ -155,7 +155,14 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     dirs = dirs or [out]
     runs = load_runs(dirs)
     if not runs:
-        raise LrlabError(f"no finished runs under {', '.join(map(str, dirs))} (expected runs/<schedule>/seed-<k>/)")
+        merged = (
+            "; a merged report's folder holds no runs: rebuild it from the study folders its report.md names"
+            if any((d / "report.md").exists() for d in dirs)
+            else ""
+        )
+        raise LrlabError(
+            f"no finished runs under {', '.join(map(str, dirs))} (expected runs/<schedule>/seed-<k>/){merged}"
+        )
     check_one_setting(runs)
     check_one_auto_lr(runs)
     order = run_order(dirs, runs)
@@ -181,11 +188,13 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     dyn = dynamics(groups, target)
 
     plot_dir = out / "plots"
-    traces = {n: [(int(x["step"]), float(x["lr"])) for x in rs[0].csv("lr.csv")] for n, rs in groups.items()}
+    # each schedule's LR as planned: from a finished run (a diverged one's lr.csv ends where it stopped)
+    shown = {n: next((r for r in rs if r.ok), rs[0]).csv("lr.csv") for n, rs in groups.items()}
+    traces = {n: [(int(x["step"]), float(x["lr"])) for x in rows] for n, rows in shown.items()}
     moms = {
-        n: [(int(x["step"]), float(x["momentum"])) for x in rs[0].csv("lr.csv")]
-        for n, rs in groups.items()
-        if rs[0].csv("lr.csv") and rs[0].csv("lr.csv")[0]["momentum"]  # a scheduled momentum
+        n: [(int(x["step"]), float(x["momentum"])) for x in rows]
+        for n, rows in shown.items()
+        if rows and rows[0]["momentum"]  # a scheduled momentum
     }
     plots.plot_lr(traces, plot_dir / "lr.png", momentum=moms or None)
     plots.plot_curves(groups, "val_accuracy", "validation accuracy", plot_dir / "val_accuracy.png")
@@ -202,7 +211,7 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
         plots.plot_sensitivity(runs, plot_dir / "lr_sensitivity.png")
 
     absent = absent_classes(runs)
-    doc = _document(cfg, runs, table, comps, ranks, dyn, baseline, stand_in, best, target, sweep, len(dirs), absent)
+    doc = _document(cfg, runs, table, comps, ranks, dyn, baseline, stand_in, best, target, sweep, dirs, absent)
     store.write_text(out / "report.md", doc.markdown())
     store.write_text(out / "report.html", doc.html(out, f"lrlab study: {cfg['name']}"))
     console = _console(cfg, runs, table, comps, ranks, baseline, stand_in, absent)
@@ -248,14 +257,14 @@ def _seeds(n: float) -> str:
 def _document(
     cfg: dict[str, Any], runs: list[Run], table: list[dict[str, Any]], comps: list[stats.Comparison],
     ranks: dict[str, int], dyn: list[dict[str, Any]], baseline: str, stand_in: str | None, best: list[str],
-    target: float, sweep: bool, n_dirs: int, absent: list[str],
+    target: float, sweep: bool, dirs: list[Path], absent: list[str],
 ) -> Doc:  # fmt: skip
     rc = runs[0].config
     data, model, m, t = rc["data"], rc.get("model", {}), cfg["model"], cfg["train"]
     seeds = sorted({r.seed for r in runs})
     doc = Doc()
     doc.h(1, f"lrlab study: {cfg['name']}")
-    merged = f" Merged from {n_dirs} study folders." if n_dirs > 1 else ""
+    merged = f" Merged from {len(dirs)} study folders: {', '.join(f'`{d}`' for d in dirs)}." if len(dirs) > 1 else ""
     doc.p(
         f"GoogLeNet ({model.get('stem', m['stem'])} stem, width {m['width']}, {model.get('parameters', 0):,} "
         f"parameters) on **{data['name']}** (train {data['train']}, validation {data['val']}, test {data['test']} "

@@ -99,6 +99,22 @@ def _flat(doc: Any, prefix: str = "") -> dict[str, Any]:
     return {k: v for key, value in doc.items() for k, v in _flat(value, f"{prefix}.{key}" if prefix else key).items()}
 
 
+def setting_of(config_doc: dict[str, Any], files_hash: str | None) -> dict[str, Any]:
+    """What runs must share to be compared (config.setting and the data's hash), as flat dotted keys."""
+    return _flat({**config_mod.setting(config_doc), "data_files": files_hash})
+
+
+def other_setting(runs: list[Run], mine: dict[str, Any]) -> tuple[Run, str, Any] | None:
+    """The first run made under another setting than `mine` (setting_of), the first key that differs, and
+    that run's value of it."""
+    for r in runs:
+        if "config" in r.config:  # a run folder from before lrlab saved its config: nothing to check
+            theirs = setting_of(r.config["config"], r.config["data"].get("files_hash"))
+            if (diff := next(iter(differing(theirs, mine)), None)) is not None:
+                return r, diff, theirs.get(diff)
+    return None
+
+
 def check_one_setting(runs: list[Run]) -> None:
     """Refuse to compare runs made under different settings (epochs, model, data...: config.setting and
     the data's hash): pairing by seed assumes that only the schedule differs."""
@@ -106,7 +122,7 @@ def check_one_setting(runs: list[Run]) -> None:
     for r in runs:
         if "config" not in r.config:  # a run folder from before lrlab saved its config: nothing to check
             continue
-        mine = _flat({**config_mod.setting(r.config["config"]), "data_files": r.config["data"].get("files_hash")})
+        mine = setting_of(r.config["config"], r.config["data"].get("files_hash"))
         if first is None:
             first, where = mine, r.folder
             continue

@@ -127,11 +127,13 @@ def read_json(path: Path) -> Any:
 
 
 def _cell(v: Any) -> Any:
-    """A CSV cell: a float to 6 significant digits. A missing value, None or nan (a diverged run's metrics, a
-    test with too few pairs), is an empty cell in every lrlab CSV; ±inf is a value (seeds_needed above the
-    search limit, a loss that blew up) and is written inf or -inf, which float() and CSV readers parse."""
+    """A CSV cell: a float in full (the shortest text that reads back as the same float: a schedule checked
+    against another library's from lr.csv, or a statistic recomputed from summary.csv, must not meet rounding
+    of ours). A missing value, None or nan (a diverged run's metrics, a test with too few pairs), is an empty
+    cell in every lrlab CSV; ±inf is a value (seeds_needed above the search limit, a loss that blew up) and is
+    written inf or -inf, which float() and CSV readers parse."""
     if isinstance(v, float):
-        return "" if math.isnan(v) else f"{v:.6g}"
+        return "" if math.isnan(v) else repr(v)
     return "" if v is None else v
 
 

@@ -240,6 +240,8 @@ def save_run(folder: Path, p: Prepared, sched: Schedule, seed: int, result: RunR
     ds = p.dataset
     store.write_csv(folder / "epochs.csv", result.epochs, results.EPOCH_COLUMNS)
     trace = sched.trace()
+    if result.diverged:  # the steps it ran: its LR budget (peak, final, mean) is of those, not of the plan
+        trace = trace[: max(1, int(result.diverged["step"]))]
     store.write_csv(folder / "lr.csv", [{"step": s, "lr": lr, "momentum": m} for s, lr, m in trace],
                     ["step", "lr", "momentum"])  # fmt: skip
     store.write_csv(folder / "steps.csv", [{"step": s, "loss": v} for s, v in result.step_losses], ["step", "loss"])
@@ -309,7 +311,9 @@ def run_study(
                                      p.dataset.files_hash)
         for run, seed in keys
     }  # fmt: skip
-    if d.is_main and not fresh:  # a folder with other runs is refused before anything is trained or written
+    if d.is_main:  # a folder with other runs is refused before anything is trained or written
+        _check_folder(out, {run_dir(out, n, s) for n, s in keys}, p)
+    if d.is_main and not fresh:
         for (n, s), fp in fingerprints.items():
             run_state(run_dir(out, n, s), fp)
     if d.is_main:
@@ -343,6 +347,21 @@ def run_study(
     echo(f"wrote {out}/{files} in {time.perf_counter() - t0:.1f} s")
     sys.stdout.flush()
     return built.table
+
+
+def _check_folder(out: Path, replaced: set[Path], p: Prepared) -> None:
+    """Refuse a folder holding finished runs of another setting (other data, epochs, model...) besides those
+    this start trains (`replaced`; of those, run_state refuses a changed one, which --fresh replaces): its
+    report, which pairs runs that differ only in schedule and seed, would refuse them after all the training
+    (e.g. `--data` into the folder that the config's name gives, where the default study ran)."""
+    kept = [r for r in results.load_runs([out]) if r.folder not in replaced] if (out / RUNS_DIR).is_dir() else []
+    mine = results.setting_of(config_mod.to_dict(p.cfg), p.dataset.files_hash)
+    if found := results.other_setting(kept, mine):
+        run, key, theirs = found
+        raise ConfigError(
+            f"{out} holds runs of another setting ({key} is {theirs!r} in {run.folder}, {mine.get(key)!r} here), "
+            "which a report cannot pair with these: choose another --out"
+        )
 
 
 def _with_earlier_schedules(doc: dict[str, Any], out: Path) -> dict[str, Any]:
@@ -402,6 +421,9 @@ def _run_all(
         f"{ds.image_size[0]}×{ds.image_size[1]}×{ds.in_channels}), {count(cfg.train.epochs, 'epoch')} × "
         f"{count(p.plan.steps_per_epoch, 'step')}, device {p.device}{ranks}, out {out}"
     )
+    if cfg.data.limit is not None and cfg.data.limit > len(ds.train):
+        echo(f"note: data.limit: {cfg.data.limit} is more than the {len(ds.train)} training images the split leaves; "
+             "all of them are used")  # fmt: skip
     for name, sched in p.schedules.items():
         for note in sched.notes:
             echo(f"note: schedules.{name}: {note}")

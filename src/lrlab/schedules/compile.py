@@ -136,7 +136,7 @@ def _number(value: Any, where: str) -> float:
     raise ConfigError(f"{where}: expected a finite number, got {shown}")
 
 
-def _value(value: Any, tp: Any, key: str, where: str) -> Any:
+def _value(value: Any, tp: Any, key: str, where: str, zero_ok: bool = False) -> Any:
     if tp is Duration or tp == list[Duration]:
         unit = key.rsplit("_", 1)[1]
         items = value if tp != Duration and isinstance(value, list) else [value]
@@ -169,12 +169,12 @@ def _value(value: Any, tp: Any, key: str, where: str) -> Any:
             raise ConfigError(f"{where}: expected a whole number, got {value!r}")
         return value
     n = _number(value, where)
-    if key.endswith("lr") and (n < 0 or (n == 0 and key not in _ZERO_LR_OK)):
+    if key.endswith("lr") and (n < 0 or (n == 0 and not zero_ok and key not in _ZERO_LR_OK)):
         raise ConfigError(f"{where}: a learning rate must be positive, got {value!r}")
     return n
 
 
-def parse_spec(spec: Any, where: str = "schedule") -> Spec:
+def parse_spec(spec: Any, where: str = "schedule", zero_ok: bool = False) -> Spec:
     """Check a spec's type, keys and value types (not yet its fit to a run); ConfigError names the key."""
     if not isinstance(spec, dict):
         raise ConfigError(f"{where}: expected a table with a `type` key, got {spec!r}")
@@ -202,7 +202,7 @@ def parse_spec(spec: Any, where: str = "schedule") -> Spec:
         name, tp = keys[key]
         if name in kwargs:
             raise ConfigError(f"{where}.{key}: the length {name!r} is given twice; give one of its units")
-        kwargs[name] = _value(value, tp, key, f"{where}.{key}")
+        kwargs[name] = _value(value, tp, key, f"{where}.{key}", zero_ok)
     missing = [
         f.name
         for f in dataclasses.fields(cls)
@@ -257,18 +257,23 @@ def _momentum(table: dict[str, Any], lr: Fn, lo: float, hi: float, plan: Plan, w
             raise ConfigError(f"{where}: need 0 ≤ low ≤ high < 1, got low {low:g}, high {high:g}")
         span = hi - lo
         return lambda s: high - (high - low) * ((lr(s) - lo) / span if span > 0 else 0.0)
-    sched = compile_schedule(table, plan, where=where)
+    sched = compile_schedule(table, plan, where=where, zero_ok=True)
+    if sched.metric:  # nothing would feed it: momentum is set from the step alone
+        raise ConfigError(f"{where}.type: a momentum table follows the steps; {table['type']!r} reads a metric")
     if not 0 <= sched.floor_lr <= sched.peak_lr < 1:
         raise ConfigError(f"{where}: momentum values must lie in [0, 1); this spec reaches {sched.peak_lr:g}")
     return sched.lr
 
 
-def compile_schedule(spec: dict[str, Any], plan: Plan, name: str = "schedule", where: str | None = None) -> Schedule:
-    """Check `spec` against `plan` and return its pure LR function; ConfigError names the field."""
+def compile_schedule(
+    spec: dict[str, Any], plan: Plan, name: str = "schedule", where: str | None = None, zero_ok: bool = False
+) -> Schedule:
+    """Check `spec` against `plan` and return its pure LR function; ConfigError names the field. zero_ok: its
+    values may be 0 (a momentum table's; a learning rate of 0 trains nothing, so LRs are refused at 0)."""
     where = where or f"schedules.{name}"
     if plan.total_steps < 1 or plan.steps_per_epoch < 1:
         raise ConfigError(f"{where}: the run has no optimizer steps ({plan})")
-    parsed = parse_spec(spec, where)
+    parsed = parse_spec(spec, where, zero_ok)
 
     def fld(f: str) -> str:
         return f"{where}.{f}"
@@ -315,7 +320,11 @@ def compile_schedule(spec: dict[str, Any], plan: Plan, name: str = "schedule", w
         lr = body
     built_in = parsed.momentum_curve(inner)
     if parsed.momentum is not None and built_in is not None:
-        raise ConfigError(f"{fld('momentum')}: give a momentum table or cycle_momentum = true, not both")
+        preset = f"the preset {spec['type']!r} sets cycle_momentum = true; " if "cycle_momentum" not in spec else ""
+        raise ConfigError(
+            f"{fld('momentum')}: {preset}give a momentum table or cycle_momentum = true, not both "
+            "(cycle_momentum = false keeps the table)"
+        )
     if parsed.momentum is not None:
         momentum = _momentum(parsed.momentum, lr, lo, hi, plan, fld("momentum"))
     elif built_in is not None:
