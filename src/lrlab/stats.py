@@ -45,7 +45,7 @@ class Comparison:
     p_holm: float  # Holm-adjusted p of `test` across all comparisons of this metric
     holm_m: int  # how many comparisons (those with a p-value) the Holm adjustment was over
     test: str  # the test behind p_holm: the one asked for, "sign-test" where the t-test had no spread, or "none"
-    verdict: str  # "better", "worse", "no clear difference", or "no pairs" (n == 0: nothing was compared)
+    verdict: str  # "better", "worse", "no clear difference", "untested" (one pair), "no pairs" (none)
     seeds_needed: float = NAN  # seeds_for_power at alpha / holm_m; nan: cannot say, inf: above MAX_SEEDS
 
     @property
@@ -187,6 +187,8 @@ def _verdict(n: int, diff_mean: float, p: float, alpha: float) -> str:
     # Metrics are higher-is-better; a nan p (too few pairs) can never reject.
     if n == 0:  # the schedule or the baseline diverged on every seed: not "no difference", no comparison
         return "no pairs"
+    if n == 1:  # one pair has no spread to test against: saying "no clear difference" would suggest a test ran
+        return "untested"
     if not p <= alpha:
         return "no clear difference"
     return "better" if diff_mean > 0 else "worse" if diff_mean < 0 else "no clear difference"
@@ -204,8 +206,8 @@ def compare(
     `results` maps schedule -> {seed: value}, nan for a diverged run; seeds where either run diverged are dropped.
     The p-value of `test` is Holm-adjusted across these comparisons, and the verdict is "better"/"worse" when the
     adjusted p <= alpha (by the sign of the mean difference), "no pairs" when no seed has both runs finished,
-    otherwise "no clear difference". `seeds_needed` plans a follow-up: seeds_for_power at alpha / holm_m
-    (Bonferroni, Holm's strictest step)."""
+    "untested" with one pair, otherwise "no clear difference". `seeds_needed` plans a follow-up: seeds_for_power
+    at alpha / holm_m (Bonferroni, Holm's strictest step)."""
     _check(test, level, alpha)
     if baseline not in results:
         raise ValueError(f"unknown baseline {baseline!r}; schedules are: {', '.join(map(str, results))}")
