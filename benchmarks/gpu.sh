@@ -35,9 +35,10 @@ start=$SECONDS
 until_() { local s=$(($1 - (SECONDS - start))); echo $((s > 1 ? s : 1)); }  # seconds left until $1 s after the start
 
 checks() {  # $1: seconds after the start by which time to accuracy must end; $2: by which all must end
-  # Time to accuracy first: its calibration run pays the cold compilation (about 2 minutes on the H200 on
-  # 2026-11-27, which cut the compiled throughput row when that came first) and fills torch's compile cache,
-  # so the throughput run's compiled loop after it compiles the same graphs in seconds. Each part runs under
+  # Time to accuracy first: its calibration run pays the cold compilation (on the H200 on 2026-11-27 it and
+  # the timing after it did not fit the limit left after the eager rows, when throughput came first) and fills
+  # torch's compile cache, so the throughput run's compiled loop after it compiles the same graphs in seconds
+  # (a cache hit took 8 s there). Each part runs under
   # a time limit, so that a hang or a slow compile in one still leaves the other's figures.
   # One-cycle is sized to 85 s of training by the calibration run (two epochs of a scratch model, not
   # counted), so that the 90 s target is met or missed at the schedule's end, where accuracy peaks.
