@@ -218,23 +218,37 @@ def test_report_refuses_to_compare_runs_of_different_settings(study, tmp_path, c
 
 def test_a_part_of_a_study_keeps_its_baseline_and_order(study, tmp_path, capsys):
     """--schedules without the baseline, into the study's folder: nothing to train, and the folder's report
-    still compares with the study's baseline, in the study's order; into a new folder: said, not silent."""
+    still compares with the study's baseline, in the study's order; into a new folder: said, not silent, and
+    the rest of the study run into it later puts the baseline back first."""
     _, out, _, _ = study
     shutil.copytree(out / "runs", tmp_path / "runs")
     shutil.copy(out / "study.json", tmp_path / "study.json")
     quick = ["--limit", "200", "--epochs", "2", "--batch-size", "32", "--width", "0.125", "--no-progress"]
     assert main(["study", "--schedules", "onecycle", "--seeds", "2", *quick, "--out", str(tmp_path)]) == 0
     assert "(finished earlier)" in capsys.readouterr().out
-    doc = json.loads((tmp_path / "study.json").read_text())["config"]
-    assert doc["baseline"] == "standard" and list(doc["schedules"]) == list(json.loads(
-        (out / "study.json").read_text())["config"]["schedules"])  # fmt: skip
+    study_order = list(json.loads((out / "study.json").read_text())["config"]["schedules"])
+    assert list(json.loads((tmp_path / "study.json").read_text())["config"]["schedules"]) == study_order
     assert (tmp_path / "comparisons.csv").read_text() == (out / "comparisons.csv").read_text()
     assert "Against the baseline (standard)" in (tmp_path / "report.md").read_text()
     part = tmp_path / "part"
     assert main(["study", "--schedules", "onecycle,cyclic", *quick, "--workers", "2", "--out", str(part)]) == 0
-    said = "the study's baseline, standard, has no runs here; compared with onecycle, the first that ran"
+    said = "the study's baseline, standard, has no runs here; compared with cyclic, the first that ran"
     assert said in capsys.readouterr().out and said in (part / "report.md").read_text()
-    assert {r["baseline"] for r in read_csv(part / "comparisons.csv")} == {"onecycle"}
+    assert {r["baseline"] for r in read_csv(part / "comparisons.csv")} == {"cyclic"}
+    saved = json.loads((part / "runs" / "cyclic" / "seed-0" / "config.json").read_text())["config"]
+    assert list(saved["schedules"]) == study_order  # a worker's run records the whole study, as study.json does
+    assert main(["study", "--schedules", "standard", *quick, "--out", str(part)]) == 0
+    assert [r["schedule"] for r in read_csv(part / "summary.csv")] == ["standard", "cyclic", "onecycle"]
+    assert {r["baseline"] for r in read_csv(part / "comparisons.csv")} == {"standard"}
+
+
+def test_fresh_replaces_a_damaged_run(study, tmp_path):
+    _, out, _, _ = study
+    shutil.copytree(out / "runs", tmp_path / "runs")
+    (tmp_path / "runs" / "onecycle" / "seed-0" / "result.json").write_text("{broken")
+    quick = ["--limit", "200", "--epochs", "2", "--batch-size", "32", "--width", "0.125", "--no-progress"]
+    assert main(["study", "--schedules", "onecycle", "--seeds", "2", *quick, "--fresh", "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "runs" / "onecycle" / "seed-0" / "result.json").read_text())["status"] == "ok"
 
 
 @pytest.mark.parametrize("fresh", [[], ["--fresh"]])

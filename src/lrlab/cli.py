@@ -179,7 +179,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return over
 
 
-def _load(args: argparse.Namespace) -> config_mod.StudyConfig:
+def _load(args: argparse.Namespace, select: bool = True) -> config_mod.StudyConfig:
+    """The config with the command line's overrides; select: --schedules makes it a study of those only
+    (previews; `study` passes them to run_study instead, which keeps the study whole)."""
     over = _overrides(args)
     if getattr(args, "seeds", None) is not None:
         over["seeds"] = args.seeds
@@ -189,14 +191,21 @@ def _load(args: argparse.Namespace) -> config_mod.StudyConfig:
         if getattr(args, key, None) is not None:
             over[key] = getattr(args, key)
     cfg = config_mod.load(args.config, over)
-    if getattr(args, "schedules", None) is not None:  # also '' (an empty shell variable): not "all of them"
+    if select and (names := _schedule_names(args, cfg)) is not None:
         from lrlab.study import select_schedules
 
-        names = [s.strip() for s in args.schedules.split(",") if s.strip()]
-        if not names:
-            raise ConfigError(f"--schedules: no names in {args.schedules!r}; valid: {choices(cfg.schedules)}")
         select_schedules(cfg, names)
     return cfg
+
+
+def _schedule_names(args: argparse.Namespace, cfg: config_mod.StudyConfig) -> list[str] | None:
+    """The names of --schedules, or None without it."""
+    if getattr(args, "schedules", None) is None:  # also '' (an empty shell variable): not "all of them"
+        return None
+    names = [s.strip() for s in args.schedules.split(",") if s.strip()]
+    if not names:
+        raise ConfigError(f"--schedules: no names in {args.schedules!r}; valid: {choices(cfg.schedules)}")
+    return names
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -213,17 +222,17 @@ def _shard(text: str) -> tuple[int, int]:
 def cmd_study(args: argparse.Namespace) -> int:
     from lrlab.study import run_study
 
-    run_study(_load(args), fresh=args.fresh, progress=args.progress, shard=args.shard)
+    cfg = _load(args, select=False)
+    run_study(cfg, fresh=args.fresh, progress=args.progress, shard=args.shard, only=_schedule_names(args, cfg))
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from lrlab.study import run_study, select_schedules
+    from lrlab.study import run_study
 
     cfg = _load(args)
-    select_schedules(cfg, [args.schedule or next(iter(cfg.schedules))])
     cfg.seeds, cfg.save_model, cfg.peak_lrs = [args.seed], True, None
-    run_study(cfg, fresh=args.fresh, progress=args.progress)
+    run_study(cfg, fresh=args.fresh, progress=args.progress, only=[args.schedule or next(iter(cfg.schedules))])
     return 0
 
 

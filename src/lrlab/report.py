@@ -173,7 +173,9 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     table = study_table(groups)
     docs = study_docs(dirs)
     cfg = docs[0]["config"] if docs else runs[0].config["config"]
-    baseline, stand_in = _baseline(baseline, cfg.get("baseline"), groups, order)
+    # the study's baseline: its `baseline`, else its first schedule (of the whole study, where a part ran)
+    baseline, stand_in = _baseline(baseline, cfg.get("baseline") or next(iter(cfg.get("schedules") or {}), None),
+                                   groups, order)  # fmt: skip
     comps = comparisons(groups, baseline)
     comp_rows = [{**asdict(c), "metric": "accuracy"} for c in comps]
     store.write_csv(out / "comparisons.csv", comp_rows, COMPARISON_COLUMNS)

@@ -5,6 +5,7 @@ Pure functions of the saved files; report.py and plots.py present them."""
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -63,15 +64,18 @@ class Run:
 HOW_IT_RAN = frozenset({"seconds", "compile_seconds", "resumed_from_epoch"})
 
 
-def load_runs(dirs: list[Path]) -> list[Run]:
-    """Every finished run under the study folders. A (schedule, seed) met twice is kept once when both
-    copies hold the same result (the same folder given twice, or a copy of it) and refused when they
-    differ: which one the report used would otherwise depend on the order of the folders."""
+def load_runs(dirs: list[Path], skip: Collection[Path] = ()) -> list[Run]:
+    """Every finished run under the study folders (but the run folders in `skip`, unread). A (schedule, seed)
+    met twice is kept once when both copies hold the same result (the same folder given twice, or a copy of
+    it) and refused when they differ: which one the report used would otherwise depend on the order of the
+    folders."""
     runs: dict[tuple[str, int], Run] = {}
     for d in dirs:
         if not d.is_dir():
             raise LrlabError(f"{d} is not a folder; expected a study folder holding runs/<schedule>/seed-<k>/")
         for res in sorted(d.glob("runs/*/seed-*/result.json")):
+            if res.parent in skip:
+                continue
             try:
                 run = Run(res.parent, store.read_json(res), store.read_json(res.parent / "config.json"))
             except (OSError, ValueError) as e:  # damaged by hand or by a disk: lrlab writes them atomically

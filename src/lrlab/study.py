@@ -54,15 +54,21 @@ def run_dir(out: Path, schedule: str, seed: int) -> Path:
     return out / RUNS_DIR / schedule / f"seed-{seed}"
 
 
-def select_schedules(cfg: StudyConfig, names: list[str]) -> None:
-    """Keep only the named schedules (in the given order); unknown names list the valid ones. The baseline
-    stays the whole study's (its `baseline`, else its first schedule), even when it is not selected: a part
-    run into a folder that holds the rest must not change what the folder's report compares against."""
+def check_schedule_names(cfg: StudyConfig, names: list[str]) -> None:
+    """Refuse a name that is not a schedule of the config, listing the valid ones."""
     for n in names:
         if n not in cfg.schedules:
             raise unknown("schedule", n, cfg.schedules)
-    cfg.baseline = cfg.baseline or next(iter(cfg.schedules))
+
+
+def select_schedules(cfg: StudyConfig, names: list[str]) -> None:
+    """Make `cfg` a study of the named schedules only (in the given order): a preview of some of them, or a
+    smaller study. To train some schedules of a study into its folder, run_study's `only` keeps the study
+    (its order and baseline) whole instead."""
+    check_schedule_names(cfg, names)
     cfg.schedules = {n: cfg.schedules[n] for n in names}
+    if cfg.baseline is not None and cfg.baseline not in cfg.schedules:
+        cfg.baseline = None
 
 
 @dataclass
@@ -82,6 +88,7 @@ class Prepared:
     model_info: dict[str, Any]  # the resolved stem and "5×5" branch, and the parameter count
     auto_lr: dict[str, Any] | None  # the LR range test behind "auto" LRs, if any
     dist: Dist = SINGLE  # this process's place under torchrun
+    only: list[str] | None = None  # the schedules this start trains (variants has only theirs); None: all
 
 
 def resolve_augment(name: str, ds: data_mod.Dataset) -> str:
@@ -101,12 +108,16 @@ def auto_key(cfg: StudyConfig, files_hash: str) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def prepare(cfg: StudyConfig, auto_lr: bool = True, earlier: dict[str, Any] | None = None) -> Prepared:
-    """Load the data and compile every schedule against the real step count; raises LrlabError.
+def prepare(
+    cfg: StudyConfig, auto_lr: bool = True, earlier: dict[str, Any] | None = None, only: list[str] | None = None
+) -> Prepared:
+    """Load the data and compile every schedule (`only`: these) against the real step count; raises LrlabError.
     With auto_lr, "auto" LRs are resolved by an LR range test (else checked with a stand-in); `earlier` is
     a range test's record from an earlier start of this study (study.json), used instead of a new test when
     it was made for the same setting and data: on a GPU the test's losses vary a little from run to run, and
     a resumed study's runs must all share one LR."""
+    names = list(cfg.schedules) if only is None else only
+    check_schedule_names(cfg, names)
     data_mod.check_source(cfg.data)
     device = resolve_device(cfg.train.device)
     d = distributed.from_env(device)  # under torchrun: join the process group
@@ -117,8 +128,8 @@ def prepare(cfg: StudyConfig, auto_lr: bool = True, earlier: dict[str, Any] | No
     ds = data_mod.load_data(cfg.data)
     spe = steps_per_epoch(len(ds.train), cfg.train.batch_size)
     plan = Plan(total_steps=cfg.train.epochs * spe, steps_per_epoch=spe)
-    for name, spec in cfg.schedules.items():  # every spec checked before any compute ("auto" as 1)
-        compile_schedule(resolve_auto(spec, 1.0), plan, name)
+    for name in names:  # every spec checked before any compute ("auto" as 1)
+        compile_schedule(resolve_auto(cfg.schedules[name], 1.0), plan, name)
     mean, std = ds.channel_stats()
     augment = resolve_augment(cfg.data.augment, ds)
     if cfg.data.cutout > min(ds.image_size):
@@ -139,7 +150,7 @@ def prepare(cfg: StudyConfig, auto_lr: bool = True, earlier: dict[str, Any] | No
         "width": cfg.model.width,
         "parameters": count_params(model),
     }
-    specs, auto = dict(cfg.schedules), None
+    specs, auto = {n: cfg.schedules[n] for n in names}, None
     has_auto = any(uses_auto(s) for s in specs.values())
     if cfg.auto_lr is not None and not has_auto:
         raise ConfigError('auto_lr: no schedule has an "auto" LR, so it would change nothing; leave it out')
@@ -165,7 +176,7 @@ def prepare(cfg: StudyConfig, auto_lr: bool = True, earlier: dict[str, Any] | No
             variants[run] = (name, peak)
             run_specs[run] = spec if peak is None else scale_to_peak(spec, peak, plan)
     schedules = {run: compile_schedule(spec, plan, run) for run, spec in run_specs.items()}
-    return Prepared(cfg, ds, inputs, plan, variants, run_specs, schedules, device, build, model_info, auto, d)
+    return Prepared(cfg, ds, inputs, plan, variants, run_specs, schedules, device, build, model_info, auto, d, only)
 
 
 def run_fingerprint(cfg: StudyConfig, spec: dict[str, Any], peak: float | None, seed: int, files_hash: str) -> str:
@@ -291,17 +302,20 @@ def run_study(
     progress: bool | None = None,
     echo: Callable[[str], None] = print,
     shard: tuple[int, int] | None = None,
+    only: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every run of the study (or of its shard) not already finished in the output folder (an
-    interrupted one continues from its last checkpoint; `fresh` discards these runs' folders first);
-    returns the table. Under torchrun every rank runs this, and only rank 0 writes."""
+    """Run every run of the study (or of its shard; `only`: of these schedules) not already finished in the
+    output folder (an interrupted one continues from its last checkpoint; `fresh` discards these runs' folders
+    first); returns the table. The study stays whole under `only` (study.json, the report's order and
+    baseline): a part trained into a folder that holds the rest changes nothing else. Under torchrun every rank
+    runs this, and only rank 0 writes."""
     t0 = time.perf_counter()
     if cfg.tensorboard:
         from lrlab.tensorboard import check_available
 
         check_available()
     # the folder's recorded range test even with --fresh: other runs there (another shard's) used its answer
-    p = prepare(cfg, earlier=_earlier_auto(cfg.out_dir))
+    p = prepare(cfg, earlier=_earlier_auto(cfg.out_dir), only=only)
     d, out = p.dist, cfg.out_dir
     if not d.is_main:
         echo = _silent
@@ -354,7 +368,7 @@ def _check_folder(out: Path, replaced: set[Path], p: Prepared) -> None:
     this start trains (`replaced`; of those, run_state refuses a changed one, which --fresh replaces): its
     report, which pairs runs that differ only in schedule and seed, would refuse them after all the training
     (e.g. `--data` into the folder that the config's name gives, where the default study ran)."""
-    kept = [r for r in results.load_runs([out]) if r.folder not in replaced] if (out / RUNS_DIR).is_dir() else []
+    kept = results.load_runs([out], skip=replaced) if (out / RUNS_DIR).is_dir() else []
     mine = results.setting_of(config_mod.to_dict(p.cfg), p.dataset.files_hash)
     if found := results.other_setting(kept, mine):
         run, key, theirs = found
@@ -365,15 +379,14 @@ def _check_folder(out: Path, replaced: set[Path], p: Prepared) -> None:
 
 
 def _with_earlier_schedules(doc: dict[str, Any], out: Path) -> dict[str, Any]:
-    """A study config to record in `out`/study.json: the schedules of the folder's earlier record come first,
-    in their order, so that a start with some of them (--schedules) keeps the folder's report in the study's
-    order; this start's specs replace same-named ones (its runs were checked against them)."""
+    """A study config to record in `out`/study.json: this start's schedules, then those only the folder's
+    earlier record has (a config since changed may have left their runs there, and the report orders by it)."""
     try:
         earlier = store.read_json(out / "study.json")["config"]["schedules"]
     except (OSError, ValueError, KeyError, TypeError):
         return doc
-    merged = {n: doc["schedules"].get(n, spec) for n, spec in earlier.items()}
-    doc["schedules"] = merged | {n: spec for n, spec in doc["schedules"].items() if n not in merged}
+    if isinstance(earlier, dict):
+        doc["schedules"] = doc["schedules"] | {n: spec for n, spec in earlier.items() if n not in doc["schedules"]}
     return doc
 
 
@@ -416,7 +429,8 @@ def _run_all(
         return f"{n} {what}{'s' * (n != 1)}"
 
     echo(
-        f"lrlab study {cfg.name!r}: {count(len(cfg.schedules), 'schedule')}{axis} × {count(len(cfg.seeds), 'seed')} "
+        f"lrlab study {cfg.name!r}: {count(len(p.only or cfg.schedules), 'schedule')}{axis} × "
+        f"{count(len(cfg.seeds), 'seed')} "
         f"on {ds.name} (train {len(ds.train)}, val {len(ds.val)}, test {len(ds.test)}; "
         f"{ds.image_size[0]}×{ds.image_size[1]}×{ds.in_channels}), {count(cfg.train.epochs, 'epoch')} × "
         f"{count(p.plan.steps_per_epoch, 'step')}, device {p.device}{ranks}, out {out}"
@@ -559,6 +573,7 @@ def _init_worker(
     threads: int,
     stop: Any,
     bars: Any = None,
+    only: list[str] | None = None,
 ) -> None:
     global _WORKER, _BARS
     _BARS = bars
@@ -584,7 +599,7 @@ def _init_worker(
     torch.set_num_threads(threads)
     cfg = config_mod.from_dict(doc)
     cfg.train.threads = threads
-    p = prepare(cfg, auto_lr=False)
+    p = prepare(cfg, auto_lr=False, only=only)
     p.specs, p.auto_lr = specs, auto  # the parent's: one LR range test per study, not per worker
     _WORKER = p
 
@@ -625,9 +640,7 @@ def _run_parallel(
             with tqdm.external_write_mode():
                 say(line)
 
-    # without the baseline: a worker only trains, and a --schedules part may leave the study's baseline out,
-    # which the config check refuses
-    initargs = ({**config_mod.to_dict(cfg), "baseline": None}, p.specs, p.auto_lr, threads, stop, bars)
+    initargs = (config_mod.to_dict(cfg), p.specs, p.auto_lr, threads, stop, bars, p.only)
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=initargs) as pool:
         # the workers start here (submit spawns them) with Ctrl-C ignored from their first instruction: an
         # ignored signal stays ignored through exec, and Python then installs no KeyboardInterrupt handler,
