@@ -451,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="show progress bars (default: only on a terminal)",
     )
-    p.set_defaults(func=cmd_study, parser=p)
+    p.set_defaults(func=cmd_study)
 
     p = sub.add_parser(
         "schedules",
@@ -467,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, metavar="N", help="compile for N steps instead of the data's real count")
     p.add_argument("--steps-per-epoch", type=int, metavar="N", help="with --steps: steps per epoch")
     p.add_argument("--families", action="store_true", help="list the schedule families and their keys")
-    p.set_defaults(func=cmd_schedules, parser=p)
+    p.set_defaults(func=cmd_schedules)
 
     p = sub.add_parser(
         "train",
@@ -483,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<study name>)")
     p.add_argument("--fresh", action="store_true", help="discard an earlier run in the output folder")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="show a progress bar")
-    p.set_defaults(func=cmd_train, parser=p)
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
         "report",
@@ -496,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dirs", nargs="+", metavar="DIR", help="study folders holding runs/<schedule>/seed-<k>/")
     p.add_argument("--out", metavar="DIR", help="where to write the report (default: the first DIR)")
     p.add_argument("--baseline", metavar="NAME", help="the schedule others are compared with")
-    p.set_defaults(func=cmd_report, parser=p)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
         "find-lr",
@@ -516,7 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=_seeds, metavar="N|A,B", help="the first seed gives the initial weights")
     p.add_argument("--seed", action=_NotSeed, help=argparse.SUPPRESS)
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<study name>/find-lr)")
-    p.set_defaults(func=cmd_find_lr, parser=p)
+    p.set_defaults(func=cmd_find_lr)
+    for command in sub.choices.values():  # main() refuses a command's unknown options with its own usage
+        command.set_defaults(parser=command)
     return parser
 
 

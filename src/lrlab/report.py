@@ -173,9 +173,7 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     table = study_table(groups)
     docs = study_docs(dirs)
     cfg = docs[0]["config"] if docs else runs[0].config["config"]
-    # the study's baseline: its `baseline`, else its first schedule (of the whole study, where a part ran)
-    baseline, stand_in = _baseline(baseline, cfg.get("baseline") or next(iter(cfg.get("schedules") or {}), None),
-                                   groups, order)  # fmt: skip
+    baseline, stand_in = _baseline(baseline, cfg, groups, order)
     comps = comparisons(groups, baseline)
     comp_rows = [{**asdict(c), "metric": "accuracy"} for c in comps]
     store.write_csv(out / "comparisons.csv", comp_rows, COMPARISON_COLUMNS)
@@ -221,10 +219,12 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
 
 
 def _baseline(
-    given: str | None, configured: str | None, groups: dict[str, list[Run]], order: list[str]
+    given: str | None, cfg: dict[str, Any], groups: dict[str, list[Run]], order: list[str]
 ) -> tuple[str, str | None]:
-    """The schedule to compare with: `given` (--baseline; must have runs), else the study's, else the first
-    schedule that ran; and a note when the study's has no runs here (e.g. a --schedules part without it)."""
+    """The schedule to compare with: `given` (--baseline; must have runs), else the study's (its `baseline`,
+    else its first schedule: of the whole study, where a part ran), else the first schedule that ran; and a
+    note when the study's has no runs here (e.g. a --schedules part without it)."""
+    configured = cfg.get("baseline") or next(iter(cfg.get("schedules") or {}), None)
     first = groups[order[0]][0].config.get("base_schedule", order[0])
     if given or not configured:
         return given or first, None

@@ -122,20 +122,17 @@ def other_setting(runs: list[Run], mine: dict[str, Any]) -> tuple[Run, str, Any]
 def check_one_setting(runs: list[Run]) -> None:
     """Refuse to compare runs made under different settings (epochs, model, data...: config.setting and
     the data's hash): pairing by seed assumes that only the schedule differs."""
-    first: dict[str, Any] | None = None
-    for r in runs:
-        if "config" not in r.config:  # a run folder from before lrlab saved its config: nothing to check
-            continue
-        mine = setting_of(r.config["config"], r.config["data"].get("files_hash"))
-        if first is None:
-            first, where = mine, r.folder
-            continue
-        if (diff := next(iter(differing(first, mine)), None)) is not None:
-            raise LrlabError(
-                f"runs made under different settings: {diff} is {first.get(diff)!r} in {where} but "
-                f"{mine.get(diff)!r} in {r.folder}; report them separately (a comparison pairs runs that "
-                "differ only in schedule and seed)"
-            )
+    first = next((r for r in runs if "config" in r.config), None)  # runs from before lrlab saved configs: none
+    if first is None:
+        return
+    mine = setting_of(first.config["config"], first.config["data"].get("files_hash"))
+    if found := other_setting(runs, mine):
+        r, diff, theirs = found
+        raise LrlabError(
+            f"runs made under different settings: {diff} is {mine.get(diff)!r} in {first.folder} but "
+            f"{theirs!r} in {r.folder}; report them separately (a comparison pairs runs that "
+            "differ only in schedule and seed)"
+        )
 
 
 def check_one_auto_lr(runs: list[Run]) -> None:

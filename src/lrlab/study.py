@@ -381,10 +381,8 @@ def _check_folder(out: Path, replaced: set[Path], p: Prepared) -> None:
 def _with_earlier_schedules(doc: dict[str, Any], out: Path) -> dict[str, Any]:
     """A study config to record in `out`/study.json: this start's schedules, then those only the folder's
     earlier record has (a config since changed may have left their runs there, and the report orders by it)."""
-    try:
-        earlier = store.read_json(out / "study.json")["config"]["schedules"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return doc
+    earlier = _recorded(out).get("config")
+    earlier = earlier.get("schedules") if isinstance(earlier, dict) else None
     if isinstance(earlier, dict):
         doc["schedules"] = doc["schedules"] | {n: spec for n, spec in earlier.items() if n not in doc["schedules"]}
     return doc
@@ -405,12 +403,18 @@ def _usable(earlier: dict[str, Any] | None, key: str) -> bool:
     return isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0
 
 
+def _recorded(out: Path) -> dict[str, Any]:
+    """The study.json an earlier start of the study wrote in `out`; {} if none, or unreadable."""
+    try:
+        doc = store.read_json(out / "study.json")
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
 def _earlier_auto(out: Path) -> dict[str, Any] | None:
     """The LR range test recorded by an earlier start of the study in `out`, if any (study.json)."""
-    try:
-        auto = store.read_json(out / "study.json").get("auto_lr")
-    except (OSError, ValueError, AttributeError):
-        return None
+    auto = _recorded(out).get("auto_lr")
     return auto if isinstance(auto, dict) else None
 
 

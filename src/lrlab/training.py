@@ -492,7 +492,7 @@ class LineBar:
     def __init__(self, total: int, initial: int = 0, desc: str = "", every: float = LINE_EVERY) -> None:
         self.total, self.n, self.desc, self.every = total, initial, desc, every
         self.postfix: dict[str, Any] = {}
-        self.start = self.last = time.monotonic()
+        self.last = time.monotonic()
         self.written = initial  # the step of the last line: a line only when there is news
 
     def update(self, n: int = 1) -> None:
