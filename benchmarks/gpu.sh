@@ -4,8 +4,8 @@
 # then run through the device tool with carry ["data/cifar10-train.tar.gz"], naming the commit
 # (the device gets the working tree, not .git):
 #   LRLAB_COMMIT=$(git rev-parse --short HEAD) bash benchmarks/gpu.sh checks
-#                                   time to 91 % validation accuracy, compiled (eager if compilation failed),
-#                                   its one-cycle sized to 85 s of training; then throughput (common recipe,
+#                                   time to 91 % validation accuracy (plain, and with flip TTA), compiled
+#                                   (eager if compilation failed), its one-cycle sized to 85 s of training; then throughput (common recipe,
 #                                   lrlab eager at batch 512 and 1024 and a kernel profile, then compiled);
 #                                   then, with time left, compiled with CUDA graphs; under 10 minutes in all
 #   LRLAB_COMMIT=... bash benchmarks/gpu.sh study
@@ -43,7 +43,7 @@ checks() {  # $1: seconds after the start by which time to accuracy must end; $2
   # One-cycle is sized to 85 s of training by the calibration run (two epochs of a scratch model, not
   # counted), so that the 90 s target is met or missed at the schedule's end, where accuracy peaks.
   local tta=(python3 benchmarks/time_to_accuracy.py --data data/cifar10-train.tar.gz --target 0.91 --epochs auto
-             --budget 85) compiled=1 left
+             --budget 85 --tta) compiled=1 left
   local rc=0
   timeout -k 10 "$(until_ "$1")" "${tta[@]}" --compile 2>&1 | tee "$OUT/time_to_accuracy.txt" || rc=$?
   if ((rc)); then

@@ -34,8 +34,15 @@ def test_throughput_prints_every_row_and_ratio(tmp_path):
 def test_time_to_accuracy_runs_on_a_small_archive(tmp_path):
     archive = cifar_like_archive(tmp_path / "c.tar.gz")
     out = run("time_to_accuracy.py", "--data", str(archive), "--epochs", "2", "--width", "0.0625", "--batch", "16",
-              "--max-lr", "0.05", "--device", "cpu")  # fmt: skip
+              "--max-lr", "0.05", "--device", "cpu", "--tta")  # fmt: skip
     assert "epoch  2: val accuracy" in out and "final validation accuracy" in out
+    # --tta: a flip-TTA figure per epoch, counted on its own clock, which adds its passes to the plain one's
+    # (at 0.1 s resolution: the tiny split's passes may round away)
+    epochs = [x for x in out.splitlines() if x.startswith("epoch ")]
+    assert len(epochs) == 2 and all("; with flip TTA " in x for x in epochs)
+    plain, tta = (float(x.split(",")[-1].split()[0]) for x in epochs[-1].split(";"))
+    assert tta >= plain
+    assert "validation accuracy with flip TTA (its passes counted): " in out
 
 
 def test_throughput_keeps_its_figures_when_compilation_fails():

@@ -45,12 +45,15 @@ def test_help_on_every_command(cmd):
             assert flag in res.stdout
 
 
-def test_auto_lr_offered_only_where_auto_lrs_run(capsys):
-    """find-lr runs no "auto" LR, so --auto-lr is not offered there (it was, doing nothing); study has it."""
+def test_find_lr_offers_no_option_that_would_change_nothing(capsys):
+    """find-lr runs no "auto" LR and trains no run: --auto-lr, --epochs, --compile and --sync-bn are not offered
+    there (they were, doing nothing); study has them."""
     for cmd, offered in ((["study"], True), (["find-lr"], False)):
         with pytest.raises(SystemExit):
             main([*cmd, "--help"])
-        assert ("--auto-lr" in capsys.readouterr().out) == offered, cmd
+        shown = capsys.readouterr().out
+        for flag in ("--auto-lr", "--epochs", "--compile", "--sync-bn"):
+            assert (flag in shown) == offered, (cmd, flag)
 
 
 def test_auto_lrs_preview_without_data_when_given(capsys):
@@ -68,6 +71,7 @@ def test_auto_lrs_preview_without_data_when_given(capsys):
         (["train", "--schedules", "onecycle"], "unrecognized arguments: --schedules; did you mean --schedule?"),
         (["study", "--epoch", "3", "--sed"], "did you mean --epochs for --epoch, --seeds for --sed?"),
         (["study", "--xyzzy"], "unrecognized arguments: --xyzzy\n"),
+        (["study", "--bogus"], "unrecognized arguments: --bogus\n"),  # not "--out": the dashes do not count
         (["study", "--seed", "7"], "for seed 7 alone: --seeds 7,"),
     ],
 )
@@ -159,6 +163,25 @@ def test_schedules_preview_writes_plot_and_csv(tmp_path):
         "uneven-cyclic",
     }
     assert list(rows[0]) == ["step", "schedule", "lr", "momentum"]
+
+
+def test_schedules_previews_the_lr_axis_a_study_would_train(tmp_path, capsys):
+    """--peak-lrs (or peak_lrs in the config) previews <schedule>@<peak>, each shape scaled to its peak, with
+    the data's steps or --steps; an "auto" LR's value cancels out in the scaling, so --steps needs no test."""
+    cfg = tmp_path / "a.toml"
+    cfg.write_text('name = "a"\n[schedules.oc]\ntype = "onecycle"\nmax_lr = "auto"\n'
+                   '[schedules.cy]\ntype = "cyclic"\nbase_lr = "auto"\nmax_lr = "auto"\nup_frac = 0.5\n')  # fmt: skip
+    table = tmp_path / "lr.csv"
+    assert main(["schedules", str(cfg), "--steps", "100", "--peak-lrs", "0.1,1", "--csv", str(table)]) == 0
+    out = capsys.readouterr().out
+    assert "4 schedules valid for 100 steps" in out
+    with table.open() as f:
+        rows = list(csv.DictReader(f))
+    peaks = {n: max(float(r["lr"]) for r in rows if r["schedule"] == n) for n in ("oc@0.1", "oc@1", "cy@0.1", "cy@1")}
+    assert peaks == pytest.approx({"oc@0.1": 0.1, "oc@1": 1.0, "cy@0.1": 0.1, "cy@1": 1.0})
+    assert min(float(r["lr"]) for r in rows if r["schedule"] == "cy@1") == pytest.approx(0.1)  # base_lr: 0.1 × auto
+    assert main(["schedules", "--peak-lrs", "0.5", "--schedules", "standard"]) == 0  # the data's real steps
+    assert "standard@0.5     constant        LR first 0.5, peak 0.5" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -293,3 +316,17 @@ def test_progress_into_a_log_is_a_line_per_run(workers, tmp_path, capsys):
         assert f"{run.split()[0]} seed 0: test accuracy" in out
     quiet = ["study", *args[1:-3], "--no-progress", "--fresh", "--out", str(tmp_path)]
     assert main(quiet) == 0 and "steps/s" not in capsys.readouterr().err
+
+
+def test_an_interrupted_fresh_study_says_to_continue_without_fresh(monkeypatch, capsys):
+    """Rerunning `--fresh` after a stop would discard the runs it had just trained."""
+    import lrlab.study
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lrlab.study, "run_study", stopped)
+    assert main(["study", "--fresh", "--no-progress"]) == 130
+    assert "rerun the command without --fresh to continue" in capsys.readouterr().err
+    assert main(["study", "--no-progress"]) == 130
+    assert "rerun the same command to continue" in capsys.readouterr().err

@@ -39,6 +39,8 @@ def test_int_is_accepted_for_float():
     ("doc", "needle"),
     [
         ({"schedules": SCHED, "epochs": 3}, "'epochs'"),
+        ({"schedules": SCHED, "name": ".."}, "name: a study name names a folder under runs/"),  # not the cwd
+        ({"schedules": SCHED, "name": "../../escaped"}, "no '/' or '\\', not starting with '.', got '../../escaped'"),
         ({"schedules": SCHED, "train": {"epoch": 3}}, "did you mean 'epochs'"),
         ({"schedules": SCHED, "train": {"epochs": "ten"}}, "train.epochs: expected an integer"),
         ({"schedules": SCHED, "train": {"epochs": 0}}, "train.epochs"),

@@ -63,6 +63,8 @@ def test_torchrun_two_processes_match_one(tmp_path, resident):
     results = [json.loads((tmp_path / d / "runs/onecycle/seed-0/result.json").read_text()) for d in ("one", "two")]
     assert results[0]["test"] == results[1]["test"]
     assert results[0]["best_val_accuracy"] == results[1]["best_val_accuracy"]
+    configs = [json.loads((tmp_path / d / "runs/onecycle/seed-0/config.json").read_text()) for d in ("one", "two")]
+    assert [c["processes"] for c in configs] == [1, 2]  # recorded: BatchNorm sees each process's share
 
 
 def free_port() -> int:

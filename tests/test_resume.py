@@ -123,7 +123,8 @@ def test_stopping_a_parallel_study_stops_its_workers_at_once(tmp_path, how):
     else:  # (timeout, SLURM and docker stop signal the group: the workers get it too)
         os.killpg(proc.pid, signal.SIGINT if how.startswith("Ctrl-C") else signal.SIGTERM)
     log = proc.communicate(timeout=60)[0]
-    assert proc.returncode == 130 and "interrupted; finished runs are saved" in log, log
+    code = 130 if how.startswith("Ctrl-C") else 143  # 128 + the signal, as the shell reports a process it stopped
+    assert proc.returncode == code and "interrupted; finished runs are saved, rerun the same command" in log, log
     assert time.monotonic() - t0 < 15  # each run has minutes to go: the workers did not finish theirs
     time.sleep(1)
     assert not [w for w in workers if _alive(w)]
@@ -155,21 +156,29 @@ def test_a_locked_folder_is_refused_with_the_holder(tmp_path, capsys):
     out.mkdir()
     with store.FolderLock(out):
         code = main(["study", "--limit", "100", "--epochs", "2", "--batch-size", "16", "--out", str(out)])
-    err = capsys.readouterr().err
-    assert code == 2 and f"pid {os.getpid()}" in err and "in use" in err
+        err = capsys.readouterr().err
+        assert code == 2 and f"pid {os.getpid()}" in err and "in use" in err
+        assert main(["report", str(out)]) == 2  # a study's report would be written over while it runs
+        assert f"pid {os.getpid()}" in capsys.readouterr().err
     assert not (out / "runs").exists()
 
 
-@pytest.mark.parametrize("change", [["--epochs", "2"], ["--width", "0.25"]])
-def test_changed_config_on_resume_is_refused_unless_fresh(tmp_path, capsys, change):
+@pytest.mark.parametrize(
+    ("change", "said"), [(["--epochs", "2"], "train.epochs is 1 in"), (["--width", "0.25"], "model.width is 0.125 in")]
+)
+def test_changed_config_on_resume_is_refused_unless_fresh(tmp_path, capsys, change, said):
     base = {"--epochs": "1", "--width": "0.125"}
     args = ["study", "--limit", "150", "--batch-size", "32", "--schedules", "standard", "--no-progress",
             "--out", str(tmp_path)]  # fmt: skip
     assert main([*args, *[x for kv in base.items() for x in kv]]) == 0
     changed = [x for kv in {**base, change[0]: change[1]}.items() for x in kv]
     assert main([*args, *changed]) == 2
-    assert "different configuration" in capsys.readouterr().err
+    err = capsys.readouterr().err  # what differs is named, and --fresh offered: the run is one this start trains
+    assert f"holds runs of another setting ({said}" in err and "or --fresh to replace them" in err
     assert main([*args, *changed, "--fresh"]) == 0
+    # a changed schedule is no other setting (the report compares schedules): the run is of another configuration
+    assert main([*args, *changed, "--set", "schedules.standard.lr=0.2"]) == 2
+    assert "holds a run of a different configuration; rerun with --fresh" in capsys.readouterr().err
 
 
 def test_resume_may_change_how_a_run_is_executed(tmp_path, capsys):
@@ -182,3 +191,50 @@ def test_resume_may_change_how_a_run_is_executed(tmp_path, capsys):
     assert main([*args, "--threads", "2", "--compile", "--set", "train.compile_mode=reduce-overhead"]) == 0
     out = capsys.readouterr().out
     assert out.count("kept (finished earlier)") == 2
+
+
+def test_the_last_run_left_trains_with_the_threads_of_every_run(tmp_path, capsys):
+    """With workers = 2 each run trains on half the CPU threads. A run trained again alone (the last one left
+    of a resumed study, or `lrlab train`) keeps that count: a CPU run's numbers depend on it, so otherwise a
+    resumed study's table differed from the uninterrupted one."""
+    args = ["study", "--limit", "150", "--epochs", "2", "--batch-size", "32", "--width", "0.125", "--threads", "2",
+            "--workers", "2", "--schedules", "standard,onecycle", "--no-progress", "--out", str(tmp_path)]  # fmt: skip
+    assert main(args) == 0
+    assert "running 2 runs in 2 worker processes × 1 thread" in capsys.readouterr().out
+    run = tmp_path / "runs" / "onecycle" / "seed-0"
+    before = (run / "epochs.csv").read_text()
+    (run / "result.json").unlink()  # as if it had been stopped before its end: trained again, alone
+    (run / "epochs.csv").unlink()
+    assert main(args) == 0
+    assert "running" not in capsys.readouterr().out  # in the main process
+    losses = [ln.split(",")[3] for ln in (run / "epochs.csv").read_text().splitlines()]
+    assert losses == [ln.split(",")[3] for ln in before.splitlines()]
+
+
+def test_a_damaged_checkpoint_is_said_and_its_run_trained_from_the_start(tmp_path, capsys):
+    args = ["study", "--limit", "150", "--epochs", "2", "--batch-size", "32", "--width", "0.125", "--threads", "1",
+            "--schedules", "standard", "--no-progress", "--out", str(tmp_path)]  # fmt: skip
+    assert main(args) == 0
+    run = tmp_path / "runs" / "standard" / "seed-0"
+    before = json.loads((run / "result.json").read_text())["test"]
+    (run / "result.json").unlink()  # unfinished again, with a checkpoint cut short (a full disk, a bad copy)
+    (run / "checkpoint.pt").write_bytes(b"PK\x03\x04 not a whole zip archive")
+    capsys.readouterr()
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert f"lrlab: {run / 'checkpoint.pt'} cannot be read (" in err and "training this run from its start" in err
+    assert json.loads((run / "result.json").read_text())["test"] == before
+
+
+def test_a_checkpoint_that_cannot_be_written_is_one_line_naming_it(tmp_path, monkeypatch):
+    from lrlab import training
+
+    def full(obj, f):  # what torch's writer raises on a full disk
+        Path(f).write_bytes(b"part")
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 4 vs 8")
+
+    monkeypatch.setattr(training.torch, "save", full)
+    path = tmp_path / "checkpoint.pt"
+    with pytest.raises(training.LrlabError, match=rf"cannot write {path}: .* MiB free on its disk\)"):
+        training.save_checkpoint(path, {})
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind

@@ -75,6 +75,22 @@ def test_polynomial_matches_torch(power, total):
     assert_close(lrs(spec), theirs, rel=1e-7)  # torch's recursive form rounds differently
 
 
+@pytest.mark.parametrize("staircase", [False, True])
+def test_inverse_time_matches_keras_formula(staircase):
+    # Keras InverseTimeDecay(0.5, decay_steps=7, decay_rate=0.3, staircase): lr / (1 + rate · p), p = step / 7
+    # (floored with staircase); written out here, Keras not being a dependency
+    theirs = [0.5 / (1 + 0.3 * (s // 7 if staircase else s / 7)) for s in range(100)]
+    ours = lrs({"type": "inverse_time", "lr": 0.5, "decay_rate": 0.3, "every_steps": 7, "staircase": staircase})
+    assert_close(ours, theirs)
+
+
+def test_cosine_over_a_decay_length_then_holds():
+    # Keras CosineDecay(0.4, decay_steps=60, alpha=0.25): lr · ((1 − α) · ½(1 + cos(π · min(s, 60) / 60)) + α)
+    theirs = [0.4 * (0.75 * 0.5 * (1 + math.cos(math.pi * min(s, 60) / 60)) + 0.25) for s in range(100)]
+    assert_close(lrs({"type": "cosine", "lr": 0.4, "min_lr": 0.1, "decay_steps": 60}), theirs)
+    assert lrs({"type": "cosine", "lr": 0.4, "decay_frac": 1.0}) == lrs({"type": "cosine", "lr": 0.4})
+
+
 def test_plateau_matches_torch():
     metric = [1.0, 0.9, 0.91, 0.92, 0.93, 0.89, 0.95, 0.96, 0.97, 0.98, 0.99, 1.0, 0.5, 0.6, 0.7, 0.8]
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
@@ -138,6 +154,21 @@ def test_fastai_onecycle_preset(total):
     )
 
 
+def test_fastai_div_final_sets_the_last_lr_as_fastai_does():
+    spec = {"type": "onecycle", "max_lr": 0.01, "peak_frac": 0.25, "convention": "fastai", "div_final": 1e4}
+    assert_close(lrs(spec), fastai_reference(0.01, 100, 0.25, 25.0, 1e4))
+    # on the preset, div_factor changes the start only (fastai's div_final stays 1e5); a torch-style
+    # final_div_factor replaces the preset's div_final
+    assert_close(lrs({"type": "fastai-onecycle", "max_lr": 0.01, "div_factor": 10}),
+                 fastai_reference(0.01, 100, 0.25, 10.0, 1e5))  # fmt: skip
+    torch_style = {"type": "onecycle", "max_lr": 0.01, "peak_frac": 0.25, "convention": "fastai", "final_div_factor": 4}
+    assert lrs({"type": "fastai-onecycle", "max_lr": 0.01, "final_div_factor": 4}) == lrs(torch_style)
+    with pytest.raises(ConfigError, match=r"schedules\.s\.div_final: give final_div_factor .* not both"):
+        compile_schedule({"type": "onecycle", "max_lr": 0.1, "div_final": 1e5, "final_div_factor": 1e4}, PLAN, "s")
+    with pytest.raises(ConfigError, match=r"schedules\.s\.div_final: the last LR, max_lr/div_final, must not be above"):
+        compile_schedule({"type": "onecycle", "max_lr": 0.1, "div_final": 5}, PLAN, "s")
+
+
 def test_torch_onecycle_preset_matches_torch_defaults():
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)
     ref = S.OneCycleLR(opt, max_lr=0.1, total_steps=120)  # every default, momentum cycling included
@@ -168,6 +199,10 @@ def test_inverse_momentum_mirrors_the_lr():
     )
     assert s.momentum(0) == pytest.approx(0.85)  # LR at its peak: momentum at its low
     assert s.momentum(99) == pytest.approx(0.95, abs=1e-3)
+    # a step schedule never reaches its family's floor (0): the span is the run's, 0.1 down to 0.025
+    step = {"type": "step", "lr": 0.1, "every_steps": 34, "gamma": 0.5, "momentum": {"type": "inverse"}}
+    s = compile_schedule(step, PLAN)
+    assert [s.momentum(i) for i in (0, 34, 68, 99)] == pytest.approx([0.85, 0.95 - 0.1 / 3, 0.95, 0.95])
 
 
 def test_explicit_momentum_schedule():
@@ -214,6 +249,13 @@ def test_explicit_momentum_schedule():
         ({"type": "torch-onecycle", "max_lr": 0.1, "div_factor": 0}, "schedules.s.div_factor: must be at least 1"),
         ({"type": "flat_anneal", "lr": 0.1, "final_div_factor": 0}, "schedules.s.final_div_factor: must be at least 1"),
         ({"type": "fastai-flat-cos", "lr": 0.1, "final_div_factor": 0}, "schedules.s.final_div_factor: must be at"),
+        ({"type": "onecycle", "max_lr": 0.1, "cycle_momentum": True, "base_momentum": 0.95, "max_momentum": 0.9},
+         "schedules.s.base_momentum: the momentum at the LR's peak must not be above max_momentum (0.95 > 0.9)"),
+        ({"type": "constant", "lr": 0.1, "warmup_start_lr": 0.01},
+         "schedules.s.warmup_start_lr: used only with a warm-up (warmup_steps|_epochs|_frac); none is set"),
+        ({"type": "cosine", "lr": 0.1, "warmup_curve": "cos"}, "schedules.s.warmup_curve: used only with a warm-up"),
+        ({"type": "inverse_time", "lr": 0.1, "decay_rate": -1, "every_steps": 5}, "schedules.s.decay_rate: must be"),
+        ({"type": "step", "lr": 0.1, "every_frac": 0}, "schedules.s.every_frac: must be longer than zero steps, got 0"),
     ],
 )  # fmt: skip
 def test_refused(spec, needle):

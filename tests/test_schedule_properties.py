@@ -28,7 +28,8 @@ FAMILY_PARAMS = {
     "multistep": {"lr": lr, "milestones_frac": st.lists(st.floats(0, 1), max_size=4), "gamma": factor},
     "exponential": {"lr": lr, "gamma": st.floats(0.9, 1.0)},
     "polynomial": {"lr": lr, "power": st.floats(0.1, 4), "decay_frac": st.floats(0.1, 1)},
-    "cosine": {"lr": lr},
+    "inverse_time": {"lr": lr, "decay_rate": st.floats(0, 10), "every_frac": frac, "staircase": st.booleans()},
+    "cosine": {"lr": lr, "decay_frac": st.floats(0.1, 1)},
     "anneal": {"lr": lr, "curve": st.sampled_from(["cosine", "linear", "step"])},
     "sgdr": {"lr": lr, "period_frac": frac, "t_mult": st.floats(1, 3), "peak_decay": factor},
     "cyclic": {

@@ -247,6 +247,22 @@ def test_a_cyclic_rise_past_the_run_is_noted_with_the_peak_it_reaches():
     s = compile_schedule({**cyclic, "up_steps": 100, "mode": "exp_range", "gamma": 0.8}, Plan(50, 10))
     v = [s.lr(i) for i in range(50)]
     assert s.notes[0].endswith(f"it peaks at {max(v):.4g} (step {v.index(max(v))})") and v.index(max(v)) == 4
+    assert compile_schedule({**cyclic, "up_steps": 5, "gamma": 0.9}, SHORT).notes == (
+        "gamma = 0.9 is used by mode 'exp_range' only",
+    )
+
+
+def test_a_note_where_sgdr_peaks_decay_to_its_floor():
+    sgdr = {"type": "sgdr", "lr": 0.1, "period_steps": 10, "peak_decay": 0.05, "min_lr": 0.01}
+    assert compile_schedule(sgdr, PLAN).notes == (
+        "peak_decay = 0.05: from cycle 2 on (step 10) a peak would fall to min_lr 0.01, so the LR stays flat at "
+        "min_lr from there",
+    )
+    v = lrs(sgdr)
+    assert v[9] > 0.01 and v[10:] == [0.01] * 90  # as the note says
+    assert compile_schedule({**sgdr, "peak_decay": 0.5}, PLAN).notes[0].startswith("peak_decay = 0.5: from cycle 5 on")
+    # t_mult 2: cycles start at 0, 10, 30, 70; the fourth (0.1 · 0.5**3 = 0.0125) stays above 0.01
+    assert compile_schedule({**sgdr, "peak_decay": 0.5, "t_mult": 2}, PLAN).notes == ()
 
 
 def test_an_sgdr_period_past_the_run_is_noted():
@@ -419,6 +435,7 @@ REQUIRED_KEYS = {
     "step": {"lr": 0.1, "every_epochs": 3},
     "multistep": {"lr": 0.1, "milestones_frac": [0.5, 0.75]},
     "exponential": {"lr": 0.1, "gamma": 0.99},
+    "inverse_time": {"lr": 0.1, "decay_rate": 0.5, "every_epochs": 1},
     "polynomial": {"lr": 0.1},
     "cosine": {"lr": 0.1},
     "anneal": {"lr": 0.1},

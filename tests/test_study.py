@@ -15,6 +15,7 @@ import pytest
 from lrlab import config
 from lrlab.cli import main
 from lrlab.errors import ConfigError, LrlabError
+from lrlab.metrics import ALL_METRICS
 from lrlab.report import build_report
 from lrlab.results import by_name, comparisons, load_runs
 from lrlab.study import run_study
@@ -49,7 +50,11 @@ def test_outputs_for_every_run(study):
             assert res["status"] == "ok" and 0 <= res["test"]["accuracy"] <= 1
             assert len(res["test"]["confusion_matrix"]) == 10 and len(res["test"]["per_class"]) == 10
             saved = json.loads((run / "config.json").read_text())
-            assert len(read_csv(run / "lr.csv")) == saved["plan"]["total_steps"]
+            trace = read_csv(run / "lr.csv")
+            assert len(trace) == saved["plan"]["total_steps"]
+            # epochs.csv names each epoch's last step as lr.csv does: joined on step, the LRs agree
+            lr_at = {r["step"]: r["lr"] for r in trace}
+            assert all(e["lr"] == lr_at[e["step"]] for e in read_csv(run / "epochs.csv"))
             assert saved["config"]["train"]["epochs"] == 2 and saved["seed"] == seed
             prov = saved["provenance"]
             assert prov["torch"] and prov["torchvision"] and prov["lrlab"] and prov["device"] == "cpu"
@@ -127,6 +132,29 @@ def test_report_rebuilds_identical_summary_from_copied_run_folders(study, tmp_pa
     assert (copy / "report.html").is_file() and (copy / "plots" / "accuracy.png").is_file()
 
 
+def test_a_report_of_an_unfinished_study_says_what_is_missing(study, tmp_path, capsys):
+    _, out, _, _ = study
+    shutil.copytree(out, tmp_path / "s")
+    shutil.rmtree(tmp_path / "s" / "runs" / "annealing")
+    (tmp_path / "s" / "runs" / "standard" / "seed-1" / "result.json").unlink()  # stopped mid-run
+    assert main(["report", str(tmp_path / "s")]) == 0
+    said = ("3 of the 12 planned runs have no result here: standard (seed 1); annealing (seeds 0, 1); 1 of them "
+            "part-trained: rerun the study to finish them")  # fmt: skip
+    assert f"not finished: {said}" in capsys.readouterr().out
+    assert f"**Not finished:** {said}." in (tmp_path / "s" / "report.md").read_text()
+    assert main(["report", str(out)]) == 0 and "not finished" not in capsys.readouterr().out
+
+
+def test_runs_of_one_process_and_of_several_compared_are_said(study, tmp_path, capsys):
+    _, out, _, _ = study
+    shutil.copytree(out / "runs", tmp_path / "runs")
+    path = tmp_path / "runs" / "cyclic" / "seed-0" / "config.json"
+    assert json.loads(path.read_text())["processes"] == 1
+    path.write_text(json.dumps({**json.loads(path.read_text()), "processes": 2}))  # as torchrun would record it
+    assert main(["report", str(tmp_path)]) == 0
+    assert "note: runs trained on 1 and 2 processes are compared here" in capsys.readouterr().out
+
+
 def test_report_of_one_seed_says_nothing_was_tested(study, tmp_path):
     _, out, _, _ = study
     for run in (out / "runs").glob("*/seed-0"):
@@ -151,7 +179,7 @@ def test_a_difference_without_spread_is_marked_as_the_sign_tests(study, tmp_path
     assert "| 0.500 † |" in row and "† warmup: every seed moved by the same amount" in md
 
 
-def test_train_gives_the_weights_of_a_finished_run_and_fresh_touches_only_its_run(study, tmp_path):
+def test_train_gives_the_weights_of_a_finished_run_and_fresh_touches_only_its_run(study, tmp_path, capsys):
     _, out, _, _ = study
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
@@ -159,7 +187,10 @@ def test_train_gives_the_weights_of_a_finished_run_and_fresh_touches_only_its_ru
              "--threads", "1", "--no-progress", "--out", str(copy)]  # fmt: skip
     run = copy / "runs" / "annealing" / "seed-0"
     assert main(["train", "--schedule", "annealing", "--seed", "0", *flags]) == 0
-    assert (run / "model.pt").is_file()  # the finished run was trained again for its weights
+    assert (run / "model.pt").is_file()  # the finished run was trained again for its weights, and said so
+    assert "is finished but without its weights (a study does not keep them): training it again" in (
+        capsys.readouterr().out
+    )
     before, after = (json.loads((d / "runs/annealing/seed-0/result.json").read_text()) for d in (out, copy))
     assert after["test"] == before["test"]  # the same run, bit for bit on the CPU
     assert main(["train", "--schedule", "warmup", "--seed", "1", *flags, "--fresh"]) == 0
@@ -187,9 +218,33 @@ def test_a_damaged_run_file_is_named_not_a_traceback(study, tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert f"cannot read the run in {damaged.parent}" in err and "remove that folder" in err
+    for doc, said in (
+        ("{}", "result.json has no schedule name or seed"),
+        ("[1, 2]", "result.json and config.json must each hold"),
+    ):
+        damaged.write_text(doc)  # JSON, but not a result: named the same way
+        assert main(["report", str(tmp_path)]) == 2
+        assert f"cannot read the run in {damaged.parent}: {said}" in capsys.readouterr().err
+    # a study meets it before training, not after: it is neither kept nor reported
+    quick = ["--limit", "200", "--epochs", "2", "--batch-size", "32", "--width", "0.125", "--seeds", "2"]
+    assert main(["study", *quick, "--no-progress", "--out", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert f"cannot read the run in {damaged.parent}" in captured.err and "kept" not in captured.out
     (tmp_path / "file").write_text("")
     assert main(["report", str(out), "--out", str(tmp_path / "file" / "x")]) == 2
     assert "cannot be written" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ['{"config": {"sched', "[]"])
+def test_a_damaged_study_json_is_said_and_the_runs_configs_stand_in(study, tmp_path, capsys, damage):
+    _, out, _, _ = study
+    shutil.copytree(out, tmp_path / "s")
+    (tmp_path / "s" / "study.json").write_text(damage)
+    assert main(["report", str(tmp_path / "s")]) == 0
+    assert f"lrlab: {tmp_path / 's' / 'study.json'} cannot be read; the run folders' configs are used" in (
+        capsys.readouterr().err
+    )
+    assert (tmp_path / "s" / "summary.csv").read_text() == (out / "summary.csv").read_text()
 
 
 def test_report_refuses_to_compare_runs_of_different_settings(study, tmp_path, capsys):
@@ -262,7 +317,12 @@ def test_a_folder_of_another_setting_is_refused_before_training(fresh, study, tm
     assert main(["study", "--schedules", "onecycle", *quick, *fresh, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert f"{tmp_path} holds runs of another setting (train.epochs is 2 in {tmp_path}" in err and "--out" in err
+    assert "--fresh to replace them" not in err  # it would not do: other schedules' runs stay
     assert (tmp_path / "runs" / "onecycle" / "seed-0" / "result.json").read_text() == before
+    if not fresh:  # every run there is one this start trains: named the same way, and --fresh offered
+        assert main(["study", *quick, "--seeds", "2", "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert "holds runs of another setting (train.epochs is 2 in" in err and "or --fresh to replace them" in err
 
 
 def test_a_tie_for_the_highest_mean_is_named_as_one(study, tmp_path):
@@ -277,8 +337,38 @@ def test_a_tie_for_the_highest_mean_is_named_as_one(study, tmp_path):
     build_report(tmp_path)
     md = (tmp_path / "report.md").read_text()
     assert "Highest mean accuracy, tied: **warmup** and **annealing**." in md
-    assert "Test confusion matrix of the best schedule (warmup, the first of the 2 tied)" in md
+    # other schedules at rank 1 (not told apart from the top by the tests) are named with it: a lead, not a win
+    head = next(i for i, ln in enumerate(md.splitlines()) if ln.startswith("| schedule | accuracy |"))
+    rows = [ln.split("|") for ln in md.splitlines()[head + 2 : head + 8]]
+    alike = [r[1].strip() for r in rows if r[-2].strip() == "1" and r[1].strip() not in ("warmup", "annealing")]
+    said = f"The seeds do not tell them apart from {' and '.join(alike)} (rank 1 too): a lead, not a win."
+    assert (said.replace(" and ", ", ", len(alike) - 2) in md) if alike else ("a lead, not a win" not in md)
+    assert "confusion matrix of the schedule with the highest mean accuracy (warmup, the first of the 2 tied)" in md
     assert "(90% of the best validation accuracy of any run here, so it moves when runs are added;" in md
+
+
+def test_the_lr_plot_shows_each_seed_where_the_seeds_lrs_differ(study, tmp_path, monkeypatch):
+    """A plateau follows each run's own metric, so its seeds' LRs can differ: the report's LR plot draws a
+    line per seed for such a schedule (one line stood for all, the first seed's), one line for the others."""
+    from lrlab import plots
+
+    _, out, _, _ = study
+    shutil.copytree(out / "runs", tmp_path / "runs")
+    lr_csv = tmp_path / "runs" / "standard" / "seed-1" / "lr.csv"
+    rows = read_csv(lr_csv)
+    for r in rows[len(rows) // 2 :]:  # as if a plateau had halved seed 1's LR halfway
+        r["lr"] = repr(float(r["lr"]) / 2)
+    with lr_csv.open("w", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    drawn = {}
+    original = plots.plot_lr
+    monkeypatch.setattr(plots, "plot_lr", lambda traces, path, **kw: drawn.update(traces) or original(traces, path))
+    build_report(tmp_path)
+    assert "standard (seed 0)" in drawn and "standard (seed 1)" in drawn and "standard" not in drawn
+    assert drawn["standard (seed 1)"][-1][1] == drawn["standard (seed 0)"][-1][1] / 2
+    assert {"cyclic", "onecycle"} <= set(drawn) and "cyclic (seed 0)" not in drawn
 
 
 def test_report_merges_study_folders(study, tmp_path):
@@ -329,7 +419,8 @@ def test_lr_axis_and_divergence(tmp_path):
     # its LR budget and lr.csv are of the steps it ran, not of the plan (planned, onecycle ends near 0)
     trace = read_csv(gone.parent.parent.parent / "onecycle@10000" / "seed-0" / "lr.csv")
     ran = json.loads((gone.parent.parent.parent / "onecycle@10000" / "seed-0" / "result.json").read_text())
-    assert len(trace) == ran["diverged"]["step"] and ran["peak_lr"] == pytest.approx(max(float(r["lr"]) for r in trace))
+    assert len(trace) == ran["diverged"]["step"] + 1  # up to the last step trained, an index
+    assert ran["peak_lr"] == pytest.approx(max(float(r["lr"]) for r in trace))
     assert ran["final_lr"] == pytest.approx(float(trace[-1]["lr"])) == pytest.approx(ran["diverged"]["lr"])
     umask = os.umask(0)
     os.umask(umask)
@@ -382,9 +473,10 @@ def test_a_run_in_two_folders_is_kept_once_if_identical_and_refused_if_not(tmp_p
     def put(study: str, accuracy: float, seconds: float = 1.0) -> None:
         run = tmp_path / study / "runs" / "onecycle" / "seed-0"
         run.mkdir(parents=True)
-        doc = {"schedule": "onecycle", "seed": 0, "status": "ok", "test": {"accuracy": accuracy}, "seconds": seconds}
+        test = dict.fromkeys(ALL_METRICS, accuracy)
+        doc = {"schedule": "onecycle", "seed": 0, "status": "ok", "test": test, "seconds": seconds}
         (run / "result.json").write_text(json.dumps(doc))
-        (run / "config.json").write_text("{}")
+        (run / "config.json").write_text('{"config": {}, "plan": {}, "data": {}}')
 
     put("a", 0.9)
     put("copy", 0.9, seconds=1.2)  # the same run trained again: only its timing differs

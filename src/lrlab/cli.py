@@ -4,6 +4,7 @@ live in config.py. `main(argv) -> int` is the console script and the tests' entr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import io
 import os
@@ -24,8 +25,8 @@ examples:
   lrlab study                                  the six settings of the original study on digits
   lrlab study --seeds 3 --epochs 20            three paired seeds, twenty epochs each
   lrlab study --schedules standard,onecycle    a subset of the config's schedules
-  lrlab study --data cifar10 --data-dir data --download --width 0.5
-  lrlab study --data imagefolder:cifar10-train.tar.gz --limit 2000
+  lrlab study --data cifar10 --download --width 0.5 --out runs/cifar10
+  lrlab study --data imagefolder:data/c10.tar.gz --out runs/c10    train/<class>/<image> as a folder or .tar.gz
   lrlab study --peak-lrs 0.01,0.1,1 --seeds 3     every schedule at three peak LRs
   lrlab study cifar10-cpu                      CIFAR-10 cut to CPU size (data/cifar10-train.tar.gz)
   lrlab study configs/cifar10-study.toml --device cuda
@@ -49,11 +50,23 @@ def _unrecognized(extra: list[str], command: argparse.ArgumentParser) -> str:
     options = [  # argparse keeps no public list of them; hidden ones (--seed on study) are not offered
         o for o, a in command._option_string_actions.items() if o.startswith("--") and a.help != argparse.SUPPRESS
     ]
-    hints = [(x, c[0]) for x in extra if x.startswith("-") and (c := difflib.get_close_matches(x, options, 1))]
+    # compared without the dashes, which every option shares (with them "--bogus" was "close" to "--out")
+    names = {o.lstrip("-"): o for o in options}
+    close = {x: difflib.get_close_matches(x.lstrip("-"), names, 1) for x in extra if x.startswith("-")}
+    hints = [(x, names[c[0]]) for x, c in close.items() if c]
     said = f"unrecognized arguments: {' '.join(extra)}"
     if len(hints) == 1 and len(extra) == 1:
         return f"{said}; did you mean {hints[0][1]}?"
     return said + (f"; did you mean {', '.join(f'{c} for {x}' for x, c in hints)}?" if hints else "")
+
+
+def _peak_lrs_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--peak-lrs",
+        type=_floats,
+        metavar="A,B",
+        help="LR axis: every schedule at each of these peak LRs (its shape kept)",
+    )
 
 
 def _seeds(text: str) -> int | list[int]:
@@ -68,8 +81,9 @@ def _seeds(text: str) -> int | list[int]:
         ) from None
 
 
-def _config_args(p: argparse.ArgumentParser, auto_lr: bool = True) -> None:
-    """The config and its overrides; auto_lr=False leaves out --auto-lr (a command that runs no "auto" LR)."""
+def _config_args(p: argparse.ArgumentParser, omit: tuple[str, ...] = ()) -> None:
+    """The config and its overrides, but those in `omit`: options that would change nothing in the command
+    (find-lr trains no run: its number of epochs, compilation and torchrun's SyncBN do not enter its test)."""
     p.add_argument(
         "config",
         nargs="?",
@@ -77,70 +91,74 @@ def _config_args(p: argparse.ArgumentParser, auto_lr: bool = True) -> None:
         help=f"a study TOML file or a bundled study name (default: {config_mod.DEFAULT_CONFIG!r}; "
         f"bundled: {', '.join(config_mod.bundled_configs())})",
     )
-    g = p.add_argument_group("overrides (each replaces the config's value)")
-    g.add_argument(
+    group = p.add_argument_group("overrides (each replaces the config's value)")
+
+    def add(flag: str, *args: Any, **kwargs: Any) -> None:
+        if flag not in omit:
+            group.add_argument(flag, *args, **kwargs)
+
+    add(
         "--data",
         dest="data.name",
         metavar="NAME",
         help="digits | cifar10 | cifar100 | imagefolder:PATH (a folder with train/<class>/ or its .tar.gz)",
     )
-    g.add_argument("--data-dir", dest="data.data_dir", metavar="DIR", help="where cifar10/cifar100 live")
-    g.add_argument(
+    add("--data-dir", dest="data.data_dir", metavar="DIR", help="where cifar10/cifar100 live")
+    add(
         "--download",
         dest="data.download",
         action="store_const",
         const=True,
         help="download CIFAR into --data-dir if it is not there",
     )
-    g.add_argument(
+    add(
         "--stream",
         dest="data.stream",
         action="store_const",
         const=True,
         help="image folders: read images from disk each epoch (DataLoader workers) instead of into memory",
     )
-    g.add_argument(
+    add(
         "--limit",
         dest="data.limit",
         type=int,
         metavar="N",
         help="use at most N training images (validation and test shrink in proportion)",
     )
-    if auto_lr:
-        g.add_argument(
-            "--auto-lr",
-            dest="auto_lr",
-            type=float,
-            metavar="LR",
-            help='the LR that "auto" LRs stand for, instead of an LR range test (e.g. one LR for every shard)',
-        )
-    g.add_argument("--epochs", dest="train.epochs", type=int, metavar="N")
-    g.add_argument("--batch-size", dest="train.batch_size", type=int, metavar="N")
-    g.add_argument("--model", dest="model.stem", metavar="STEM", help="GoogLeNet stem: auto | cifar | imagenet")
-    g.add_argument("--width", dest="model.width", type=float, metavar="W", help="channel multiplier (1.0 = paper)")
-    g.add_argument("--device", dest="train.device", metavar="DEV", help="auto | cpu | cuda")
-    g.add_argument(
+    add(
+        "--auto-lr",
+        dest="auto_lr",
+        type=float,
+        metavar="LR",
+        help='the LR that "auto" LRs stand for, instead of an LR range test (e.g. one LR for every shard)',
+    )
+    add("--epochs", dest="train.epochs", type=int, metavar="N")
+    add("--batch-size", dest="train.batch_size", type=int, metavar="N")
+    add("--model", dest="model.stem", metavar="STEM", help="GoogLeNet stem: auto | cifar | imagenet")
+    add("--width", dest="model.width", type=float, metavar="W", help="channel multiplier (1.0 = paper)")
+    add("--device", dest="train.device", metavar="DEV", help="auto | cpu | cuda")
+    add(
         "--threads",
         dest="train.threads",
         type=int,
         metavar="N",
         help="CPU threads for torch (default: torch's own, usually every core)",
     )
-    g.add_argument(
+    add(
         "--sync-bn",
         dest="train.sync_bn",
         action="store_const",
         const=True,
         help="under torchrun: BatchNorm statistics over the global batch (CUDA)",
     )
-    g.add_argument(
+    add(
         "--compile",
         dest="train.compile",
         action="store_const",
         const=True,
         help="torch.compile the model (compiled once per process; its time is reported apart)",
     )
-    g.add_argument(
+    add(
         "--set",
         dest="settings",
         type=_setting,
@@ -150,7 +168,7 @@ def _config_args(p: argparse.ArgumentParser, auto_lr: bool = True) -> None:
         help="any config key, e.g. --set train.ema=0.999 --set schedules.onecycle.max_lr=0.2 (VALUE is read as "
         "TOML: numbers, true/false, [lists]; anything else is a string); repeatable",
     )
-    g.add_argument(
+    add(
         "--unset",
         dest="settings",
         type=lambda key: (key.strip(), config_mod.UNSET),
@@ -237,11 +255,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from lrlab import store
     from lrlab.report import build_report
 
     dirs = [Path(d) for d in args.dirs]
     out = Path(args.out) if args.out else dirs[0]
-    built = build_report(out, dirs, baseline=args.baseline)
+    # a study writing `out` writes its report there too: refused while it runs (a new folder has no study)
+    with store.FolderLock(out) if out.is_dir() else contextlib.nullcontext():
+        built = build_report(out, dirs, baseline=args.baseline)
     print(built.console)
     print(f"wrote {out}/summary.csv, comparisons.csv, report.md, report.html, plots/")
     return 0
@@ -258,7 +279,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     from lrlab import plots, store
     from lrlab.schedules import FAMILIES, PRESETS, Plan, compile_schedule, family_fields, resolve_auto, uses_auto
     from lrlab.schedules.compile import REQUIRED, toml_text
-    from lrlab.study import describe_auto, prepare
+    from lrlab.study import describe_auto, prepare, run_variants
 
     if args.families:
         for name in FAMILIES:
@@ -288,9 +309,11 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         spe = args.steps_per_epoch or max(1, args.steps // cfg.train.epochs)
         plan = Plan(args.steps, spe)
         given = cfg.auto_lr  # --auto-lr: "auto" LRs need no range test, so they preview without data too
-        schedules = {
-            n: compile_schedule(resolve_auto(s, given) if given else s, plan, n) for n, s in cfg.schedules.items()
-        }
+        specs = {n: resolve_auto(s, given) if given else s for n, s in cfg.schedules.items()}
+        if cfg.peak_lrs:  # the LR axis's runs, as the study would train them: scaled to each peak, so an
+            # "auto" LR's value cancels out (only the ratios between a spec's LRs are kept)
+            specs = run_variants({n: resolve_auto(s, 1.0) for n, s in specs.items()}, cfg.peak_lrs, plan)[1]
+        schedules = {n: compile_schedule(s, plan, n) for n, s in specs.items()}
         if given and any(uses_auto(s) for s in cfg.schedules.values()):
             print(describe_auto({"lr": given, "rule": "given"}))
     else:  # the real step count of this config's data and batch size
@@ -422,12 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", action=_NotSeed, help=argparse.SUPPRESS)
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<study name>)")
-    p.add_argument(
-        "--peak-lrs",
-        type=_floats,
-        metavar="A,B",
-        help="LR axis: run every schedule at each of these peak LRs (its shape kept)",
-    )
+    _peak_lrs_arg(p)
     p.add_argument("--baseline", metavar="NAME", help="the schedule others are compared with (default: the first)")
     p.add_argument("--tensorboard", action="store_const", const=True, help="also write TensorBoard event files")
     p.add_argument(
@@ -462,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_args(p)
     p.add_argument("--schedules", metavar="A,B", help="only these schedules of the config")
+    _peak_lrs_arg(p)
     p.add_argument("--plot", metavar="FILE.png", help="write an overlay plot of LR against step")
     p.add_argument("--csv", metavar="FILE.csv", help="write step,schedule,lr,momentum for every step")
     p.add_argument("--steps", type=int, metavar="N", help="compile for N steps instead of the data's real count")
@@ -506,7 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
         "LR grows exponentially from --start-lr to --end-lr, stop when the loss diverges, restore "
         "the weights, and print suggestions by several rules. Writes the curve (CSV, JSON, PNG).",
     )
-    _config_args(p, auto_lr=False)
+    _config_args(p, omit=("--auto-lr", "--epochs", "--compile", "--sync-bn"))
     p.add_argument("--start-lr", type=float, default=config_mod.RANGE_START_LR, metavar="LR",
                    help="first LR (default %(default)g)")  # fmt: skip
     p.add_argument("--end-lr", type=float, default=config_mod.RANGE_END_LR, metavar="LR",
@@ -537,9 +556,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LrlabError as e:
         print(f"lrlab: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("lrlab: interrupted; finished runs are saved, rerun the same command to continue", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        again = (
+            "rerun the command without --fresh to continue (with it, the runs trained so far would go again)"
+            if getattr(args, "fresh", False)
+            else "rerun the same command to continue"
+        )
+        if os.environ.get("RANK", "0") == "0":  # under torchrun: one line, not one per process
+            print(f"lrlab: interrupted; finished runs are saved, {again}", file=sys.stderr)
+        signum = stop.args[0] if stop.args and isinstance(stop.args[0], int) else signal.SIGINT  # (SIGTERM: ours)
+        return 128 + int(signum)  # as the shell reports a process a signal stopped: 130 Ctrl-C, 143 SIGTERM
     finally:
         from lrlab.distributed import shutdown
 
@@ -549,7 +575,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+    raise KeyboardInterrupt(signum)
 
 
 def entry() -> None:

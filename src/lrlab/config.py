@@ -236,6 +236,12 @@ def _check(cfg: StudyConfig) -> None:
     need(alr is None or (math.isfinite(alr) and alr > 0), "auto_lr", f"must be a positive number, got {alr}")
     tgt = cfg.target_accuracy
     need(tgt is None or 0 < tgt <= 1, "target_accuracy", f"must be in (0, 1], got {tgt}")
+    # the default output folder is runs/<name>: one folder's name ('..' or '../x' would write outside runs/)
+    need(
+        not cfg.name or ("/" not in cfg.name and "\\" not in cfg.name and not cfg.name.startswith(".")),
+        "name",
+        f"a study name names a folder under runs/: no '/' or '\\', not starting with '.', got {cfg.name!r}",
+    )
     for name in cfg.schedules:
         # a name becomes a folder, a table cell and a plot label: '@' marks a peak LR (onecycle@0.1), and
         # '|', '$', '*', '`', spaces or a leading '_' would break the Markdown, matplotlib or the shell

@@ -96,14 +96,15 @@ def plot_lr(
         ax.set_ylim(bottom=min(peaks) / 1e3)  # three decades under the smallest peak: the shapes, not 1e-7 tails
     ax.set(ylabel="learning rate" + (" (log scale)" if ax.get_yscale() == "log" else ""), title=title)
     ax.grid(alpha=0.3)
-    # beside the plot when there are many lines, so that the legend hides none of them
-    many = len(traces) > 8
+    # beside the plot when there are several lines, so that the legend hides none of them (inside, it
+    # covered the warm-up starts at the lower left)
+    many = len(traces) > 4
     ax.legend(fontsize=8, ncol=1 if many else 2, **({"loc": "upper left", "bbox_to_anchor": (1.01, 1)} if many else {}))
     if momentum:
         mx = axes[1][0]
         for name, tr in momentum.items():
             steps, ms = zip(*tr, strict=True)
-            mx.plot(steps, ms, color=colors[name], lw=1.4, ls="--")
+            mx.plot(steps, ms, color=colors[name], lw=1.4, ls=styles[name])  # as its LR line above: no legend
         mx.set(ylabel="momentum")
         mx.grid(alpha=0.3)
     axes[-1][0].set(xlabel="optimizer step")
@@ -149,14 +150,21 @@ def fraction_axis(values: list[float]) -> tuple[float, float] | None:
 
 
 def plot_final(table: list[dict[str, Any]], groups: dict[str, list[Run]], path: Path) -> None:
-    """Final test accuracy per schedule: every seed a dot, the mean and its interval as a bar."""
+    """Final test accuracy per schedule: every seed a dot, the mean and its interval as a bar. A seed keeps
+    its place beside every schedule's bar and a grey line joins its runs, so the pairing the comparisons
+    rest on shows: seeds that move together make parallel lines, however wide the bars."""
     names = [row["schedule"] for row in table]
     fig, ax = new_figure((max(6, 0.9 * len(names) + 2), 4))
     colors = _colors(names)
+    seeds = sorted({r.seed for row in table for r in groups[row["schedule"]] if r.ok})
+    offset = dict(zip(seeds, np.linspace(-0.12, 0.12, len(seeds)) if len(seeds) > 1 else [0.0], strict=True))
+    joined: dict[int, list[tuple[float, float]]] = {seed: [] for seed in seeds}
     for i, row in enumerate(table):
-        vals = [r.metric("accuracy") for r in groups[row["schedule"]] if r.ok]
-        jitter = np.linspace(-0.12, 0.12, len(vals)) if len(vals) > 1 else np.zeros(len(vals))
-        ax.scatter(i + jitter, vals, s=22, color=colors[row["schedule"]], alpha=0.8, zorder=3)
+        done = [r for r in groups[row["schedule"]] if r.ok]
+        for r in done:
+            joined[r.seed].append((i + offset[r.seed], r.metric("accuracy")))
+        xs, vals = [i + offset[r.seed] for r in done], [r.metric("accuracy") for r in done]
+        ax.scatter(xs, vals, s=22, color=colors[row["schedule"]], alpha=0.8, zorder=3)
         s = row["accuracy"]
         if s.n:
             ax.plot([i - 0.3, i + 0.3], [s.mean, s.mean], color="black", lw=2, zorder=4)
@@ -165,12 +173,17 @@ def plot_final(table: list[dict[str, Any]], groups: dict[str, list[Run]], path: 
         if row["diverged"]:
             ax.annotate(f"{row['diverged']} diverged", (i, 0.02), xycoords=("data", "axes fraction"),
                         ha="center", fontsize=8, color="crimson")  # fmt: skip
+    if len(table) > 1:
+        for points in joined.values():
+            if len(points) > 1:
+                ax.plot(*zip(*points, strict=True), color="0.6", lw=0.7, alpha=0.7, zorder=2)
     ends = [v for row in table if row["accuracy"].n for v in (row["accuracy"].ci_low, row["accuracy"].ci_high)]
     ends += [r.metric("accuracy") for runs in groups.values() for r in runs if r.ok]
     if (limits := fraction_axis(ends)) is not None:
         ax.set_ylim(*limits)
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
-    ax.set(ylabel="test accuracy", title=f"Final test accuracy: seeds as dots, mean and {LEVEL:.0%} interval")
+    ax.set(ylabel="test accuracy", title=f"Final test accuracy: seeds as dots (a seed's runs joined), mean and "
+           f"{LEVEL:.0%} interval")  # fmt: skip
     ax.grid(axis="y", alpha=0.3)
     save_figure(fig, path)
 

@@ -32,6 +32,8 @@ from lrlab.results import (
     comparisons,
     dynamics,
     load_runs,
+    missing_runs,
+    mixed_processes,
     run_order,
     sort_runs,
     study_docs,
@@ -188,8 +190,16 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     dyn = dynamics(groups, target)
 
     plot_dir = out / "plots"
-    # each schedule's LR as planned: from a finished run (a diverged one's lr.csv ends where it stopped)
-    shown = {n: next((r for r in rs if r.ok), rs[0]).csv("lr.csv") for n, rs in groups.items()}
+    # each schedule's LR as planned: from a finished run (a diverged one's lr.csv ends where it stopped);
+    # one line per seed where the seeds' LRs differ (a plateau follows each run's own metric)
+    shown: dict[str, list[dict[str, str]]] = {}
+    for n, rs in groups.items():
+        done = [r for r in rs if r.ok] or rs[:1]
+        each = {r.seed: r.csv("lr.csv") for r in done}
+        if len({tuple(x["lr"] for x in rows) for rows in each.values()}) > 1:
+            shown.update({f"{n} (seed {seed})": rows for seed, rows in each.items()})
+        else:
+            shown[n] = next(iter(each.values()))
     traces = {n: [(int(x["step"]), float(x["lr"])) for x in rows] for n, rows in shown.items()}
     moms = {
         n: [(int(x["step"]), float(x["momentum"])) for x in rows]
@@ -211,10 +221,12 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
         plots.plot_sensitivity(runs, plot_dir / "lr_sensitivity.png")
 
     absent = absent_classes(runs)
-    doc = _document(cfg, runs, table, comps, ranks, dyn, baseline, stand_in, best, target, sweep, dirs, absent)
+    notes = [(label, text) for label, text in (("not finished", missing_runs(docs, runs, dirs)),
+                                                  ("note", mixed_processes(runs))) if text]  # fmt: skip
+    doc = _document(cfg, runs, table, comps, ranks, dyn, baseline, stand_in, best, target, sweep, dirs, absent, notes)
     store.write_text(out / "report.md", doc.markdown())
     store.write_text(out / "report.html", doc.html(out, f"lrlab study: {cfg['name']}"))
-    console = _console(cfg, runs, table, comps, ranks, baseline, stand_in, absent)
+    console = _console(cfg, runs, table, comps, ranks, baseline, stand_in, absent, notes)
     return Built(table, comps, console)
 
 
@@ -232,6 +244,11 @@ def _baseline(
     if configured in ran:
         return configured, None
     return first, f"the study's baseline, {configured}, has no runs here; compared with {first}, the first that ran"
+
+
+def _and(names: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _results_rows(table: list[dict[str, Any]], ranks: dict[str, int]) -> list[list[str]]:
@@ -259,7 +276,7 @@ def _seeds(n: float) -> str:
 def _document(
     cfg: dict[str, Any], runs: list[Run], table: list[dict[str, Any]], comps: list[stats.Comparison],
     ranks: dict[str, int], dyn: list[dict[str, Any]], baseline: str, stand_in: str | None, best: list[str],
-    target: float, sweep: bool, dirs: list[Path], absent: list[str],
+    target: float, sweep: bool, dirs: list[Path], absent: list[str], notes: list[tuple[str, str]],
 ) -> Doc:  # fmt: skip
     rc = runs[0].config
     data, model, m, t = rc["data"], rc.get("model", {}), cfg["model"], cfg["train"]
@@ -286,7 +303,9 @@ def _document(
     )
     if absent:
         doc.p(f"**Warning:** {_absent_warning(absent)}")
-    doc.table(["model", "accuracy", "precision", "recall", "f1-score", "n", "rank"], _results_rows(table, ranks))
+    for label, text in notes:  # (label, sentence): what the table does not show
+        doc.p(f"**{label.capitalize()}:** {text}.")
+    doc.table(["schedule", "accuracy", "precision", "recall", "f1", "n", "rank"], _results_rows(table, ranks))
     if comps:
         doc.h(2, f"Against the baseline ({baseline})")
         tested = (
@@ -321,19 +340,26 @@ def _document(
         doc.table(
             ["schedule", "Δ accuracy", f"{LEVEL:.0%} interval", "pairs", "p (t-test)", "p (Wilcoxon)", "p (Holm)",
              "verdict", "seeds to plan"], _significance_rows(comps))  # fmt: skip
-    if len(best) == 1:
-        doc.p(f"Highest mean accuracy: **{best[0]}**.")
-    elif best:
-        doc.p(f"Highest mean accuracy, tied: {' and '.join(f'**{b}**' for b in best)}.")
+    if best:
+        # rank 1 beside the top: not told apart from it (in the table's order)
+        alike = [n for n in (row["schedule"] for row in table) if ranks.get(n) == 1 and n not in best]
+        it = "it" if len(best) == 1 else "them"
+        said = f" The seeds do not tell {it} apart from {_and(alike)} (rank 1 too): a lead, not a win." if alike else ""
+        top = f"**{best[0]}**" if len(best) == 1 else f"tied: {_and([f'**{b}**' for b in best])}"
+        doc.p(f"Highest mean accuracy, {top}.{said}" if len(best) > 1 else f"Highest mean accuracy: {top}.{said}")
     doc.h(2, "Plots")
     shown = best[0] + (f", the first of the {len(best)} tied" if len(best) > 1 else "") if best else ""
     for name, cap in [
         ("lr", "Learning rate against optimizer step"),
         ("val_accuracy", "Validation accuracy against epoch, mean and min–max band over seeds"),
         ("train_loss", "Training loss against epoch, mean and min–max band over seeds"),
-        ("accuracy", f"Final test accuracy per schedule: seeds as dots, mean and {LEVEL:.0%} interval"),
+        (
+            "accuracy",
+            f"Final test accuracy per schedule: seeds as dots, each seed's runs joined by a grey line (the "
+            f"pairs the comparisons use), mean and {LEVEL:.0%} interval",
+        ),
         ("lr_sensitivity", "LR sensitivity: final test accuracy against the peak LR of each schedule"),
-        ("confusion", f"Test confusion matrix of the best schedule ({shown})"),
+        ("confusion", f"Test confusion matrix of the schedule with the highest mean accuracy ({shown})"),
     ]:
         if (name != "lr_sensitivity" or sweep) and (name != "confusion" or best):
             doc.img(f"plots/{name}.png", cap)
@@ -353,7 +379,8 @@ def _document(
         "Validation accuracy at the best and the last epoch; epochs and seconds until validation accuracy first "
         f"{reached}; late loss jitter: how much the training loss "
         f"jumps between 10-step windows over the last {LATE:.0%} of the steps (standard deviation of the changes "
-        "over the mean loss; lower is steadier); and each schedule's LR budget."
+        f"over the mean loss; lower is steadier; — where the last {LATE:.0%} of a run hold fewer than three "
+        "windows); and each schedule's LR budget."
     )
     doc.table(
         ["schedule", "best val (epoch)", "final val", "reached", "epochs to target", "seconds to target",
@@ -409,7 +436,7 @@ def _diverged(r: Run) -> str:
 
 def _console(
     cfg: dict[str, Any], runs: list[Run], table: list[dict[str, Any]], comps: list[stats.Comparison],
-    ranks: dict[str, int], baseline: str, stand_in: str | None, absent: list[str],
+    ranks: dict[str, int], baseline: str, stand_in: str | None, absent: list[str], notes: list[tuple[str, str]],
 ) -> str:  # fmt: skip
     rc = runs[0].config["data"]
     n = len({r.seed for r in runs})
@@ -422,4 +449,5 @@ def _console(
     doc.table(head, rows)
     warning = f"\nwarning: {_absent_warning(absent)}" if absent else ""
     note = f"\nnote: {stand_in}" if stand_in and comps else ""
+    note += "".join(f"\n{label}: {text}" for label, text in notes)
     return "\n".join(lines) + "\n" + doc.markdown().rstrip() + note + warning

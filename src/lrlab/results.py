@@ -5,6 +5,7 @@ Pure functions of the saved files; report.py and plots.py present them."""
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Collection
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -76,12 +77,7 @@ def load_runs(dirs: list[Path], skip: Collection[Path] = ()) -> list[Run]:
         for res in sorted(d.glob("runs/*/seed-*/result.json")):
             if res.parent in skip:
                 continue
-            try:
-                run = Run(res.parent, store.read_json(res), store.read_json(res.parent / "config.json"))
-            except (OSError, ValueError) as e:  # damaged by hand or by a disk: lrlab writes them atomically
-                raise LrlabError(
-                    f"cannot read the run in {res.parent}: {e}; remove that folder and rerun the study to train it"
-                ) from None
+            run = read_run(res.parent)
             kept = runs.setdefault((run.name, run.seed), run)
             if differ := [k for k in differing(kept.result, run.result) if k not in HOW_IT_RAN]:
                 check_one_setting([kept, run])  # the copies' settings differ: that is the reason to name
@@ -90,6 +86,34 @@ def load_runs(dirs: list[Path], skip: Collection[Path] = ()) -> list[Run]:
                     f"results ({', '.join(differ)}); remove one of them, or report the studies separately"
                 )
     return list(runs.values())
+
+
+def read_run(folder: Path) -> Run:
+    """A finished run's folder; LrlabError where its result.json or config.json cannot be read, or is not
+    what lrlab writes (damaged by hand or by a disk: lrlab writes them atomically)."""
+    try:
+        run = Run(folder, store.read_json(folder / "result.json"), store.read_json(folder / "config.json"))
+        _check_shape(run)
+    except (OSError, ValueError) as e:
+        raise LrlabError(
+            f"cannot read the run in {folder}: {e}; remove that folder and rerun the study to train it"
+        ) from None
+    return run
+
+
+def _check_shape(run: Run) -> None:
+    """ValueError unless the run's documents hold what the tables read from them."""
+    res, cfg = run.result, run.config
+    if not isinstance(res, dict) or not isinstance(cfg, dict):
+        raise ValueError("result.json and config.json must each hold a JSON object")
+    if not isinstance(res.get("schedule"), str) or not isinstance(res.get("seed"), int):
+        raise ValueError("result.json has no schedule name or seed")
+    if res.get("status") not in ("ok", "diverged"):
+        raise ValueError(f"result.json has status {res.get('status')!r}, not 'ok' or 'diverged'")
+    if run.ok and not (isinstance(res.get("test"), dict) and all(m in res["test"] for m in ALL_METRICS)):
+        raise ValueError(f"result.json has no test metrics ({', '.join(ALL_METRICS)})")
+    if not all(isinstance(cfg.get(k), dict) for k in ("config", "plan", "data")):
+        raise ValueError("config.json has no config, plan or data")
 
 
 def differing(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
@@ -122,9 +146,9 @@ def other_setting(runs: list[Run], mine: dict[str, Any]) -> tuple[Run, str, Any]
 def check_one_setting(runs: list[Run]) -> None:
     """Refuse to compare runs made under different settings (epochs, model, data...: config.setting and
     the data's hash): pairing by seed assumes that only the schedule differs."""
-    first = next((r for r in runs if "config" in r.config), None)  # runs from before lrlab saved configs: none
-    if first is None:
+    if not runs:
         return
+    first = runs[0]
     mine = setting_of(first.config["config"], first.config["data"].get("files_hash"))
     if found := other_setting(runs, mine):
         r, diff, theirs = found
@@ -151,8 +175,59 @@ def check_one_auto_lr(runs: list[Run]) -> None:
         )
 
 
+def read_study_doc(folder: Path) -> dict[str, Any]:
+    """The study.json a study wrote in `folder`; {} if there is none, or it is not one lrlab wrote."""
+    try:
+        doc = store.read_json(folder / "study.json")
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) and isinstance(doc.get("config"), dict) else {}
+
+
 def study_docs(dirs: list[Path]) -> list[dict[str, Any]]:
-    return [store.read_json(d / "study.json") for d in dirs if (d / "study.json").exists()]
+    """The folders' study.json documents; a damaged one is said and left out (the run folders' own configs
+    stand in: they hold the same study config)."""
+    docs = []
+    for d in dirs:
+        if (d / "study.json").exists():
+            if doc := read_study_doc(d):
+                docs.append(doc)
+            else:
+                print(f"lrlab: {d / 'study.json'} cannot be read; the run folders' configs are used", file=sys.stderr)
+    return docs
+
+
+def missing_runs(docs: list[dict[str, Any]], runs: list[Run], dirs: list[Path]) -> str | None:
+    """What the studies' plans (study.json: schedules × peak LRs × seeds) hold that has no result in `dirs`,
+    as a sentence; None when every planned run is there (or no plan was found)."""
+    planned: list[tuple[str, int]] = []
+    for doc in docs:
+        seeds = doc["config"].get("seeds")
+        if isinstance(seeds, list) and isinstance(doc["config"].get("schedules"), dict):
+            planned += [(n, s) for n in _config_order(doc["config"]) for s in seeds if (n, s) not in planned]
+    found = {(r.name, r.seed) for r in runs}
+    missing = [(n, s) for n, s in planned if (n, s) not in found]
+    if not missing:
+        return None
+    seeds_of: dict[str, list[int]] = {}
+    for n, s in missing:
+        seeds_of.setdefault(n, []).append(s)
+    said = "; ".join(f"{n} (seed{'s' * (len(ss) > 1)} {', '.join(map(str, ss))})" for n, ss in seeds_of.items())
+    started = sum(any((d / "runs" / n / f"seed-{s}" / "config.json").exists() for d in dirs) for n, s in missing)
+    part = f"; {started} of them part-trained: rerun the study to finish them" if started else ""
+    return f"{len(missing)} of the {len(planned)} planned runs have no result here: {said}{part}"
+
+
+def mixed_processes(runs: list[Run]) -> str | None:
+    """A sentence where runs trained on different numbers of processes (torchrun) are compared; else None."""
+    counts = sorted({int(r.config.get("processes", 1)) for r in runs})
+    if len(counts) < 2:
+        return None
+    listed = " and ".join(map(str, counts))
+    return (
+        f"runs trained on {listed} processes are compared here: under torchrun each process's BatchNorm "
+        "normalises its own share of the batch (unless train.sync_bn), so they did not train quite alike"
+    )
 
 
 def _config_order(cfg: dict[str, Any]) -> list[str]:

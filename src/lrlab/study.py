@@ -108,6 +108,19 @@ def auto_key(cfg: StudyConfig, files_hash: str) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
+# torch's CPU threads when lrlab was imported (the machine's cores, or OMP_NUM_THREADS): the share of each
+# run is taken from this, not from the count an earlier study in the same process set
+_THREADS = torch.get_num_threads()
+
+
+def run_threads(cfg: StudyConfig) -> int:
+    """CPU threads of every run of a study: train.threads (else all) shared out among its `workers`. The same
+    whether a run trains in a worker process, alone in the main one (the last run left) or under `lrlab train`:
+    a CPU run's numbers depend on its thread count (the order of float sums), so a resumed study, a shard or
+    `train` reproduces the uninterrupted study's results only with the same count."""
+    return max(1, (cfg.train.threads or _THREADS) // cfg.workers)
+
+
 def prepare(
     cfg: StudyConfig, auto_lr: bool = True, earlier: dict[str, Any] | None = None, only: list[str] | None = None
 ) -> Prepared:
@@ -123,7 +136,9 @@ def prepare(
     d = distributed.from_env(device)  # under torchrun: join the process group
     device = distributed.device_for(d, device)
     distributed.check_batch(d, cfg.train.batch_size)
-    if cfg.train.threads:
+    if not d.enabled:  # (under torchrun each process keeps OMP_NUM_THREADS, unless train.threads says)
+        torch.set_num_threads(run_threads(cfg))
+    elif cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     ds = data_mod.load_data(cfg.data)
     spe = steps_per_epoch(len(ds.train), cfg.train.batch_size)
@@ -168,15 +183,24 @@ def prepare(
         auto = d.share(auto)
         specs = {n: resolve_auto(s, auto["lr"]) for n, s in specs.items()}
     specs = {n: resolve_auto(s, 1.0) for n, s in specs.items()}  # a stand-in where no test ran
+    variants, run_specs = run_variants(specs, cfg.peak_lrs, plan)
+    schedules = {run: compile_schedule(spec, plan, run) for run, spec in run_specs.items()}
+    return Prepared(cfg, ds, inputs, plan, variants, run_specs, schedules, device, build, model_info, auto, d, only)
+
+
+def run_variants(
+    specs: dict[str, dict[str, Any]], peak_lrs: list[float] | None, plan: Plan
+) -> tuple[dict[str, tuple[str, float | None]], dict[str, dict[str, Any]]]:
+    """The runs' schedules: each spec as it is, or on an LR axis at each peak LR (<name>@<peak>, its shape
+    scaled); returns run name -> (schedule, peak) and run name -> spec."""
     variants: dict[str, tuple[str, float | None]] = {}
     run_specs: dict[str, dict[str, Any]] = {}
     for name, spec in specs.items():
-        for peak in cfg.peak_lrs or [None]:
+        for peak in peak_lrs or [None]:
             run = name if peak is None else f"{name}{SWEEP_SEP}{peak:g}"
             variants[run] = (name, peak)
             run_specs[run] = spec if peak is None else scale_to_peak(spec, peak, plan)
-    schedules = {run: compile_schedule(spec, plan, run) for run, spec in run_specs.items()}
-    return Prepared(cfg, ds, inputs, plan, variants, run_specs, schedules, device, build, model_info, auto, d, only)
+    return variants, run_specs
 
 
 def run_fingerprint(cfg: StudyConfig, spec: dict[str, Any], peak: float | None, seed: int, files_hash: str) -> str:
@@ -200,14 +224,21 @@ def run_state(folder: Path, fingerprint: str) -> str:
             f"{folder} holds a run of a different configuration; rerun with --fresh to replace it, "
             "or choose another --out"
         )
-    return "finished" if (folder / "result.json").exists() else "partial"
+    if (folder / "result.json").exists():
+        results.read_run(folder)  # one that cannot be read is refused here, not kept and met by the report
+        return "finished"
+    return "partial"
 
 
-def _state(folder: Path, fingerprint: str, save_model: bool) -> str:
+def _state(folder: Path, fingerprint: str, save_model: bool, echo: Callable[[str], None]) -> str:
     """run_state, but a finished run without the weights that `lrlab train` asks for (a study does not
-    keep them) is trained again, from an empty folder (no second set of TensorBoard events)."""
+    keep them) is trained again, from an empty folder (no second set of TensorBoard events), and said so."""
     state = run_state(folder, fingerprint)
     if state == "finished" and save_model and not (folder / "model.pt").exists():
+        echo(
+            f"{folder} is finished but without its weights (a study does not keep them): training it again to "
+            "save them; its result is replaced (the same on a CPU with the same threads, close on a GPU)"
+        )
         shutil.rmtree(folder)
         return "new"
     return state
@@ -240,6 +271,7 @@ def run_config(p: Prepared, name: str, seed: int, fingerprint: str) -> dict[str,
             "cutout": p.inputs.cutout,
         },
         "config": config_mod.to_dict(p.cfg),
+        "processes": p.dist.world,  # data-parallel under torchrun: BatchNorm sees each process's share
         "provenance": store.provenance(str(p.device)),
     }
 
@@ -252,7 +284,7 @@ def save_run(folder: Path, p: Prepared, sched: Schedule, seed: int, result: RunR
     store.write_csv(folder / "epochs.csv", result.epochs, results.EPOCH_COLUMNS)
     trace = sched.trace()
     if result.diverged:  # the steps it ran: its LR budget (peak, final, mean) is of those, not of the plan
-        trace = trace[: max(1, int(result.diverged["step"]))]
+        trace = trace[: int(result.diverged["step"]) + 1]  # up to the last step trained (an index)
     store.write_csv(folder / "lr.csv", [{"step": s, "lr": lr, "momentum": m} for s, lr, m in trace],
                     ["step", "lr", "momentum"])  # fmt: skip
     store.write_csv(folder / "steps.csv", [{"step": s, "loss": v} for s, v in result.step_losses], ["step", "loss"])
@@ -325,8 +357,9 @@ def run_study(
                                      p.dataset.files_hash)
         for run, seed in keys
     }  # fmt: skip
-    if d.is_main:  # a folder with other runs is refused before anything is trained or written
-        _check_folder(out, {run_dir(out, n, s) for n, s in keys}, p)
+    if d.is_main:  # a folder with runs of another setting is refused before anything is trained or written,
+        # naming what differs (without --fresh also among the runs this start would train)
+        _check_folder(out, {run_dir(out, n, s) for n, s in keys}, fresh, p)
     if d.is_main and not fresh:
         for (n, s), fp in fingerprints.items():
             run_state(run_dir(out, n, s), fp)
@@ -363,25 +396,33 @@ def run_study(
     return built.table
 
 
-def _check_folder(out: Path, replaced: set[Path], p: Prepared) -> None:
-    """Refuse a folder holding finished runs of another setting (other data, epochs, model...) besides those
-    this start trains (`replaced`; of those, run_state refuses a changed one, which --fresh replaces): its
-    report, which pairs runs that differ only in schedule and seed, would refuse them after all the training
-    (e.g. `--data` into the folder that the config's name gives, where the default study ran)."""
-    kept = results.load_runs([out], skip=replaced) if (out / RUNS_DIR).is_dir() else []
+def _check_folder(out: Path, trains: set[Path], fresh: bool, p: Prepared) -> None:
+    """Refuse a folder holding finished runs of another setting (other data, epochs, model...), but for the
+    runs this start trains (`trains`) with --fresh, which replaces them: its report, which pairs runs that
+    differ only in schedule and seed, would refuse them after all the training (e.g. `--data` into the folder
+    that the config's name gives, where the default study ran)."""
+    if not (out / RUNS_DIR).is_dir():
+        return
     mine = results.setting_of(config_mod.to_dict(p.cfg), p.dataset.files_hash)
-    if found := results.other_setting(kept, mine):
+    found = results.other_setting(results.load_runs([out], skip=trains if fresh else set()), mine)
+    if found:
         run, key, theirs = found
+        # without --fresh: would it do? (only if every such run is one this start trains)
+        fix = (
+            ""
+            if fresh or results.other_setting(results.load_runs([out], skip=trains), mine)
+            else (", or --fresh to replace them (this command trains each of them again)")
+        )
         raise ConfigError(
             f"{out} holds runs of another setting ({key} is {theirs!r} in {run.folder}, {mine.get(key)!r} here), "
-            "which a report cannot pair with these: choose another --out"
+            f"which a report cannot pair with these: choose another --out{fix}"
         )
 
 
 def _with_earlier_schedules(doc: dict[str, Any], out: Path) -> dict[str, Any]:
     """A study config to record in `out`/study.json: this start's schedules, then those only the folder's
     earlier record has (a config since changed may have left their runs there, and the report orders by it)."""
-    earlier = _recorded(out).get("config")
+    earlier = results.read_study_doc(out).get("config")
     earlier = earlier.get("schedules") if isinstance(earlier, dict) else None
     if isinstance(earlier, dict):
         doc["schedules"] = doc["schedules"] | {n: spec for n, spec in earlier.items() if n not in doc["schedules"]}
@@ -403,18 +444,9 @@ def _usable(earlier: dict[str, Any] | None, key: str) -> bool:
     return isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0
 
 
-def _recorded(out: Path) -> dict[str, Any]:
-    """The study.json an earlier start of the study wrote in `out`; {} if none, or unreadable."""
-    try:
-        doc = store.read_json(out / "study.json")
-    except (OSError, ValueError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
-
-
 def _earlier_auto(out: Path) -> dict[str, Any] | None:
     """The LR range test recorded by an earlier start of the study in `out`, if any (study.json)."""
-    auto = _recorded(out).get("auto_lr")
+    auto = results.read_study_doc(out).get("auto_lr")
     return auto if isinstance(auto, dict) else None
 
 
@@ -459,7 +491,7 @@ def _run_all(
     total = len(fingerprints)
     todo = []
     for i, ((name, seed), fp) in enumerate(fingerprints.items(), 1):
-        state = d.share(_state(run_dir(out, name, seed), fp, cfg.save_model) if d.is_main else None)
+        state = d.share(_state(run_dir(out, name, seed), fp, cfg.save_model, echo) if d.is_main else None)
         if state == "finished":
             echo(f"[{i}/{total}] {name} seed {seed}: kept (finished earlier)")
         else:
@@ -600,10 +632,9 @@ def _init_worker(
 
     signal.signal(signal.SIGTERM, leave)  # SIGTERM to the process group (timeout, a batch scheduler)
     threading.Thread(target=watch, daemon=True).start()
-    torch.set_num_threads(threads)
-    cfg = config_mod.from_dict(doc)
-    cfg.train.threads = threads
+    cfg = config_mod.from_dict(doc)  # the study's, as its runs' config.json records it
     p = prepare(cfg, auto_lr=False, only=only)
+    torch.set_num_threads(threads)  # the parent's run_threads (prepare set the same, unless the env differs)
     p.specs, p.auto_lr = specs, auto  # the parent's: one LR range test per study, not per worker
     _WORKER = p
 
@@ -627,7 +658,7 @@ def _run_parallel(
     poorly, so on a CPU two one-thread runs at once beat one two-thread run."""
     cfg = p.cfg
     workers = min(cfg.workers, len(todo))
-    threads = max(1, (cfg.train.threads or torch.get_num_threads()) // workers)
+    threads = run_threads(cfg)  # by cfg.workers, not by the runs left: as every run of the study
     echo(f"running {len(todo)} runs in {workers} worker processes × {threads} thread{'s' if threads > 1 else ''}")
     ctx = multiprocessing.get_context("spawn")
     # a flag without a lock, not an Event: a worker killed inside Event.wait stays counted as a waiter,

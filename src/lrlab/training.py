@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ from lrlab.augment import Augment, crop_pad, run_augment
 from lrlab.config import TrainConfig
 from lrlab.data import LazyImages, Split
 from lrlab.distributed import SINGLE, Dist, check_batch, wrap
-from lrlab.errors import ConfigError, DataError
+from lrlab.errors import ConfigError, DataError, LrlabError
 from lrlab.schedules import Schedule
 
 # A run has diverged when its loss is not finite, or when the mean training loss over the last
@@ -304,8 +305,26 @@ def train_step(
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """torch.save to a temporary file, then rename: a kill leaves the old checkpoint or the new."""
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
+    try:
+        torch.save(state, tmp)
+    except (OSError, RuntimeError) as e:  # a full disk: torch's writer says only "iostream error"
+        tmp.unlink(missing_ok=True)
+        free = shutil.disk_usage(path.parent).free
+        raise LrlabError(f"cannot write {path}: {e} ({free / 2**20:.0f} MiB free on its disk)") from None
     os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, fingerprint: str | None) -> dict[str, Any] | None:
+    """The trainer state a checkpoint holds for this run (`fingerprint`), else None. A checkpoint that cannot
+    be read (cut short by a full disk, damaged) is said and set aside: the run trains from its start."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch's reader raises RuntimeError, pickle's own errors, EOFError...
+        why = (str(e).splitlines() or [type(e).__name__])[0][:100]
+        print(f"lrlab: {path} cannot be read ({why}); training this run from its start", file=sys.stderr)
+        return None
+    ok = isinstance(state, dict) and state.get("fingerprint") == fingerprint and isinstance(state.get("trainer"), dict)
+    return state["trainer"] if ok else None
 
 
 class Trainer:
@@ -401,8 +420,8 @@ class Trainer:
         return self.compile_seconds
 
     def _diverged(self, epoch: int, lr: float, loss: float) -> dict[str, Any]:
-        """The divergence record: where it happened, at which LR, with which loss."""
-        return {"step": self.step, "epoch": epoch, "lr": lr, "loss": loss}
+        """The divergence record: the last step trained (its index, as in lr.csv), its LR, the loss seen."""
+        return {"step": self.step - 1, "epoch": epoch, "lr": lr, "loss": loss}
 
     def train_epoch(self, epoch: int, bar: Any) -> dict[str, Any] | None:
         """One epoch; returns the divergence record if the loss blew up, else None."""
@@ -446,7 +465,7 @@ class Trainer:
                 mean_window = window_sum / (in_window * d.world)
                 window.zero_()
                 in_window = 0
-                self.step_losses.append((self.step, mean_window))
+                self.step_losses.append((self.step - 1, mean_window))  # the window's last step (its index)
                 if not math.isfinite(mean_window) or mean_window > self.bound:
                     if first_step is not None:
                         self._settle_compile(first_step, time.perf_counter() - te, i + 1)
@@ -466,9 +485,9 @@ class Trainer:
         val_loss, val_acc, _ = evaluate(self.model, self.val_split, self.norm, device, self.speed, d=d)
         if not math.isfinite(val_loss):  # weights gone to inf or nan at the epoch's very end
             return self._diverged(epoch, schedule.lr(self.step - 1), val_loss)
-        record = {
+        record = {  # "step": the index of the epoch's last step (as in lr.csv), "lr" that step's LR
             "epoch": epoch,
-            "step": self.step,
+            "step": self.step - 1,
             "lr": schedule.lr(self.step - 1),
             "train_loss": train_loss,
             "train_accuracy": train_acc,
@@ -549,8 +568,7 @@ def train_run(
     start = 0
     state = None
     if d.is_main and checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        state = state["trainer"] if state.get("fingerprint") == fingerprint else None
+        state = load_checkpoint(checkpoint, fingerprint)
     state = d.share(state)
     if state is not None:
         trainer.load_state_dict(state)

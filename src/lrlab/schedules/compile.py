@@ -25,6 +25,8 @@ AUTO_FACTORS = {"lr": 1.0, "max_lr": 1.0, "base_lr": 0.1}
 AUTO_RULE = "valley"  # which suggestion of the LR range test "auto" uses (see lr_finder.py)
 # `momentum = {type = "inverse", ...}`: momentum mirrors the LR within the run's LR range
 INVERSE_DEFAULTS = {"low": 0.85, "high": 0.95}
+# keys that say the same thing two ways: the user's one replaces a preset's other one; both given are refused
+_ALTERNATIVES = {"div_final": "final_div_factor", "final_div_factor": "div_final"}
 
 
 def _keys(cls: type[Spec]) -> dict[str, tuple[str, Any]]:
@@ -98,6 +100,8 @@ def expand_preset(spec: dict[str, Any]) -> dict[str, Any]:
         if unit in UNITS:
             for u in UNITS:
                 out.pop(f"{stem}_{u}", None)
+        if key in _ALTERNATIVES:
+            out.pop(_ALTERNATIVES[key], None)
     out.update({k: v for k, v in spec.items() if k != "type"})
     return out
 
@@ -187,6 +191,11 @@ def parse_spec(spec: Any, where: str = "schedule", zero_ok: bool = False) -> Spe
             f"{where}.type: unknown schedule type {family!r}{did_you_mean(str(family), names)}; valid: {choices(names)}"
         )
     written = set(spec)
+    if {"div_final", "final_div_factor"} <= written:
+        raise ConfigError(
+            f"{where}.div_final: give final_div_factor (torch: last LR = first LR / it) or div_final "
+            "(fastai: last LR = max_lr / it), not both"
+        )
     spec = expand_preset(spec)
     cls = FAMILIES[spec["type"]]
     keys = _keys(cls)
@@ -214,6 +223,9 @@ def parse_spec(spec: Any, where: str = "schedule", zero_ok: bool = False) -> Spe
     unused = sorted(written & {"base_momentum", "max_momentum"}) if not kwargs.get("cycle_momentum") else []
     if unused:
         raise ConfigError(f"{where}.{unused[0]}: used only with cycle_momentum = true (momentum is not cycled here)")
+    unused = sorted(written & {"warmup_start_lr", "warmup_curve"}) if "warmup" not in kwargs else []
+    if unused:
+        raise ConfigError(f"{where}.{unused[0]}: used only with a warm-up (warmup_steps|_epochs|_frac); none is set")
     if spec["type"] == "warmup" and "warmup" not in kwargs:
         raise ConfigError(f"{where}: 'warmup' needs warmup_steps|_epochs|_frac")
     return cls(**kwargs)
@@ -326,6 +338,9 @@ def compile_schedule(
             "(cycle_momentum = false keeps the table)"
         )
     if parsed.momentum is not None:
+        if parsed.watched_metric() is None:  # "inverse" spans the LRs this run takes, not the family's range
+            taken = [lr(s) for s in range(plan.total_steps)]  # (a step schedule may never reach its floor)
+            lo, hi = min(taken), max(taken)
         momentum = _momentum(parsed.momentum, lr, lo, hi, plan, fld("momentum"))
     elif built_in is not None:
         momentum = lambda s: built_in(max(s - W_int, 0))  # noqa: E731  (held during the warm-up)

@@ -78,7 +78,7 @@ def in_steps(d: Duration, plan: Plan) -> str:
 def positive_steps(d: Duration, plan: Plan, name: str, field: Field) -> float:
     n = d.steps(plan)
     if n <= 0:
-        raise ConfigError(f"{field(f'{name}_{d.unit}')}: must be longer than zero steps (got {d.value:g} {d.unit})")
+        raise ConfigError(f"{field(f'{name}_{d.unit}')}: must be longer than zero steps, got {d.value:g}")
     return n
 
 

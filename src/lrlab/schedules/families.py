@@ -63,10 +63,18 @@ def _never(what: str, at: float, plan: Plan) -> str:
 
 
 def _check_momenta(spec: Cyclic | OneCycle, field: Field) -> None:
-    """torch's cycle_momentum values: each a momentum, in [0, 1)."""
+    """torch's cycle_momentum values: each a momentum, in [0, 1), the base (at the LR's peak) not above
+    the max (as max_lr below base_lr is refused: the momentum would rise with the LR, not mirror it)."""
+    if not spec.cycle_momentum:
+        return
     for name in ("base_momentum", "max_momentum"):
-        if spec.cycle_momentum and not 0 <= (value := getattr(spec, name)) < 1:
+        if not 0 <= (value := getattr(spec, name)) < 1:
             raise ConfigError(f"{field(name)}: a momentum must be in [0, 1), got {value:g}")
+    if spec.base_momentum > spec.max_momentum:
+        raise ConfigError(
+            f"{field('base_momentum')}: the momentum at the LR's peak must not be above max_momentum "
+            f"({spec.base_momentum:g} > {spec.max_momentum:g})"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,6 +161,28 @@ class Exponential(Spec):
 
 
 @dataclass(frozen=True, kw_only=True)
+class InverseTime(Spec):
+    """`lr / (1 + decay_rate · s / every)`, or with `staircase` the whole number of `every` intervals
+    in place of s / every (Keras InverseTimeDecay(decay_steps, decay_rate, staircase))."""
+
+    lr: float
+    decay_rate: float
+    every: Duration
+    staircase: bool = False
+
+    def curve(self, plan: Plan, field: Field) -> Fn:
+        every = positive_steps(self.every, plan, "every", field)
+        if not (math.isfinite(self.decay_rate) and self.decay_rate >= 0):
+            raise ConfigError(f"{field('decay_rate')}: must be a number ≥ 0, got {self.decay_rate:g}")
+        if self.staircase:
+            return lambda s: self.lr / (1 + self.decay_rate * math.floor(s / every))
+        return lambda s: self.lr / (1 + self.decay_rate * s / every)
+
+    def bounds(self) -> tuple[float, float]:
+        return 0.0, self.lr
+
+
+@dataclass(frozen=True, kw_only=True)
 class Polynomial(Spec):
     """From `lr` to `end_lr` as (1 - t/T)**power over `decay` (default: the whole run), then hold
     (torch PolynomialLR with end_lr 0; power 1 is linear decay)."""
@@ -175,15 +205,17 @@ class Polynomial(Spec):
 
 @dataclass(frozen=True, kw_only=True)
 class Cosine(Spec):
-    """Half a cosine from `lr` to `min_lr` over the run (torch CosineAnnealingLR, T_max = run)."""
+    """Half a cosine from `lr` to `min_lr` over `decay` (default: the run; torch CosineAnnealingLR with
+    T_max = run), then hold (Keras CosineDecay's decay_steps, timm's t_initial without restarts)."""
 
     lr: float
     min_lr: float = 0.0
+    decay: Duration | None = field(default=None, metadata={"unset": "(the run)"})
 
     def curve(self, plan: Plan, field: Field) -> Fn:
         _check_min(self.lr, self.min_lr, field)
-        T = plan.total_steps
-        return lambda s: cos_anneal(self.lr, self.min_lr, s / T)
+        T = positive_steps(self.decay, plan, "decay", field) if self.decay else plan.total_steps
+        return lambda s: cos_anneal(self.lr, self.min_lr, min(s, T) / T)
 
     def bounds(self) -> tuple[float, float]:
         return self.min_lr, self.lr
@@ -285,12 +317,31 @@ class SGDR(Spec):
     def notes(self, plan: Plan) -> list[str]:
         T0 = self.period.steps(plan)
         if not _after_the_run(T0, plan):
-            return []
+            return self._flat_cycles(plan, T0)
         last = self.curve(plan, str)(plan.total_steps - 1)
         return [
             f"period_{self.period.unit} = {self.period.value:g}: the first restart would come at step {T0:g}, "
             f"after {_last_step(plan)}, so none happens within the run; the LR ends at {last:.4g} "
             f"(min_lr {self.min_lr:g})"
+        ]
+
+    def _flat_cycles(self, plan: Plan, T0: float) -> list[str]:
+        """A note where peak_decay takes a cycle's peak below min_lr within the run: that cycle and the later
+        ones are held flat at min_lr (timm keeps its floor the same way; Keras decays the floor as well)."""
+        if self.peak_decay == 1 or self.min_lr <= 0:
+            return []
+        # the first cycle whose peak lr·peak_decay**n is at or below min_lr
+        n = math.ceil(math.log(self.min_lr / self.lr) / math.log(self.peak_decay) - 1e-9)
+        m = self.t_mult
+        try:
+            at = T0 * n if m == 1 else T0 * (m**n - 1) / (m - 1)
+        except OverflowError:  # a cycle that starts beyond any run
+            return []
+        if _after_the_run(at, plan):
+            return []
+        return [
+            f"peak_decay = {self.peak_decay:g}: from cycle {n + 1} on (step {at:g}) a peak would fall to min_lr "
+            f"{self.min_lr:g}, so the LR stays flat at min_lr from there"
         ]
 
 
@@ -353,6 +404,10 @@ class Cyclic(Spec):
         return self.base_lr, self.max_lr
 
     def notes(self, plan: Plan) -> list[str]:
+        unused = self.gamma != 1 and self.mode != "exp_range"
+        return [f"gamma = {self.gamma:g} is used by mode 'exp_range' only"] * unused + self._short_rise(plan)
+
+    def _short_rise(self, plan: Plan) -> list[str]:
         up, last = self.up.steps(plan), plan.total_steps - 1
         if not _after_the_run(up, plan):
             return []
@@ -385,6 +440,8 @@ class OneCycle(Spec):
     peak_frac: float = 0.3  # torch pct_start
     div_factor: float = 25.0  # start LR = max_lr / div_factor
     final_div_factor: float = 1e4  # final LR = start LR / final_div_factor
+    # fastai's div_final: final LR = max_lr / div_final; given, it replaces final_div_factor
+    div_final: float | None = field(default=None, metadata={"unset": "(by final_div_factor)"})
     anneal: str = "cos"  # cos | linear
     three_phase: bool = False
     convention: str = "torch"  # torch | fastai
@@ -446,9 +503,19 @@ class OneCycle(Spec):
             raise ConfigError(f"{field('div_factor')}: must be at least 1, got {self.div_factor:g}")
         if self.final_div_factor < 1:
             raise ConfigError(f"{field('final_div_factor')}: must be at least 1, got {self.final_div_factor:g}")
+        if self.div_final is not None and self.div_final < self.div_factor:
+            raise ConfigError(
+                f"{field('div_final')}: the last LR, max_lr/div_final, must not be above the first, max_lr/div_factor "
+                f"(div_final {self.div_final:g} < div_factor {self.div_factor:g})"
+            )
         _check_momenta(self, field)
         start = self.max_lr / self.div_factor
-        return self._phases(plan, field, start, self.max_lr, start / self.final_div_factor)
+        return self._phases(plan, field, start, self.max_lr, self._final())
+
+    def _final(self) -> float:
+        if self.div_final is not None:
+            return self.max_lr / self.div_final
+        return self.max_lr / self.div_factor / self.final_div_factor
 
     def momentum_curve(self, plan: Plan) -> Fn | None:
         if not self.cycle_momentum:
@@ -456,7 +523,7 @@ class OneCycle(Spec):
         return self._phases(plan, str, self.max_momentum, self.base_momentum, self.max_momentum)
 
     def bounds(self) -> tuple[float, float]:
-        return self.max_lr / self.div_factor / self.final_div_factor, self.max_lr
+        return self._final(), self.max_lr
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -576,6 +643,7 @@ FAMILIES: dict[str, type[Spec]] = {
     "step": Step,
     "multistep": MultiStep,
     "exponential": Exponential,
+    "inverse_time": InverseTime,
     "polynomial": Polynomial,
     "cosine": Cosine,
     "anneal": Anneal,

@@ -14,9 +14,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "cycle_momentum": True, "base_momentum": 0.85, "max_momentum": 0.95,
     },
     # fastai Learner.fit_one_cycle(n_epoch, lr_max): pct_start 0.25, div 25, div_final 1e5 (the last
-    # LR is lr_max/1e5, so final_div_factor = 1e5/25), cosine phases over progress, moms (0.95, 0.85, 0.95)
+    # LR is lr_max/1e5), cosine phases over progress, moms (0.95, 0.85, 0.95)
     "fastai-onecycle": {
-        "type": "onecycle", "peak_frac": 0.25, "div_factor": 25.0, "final_div_factor": 4e3,
+        "type": "onecycle", "peak_frac": 0.25, "div_factor": 25.0, "div_final": 1e5,
         "anneal": "cos", "three_phase": False, "convention": "fastai",
         "cycle_momentum": True, "base_momentum": 0.85, "max_momentum": 0.95,
     },
