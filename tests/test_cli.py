@@ -46,13 +46,13 @@ def test_help_on_every_command(cmd):
 
 
 def test_find_lr_offers_no_option_that_would_change_nothing(capsys):
-    """find-lr runs no "auto" LR and trains no run: --auto-lr, --epochs, --compile and --sync-bn are not offered
-    there (they were, doing nothing); study has them."""
+    """find-lr runs no "auto" LR and trains no run: --auto-lr, --compile and --sync-bn are not offered there
+    (they were, doing nothing); study has them."""
     for cmd, offered in ((["study"], True), (["find-lr"], False)):
         with pytest.raises(SystemExit):
             main([*cmd, "--help"])
         shown = capsys.readouterr().out
-        for flag in ("--auto-lr", "--epochs", "--compile", "--sync-bn"):
+        for flag in ("--auto-lr", "--compile", "--sync-bn"):
             assert (flag in shown) == offered, (cmd, flag)
 
 

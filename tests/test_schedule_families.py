@@ -203,6 +203,9 @@ def test_inverse_momentum_mirrors_the_lr():
     step = {"type": "step", "lr": 0.1, "every_steps": 34, "gamma": 0.5, "momentum": {"type": "inverse"}}
     s = compile_schedule(step, PLAN)
     assert [s.momentum(i) for i in (0, 34, 68, 99)] == pytest.approx([0.85, 0.95 - 0.1 / 3, 0.95, 0.95])
+    # the schedule's LR bounds stay the family's (an LR axis scales by them), with or without the table
+    plain = compile_schedule({k: v for k, v in step.items() if k != "momentum"}, PLAN)
+    assert (s.floor_lr, s.peak_lr) == (plain.floor_lr, plain.peak_lr)
 
 
 def test_explicit_momentum_schedule():

@@ -196,6 +196,12 @@ def test_train_gives_the_weights_of_a_finished_run_and_fresh_touches_only_its_ru
     assert main(["train", "--schedule", "warmup", "--seed", "1", *flags, "--fresh"]) == 0
     assert (copy / "runs" / "warmup" / "seed-1" / "model.pt").is_file()
     assert (run / "model.pt").is_file() and (copy / "runs" / "warmup" / "seed-0" / "result.json").is_file()
+    # a run of another seed trained into the study: its plan grows by that run only, so nothing is missing
+    capsys.readouterr()
+    assert main(["train", "--schedule", "warmup", "--seed", "5", *flags]) == 0
+    assert "not finished" not in capsys.readouterr().out
+    planned = json.loads((copy / "study.json").read_text())["planned"]
+    assert len(planned) == 13 and planned[-1] == ["warmup", 5]
 
 
 def test_a_runs_identity_is_the_datas_content_not_its_path():

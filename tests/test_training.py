@@ -298,3 +298,27 @@ def test_line_bar_writes_a_line_when_due_and_only_with_news(capsys):
     assert [x.split(",")[0] for x in capsys.readouterr().err.splitlines()] == [
         f"x: step {k}/4 ({k * 25}%)" for k in (1, 2, 3, 4)
     ]
+
+
+def test_a_checkpoint_that_counted_steps_resumes_into_step_indices(digits):
+    """Checkpoints of lrlab before 2026-11-27 counted steps in its epoch records and loss windows; loaded,
+    their records are turned into step indices, so that one run's epochs.csv has one numbering."""
+    from tqdm import tqdm
+
+    from lrlab.training import Trainer
+
+    inputs, build = digits
+    cfg = TrainConfig(epochs=3, batch_size=64)
+    sched = compile_schedule({"type": "constant", "lr": 0.05}, plan_for(inputs, cfg))
+    trainer = Trainer(build, inputs, sched, cfg, 0, torch.device("cpu"))
+    for epoch in (1, 2):
+        trainer.train_epoch(epoch, tqdm(disable=True))
+    state = trainer.state_dict()
+    assert state["step_index"] and [e["step"] for e in state["epochs"]] == [6, 13]  # 7 steps an epoch
+    old = {**state, "epochs": [{**e, "step": e["step"] + 1} for e in state["epochs"]],
+           "step_losses": [(s + 1, v) for s, v in state["step_losses"]]}  # fmt: skip
+    del old["step_index"]
+    for doc in (state, old):
+        again = Trainer(build, inputs, sched, cfg, 0, torch.device("cpu"))
+        again.load_state_dict(doc)
+        assert [e["step"] for e in again.epochs] == [6, 13] and again.step_losses == trainer.step_losses

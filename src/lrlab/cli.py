@@ -83,7 +83,7 @@ def _seeds(text: str) -> int | list[int]:
 
 def _config_args(p: argparse.ArgumentParser, omit: tuple[str, ...] = ()) -> None:
     """The config and its overrides, but those in `omit`: options that would change nothing in the command
-    (find-lr trains no run: its number of epochs, compilation and torchrun's SyncBN do not enter its test)."""
+    (find-lr trains no run: compilation and torchrun's SyncBN do not enter its test)."""
     p.add_argument(
         "config",
         nargs="?",
@@ -142,7 +142,8 @@ def _config_args(p: argparse.ArgumentParser, omit: tuple[str, ...] = ()) -> None
         dest="train.threads",
         type=int,
         metavar="N",
-        help="CPU threads for torch (default: torch's own, usually every core)",
+        help="CPU threads for torch (default: torch's own, usually every core); a study's runs share them out "
+        "among its --workers",
     )
     add(
         "--sync-bn",
@@ -316,8 +317,8 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         schedules = {n: compile_schedule(s, plan, n) for n, s in specs.items()}
         if given and any(uses_auto(s) for s in cfg.schedules.values()):
             print(describe_auto({"lr": given, "rule": "given"}))
-    else:  # the real step count of this config's data and batch size
-        prepared = prepare(cfg)
+    else:  # the real step count of this config's data and batch size; on an LR axis an "auto" LR's value
+        prepared = prepare(cfg, auto_lr=not cfg.peak_lrs)  # cancels out: no range test
         plan, schedules = prepared.plan, prepared.schedules
         if prepared.auto_lr:
             print(describe_auto(prepared.auto_lr))
@@ -525,7 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
         "LR grows exponentially from --start-lr to --end-lr, stop when the loss diverges, restore "
         "the weights, and print suggestions by several rules. Writes the curve (CSV, JSON, PNG).",
     )
-    _config_args(p, omit=("--auto-lr", "--epochs", "--compile", "--sync-bn"))
+    _config_args(p, omit=("--auto-lr", "--compile", "--sync-bn"))  # (--epochs: the schedules are checked)
     p.add_argument("--start-lr", type=float, default=config_mod.RANGE_START_LR, metavar="LR",
                    help="first LR (default %(default)g)")  # fmt: skip
     p.add_argument("--end-lr", type=float, default=config_mod.RANGE_END_LR, metavar="LR",

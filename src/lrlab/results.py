@@ -198,20 +198,21 @@ def study_docs(dirs: list[Path]) -> list[dict[str, Any]]:
 
 
 def missing_runs(docs: list[dict[str, Any]], runs: list[Run], dirs: list[Path]) -> str | None:
-    """What the studies' plans (study.json: schedules × peak LRs × seeds) hold that has no result in `dirs`,
-    as a sentence; None when every planned run is there (or no plan was found)."""
+    """The runs the studies' starts set out to train (study.json's "planned") that have no result in `dirs`,
+    as a sentence; None when every planned run is there (or no plan was recorded)."""
     planned: list[tuple[str, int]] = []
     for doc in docs:
-        seeds = doc["config"].get("seeds")
-        if isinstance(seeds, list) and isinstance(doc["config"].get("schedules"), dict):
-            planned += [(n, s) for n in _config_order(doc["config"]) for s in seeds if (n, s) not in planned]
+        for x in doc.get("planned") or []:
+            if isinstance(x, list) and len(x) == 2 and (key := (str(x[0]), x[1])) not in planned:
+                planned.append(key)
     found = {(r.name, r.seed) for r in runs}
     missing = [(n, s) for n, s in planned if (n, s) not in found]
     if not missing:
         return None
-    seeds_of: dict[str, list[int]] = {}
+    seeds_of: dict[str, list[int]] = {n: [] for n, _ in planned}  # in the study's order of schedules
     for n, s in missing:
-        seeds_of.setdefault(n, []).append(s)
+        seeds_of[n].append(s)
+    seeds_of = {n: ss for n, ss in seeds_of.items() if ss}
     said = "; ".join(f"{n} (seed{'s' * (len(ss) > 1)} {', '.join(map(str, ss))})" for n, ss in seeds_of.items())
     started = sum(any((d / "runs" / n / f"seed-{s}" / "config.json").exists() for d in dirs) for n, s in missing)
     part = f"; {started} of them part-trained: rerun the study to finish them" if started else ""
@@ -220,7 +221,7 @@ def missing_runs(docs: list[dict[str, Any]], runs: list[Run], dirs: list[Path]) 
 
 def mixed_processes(runs: list[Run]) -> str | None:
     """A sentence where runs trained on different numbers of processes (torchrun) are compared; else None."""
-    counts = sorted({int(r.config.get("processes", 1)) for r in runs})
+    counts = sorted({int(r.config["processes"]) for r in runs if "processes" in r.config})  # (older: unknown)
     if len(counts) < 2:
         return None
     listed = " and ".join(map(str, counts))

@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,8 +117,21 @@ def run_threads(cfg: StudyConfig) -> int:
     """CPU threads of every run of a study: train.threads (else all) shared out among its `workers`. The same
     whether a run trains in a worker process, alone in the main one (the last run left) or under `lrlab train`:
     a CPU run's numbers depend on its thread count (the order of float sums), so a resumed study, a shard or
-    `train` reproduces the uninterrupted study's results only with the same count."""
+    `train` reproduces the uninterrupted study's results only with the same count. (The LR range test, one
+    process's work, keeps every thread.)"""
     return max(1, (cfg.train.threads or _THREADS) // cfg.workers)
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    """torch's CPU threads set to `n` for the block (None: left alone), then back."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def prepare(
@@ -136,9 +149,7 @@ def prepare(
     d = distributed.from_env(device)  # under torchrun: join the process group
     device = distributed.device_for(d, device)
     distributed.check_batch(d, cfg.train.batch_size)
-    if not d.enabled:  # (under torchrun each process keeps OMP_NUM_THREADS, unless train.threads says)
-        torch.set_num_threads(run_threads(cfg))
-    elif cfg.train.threads:
+    if cfg.train.threads:  # (the runs themselves take their share: run_threads)
         torch.set_num_threads(cfg.train.threads)
     ds = data_mod.load_data(cfg.data)
     spe = steps_per_epoch(len(ds.train), cfg.train.batch_size)
@@ -419,6 +430,15 @@ def _check_folder(out: Path, trains: set[Path], fresh: bool, p: Prepared) -> Non
         )
 
 
+def _planned(out: Path, runs: list[tuple[str, int]]) -> list[list[Any]]:
+    """The runs ([name, seed]) that the starts of the study in `out` set out to train: the earlier starts'
+    (study.json), then this one's. A report names those without a result (a stop, a failed machine); a schedule
+    dropped from the config, or another shard's runs, were never this folder's to train."""
+    earlier = results.read_study_doc(out).get("planned")
+    kept = [list(x) for x in earlier if isinstance(x, list) and len(x) == 2] if isinstance(earlier, list) else []
+    return kept + [[n, s] for n, s in runs if [n, s] not in kept]
+
+
 def _with_earlier_schedules(doc: dict[str, Any], out: Path) -> dict[str, Any]:
     """A study config to record in `out`/study.json: this start's schedules, then those only the folder's
     earlier record has (a config since changed may have left their runs there, and the report orders by it)."""
@@ -485,6 +505,7 @@ def _run_all(
         study_doc = {
             "config": _with_earlier_schedules(config_mod.to_dict(cfg), out),
             "auto_lr": p.auto_lr,
+            "planned": _planned(out, list(fingerprints)),
             "provenance": store.provenance(str(p.device)),
         }
         store.write_json(out / "study.json", study_doc)
@@ -499,11 +520,13 @@ def _run_all(
     if cfg.workers > 1 and len(todo) > 1 and not d.enabled:
         _run_parallel(p, todo, total, echo, progress)
         return
-    for i, name, seed, fp, state in todo:
-        line = _train_one(p, name, seed, fp, state, progress)
-        if d.is_main:
-            results.write_summary(out)
-            echo(f"[{i}/{total}] {name} seed {seed}: {line}")
+    # one at a time in this process (under torchrun each process keeps its OMP_NUM_THREADS)
+    with _torch_threads(None if d.enabled or p.device.type != "cpu" else run_threads(cfg)):
+        for i, name, seed, fp, state in todo:
+            line = _train_one(p, name, seed, fp, state, progress)
+            if d.is_main:
+                results.write_summary(out)
+                echo(f"[{i}/{total}] {name} seed {seed}: {line}")
 
 
 def _train_one(
@@ -634,7 +657,7 @@ def _init_worker(
     threading.Thread(target=watch, daemon=True).start()
     cfg = config_mod.from_dict(doc)  # the study's, as its runs' config.json records it
     p = prepare(cfg, auto_lr=False, only=only)
-    torch.set_num_threads(threads)  # the parent's run_threads (prepare set the same, unless the env differs)
+    torch.set_num_threads(threads)  # the parent's run_threads: each run's share
     p.specs, p.auto_lr = specs, auto  # the parent's: one LR range test per study, not per worker
     _WORKER = p
 

@@ -389,6 +389,7 @@ class Trainer:
             "epochs": self.epochs,
             "best": self.best,
             "step_losses": self.step_losses,
+            "step_index": True,  # epochs' and step_losses' steps are indices (before 2026-11-27: counts)
             "history": list(self.schedule.history),
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "init_hash": self.init_hash,
@@ -400,6 +401,9 @@ class Trainer:
         self.opt.load_state_dict(state["optimizer"])
         self.step, self.epochs, self.best = state["step"], state["epochs"], state["best"]
         self.step_losses, self.init_hash, self.seconds = state["step_losses"], state["init_hash"], state["seconds"]
+        if not state.get("step_index"):  # a checkpoint of an older lrlab counted steps: one numbering per run
+            self.epochs = [{**e, "step": e["step"] - 1} for e in self.epochs]
+            self.step_losses = [(s - 1, v) for s, v in self.step_losses]
         self.schedule.history[:] = state["history"]
         if self.ema is not None and state.get("ema") is not None:
             self.ema.load_state_dict(state["ema"])

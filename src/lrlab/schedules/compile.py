@@ -338,10 +338,11 @@ def compile_schedule(
             "(cycle_momentum = false keeps the table)"
         )
     if parsed.momentum is not None:
+        span = lo, hi  # (the schedule's own bounds stay the family's: an LR axis scales by its peak_lr)
         if parsed.watched_metric() is None:  # "inverse" spans the LRs this run takes, not the family's range
             taken = [lr(s) for s in range(plan.total_steps)]  # (a step schedule may never reach its floor)
-            lo, hi = min(taken), max(taken)
-        momentum = _momentum(parsed.momentum, lr, lo, hi, plan, fld("momentum"))
+            span = min(taken), max(taken)
+        momentum = _momentum(parsed.momentum, lr, *span, plan, fld("momentum"))
     elif built_in is not None:
         momentum = lambda s: built_in(max(s - W_int, 0))  # noqa: E731  (held during the warm-up)
     else:
