@@ -600,3 +600,12 @@ def test_a_limit_above_the_training_split_is_said(tmp_path, capsys):
             "0.125", "--no-progress", "--out", str(tmp_path)]  # fmt: skip
     assert main(args) == 0
     assert "note: data.limit: 5000 is more than the 1257 training images the split leaves" in capsys.readouterr().out
+
+
+def test_a_limit_below_the_number_of_classes_is_said(tmp_path, capsys):
+    args = ["study", "--schedules", "standard", "--limit", "3", "--epochs", "1", "--batch-size", "5", "--width",
+            "0.125", "--no-progress", "--out", str(tmp_path)]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "note: data.limit: 3 is fewer than the 10 classes; each keeps one training image, 10 in all" in out
+    assert "(train 10," in out

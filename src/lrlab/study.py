@@ -494,6 +494,9 @@ def _run_all(
     if cfg.data.limit is not None and cfg.data.limit > len(ds.train):
         echo(f"note: data.limit: {cfg.data.limit} is more than the {len(ds.train)} training images the split leaves; "
              "all of them are used")  # fmt: skip
+    elif cfg.data.limit is not None and cfg.data.limit < len(ds.train):  # (data._subsample's floor)
+        echo(f"note: data.limit: {cfg.data.limit} is fewer than the {len(ds.classes)} classes; each keeps one "
+             f"training image, {len(ds.train)} in all")  # fmt: skip
     for name, sched in p.schedules.items():
         for note in sched.notes:
             echo(f"note: schedules.{name}: {note}")
