@@ -5,9 +5,10 @@
 # (the device gets the working tree, not .git):
 #   LRLAB_COMMIT=$(git rev-parse --short HEAD) bash benchmarks/gpu.sh checks
 #                                   time to 91 % validation accuracy (plain, and with flip TTA), compiled
-#                                   (eager if compilation failed), its one-cycle sized to 85 s of training; then throughput (common recipe,
-#                                   lrlab eager at batch 512 and 1024 and a kernel profile, then compiled);
-#                                   then, with time left, compiled with CUDA graphs; under 10 minutes in all
+#                                   (eager if compilation failed), its one-cycle sized to 85 s of training;
+#                                   then throughput (common recipe, lrlab eager at batch 512 and 1024 and a
+#                                   kernel profile, then compiled); then, with time left, compiled with CUDA
+#                                   graphs; under 10 minutes in all
 #   LRLAB_COMMIT=... bash benchmarks/gpu.sh study
 #                                   the CIFAR-10 study, configs/cifar10-study.toml, stopped at STUDY_LIMIT
 #                                   seconds (default 540; finished runs kept), its report built from the

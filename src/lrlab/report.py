@@ -345,8 +345,8 @@ def _document(
         alike = [n for n in (row["schedule"] for row in table) if ranks.get(n) == 1 and n not in best]
         it = "it" if len(best) == 1 else "them"
         said = f" The seeds do not tell {it} apart from {_and(alike)} (rank 1 too): a lead, not a win." if alike else ""
-        top = f"**{best[0]}**" if len(best) == 1 else f"tied: {_and([f'**{b}**' for b in best])}"
-        doc.p(f"Highest mean accuracy, {top}.{said}" if len(best) > 1 else f"Highest mean accuracy: {top}.{said}")
+        top = f": **{best[0]}**" if len(best) == 1 else f", tied: {_and([f'**{b}**' for b in best])}"
+        doc.p(f"Highest mean accuracy{top}.{said}")
     doc.h(2, "Plots")
     shown = best[0] + (f", the first of the {len(best)} tied" if len(best) > 1 else "") if best else ""
     for name, cap in [

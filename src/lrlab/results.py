@@ -135,11 +135,10 @@ def setting_of(config_doc: dict[str, Any], files_hash: str | None) -> dict[str, 
 def other_setting(runs: list[Run], mine: dict[str, Any]) -> tuple[Run, str, Any] | None:
     """The first run made under another setting than `mine` (setting_of), the first key that differs, and
     that run's value of it."""
-    for r in runs:
-        if "config" in r.config:  # a run folder from before lrlab saved its config: nothing to check
-            theirs = setting_of(r.config["config"], r.config["data"].get("files_hash"))
-            if (diff := next(iter(differing(theirs, mine)), None)) is not None:
-                return r, diff, theirs.get(diff)
+    for r in runs:  # (read_run has checked that each holds its config and data)
+        theirs = setting_of(r.config["config"], r.config["data"].get("files_hash"))
+        if (diff := next(iter(differing(theirs, mine)), None)) is not None:
+            return r, diff, theirs.get(diff)
     return None
 
 

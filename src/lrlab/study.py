@@ -357,8 +357,10 @@ def run_study(
         from lrlab.tensorboard import check_available
 
         check_available()
+    recorded = results.read_study_doc(cfg.out_dir)  # what earlier starts of the study in this folder wrote
     # the folder's recorded range test even with --fresh: other runs there (another shard's) used its answer
-    p = prepare(cfg, earlier=_earlier_auto(cfg.out_dir), only=only)
+    earlier = recorded.get("auto_lr")
+    p = prepare(cfg, earlier=earlier if isinstance(earlier, dict) else None, only=only)
     d, out = p.dist, cfg.out_dir
     if not d.is_main:
         echo = _silent
@@ -380,7 +382,7 @@ def run_study(
         if d.is_main and fresh:  # only the runs this command trains: another shard's or schedule's stay
             for name, seed in keys:
                 shutil.rmtree(run_dir(out, name, seed), ignore_errors=True)
-        _run_all(p, fingerprints, progress, echo)
+        _run_all(p, fingerprints, recorded, progress, echo)
         baseline = cfg.baseline or next(iter(cfg.schedules))
         # a shard's folder may hold none of the baseline's runs: its comparison waits for a merged report
         comparable = d.is_main and (
@@ -415,14 +417,15 @@ def _check_folder(out: Path, trains: set[Path], fresh: bool, p: Prepared) -> Non
     if not (out / RUNS_DIR).is_dir():
         return
     mine = results.setting_of(config_mod.to_dict(p.cfg), p.dataset.files_hash)
-    found = results.other_setting(results.load_runs([out], skip=trains if fresh else set()), mine)
-    if found:
+    runs = results.load_runs([out], skip=trains if fresh else set())  # (with --fresh, those are not read)
+    if found := results.other_setting(runs, mine):
         run, key, theirs = found
         # without --fresh: would it do? (only if every such run is one this start trains)
+        kept = [r for r in runs if r.folder not in trains]
         fix = (
             ""
-            if fresh or results.other_setting(results.load_runs([out], skip=trains), mine)
-            else (", or --fresh to replace them (this command trains each of them again)")
+            if fresh or results.other_setting(kept, mine)
+            else ", or --fresh to replace them (this command trains each of them again)"
         )
         raise ConfigError(
             f"{out} holds runs of another setting ({key} is {theirs!r} in {run.folder}, {mine.get(key)!r} here), "
@@ -430,20 +433,20 @@ def _check_folder(out: Path, trains: set[Path], fresh: bool, p: Prepared) -> Non
         )
 
 
-def _planned(out: Path, runs: list[tuple[str, int]]) -> list[list[Any]]:
-    """The runs ([name, seed]) that the starts of the study in `out` set out to train: the earlier starts'
-    (study.json), then this one's. A report names those without a result (a stop, a failed machine); a schedule
-    dropped from the config, or another shard's runs, were never this folder's to train."""
-    earlier = results.read_study_doc(out).get("planned")
+def _planned(recorded: dict[str, Any], runs: list[tuple[str, int]]) -> list[list[Any]]:
+    """The runs ([name, seed]) that the starts of the study in a folder set out to train: the earlier starts'
+    (`recorded`, its study.json), then this one's. A report names those without a result (a stop, a failed
+    machine); a schedule dropped from the config, or another shard's runs, were never this folder's to train."""
+    earlier = recorded.get("planned")
     kept = [list(x) for x in earlier if isinstance(x, list) and len(x) == 2] if isinstance(earlier, list) else []
     return kept + [[n, s] for n, s in runs if [n, s] not in kept]
 
 
-def _with_earlier_schedules(doc: dict[str, Any], out: Path) -> dict[str, Any]:
-    """A study config to record in `out`/study.json: this start's schedules, then those only the folder's
-    earlier record has (a config since changed may have left their runs there, and the report orders by it)."""
-    earlier = results.read_study_doc(out).get("config")
-    earlier = earlier.get("schedules") if isinstance(earlier, dict) else None
+def _with_earlier_schedules(doc: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any]:
+    """A study config to record in study.json: this start's schedules, then those only the folder's earlier
+    record (`recorded`) has (a config since changed may have left their runs there, and the report orders by
+    it)."""
+    earlier = recorded["config"].get("schedules") if recorded else None
     if isinstance(earlier, dict):
         doc["schedules"] = doc["schedules"] | {n: spec for n, spec in earlier.items() if n not in doc["schedules"]}
     return doc
@@ -464,19 +467,18 @@ def _usable(earlier: dict[str, Any] | None, key: str) -> bool:
     return isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0
 
 
-def _earlier_auto(out: Path) -> dict[str, Any] | None:
-    """The LR range test recorded by an earlier start of the study in `out`, if any (study.json)."""
-    auto = results.read_study_doc(out).get("auto_lr")
-    return auto if isinstance(auto, dict) else None
-
-
 def _silent(_: str) -> None:
     pass
 
 
 def _run_all(
-    p: Prepared, fingerprints: dict[tuple[str, int], str], progress: bool | None, echo: Callable[[str], None]
+    p: Prepared,
+    fingerprints: dict[tuple[str, int], str],
+    recorded: dict[str, Any],
+    progress: bool | None,
+    echo: Callable[[str], None],
 ) -> None:
+    """Write study.json (`recorded`: the folder's earlier one) and train the runs not finished yet."""
     cfg, ds, out, d = p.cfg, p.dataset, p.cfg.out_dir, p.dist
     axis = f" × {len(cfg.peak_lrs)} peak LRs" if cfg.peak_lrs else ""
     ranks = f" on {d.world} processes" if d.enabled else ""
@@ -506,9 +508,9 @@ def _run_all(
             echo(f"caution: {p.auto_lr['caution']}")
     if d.is_main:
         study_doc = {
-            "config": _with_earlier_schedules(config_mod.to_dict(cfg), out),
+            "config": _with_earlier_schedules(config_mod.to_dict(cfg), recorded),
             "auto_lr": p.auto_lr,
-            "planned": _planned(out, list(fingerprints)),
+            "planned": _planned(recorded, list(fingerprints)),
             "provenance": store.provenance(str(p.device)),
         }
         store.write_json(out / "study.json", study_doc)

@@ -25,6 +25,11 @@ AUTO_FACTORS = {"lr": 1.0, "max_lr": 1.0, "base_lr": 0.1}
 AUTO_RULE = "valley"  # which suggestion of the LR range test "auto" uses (see lr_finder.py)
 # `momentum = {type = "inverse", ...}`: momentum mirrors the LR within the run's LR range
 INVERSE_DEFAULTS = {"low": 0.85, "high": 0.95}
+# keys that do something only with another parameter set: (keys, that parameter, how the refusal says it)
+_ONLY_WITH = (
+    ({"base_momentum", "max_momentum"}, "cycle_momentum", "cycle_momentum = true (momentum is not cycled here)"),
+    ({"warmup_start_lr", "warmup_curve"}, "warmup", "a warm-up (warmup_steps|_epochs|_frac); none is set"),
+)
 # keys that say the same thing two ways: the user's one replaces a preset's other one; both given are refused
 _ALTERNATIVES = {"div_final": "final_div_factor", "final_div_factor": "div_final"}
 
@@ -220,12 +225,9 @@ def parse_spec(spec: Any, where: str = "schedule", zero_ok: bool = False) -> Spe
     if missing:
         shown = [f"{_RENAMED.get(m, m)}_steps|_epochs|_frac" if f"{m}_steps" in keys else m for m in missing]
         raise ConfigError(f"{where}: {family!r} needs {', '.join(shown)}")
-    unused = sorted(written & {"base_momentum", "max_momentum"}) if not kwargs.get("cycle_momentum") else []
-    if unused:
-        raise ConfigError(f"{where}.{unused[0]}: used only with cycle_momentum = true (momentum is not cycled here)")
-    unused = sorted(written & {"warmup_start_lr", "warmup_curve"}) if "warmup" not in kwargs else []
-    if unused:
-        raise ConfigError(f"{where}.{unused[0]}: used only with a warm-up (warmup_steps|_epochs|_frac); none is set")
+    for only, needed, why in _ONLY_WITH:  # keys the user gave that the rest of the spec leaves without effect
+        if not kwargs.get(needed) and (unused := sorted(written & only)):
+            raise ConfigError(f"{where}.{unused[0]}: used only with {why}")
     if spec["type"] == "warmup" and "warmup" not in kwargs:
         raise ConfigError(f"{where}: 'warmup' needs warmup_steps|_epochs|_frac")
     return cls(**kwargs)
