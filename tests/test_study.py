@@ -155,6 +155,23 @@ def test_runs_of_one_process_and_of_several_compared_are_said(study, tmp_path, c
     assert "note: runs trained on 1 and 2 processes are compared here" in capsys.readouterr().out
 
 
+def test_a_run_no_better_than_the_commonest_class_is_said(study, tmp_path, capsys):
+    _, out, _, _ = study
+    shutil.copytree(out / "runs", tmp_path / "runs")
+    rate = 0.0
+    for path in (tmp_path / "runs").glob("*/seed-*/result.json"):  # (the quick study's runs learn little)
+        doc = json.loads(path.read_text())
+        counts = [sum(row) for row in doc["test"]["confusion_matrix"]]
+        rate = max(counts) / sum(counts)
+        at_chance = path.parent == tmp_path / "runs" / "warmup" / "seed-1"
+        doc["test"]["accuracy"] = rate if at_chance else rate + 0.01  # as one class answered everywhere scores
+        path.write_text(json.dumps(doc))
+    assert main(["report", str(tmp_path)]) == 0
+    said = capsys.readouterr().out
+    assert f"learned nothing: warmup seed 1 ({rate:.3f}) ended no better than always answering the test " in said
+    assert "**Learned nothing:** warmup seed 1 (" in (tmp_path / "report.md").read_text()
+
+
 def test_report_of_one_seed_says_nothing_was_tested(study, tmp_path):
     _, out, _, _ = study
     for run in (out / "runs").glob("*/seed-0"):

@@ -26,6 +26,7 @@ from lrlab.results import (
     TEST,
     Run,
     absent_classes,
+    at_chance,
     by_name,
     check_one_auto_lr,
     check_one_setting,
@@ -222,7 +223,8 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
 
     absent = absent_classes(runs)
     notes = [(label, text) for label, text in (("not finished", missing_runs(docs, runs, dirs)),
-                                                  ("note", mixed_processes(runs))) if text]  # fmt: skip
+                                                  ("note", mixed_processes(runs)),
+                                                  ("learned nothing", at_chance(runs))) if text]  # fmt: skip
     doc = _document(cfg, runs, table, comps, ranks, dyn, baseline, stand_in, best, target, sweep, dirs, absent, notes)
     store.write_text(out / "report.md", doc.markdown())
     store.write_text(out / "report.html", doc.html(out, f"lrlab study: {cfg['name']}"))

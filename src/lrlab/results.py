@@ -230,6 +230,25 @@ def mixed_processes(runs: list[Run]) -> str | None:
     )
 
 
+def at_chance(runs: list[Run]) -> str | None:
+    """A sentence naming the finished runs whose test accuracy is no better than always answering the test
+    split's commonest class (from the confusion matrix's row sums); else None."""
+    hits, rate = [], 0.0
+    for r in runs:
+        matrix = r.result.get("test", {}).get("confusion_matrix") if r.ok else None
+        counts = [sum(row) for row in matrix or []]
+        if sum(counts) and r.metric("accuracy") <= max(counts) / sum(counts):
+            hits.append(f"{r.name} seed {r.seed} ({r.metric('accuracy'):.3f})")
+            rate = max(counts) / sum(counts)
+    if not hits:
+        return None
+    return (
+        f"{', '.join(hits)} ended no better than always answering the test split's commonest class "
+        f"({rate:.3f}): {'it' if len(hits) == 1 else 'each'} learned nothing there; too few steps, or an LR far "
+        "too high or too low for this setting, are the usual causes (lrlab find-lr shows the LRs that train)"
+    )
+
+
 def _config_order(cfg: dict[str, Any]) -> list[str]:
     """Run names in the order a study config runs them (schedules, then peak LRs)."""
     peaks = cfg.get("peak_lrs")
