@@ -4,11 +4,11 @@
 # then run through the device tool with carry ["data/cifar10-train.tar.gz"], naming the commit
 # (the device gets the working tree, not .git):
 #   LRLAB_COMMIT=$(git rev-parse --short HEAD) bash benchmarks/gpu.sh checks
-#                                   time to 91 % validation accuracy (plain, and with flip TTA), compiled
-#                                   (eager if compilation failed), its one-cycle sized to 85 s of training;
-#                                   then throughput (common recipe, lrlab eager at batch 512 and 1024 and a
-#                                   kernel profile, then compiled); then, with time left, compiled with CUDA
-#                                   graphs; under 10 minutes in all
+#                                   the max pools alone (ATen's, lrlab's Triton kernels); time to 91 %
+#                                   validation accuracy (plain, and with flip TTA), compiled (eager if
+#                                   compilation failed), its one-cycle sized to 85 s of training; then
+#                                   throughput (common recipe, lrlab eager with ATen's and Triton max pools,
+#                                   kernel profiles, then compiled with each); under 10 minutes in all
 #   LRLAB_COMMIT=... bash benchmarks/gpu.sh study
 #                                   the CIFAR-10 study, configs/cifar10-study.toml, stopped at STUDY_LIMIT
 #                                   seconds (default 540; finished runs kept), its report built from the
@@ -36,15 +36,18 @@ start=$SECONDS
 until_() { local s=$(($1 - (SECONDS - start))); echo $((s > 1 ? s : 1)); }  # seconds left until $1 s after the start
 
 checks() {  # $1: seconds after the start by which time to accuracy must end; $2: by which all must end
-  # Time to accuracy first: its calibration run pays the cold compilation (on the H200 on 2026-11-27 it and
-  # the timing after it did not fit the limit left after the eager rows, when throughput came first) and fills
-  # torch's compile cache, so the throughput run's compiled loop after it compiles the same graphs in seconds
-  # (a cache hit took 8 s there). Each part runs under
-  # a time limit, so that a hang or a slow compile in one still leaves the other's figures.
+  # First the max pools alone (benchmarks/maxpool.py): ATen's against lrlab's Triton kernels, which it also
+  # checks against ATen on the card (forward and gradient, to the bit). Then time to accuracy: its
+  # calibration run pays the cold compilation (on the H200 on 2026-11-27 it and the timing after it did not
+  # fit the limit left after the eager rows, when throughput came first) and fills torch's compile cache, so
+  # the throughput run's compiled loop after it compiles the same graphs in seconds (5 to 8 s there). Each
+  # part runs under a time limit, so that a hang or a slow compile in one still leaves the other's figures.
   # One-cycle is sized to 85 s of training by the calibration run (two epochs of a scratch model, not
   # counted), so that the 90 s target is met or missed at the schedule's end, where accuracy peaks.
+  # TTA_POOL=triton runs it with lrlab's Triton max pools (default: ATen's, whose compiled speed is known).
+  timeout -k 5 "$(until_ 45)" python3 benchmarks/maxpool.py --device cuda 2>&1 | tee "$OUT/maxpool.txt" || true
   local tta=(python3 benchmarks/time_to_accuracy.py --data data/cifar10-train.tar.gz --target 0.91 --epochs auto
-             --budget 85 --tta) compiled=1 left
+             --budget 85 --tta --pool-kernel "${TTA_POOL:-aten}") compiled=1 left
   local rc=0
   timeout -k 10 "$(until_ "$1")" "${tta[@]}" --compile 2>&1 | tee "$OUT/time_to_accuracy.txt" || rc=$?
   if ((rc)); then
@@ -56,22 +59,17 @@ checks() {  # $1: seconds after the start by which time to accuracy must end; $2
       timeout -k 10 "$left" "${tta[@]}" 2>&1 | tee -a "$OUT/time_to_accuracy.txt" || true
     fi
   fi
-  # throughput: common recipe, fast path at batch 512 and 1024, host syncs, a profile of the eager fast path,
-  # then compiled (bare, lrlab-without-augmentation and unfused were measured on the H200 on 2026-11-27:
-  # benchmarks/README.md; `--skip` leaves them out to give the compiled loops the time)
+  # throughput: common recipe, fast path with ATen's and with Triton max pools, host syncs, a profile of the
+  # eager fast path, then compiled with ATen's pools (from the cache) and with Triton's (a new compilation,
+  # last: a time limit costs only its row). Bare, lrlab-without-augmentation, unfused and batch 1024 were
+  # measured on the H200 on 2026-11-27 (benchmarks/README.md); `--skip` leaves them out to give the
+  # compiled loops the time
   local tp=(python3 benchmarks/throughput.py --device cuda --data data/cifar10-train.tar.gz --images 20000
-            --skip bare,plain,unfused)
+            --skip bare,plain,unfused --triton-pools)
   local compile=(--compile)
   ((compiled)) || compile=()
-  timeout -k 10 "$(until_ "$2")" "${tp[@]}" --seconds 8 --large-batch 1024 --profile "$OUT/profile.txt" \
-    "${compile[@]}" 2>&1 | tee "$OUT/throughput.txt" || true
-  if grep -q "^torch.compile failed" "$OUT/throughput.txt"; then compiled=0; fi
-  # with time left: CUDA graphs (compile mode reduce-overhead) beside the common recipe, for the 4× target
-  left=$(until_ "$2")
-  if ((compiled)) && ((left > 120)); then
-    timeout -k 10 "$left" "${tp[@]}" --seconds 6 --rounds 2 --compile reduce-overhead 2>&1 \
-      | tee "$OUT/throughput-cudagraphs.txt" || true
-  fi
+  timeout -k 10 "$(until_ "$2")" "${tp[@]}" --seconds 6 --profile "$OUT/profile.txt" "${compile[@]}" 2>&1 \
+    | tee "$OUT/throughput.txt" || true
 }
 
 study() {  # $1: seconds for the study, its report and its tarball
@@ -101,6 +99,7 @@ study() {  # $1: seconds for the study, its report and its tarball
 summary() {
   echo; echo "== summary =="
   grep -E "^(ratio|host syncs|GoogLeNet|lrlab|common|bare|torch.compile failed)" "$OUT"/throughput*.txt 2>/dev/null || true
+  grep -E "^(all, per|ratio|outputs|.*differs)" "$OUT/maxpool.txt" 2>/dev/null || true
   grep -E "^(calibration|time to|final|NVIDIA|.*one-cycle|== compiled run failed|epoch)" "$OUT/time_to_accuracy.txt" 2>/dev/null || true
   grep -E "(kept|finished|stopped|auto. LRs|wrote)" "$OUT/study.log" 2>/dev/null | tail -8 || true
   ls -l "$OUT"

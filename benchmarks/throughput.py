@@ -8,7 +8,8 @@ in one process:
   lrlab    lrlab's Trainer: without augmentation for the comparison with `bare`; with its fast
            path (uint8 data on the device, per-sample crop+flip there, and on CUDA bf16 autocast,
            channels_last, batch 512) for the comparison with `common`, once with each Inception
-           block's three input 1×1 convs fused into one (the default) and once without
+           block's three input 1×1 convs fused into one (the default) and once without; with
+           --triton-pools (CUDA) also with lrlab's Triton max-pool kernels (train.pool_kernel)
 
 Prints images/s, the ratios, and achieved TFLOP/s (3 × the counted forward FLOPs per training
 image). Examples:
@@ -16,7 +17,8 @@ image). Examples:
   python benchmarks/throughput.py --device cuda --width 1 --data cifar10-train.tar.gz --compile
 On CUDA it also counts the host-device synchronisations in one epoch of the fast path (torch's
 sync debug mode); --profile FILE writes the kernels that took the most time in one epoch of the eager
-fast path (before any compilation).
+fast path (before any compilation), and with --compile those of one compiled epoch to FILE's name with
+".compiled" (".compiled-triton" with Triton max pools) before its suffix.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 from tqdm import tqdm
 
+from lrlab import kernels
 from lrlab.config import COMPILE_MODES, DataConfig, ModelConfig, TrainConfig
 from lrlab.data import Split, load_data
 from lrlab.model import build_model, macs_per_image
@@ -146,16 +149,17 @@ def common_loop(model, split, mean, std, device, workers: int) -> Callable:
 
 
 def lrlab_loop(
-    build, split, mean, std, device, batch: int, augment: bool, fast: bool, compile_: str | None = None
-) -> Callable:
-    """lrlab's Trainer as a timed step (one epoch); compile_ is a torch.compile mode, or None. Not
-    fast: fp32, no channels_last, the data where the bare loop keeps it (on the device)."""
+    build, split, mean, std, device, batch: int, augment: bool, fast: bool, compile_: str | None = None,
+    pool: str = "aten",
+) -> Callable:  # fmt: skip
+    """lrlab's Trainer as a timed step (one epoch); compile_ is a torch.compile mode, or None; pool is
+    train.pool_kernel. Not fast: fp32, no channels_last, the data where the bare loop keeps it (on the device)."""
     tiny = Split(split.images[:2], split.labels[:2])  # each epoch ends with validation: 2 images, as it is not timed
     inputs = RunInputs(split, tiny, tiny, 10, mean, std, "crop-flip" if augment else "none")
     auto = "auto" if fast else "off"
     cfg = TrainConfig(epochs=1000, batch_size=batch, precision="auto" if fast else "fp32", channels_last=auto,
                       data_on_device="auto" if fast or device.type == "cuda" else "off",
-                      compile=bool(compile_), compile_mode=compile_ or "default")  # fmt: skip
+                      compile=bool(compile_), compile_mode=compile_ or "default", pool_kernel=pool)  # fmt: skip
     spe = len(split) // batch
     trainer = Trainer(build, inputs, compile_schedule({"type": "constant", "lr": 0.01}, Plan(1000 * spe, spe)), cfg,
                       0, device)  # fmt: skip
@@ -205,12 +209,19 @@ def main() -> None:
                          "fast path always run: the target's ratio is theirs)")  # fmt: skip
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; each loop's median is shown")
     ap.add_argument("--profile", metavar="FILE", help="write a torch.profiler table of one fast-path epoch here")
+    ap.add_argument(
+        "--triton-pools",
+        action="store_true",
+        help="also time the fast path with lrlab's Triton max-pool kernels (CUDA; eager, and compiled)",
+    )
     args = ap.parse_args()
     device = torch.device(args.device)
+    if args.triton_pools and not kernels.device_ok(device):
+        ap.error("--triton-pools needs a CUDA device (or Triton's interpreter: TRITON_INTERPRET=1)")
     cuda = device.type == "cuda"
     args.width = args.width or (1.0 if cuda else 0.25)
     args.images = args.images or (20_000 if cuda else 1_280)
-    secs = args.seconds or (15.0 if cuda else 20.0)
+    secs = args.seconds_per_loop = args.seconds or (15.0 if cuda else 20.0)
     split, mean, std = make_data(args)
     size = tuple(split.images.shape[-2:])
 
@@ -226,8 +237,9 @@ def main() -> None:
         ap.error(f"--images {args.images} is below a loop's batch ({biggest})")
     fast_label = "lrlab fast path (crop+flip on device" + (", bf16, channels_last" if cuda else "")
 
-    def augmented(batch: int, fuse: bool = True) -> Callable[[], Callable]:
-        return lambda: lrlab_loop(lambda: build(fuse), split, mean, std, device, batch, augment=True, fast=True)
+    def augmented(batch: int, fuse: bool = True, pool: str = "aten") -> Callable[[], Callable]:
+        return lambda: lrlab_loop(lambda: build(fuse), split, mean, std, device, batch, augment=True, fast=True,
+                                  pool=pool)  # fmt: skip
 
     makers = {
         "bare": ("bare loop, fp32", lambda: bare_loop(build(), split, mean, std, small_batch, device), small_batch),
@@ -241,6 +253,8 @@ def main() -> None:
     }  # fmt: skip
     if args.large_batch:
         makers["large"] = (fast_label + f", batch {args.large_batch})", augmented(args.large_batch), args.large_batch)
+    if args.triton_pools:
+        makers["triton"] = (fast_label + ", Triton max pools)", augmented(fast_batch, pool="triton"), fast_batch)
     rows = {key: (label, make(), b) for key, (label, make, b) in makers.items() if key not in args.skip}
     common, fast = rows["common"][1], rows["fast"][1]
     # eager loops first, measured and printed before any compilation: a slow or failing compile (or a
@@ -261,6 +275,8 @@ def main() -> None:
         ("fast", "unfused", "ratio fused / unfused 1×1 convs (lrlab fast path)", 3),
         ("fast", "common", "ratio lrlab fast path / common recipe", 2),
         ("large", "common", f"ratio lrlab fast path at batch {args.large_batch} / common recipe", 2),
+        ("triton", "fast", "ratio Triton / ATen max pools (lrlab fast path, eager)", 3),
+        ("triton", "common", "ratio lrlab fast path with Triton max pools / common recipe", 2),
     ]
     for a, b, text, digits in ratios:
         if a in speeds and b in speeds:
@@ -272,24 +288,36 @@ def main() -> None:
               f"(expected: one per {LOG_EVERY} steps, plus a few per epoch)")  # fmt: skip
     if args.profile:  # of the eager fast path, before compiling: a slow compile or a time limit must not cost it
         profile(fast, args.profile)
-    comp = None
-    if args.compile:
-        comp = lrlab_loop(build, split, mean, std, device, fast_batch, augment=True, fast=True, compile_=args.compile)
-        t0 = time.perf_counter()
-        try:
-            comp()  # first epoch: compilation
-            sync()
-        except Exception as e:  # a compiler failure on some card or version: the eager figures stand
-            print(f"torch.compile failed, its row left out: {type(e).__name__}: {str(e)[:500]}")
-            comp = None
-    if comp is not None:
-        warm = time.perf_counter() - t0
-        # timed again beside the common recipe and the eager fast path, so its ratios are of one moment
-        c_common, c_fast, c_comp = measure([common, fast, comp], secs, args.rounds)
-        label = f"lrlab fast path + torch.compile {args.compile} (1st epoch + compile {warm:.0f} s, untimed)"
-        print(f"{label:<80} {fast_batch:>5} {c_comp:>10.1f} {c_comp * flops / 1e12:>8.3f}")
-        print(f"ratio lrlab compiled / common recipe (timed together after compilation): {c_comp / c_common:.2f}")
-        print(f"ratio lrlab compiled / lrlab fast path eager (same rounds): {c_comp / c_fast:.2f}")
+    if args.compile:  # with ATen's max pools (TorchInductor lowers them itself), then with lrlab's Triton ones
+        for pool in ["aten"] + (["triton"] if args.triton_pools else []):
+            compiled_row(args, build, split, mean, std, device, fast_batch, pool, common, fast, flops)
+
+
+def compiled_row(args, build, split, mean, std, device, batch: int, pool: str, common, fast, flops: float) -> None:
+    """Compile lrlab's fast path (pool: train.pool_kernel), profile it (--profile), then time it beside the
+    common recipe and the eager fast path and print its row and ratios; a compiler failure prints why."""
+    comp = lrlab_loop(build, split, mean, std, device, batch, augment=True, fast=True, compile_=args.compile,
+                      pool=pool)  # fmt: skip
+    t0 = time.perf_counter()
+    try:
+        comp()  # first epoch: compilation
+        sync()
+    except Exception as e:  # a compiler failure on some card or version: the eager figures stand
+        print(f"torch.compile failed ({pool} max pools), its row left out: {type(e).__name__}: {str(e)[:500]}")
+        return
+    warm = time.perf_counter() - t0
+    tag = "" if pool == "aten" else ", Triton max pools"
+    if args.profile:  # before the timing: where the compiled step's time goes is what tells the next change
+        path = Path(args.profile)
+        suffix = "compiled" if pool == "aten" else f"compiled-{pool}"
+        profile(comp, str(path.with_name(f"{path.stem}.{suffix}{path.suffix}")))
+    # timed again beside the common recipe and the eager fast path, so its ratios are of one moment
+    c_common, c_fast, c_comp = measure([common, fast, comp], args.seconds_per_loop, args.rounds)
+    label = f"lrlab fast path + torch.compile {args.compile}{tag} (1st epoch + compile {warm:.0f} s, untimed)"
+    print(f"{label:<80} {batch:>5} {c_comp:>10.1f} {c_comp * flops / 1e12:>8.3f}")
+    print(f"ratio lrlab compiled{tag} / common recipe (timed together after compilation): {c_comp / c_common:.2f}")
+    print(f"ratio lrlab compiled{tag} / lrlab fast path eager (same rounds): {c_comp / c_fast:.2f}")
+    sys.stdout.flush()
 
 
 def count_syncs(run: Callable) -> tuple[int, int]:

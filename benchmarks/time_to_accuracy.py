@@ -50,6 +50,8 @@ def main() -> None:
     ap.add_argument("--compile", nargs="?", const="default", choices=COMPILE_MODES, default=None,
                     help="torch.compile the model (a mode may follow; default 'default')")  # fmt: skip
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--pool-kernel", choices=config.POOL_KERNELS, default="aten",
+                    help="train.pool_kernel: max pools by PyTorch's kernels or lrlab's Triton ones (CUDA)")  # fmt: skip
     ap.add_argument(
         "--tta",
         action="store_true",
@@ -64,7 +66,7 @@ def main() -> None:
         "model": {"width": args.width},
         "train": {"epochs": args.epochs or 2, "batch_size": args.batch, "nesterov": True, "weight_decay": 5e-4,
                   "label_smoothing": 0.1, "compile": bool(args.compile), "compile_mode": args.compile or "default",
-                  "device": args.device},
+                  "device": args.device, "pool_kernel": args.pool_kernel},
         "schedules": {"onecycle": {"type": "onecycle", "max_lr": args.max_lr, "peak_frac": 0.25}},
     })  # fmt: skip
     t_load = time.perf_counter()
@@ -109,7 +111,8 @@ def main() -> None:
     took = trainer.compile_seconds or 0.0
     compiled = f", compile {took:.0f} s (not counted)" if took >= 0.5 else ""
     print(f"\n{name}, torch {torch.__version__}, GoogLeNet width {args.width}, batch {args.batch}, one-cycle to "
-          f"{args.max_lr}, {args.epochs} epoch{'s' * (args.epochs != 1)}{compiled}")  # fmt: skip
+          f"{args.max_lr}, {args.epochs} epoch{'s' * (args.epochs != 1)}, {args.pool_kernel} max pools"
+          f"{compiled}")  # fmt: skip
     print(f"time to {args.target:.0%} validation accuracy: " + (f"{reached:.1f} s" if reached else "not reached"))
     if args.tta:
         print(

@@ -72,6 +72,8 @@ CASES = {
                          "schedules.s.warmup_steps: the warm-up (5000 steps) must be shorter than the run"),
     "batch above data": (lambda t: ["--batch-size", "4096"], "train.batch_size: 4096 is larger than the training"),
     "no CUDA": (lambda t: ["--device", "cuda"], "no CUDA device is available"),
+    "Triton pools on a CPU": (lambda t: ["--device", "cpu", "--set", "train.pool_kernel=triton"],
+                              "train.pool_kernel: 'triton' needs a CUDA device (this run is on cpu); use 'aten'"),
     "cutout above image": (lambda t: ["--set", "data.cutout=9"], "data.cutout: a 9 px square is larger than the"),
 }  # fmt: skip
 

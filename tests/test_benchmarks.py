@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -62,7 +63,7 @@ runpy.run_path({str(BENCH / "throughput.py")!r}, run_name="__main__")
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "torch.compile failed, its row left out: RuntimeError: no compiler here" in done.stdout
+    assert "torch.compile failed (aten max pools), its row left out: RuntimeError: no compiler here" in done.stdout
     assert "ratio fused / unfused" in done.stdout and "compiled / common" not in done.stdout
     # the eager figures are printed before compilation starts (a time limit during it keeps them)
     assert done.stdout.index("fast path / common recipe") < done.stdout.index("torch.compile failed")
@@ -83,6 +84,44 @@ runpy.run_path({str(BENCH / "throughput.py")!r}, run_name="__main__")
     assert float(row.split()[-2]) > 0
     for ratio in ("compiled / common recipe (timed together", "compiled / lrlab fast path eager"):
         assert float(next(x for x in lines if ratio in x).rsplit(":", 1)[1]) > 0
+
+
+def test_throughput_times_triton_pools_eager_and_compiled():
+    # the rows' bookkeeping under Triton's interpreter, without a compiler (on the CPU the fast path keeps
+    # NCHW, which the kernels leave to ATen: test_kernels.py checks the kernels themselves in a run)
+    code = f"""
+import runpy, sys, torch
+torch.compile = lambda net, mode="default": net
+sys.argv = ["throughput.py", "--seconds", "0.1", "--rounds", "1", "--images", "128", "--image-size", "8",
+            "--width", "0.125", "--workers", "0", "--batch", "64", "--skip", "bare,plain,unfused", "--compile",
+            "--triton-pools"]
+runpy.run_path({str(BENCH / "throughput.py")!r}, run_name="__main__")
+"""
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert any(x.startswith("lrlab fast path (crop+flip on device, Triton max pools)") for x in lines)
+    for ratio in ("Triton / ATen max pools (lrlab fast path, eager)", "fast path with Triton max pools / common",
+                  "compiled / common recipe", "compiled, Triton max pools / common recipe"):  # fmt: skip
+        assert float(next(x for x in lines if ratio in x).rsplit(":", 1)[1]) > 0, ratio
+    # the ATen row comes first: a time limit during the second compilation keeps it
+    assert done.stdout.index("compiled / common") < done.stdout.index("compiled, Triton max pools / common")
+    env.pop("TRITON_INTERPRET")
+    done = subprocess.run([sys.executable, str(BENCH / "throughput.py"), "--triton-pools", "--device", "cpu"],
+                          capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
+    assert done.returncode == 2 and "--triton-pools needs a CUDA device" in done.stderr
+
+
+def test_maxpool_times_each_pool_of_the_model_and_checks_the_triton_kernels():
+    out = run("maxpool.py", "--repeats", "1", "--batch", "2", "--width", "0.125", "--image-size", "16")
+    assert "all, per training step" in out and "ratio aten / separable" in out and "triton" not in out
+    assert "outputs equal to F.max_pool2d's everywhere" in out
+    done = subprocess.run([sys.executable, str(BENCH / "maxpool.py"), "--repeats", "1", "--batch", "2", "--width",
+                           "0.125", "--image-size", "16"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TRITON_INTERPRET": "1"})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ratio aten / triton" in done.stdout and "Triton gradients equal to its too" in done.stdout
 
 
 def test_throughput_leaves_out_the_loops_it_is_told_to():
@@ -107,7 +146,7 @@ def test_time_to_accuracy_sizes_its_schedule_to_a_time_budget(tmp_path):
               "0.0625", "--batch", "16", "--max-lr", "0.05", "--device", "cpu")  # fmt: skip
     line = next(x for x in out.splitlines() if x.startswith("calibration:"))
     assert "so 1 epoch fits in 0.001 s" in line  # a budget below one epoch: one epoch
-    assert "epoch  1: val accuracy" in out and "epoch  2:" not in out and ", 1 epoch\n" in out
+    assert "epoch  1: val accuracy" in out and "epoch  2:" not in out and ", 1 epoch, aten max pools\n" in out
     bad = subprocess.run([sys.executable, str(BENCH / "time_to_accuracy.py"), "--data", "x", "--epochs", "0"],
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert bad.returncode == 2 and "expected a positive whole number or 'auto', got '0'" in bad.stderr

@@ -75,6 +75,7 @@ class TrainConfig:
     data_on_device: str = "auto"  # auto | on | off: hold the split on the device as uint8 (auto: CUDA)
     compile: bool = False  # torch.compile the model (its compile time is reported separately)
     compile_mode: str = "default"  # torch.compile's mode; "reduce-overhead" replays CUDA graphs
+    pool_kernel: str = "aten"  # aten | triton: max pooling by PyTorch's kernels or lrlab's (CUDA; kernels.py)
     ema: float | None = None  # weight EMA decay per step (e.g. 0.999) for the final evaluation
     tta_flip: bool = False  # final evaluation averages the logits of each image and its mirror
 
@@ -113,6 +114,7 @@ BRANCH5 = ("auto", "3x3", "3x3-3x3", "5x5")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 PRECISIONS = ("auto", "fp32", "bf16")
 SWITCHES = ("auto", "on", "off")
+POOL_KERNELS = ("aten", "triton")
 
 
 def _type_name(tp: Any) -> str:
@@ -225,6 +227,11 @@ def _check(cfg: StudyConfig) -> None:
         "train.compile_mode",
         f"must be one of {choices(COMPILE_MODES)}, got {t.compile_mode!r}",
     )
+    need(
+        t.pool_kernel in POOL_KERNELS,
+        "train.pool_kernel",
+        f"must be one of {choices(POOL_KERNELS)}, got {t.pool_kernel!r}",
+    )
     need(t.ema is None or 0 < t.ema < 1, "train.ema", f"a decay must be in (0, 1), got {t.ema}")
     need(len(cfg.schedules) > 0, "schedules", "the study has no schedules")
     peaks = cfg.peak_lrs or []
@@ -275,6 +282,7 @@ def to_dict(cfg: StudyConfig) -> dict[str, Any]:
 _NOT_SETTING = ("name", "seeds", "out", "baseline", "schedules", "peak_lrs", "target_accuracy", "tensorboard",
                 "save_model", "workers")  # fmt: skip
 _NOT_SETTING_IN = (("train", "device"), ("train", "threads"), ("train", "compile"), ("train", "compile_mode"),
+                   ("train", "pool_kernel"),
                    ("data", "stream"), ("data", "loader_workers"),
                    ("data", "data_dir"), ("data", "download"))  # fmt: skip
 

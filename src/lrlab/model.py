@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from lrlab import kernels
 from lrlab.config import BRANCH5, STEMS, ModelConfig
 from lrlab.errors import ConfigError, choices
 
@@ -60,7 +61,38 @@ class BasicConv2d(nn.Module):
         return F.relu(self.bn(self.conv(x)), inplace=True)
 
 
-class CeilMaxPool2d(nn.MaxPool2d):
+def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (v[0], v[1])
+
+
+class MaxPool2d(nn.MaxPool2d):
+    """nn.MaxPool2d that runs lrlab's Triton kernels (kernels.py: the same function; why they exist is said
+    there) where `impl` is "triton" (set by `set_pool_kernel` from train.pool_kernel) and the input suits
+    them; ATen's otherwise. Under torch.compile the kernels are one custom op each way."""
+
+    impl = "aten"
+
+    def forward(self, x: Tensor) -> Tensor:
+        k, s, p = _pair(self.kernel_size), _pair(self.stride), _pair(self.padding)
+        if (
+            self.impl == "triton"
+            and not self.return_indices
+            and _pair(self.dilation) == (1, 1)
+            and kernels.runs_on(x)
+            and kernels.supported(x, k, s, p, self.ceil_mode)
+        ):
+            return kernels.max_pool2d(x, k, s, p, self.ceil_mode)
+        return super().forward(x)
+
+
+def set_pool_kernel(model: nn.Module, impl: str) -> None:
+    """Every lrlab max pool in `model` runs `impl`'s kernels ("aten" or "triton")."""
+    for m in model.modules():
+        if isinstance(m, MaxPool2d):
+            m.impl = impl
+
+
+class CeilMaxPool2d(MaxPool2d):
     """torchvision's unpadded ceil_mode max pool, extended to inputs smaller than the window: those are first
     padded with -inf (right and bottom) up to the window, so they pool to 1×1 instead of raising."""
 
@@ -112,7 +144,7 @@ class Inception(nn.Module):
             self.branch2 = nn.Sequential(conv(in_channels, ch3x3red, kernel_size=1), *b2)
             self.branch3 = nn.Sequential(conv(in_channels, ch5x5red, kernel_size=1), *b3)
         self.branch4 = nn.Sequential(
-            nn.MaxPool2d(kernel_size=3, stride=1, padding=1, ceil_mode=True),
+            MaxPool2d(kernel_size=3, stride=1, padding=1, ceil_mode=True),
             conv(in_channels, pool_proj, kernel_size=1),
         )
         self.out_channels = ch1x1 + ch3x3 + ch5x5 + pool_proj
@@ -185,8 +217,8 @@ class GoogLeNet(nn.Module):
         c = partial(scaled, width=width)
         if stem == "cifar":  # no early downsampling: the blocks see 32×32, then 16×16 and 8×8
             self.stem = conv(in_channels, c(192), kernel_size=3, padding=1)
-            self.maxpool3 = nn.MaxPool2d(3, stride=2, padding=1)
-            self.maxpool4 = nn.MaxPool2d(3, stride=2, padding=1)
+            self.maxpool3 = MaxPool2d(3, stride=2, padding=1)
+            self.maxpool4 = MaxPool2d(3, stride=2, padding=1)
         else:  # torchvision's stem: side / 8 before 3a
             self.stem = nn.Sequential(
                 conv(in_channels, c(64), kernel_size=7, stride=2, padding=3),  # N x 64 x 112 x 112

@@ -38,6 +38,7 @@ from lrlab.schedules import AUTO_RULE, Plan, Schedule, compile_schedule, resolve
 from lrlab.training import (
     RunInputs,
     RunResult,
+    Speed,
     progress_bar,
     resolve_device,
     save_checkpoint,
@@ -146,6 +147,7 @@ def prepare(
     check_schedule_names(cfg, names)
     data_mod.check_source(cfg.data)
     device = resolve_device(cfg.train.device)
+    Speed.resolve(cfg.train, device)  # its refusals (train.pool_kernel) before anything is loaded or written
     d = distributed.from_env(device)  # under torchrun: join the process group
     device = distributed.device_for(d, device)
     distributed.check_batch(d, cfg.train.batch_size)

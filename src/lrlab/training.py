@@ -23,11 +23,13 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from lrlab import kernels
 from lrlab.augment import Augment, crop_pad, run_augment
 from lrlab.config import TrainConfig
 from lrlab.data import LazyImages, Split
 from lrlab.distributed import SINGLE, Dist, check_batch, wrap
 from lrlab.errors import ConfigError, DataError, LrlabError
+from lrlab.model import set_pool_kernel
 from lrlab.schedules import Schedule
 
 # A run has diverged when its loss is not finite, or when the mean training loss over the last
@@ -124,13 +126,19 @@ class Speed:
     channels_last: bool  # NHWC memory layout (tensor cores prefer it)
     data_on_device: bool  # the whole split held on the device as uint8
     compile: bool  # torch.compile the training step's model
+    pool_kernel: str = "aten"  # max pooling by "aten" or lrlab's "triton" kernels
 
     @classmethod
     def resolve(cls, cfg: TrainConfig, device: torch.device) -> Speed:
         cuda = device.type == "cuda"
         bf16 = {"auto": cuda and torch.cuda.is_bf16_supported(), "bf16": True, "fp32": False}[cfg.precision]
         on = {"auto": cuda, "on": True, "off": False}
-        return cls(bf16, on[cfg.channels_last], on[cfg.data_on_device], cfg.compile)
+        if cfg.pool_kernel == "triton":
+            missing = [] if kernels.available() else ["the triton package (PyTorch's Linux CUDA builds install it)"]
+            missing += [] if kernels.device_ok(device) else [f"a CUDA device (this run is on {device.type})"]
+            if missing:
+                raise ConfigError(f"train.pool_kernel: 'triton' needs {' and '.join(missing)}; use 'aten'")
+        return cls(bf16, on[cfg.channels_last], on[cfg.data_on_device], cfg.compile, cfg.pool_kernel)
 
     def autocast(self, device: torch.device) -> Any:
         return torch.autocast(device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
@@ -349,6 +357,7 @@ class Trainer:
         self.speed = speed = Speed.resolve(cfg, device)
         if speed.channels_last:
             self.model.to(memory_format=torch.channels_last)
+        set_pool_kernel(self.model, speed.pool_kernel)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
         # what the step calls: (logits, aux logits), inside DistributedDataParallel under torchrun

@@ -1,0 +1,247 @@
+"""Max pooling on NHWC (channels_last) GPU tensors in Triton, forward and backward, as a torch custom op.
+
+Written by hand because the library kernel is measured slow for this model: on an H200 (2026-11-27,
+benchmarks/README.md) ATen's channels_last max pool took 41 % of GoogLeNet's eager training step, the
+192×32×32 pool 20× the time that moving its tensors through memory once would take. ATen stores an
+int64 index per pooled value; these kernels store the winning window position as one int8, read the
+input once per window position (neighbouring windows share it in cache) and gather the gradient instead
+of scattering it, so no atomics are needed where windows overlap.
+
+Same function as F.max_pool2d (dilation 1), to the bit in the forward: the first maximum in the window's
+row-major order wins, a NaN wins (the last NaN, as in ATen), and a window with no finite maximum points at
+its first position inside the image. Its gradient goes where ATen's goes, summed in fp32 over the outputs
+row by row (the order ATen's CPU kernel adds them in). The shape (channels, height, width) is a compile-time
+constant: one compilation per pool shape, a handful per model. `train.pool_kernel = "triton"` selects them
+(model.MaxPool2d). Triton is imported at the first call, so that the module loads without it; with
+TRITON_INTERPRET=1 the kernels run on the CPU (how the tests check them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.util
+import os
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+MAX_WINDOW = 127  # window positions an int8 offset can name
+BLOCK_ELEMENTS = 4096  # positions × channels per program (a power of two); tune on a GPU
+# warps per program: at 4 the backward needs 181 registers a thread on sm_90 (two programs per SM), at 8 118
+WARPS_FORWARD, WARPS_BACKWARD = 4, 8
+DTYPES = (torch.float32, torch.bfloat16, torch.float16)  # compared in fp32, which holds each of them exactly
+
+
+def available() -> bool:
+    """Whether Triton is installed."""
+    return importlib.util.find_spec("triton") is not None
+
+
+def device_ok(device: torch.device) -> bool:
+    """Whether the kernels run on `device`: a CUDA one, or any under Triton's interpreter (TRITON_INTERPRET=1)."""
+    return device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def runs_on(x: Tensor) -> bool:
+    """Whether the kernels can take `x` where it is (see device_ok)."""
+    return device_ok(x.device)
+
+
+def pooled_size(n: int, k: int, s: int, p: int, ceil_mode: bool) -> int:
+    """Output length of a max pool along one axis: PyTorch's rule (pooling_output_shape, dilation 1)."""
+    o = (n + 2 * p - k + (s - 1 if ceil_mode else 0)) // s + 1
+    return o - 1 if ceil_mode and (o - 1) * s >= n + p else o
+
+
+def nhwc(t: Tensor) -> Tensor:
+    """`t` (N, C, H, W) with its memory in NHWC order, copied only if it is not already."""
+    return t if t.permute(0, 2, 3, 1).is_contiguous() else t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+
+
+def supported(x: Tensor, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int], ceil_mode: bool) -> bool:
+    """Whether `x` and the window suit these kernels (else the caller uses F.max_pool2d, which also
+    words the errors of a window that does not fit)."""
+    return (
+        x.dim() == 4
+        and x.dtype in DTYPES
+        and kernel[0] * kernel[1] <= MAX_WINDOW
+        and min(stride) >= 1
+        and all(2 * p <= k for p, k in zip(padding, kernel, strict=True))  # F.max_pool2d's own limit
+        and all(
+            pooled_size(n, k, s, p, ceil_mode) > 0
+            for n, k, s, p in zip(x.shape[2:], kernel, stride, padding, strict=True)
+        )
+        and x.permute(0, 2, 3, 1).is_contiguous()
+    )
+
+
+def _blocks(channels: int) -> tuple[int, int]:
+    block_c = min(64, 1 << max(0, channels - 1).bit_length())
+    return BLOCK_ELEMENTS // block_c, block_c
+
+
+@functools.cache
+def _triton_kernels():
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def forward(x_ptr, out_ptr, off_ptr, total, C: tl.constexpr, H: tl.constexpr, W: tl.constexpr,
+                OH: tl.constexpr, OW: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
+                SH: tl.constexpr, SW: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, STORE_OFF: tl.constexpr,
+                BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):  # fmt: skip
+        # one program: BLOCK_P output positions (n, oh, ow) × BLOCK_C channels, channels contiguous in memory
+        p = tl.program_id(0).to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)
+        c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+        p_ok, c_ok = p < total, c < C
+        ow = p % OW
+        oh = (p // OW) % OH
+        n = p // (OW * OH)
+        h0, w0 = oh * SH - PH, ow * SW - PW
+        best = tl.full((BLOCK_P, BLOCK_C), float("-inf"), tl.float32)
+        first = tl.maximum(-h0, 0) * KW + tl.maximum(-w0, 0)  # the window's first position inside the image
+        arg = tl.zeros((BLOCK_P, BLOCK_C), tl.int32) + first.to(tl.int32)[:, None]
+        for i in tl.static_range(KH):
+            for j in tl.static_range(KW):
+                h, w = h0 + i, w0 + j
+                ok = p_ok & (h >= 0) & (h < H) & (w >= 0) & (w < W)
+                src = ((n * H + h) * W + w) * C
+                v = tl.load(x_ptr + src[:, None] + c[None, :], mask=ok[:, None] & c_ok[None, :], other=float("-inf"))
+                v = v.to(tl.float32)
+                take = (v > best) | (v != v)  # ATen's rule: a larger value or a NaN
+                best = tl.where(take, v, best)
+                arg = tl.where(take, i * KW + j, arg)
+        dst = (p * C)[:, None] + c[None, :]
+        keep = p_ok[:, None] & c_ok[None, :]
+        tl.store(out_ptr + dst, best.to(out_ptr.dtype.element_ty), mask=keep)
+        if STORE_OFF:
+            tl.store(off_ptr + dst, arg.to(tl.int8), mask=keep)
+
+    @triton.jit
+    def backward(g_ptr, off_ptr, dx_ptr, total, C: tl.constexpr, H: tl.constexpr, W: tl.constexpr,
+                 OH: tl.constexpr, OW: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
+                 SH: tl.constexpr, SW: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr,
+                 BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):  # fmt: skip
+        # one program: BLOCK_P input positions × BLOCK_C channels; each sums the gradients of the outputs
+        # whose window chose it (gathered, not scattered: no two programs write one element)
+        p = tl.program_id(0).to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)
+        c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+        p_ok, c_ok = p < total, c < C
+        w = p % W
+        h = (p // W) % H
+        n = p // (W * H)
+        acc = tl.zeros((BLOCK_P, BLOCK_C), tl.float32)
+        for ii in tl.static_range(KH):
+            for jj in tl.static_range(KW):
+                i, j = KH - 1 - ii, KW - 1 - jj  # outputs in ATen's order: row by row, left to right
+                th, tw = h + PH - i, w + PW - j  # this input's position in the window of output (th/SH, tw/SW)
+                oh, ow = th // SH, tw // SW
+                ok = p_ok & (th >= 0) & (tw >= 0) & (th % SH == 0) & (tw % SW == 0) & (oh < OH) & (ow < OW)
+                src = (((n * OH + oh) * OW + ow) * C)[:, None] + c[None, :]
+                m = ok[:, None] & c_ok[None, :]
+                chosen = tl.load(off_ptr + src, mask=m, other=-1).to(tl.int32) == i * KW + j
+                acc += tl.where(chosen, tl.load(g_ptr + src, mask=m, other=0.0).to(tl.float32), 0.0)
+        dst = (p * C)[:, None] + c[None, :]
+        tl.store(dx_ptr + dst, acc.to(dx_ptr.dtype.element_ty), mask=p_ok[:, None] & c_ok[None, :])
+
+    return triton, forward, backward
+
+
+def _empty_nhwc(n: int, c: int, h: int, w: int, like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    return torch.empty((n, h, w, c), device=like.device, dtype=dtype or like.dtype).permute(0, 3, 1, 2)
+
+
+def _out_shape(x: Tensor, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int], ceil_mode: bool):
+    n, c, h, w = x.shape
+    return n, c, *(pooled_size(s, k, st, p, ceil_mode) for s, k, st, p in zip((h, w), kernel, stride, padding,
+                                                                            strict=True))  # fmt: skip
+
+
+def _launch_forward(x: Tensor, kernel, stride, padding, ceil_mode: bool, store_offsets: bool) -> tuple[Tensor, Tensor]:
+    triton, fwd, _ = _triton_kernels()
+    n, c, oh, ow = _out_shape(x, kernel, stride, padding, ceil_mode)
+    out = _empty_nhwc(n, c, oh, ow, x)
+    off = _empty_nhwc(n, c, oh, ow, x, torch.int8) if store_offsets else out  # (unused when not stored)
+    total = n * oh * ow
+    if total and c:
+        bp, bc = _blocks(c)
+        with _on(x):
+            fwd[(triton.cdiv(total, bp), triton.cdiv(c, bc))](
+                x, out, off, total, c, x.shape[2], x.shape[3], oh, ow, *kernel, *stride, *padding, store_offsets,
+                bp, bc, num_warps=WARPS_FORWARD,
+            )  # fmt: skip
+    return out, off
+
+
+def _on(x: Tensor):
+    """Triton launches on the current CUDA device: make it x's."""
+    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
+
+
+@torch.library.custom_op("lrlab::max_pool2d_nhwc", mutates_args=())
+def max_pool2d_with_offsets(
+    x: Tensor, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int], ceil_mode: bool
+) -> tuple[Tensor, Tensor]:
+    """The max pool of NHWC `x` and, per pooled value, the position (int8, row-major) its window chose."""
+    return _launch_forward(x, kernel, stride, padding, ceil_mode, True)
+
+
+@max_pool2d_with_offsets.register_fake
+def _fake_forward(x, kernel, stride, padding, ceil_mode):
+    n, c, oh, ow = _out_shape(x, kernel, stride, padding, ceil_mode)
+    return _empty_nhwc(n, c, oh, ow, x), _empty_nhwc(n, c, oh, ow, x, torch.int8)
+
+
+@torch.library.custom_op("lrlab::max_pool2d_nhwc_backward", mutates_args=())
+def max_pool2d_backward(
+    grad: Tensor, offsets: Tensor, input_hw: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
+    padding: Sequence[int],
+) -> Tensor:  # fmt: skip
+    """The gradient of max_pool2d_with_offsets' input, (N, C, *input_hw) in NHWC memory."""
+    triton, _, bwd = _triton_kernels()
+    grad, offsets = nhwc(grad), nhwc(offsets)
+    n, c, oh, ow = grad.shape
+    dx = _empty_nhwc(n, c, *input_hw, grad)
+    total = n * input_hw[0] * input_hw[1]
+    if total and c:
+        bp, bc = _blocks(c)
+        with _on(grad):
+            bwd[(triton.cdiv(total, bp), triton.cdiv(c, bc))](
+                grad, offsets, dx, total, c, *input_hw, oh, ow, *kernel, *stride, *padding, bp, bc,
+                num_warps=WARPS_BACKWARD,
+            )  # fmt: skip
+    return dx
+
+
+@max_pool2d_backward.register_fake
+def _fake_backward(grad, offsets, input_hw, kernel, stride, padding):
+    return _empty_nhwc(grad.shape[0], grad.shape[1], *input_hw, grad)
+
+
+def _setup(ctx, inputs, output) -> None:
+    x, kernel, stride, padding, _ = inputs
+    ctx.mark_non_differentiable(output[1])
+    ctx.save_for_backward(output[1])
+    ctx.geometry = (list(x.shape[2:]), kernel, stride, padding)
+
+
+def _backward(ctx, grad: Tensor, _grad_offsets: Tensor | None):
+    (offsets,) = ctx.saved_tensors
+    return max_pool2d_backward(grad, offsets, *ctx.geometry), None, None, None, None
+
+
+max_pool2d_with_offsets.register_autograd(_backward, setup_context=_setup)
+
+
+def max_pool2d(
+    x: Tensor, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int], ceil_mode: bool = False
+) -> Tensor:
+    """F.max_pool2d(x, kernel, stride, padding, ceil_mode=ceil_mode) by these kernels; `x` must be NHWC in
+    memory (see `supported`). Without autograd, and outside torch.compile (which sees the custom op only),
+    the forward stores no offsets."""
+    args = (list(kernel), list(stride), list(padding), bool(ceil_mode))
+    if (torch.is_grad_enabled() and x.requires_grad) or torch.compiler.is_compiling():
+        return max_pool2d_with_offsets(x, *args)[0]
+    return _launch_forward(x, *args, store_offsets=False)[0]

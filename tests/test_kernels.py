@@ -1,0 +1,154 @@
+"""lrlab's Triton max-pool kernels (kernels.py) against F.max_pool2d, on the CPU under Triton's interpreter.
+
+The interpreter is chosen when a kernel is first defined, so each check runs in a fresh process with
+TRITON_INTERPRET=1 (the rest of the suite never sets it).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from lrlab import kernels
+from lrlab.config import StudyConfig, TrainConfig, load, setting, to_dict
+from lrlab.errors import ConfigError
+from lrlab.training import Speed
+
+pytest.importorskip("triton")
+SRC = Path(__file__).resolve().parent.parent / "src"
+
+
+def interpreted(code: str) -> str:
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(SRC)}
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_forward_and_gradient_equal_aten_s():
+    # ties (zeros, as after a ReLU), NaNs, windows with nothing above -inf, padding, stride 2, ceil_mode,
+    # a channel count that is not a multiple of the block, fp32 and bf16; integer gradients, so that a sum
+    # in any order is exact and a gradient sent to another tied position shows
+    out = interpreted("""
+        import torch, torch.nn.functional as F
+        from lrlab import kernels
+        torch.manual_seed(0)
+        cases = [((2, 5, 7, 9), (3, 3), (1, 1), (1, 1), True), ((2, 70, 8, 8), (3, 3), (2, 2), (1, 1), False),
+                 ((1, 3, 5, 5), (3, 3), (2, 2), (0, 0), True), ((2, 4, 3, 3), (2, 2), (2, 2), (0, 0), True),
+                 ((1, 2, 6, 4), (3, 2), (1, 2), (1, 0), False)]
+        for dtype in (torch.float32, torch.bfloat16):
+            for shape, k, s, p, ceil in cases:
+                x = torch.randn(shape).to(dtype)
+                r = torch.rand(shape)
+                x = torch.where(r < 0.4, 0.0, x).to(dtype)
+                x = torch.where(r > 0.97, float("nan"), x).to(dtype)
+                x[0, 0] = float("-inf")  # a channel of -inf only
+                x = x.contiguous(memory_format=torch.channels_last)
+                a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+                ref, got = F.max_pool2d(a, k, s, p, ceil_mode=ceil), kernels.max_pool2d(b, k, s, p, ceil)
+                g = torch.randint(-3, 4, ref.shape).to(dtype)
+                ref.backward(g)
+                got.backward(g)
+                assert got.shape == ref.shape, (shape, got.shape, ref.shape)
+                assert torch.equal(got.nan_to_num(), ref.nan_to_num()) and torch.equal(got.isnan(), ref.isnan())
+                assert torch.equal(a.grad, b.grad), (dtype, shape)
+                assert got.is_contiguous(memory_format=torch.channels_last)
+                with torch.no_grad():  # the forward without offsets
+                    assert torch.equal(kernels.max_pool2d(x, k, s, p, ceil).nan_to_num(), ref.nan_to_num())
+                print("ok", dtype, shape)
+    """)
+    assert out.count("ok") == 10
+
+
+def test_googlenet_with_triton_pools_trains_as_with_aten_s():
+    # both stems (the ImageNet stem's ceil-mode pools pad small maps with -inf): same outputs, same gradient
+    # of every parameter, to the bit; and the custom op under torch.compile gives the same input gradient
+    out = interpreted("""
+        import torch, torch.nn.functional as F
+        from lrlab.config import ModelConfig
+        from lrlab.model import MaxPool2d, build_model, set_pool_kernel
+        torch.manual_seed(0)
+        for stem, size in (("cifar", 16), ("imagenet", 40)):
+            m = build_model(ModelConfig(width=0.125, stem=stem, dropout=0.0), 10, 3, (size, size))
+            m = m.to(memory_format=torch.channels_last)
+            x = torch.randn(2, 3, size, size).contiguous(memory_format=torch.channels_last)
+            runs = []
+            for impl in ("aten", "triton"):
+                set_pool_kernel(m, impl)
+                m.zero_grad()
+                out = m(x)
+                out = out[0] if isinstance(out, tuple) else out
+                out.square().sum().backward()
+                runs.append((out.detach(), [p.grad.clone() for p in m.parameters()]))
+            (o1, g1), (o2, g2) = runs
+            assert torch.equal(o1, o2) and all(torch.equal(a, b) for a, b in zip(g1, g2, strict=True)), stem
+            print("ok", stem)
+        x = torch.randn(2, 8, 6, 6).contiguous(memory_format=torch.channels_last)
+        w = torch.randn(2, 8, 6, 6)
+        pool = MaxPool2d(3, stride=1, padding=1, ceil_mode=True)
+        pool.impl = "triton"
+        pooled = torch.compile(lambda t: (pool(t) * w).sum(), fullgraph=True)  # no graph break
+        a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+        pooled(a).backward()
+        (F.max_pool2d(b, 3, 1, 1, ceil_mode=True) * w).sum().backward()
+        assert torch.equal(a.grad, b.grad)
+        print("ok compiled")
+    """)
+    assert out.split() == ["ok", "cifar", "ok", "imagenet", "ok", "compiled"]
+
+
+def test_a_run_with_triton_pools_is_the_run_with_aten_s(tmp_path):
+    # train.pool_kernel through the Trainer: one epoch on digits (channels_last on, as on a GPU), the same
+    # losses and test metrics with either kernel
+    out = interpreted(f"""
+        import json
+        from pathlib import Path
+        from lrlab.cli import main
+        root = Path({str(tmp_path)!r})
+        for kernel in ("aten", "triton"):
+            assert main(["train", "--schedule", "standard", "--seed", "0", "--set", "data.limit=120", "--epochs", "1",
+                         "--batch-size", "32", "--width", "0.125", "--threads", "1", "--no-progress",
+                         "--set", "train.channels_last=on", "--set", f"train.pool_kernel={{kernel}}",
+                         "--out", str(root / kernel)]) == 0
+        runs = [root / k / "runs" / "standard" / "seed-0" for k in ("aten", "triton")]
+        config = json.loads((runs[1] / "config.json").read_text())["config"]
+        assert config["train"]["pool_kernel"] == "triton", config["train"]
+        a, b = ((r / "epochs.csv").read_text() for r in runs)
+        assert a.splitlines()[1].split(",")[:3] == b.splitlines()[1].split(",")[:3], (a, b)
+        ta, tb = (json.loads((r / "result.json").read_text())["test"] for r in runs)
+        assert ta == tb, (ta, tb)
+        print("ok")
+    """)
+    assert out.split()[-1] == "ok"
+
+
+def test_inputs_the_kernels_do_not_take_go_to_aten():
+    nchw = torch.zeros(2, 4, 6, 6)
+    window = ((3, 3), (1, 1), (1, 1), True)
+    assert not kernels.supported(nchw, *window)  # channels first in memory
+    last = nchw.contiguous(memory_format=torch.channels_last)
+    assert kernels.supported(last, *window) and kernels.supported(last.half(), *window)
+    assert not kernels.supported(last, (12, 12), (1, 1), (1, 1), True)  # more window positions than an int8 names
+    assert not kernels.supported(last.long(), *window) and not kernels.supported(last.double(), *window)
+    assert not kernels.supported(last, (3, 3), (0, 1), (1, 1), True)
+    assert not kernels.supported(last[:, :, :1, :1], (3, 3), (1, 1), (0, 0), False)  # no output
+    assert not kernels.runs_on(last)  # a CPU tensor, no interpreter
+    assert kernels.pooled_size(32, 3, 2, 1, False) == 16 and kernels.pooled_size(6, 3, 2, 0, True) == 3
+
+
+def test_pool_kernel_setting():
+    with pytest.raises(ConfigError, match=r"train.pool_kernel: must be one of 'aten', 'triton', got 'fast'"):
+        load(None, {"train.pool_kernel": "fast"})
+    with pytest.raises(ConfigError, match=r"train.pool_kernel: 'triton' needs a CUDA device \(this run is on cpu\)"):
+        Speed.resolve(TrainConfig(pool_kernel="triton"), torch.device("cpu"))
+    assert Speed.resolve(TrainConfig(), torch.device("cpu")).pool_kernel == "aten"
+    # the same function: runs with either kernel are one setting (a study may resume with the other)
+    a, b = (setting(to_dict(StudyConfig(train=TrainConfig(pool_kernel=k)))) for k in ("aten", "triton"))
+    assert a == b
