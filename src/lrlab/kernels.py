@@ -29,7 +29,7 @@ from torch import Tensor
 
 MAX_WINDOW = 127  # window positions an int8 offset can name
 BLOCK_ELEMENTS = 4096  # positions × channels per program (a power of two); tune on a GPU
-# warps per program: at 4 the backward needs 181 registers a thread on sm_90 (two programs per SM), at 8 118
+# warps per program: ptxas for sm_90 gives the 192×32×32 backward 216 registers a thread at 4 warps, 128 at 8
 WARPS_FORWARD, WARPS_BACKWARD = 4, 8
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)  # compared in fp32, which holds each of them exactly
 
@@ -85,68 +85,10 @@ def _blocks(channels: int) -> tuple[int, int]:
 @functools.cache
 def _triton_kernels():
     import triton
-    import triton.language as tl
 
-    @triton.jit
-    def forward(x_ptr, out_ptr, off_ptr, total, C: tl.constexpr, H: tl.constexpr, W: tl.constexpr,
-                OH: tl.constexpr, OW: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
-                SH: tl.constexpr, SW: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, STORE_OFF: tl.constexpr,
-                BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):  # fmt: skip
-        # one program: BLOCK_P output positions (n, oh, ow) × BLOCK_C channels, channels contiguous in memory
-        p = tl.program_id(0).to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)
-        c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-        p_ok, c_ok = p < total, c < C
-        ow = p % OW
-        oh = (p // OW) % OH
-        n = p // (OW * OH)
-        h0, w0 = oh * SH - PH, ow * SW - PW
-        best = tl.full((BLOCK_P, BLOCK_C), float("-inf"), tl.float32)
-        first = tl.maximum(-h0, 0) * KW + tl.maximum(-w0, 0)  # the window's first position inside the image
-        arg = tl.zeros((BLOCK_P, BLOCK_C), tl.int32) + first.to(tl.int32)[:, None]
-        for i in tl.static_range(KH):
-            for j in tl.static_range(KW):
-                h, w = h0 + i, w0 + j
-                ok = p_ok & (h >= 0) & (h < H) & (w >= 0) & (w < W)
-                src = ((n * H + h) * W + w) * C
-                v = tl.load(x_ptr + src[:, None] + c[None, :], mask=ok[:, None] & c_ok[None, :], other=float("-inf"))
-                v = v.to(tl.float32)
-                take = (v > best) | (v != v)  # ATen's rule: a larger value or a NaN
-                best = tl.where(take, v, best)
-                arg = tl.where(take, i * KW + j, arg)
-        dst = (p * C)[:, None] + c[None, :]
-        keep = p_ok[:, None] & c_ok[None, :]
-        tl.store(out_ptr + dst, best.to(out_ptr.dtype.element_ty), mask=keep)
-        if STORE_OFF:
-            tl.store(off_ptr + dst, arg.to(tl.int8), mask=keep)
+    from lrlab import pool_triton
 
-    @triton.jit
-    def backward(g_ptr, off_ptr, dx_ptr, total, C: tl.constexpr, H: tl.constexpr, W: tl.constexpr,
-                 OH: tl.constexpr, OW: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
-                 SH: tl.constexpr, SW: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr,
-                 BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):  # fmt: skip
-        # one program: BLOCK_P input positions × BLOCK_C channels; each sums the gradients of the outputs
-        # whose window chose it (gathered, not scattered: no two programs write one element)
-        p = tl.program_id(0).to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)
-        c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-        p_ok, c_ok = p < total, c < C
-        w = p % W
-        h = (p // W) % H
-        n = p // (W * H)
-        acc = tl.zeros((BLOCK_P, BLOCK_C), tl.float32)
-        for ii in tl.static_range(KH):
-            for jj in tl.static_range(KW):
-                i, j = KH - 1 - ii, KW - 1 - jj  # outputs in ATen's order: row by row, left to right
-                th, tw = h + PH - i, w + PW - j  # this input's position in the window of output (th/SH, tw/SW)
-                oh, ow = th // SH, tw // SW
-                ok = p_ok & (th >= 0) & (tw >= 0) & (th % SH == 0) & (tw % SW == 0) & (oh < OH) & (ow < OW)
-                src = (((n * OH + oh) * OW + ow) * C)[:, None] + c[None, :]
-                m = ok[:, None] & c_ok[None, :]
-                chosen = tl.load(off_ptr + src, mask=m, other=-1).to(tl.int32) == i * KW + j
-                acc += tl.where(chosen, tl.load(g_ptr + src, mask=m, other=0.0).to(tl.float32), 0.0)
-        dst = (p * C)[:, None] + c[None, :]
-        tl.store(dx_ptr + dst, acc.to(dx_ptr.dtype.element_ty), mask=p_ok[:, None] & c_ok[None, :])
-
-    return triton, forward, backward
+    return triton, pool_triton.forward, pool_triton.backward
 
 
 def _empty_nhwc(n: int, c: int, h: int, w: int, like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
