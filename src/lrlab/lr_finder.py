@@ -20,6 +20,7 @@ from torch import nn
 
 from lrlab.config import RANGE_END_LR, RANGE_START_LR, RANGE_STEPS, TrainConfig
 from lrlab.errors import ConfigError
+from lrlab.model import set_pool_kernel
 from lrlab.training import (
     Normalize,
     Outputs,
@@ -124,6 +125,7 @@ def range_test(
     model.to(device).train()
     if speed.channels_last:
         model.to(memory_format=torch.channels_last)
+    set_pool_kernel(model, speed.pool_kernel)
     net = Outputs(model)
     opt = make_optimizer(model, cfg, start_lr)
     norm = Normalize.of(data.mean, data.std, device)
