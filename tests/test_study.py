@@ -172,6 +172,23 @@ def test_a_run_no_better_than_the_commonest_class_is_said(study, tmp_path, capsy
     assert "**Learned nothing:** warmup seed 1 (" in (tmp_path / "report.md").read_text()
 
 
+def test_the_highest_mean_of_a_schedule_with_diverged_seeds_says_so(study, tmp_path):
+    _, out, _, _ = study
+    shutil.copytree(out / "runs", tmp_path / "runs")
+    for path in (tmp_path / "runs").glob("*/seed-*/result.json"):
+        doc = json.loads(path.read_text())
+        doc["test"]["accuracy"] = 0.5 + 0.01 * doc["seed"]
+        if path.parent.parent.name == "onecycle":  # seed 0 learns most, seed 1 diverges
+            doc["test"]["accuracy"] = 0.99
+            if doc["seed"] == 1:
+                doc.update(status="diverged", test=None)
+        path.write_text(json.dumps(doc))
+    assert main(["report", str(tmp_path)]) == 0
+    text = (tmp_path / "report.md").read_text()
+    line = next(x for x in text.splitlines() if x.startswith("Highest mean accuracy: **onecycle**."))
+    assert line.endswith("But onecycle diverged in 1 of its 2 seeds: the mean is over the seeds that finished.")
+
+
 def test_report_of_one_seed_says_nothing_was_tested(study, tmp_path):
     _, out, _, _ = study
     for run in (out / "runs").glob("*/seed-0"):

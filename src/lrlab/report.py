@@ -180,12 +180,16 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     comps = comparisons(groups, baseline)
     comp_rows = [{**asdict(c), "metric": "accuracy"} for c in comps]
     store.write_csv(out / "comparisons.csv", comp_rows, COMPARISON_COLUMNS)
+    accuracy = {n: {r.seed: r.metric("accuracy") for r in rs} for n, rs in groups.items()}
     ranks = stats.rank_with_ties(
-        {n: {r.seed: r.metric("accuracy") for r in rs} for n, rs in groups.items()},
-        ALPHA,
-        TEST,
-        separated=[(c.schedule, c.baseline) for c in comps if c.decided],
+        accuracy, ALPHA, TEST, separated=[(c.schedule, c.baseline) for c in comps if c.decided]
     )
+    # the means the ranks order by: over the seeds every schedule finished, where some have others (ranking_seeds)
+    common = stats.ranking_seeds(accuracy)
+    ranking_mean = {
+        n: float(np.mean([accuracy[n][k] for k in common])) if common else row["accuracy"].mean
+        for n, row in ((row["schedule"], row) for row in table)
+    }
     best_val = max((float(r.result["best_val_accuracy"]) for r in runs if r.ok), default=math.nan)
     target = cfg.get("target_accuracy") or TARGET_OF_BEST * best_val
     dyn = dynamics(groups, target)
@@ -211,10 +215,10 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     plots.plot_curves(groups, "val_accuracy", "validation accuracy", plot_dir / "val_accuracy.png")
     plots.plot_curves(groups, "train_loss", "training loss", plot_dir / "train_loss.png")
     plots.plot_final(table, groups, plot_dir / "accuracy.png")
-    ranked = [row for row in table if row["accuracy"].n]
-    top = max((row["accuracy"].mean for row in ranked), default=math.nan)
+    ranked = [row["schedule"] for row in table if row["accuracy"].n]
+    top = max((ranking_mean[n] for n in ranked), default=math.nan)
     # every schedule at the highest mean: on a small test split two schedules often score exactly alike
-    best = [row["schedule"] for row in ranked if math.isclose(row["accuracy"].mean, top, rel_tol=1e-9)]
+    best = [n for n in ranked if math.isclose(ranking_mean[n], top, rel_tol=1e-9)]
     if best:
         plots.plot_confusion(best[0], [r for r in groups[best[0]] if r.ok], plot_dir / "confusion.png")
     sweep = any(r.config.get("peak_lr_axis") is not None for r in runs)
@@ -224,7 +228,8 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     absent = absent_classes(runs)
     notes = [(label, text) for label, text in (("not finished", missing_runs(docs, runs, dirs)),
                                                   ("note", mixed_processes(runs)),
-                                                  ("learned nothing", at_chance(runs))) if text]  # fmt: skip
+                                                  ("learned nothing", at_chance(runs)),
+                                                  ("ranked on", _ranked_on(common))) if text]  # fmt: skip
     doc = _document(cfg, runs, table, comps, ranks, dyn, baseline, stand_in, best, target, sweep, dirs, absent, notes)
     store.write_text(out / "report.md", doc.markdown())
     store.write_text(out / "report.html", doc.html(out, f"lrlab study: {cfg['name']}"))
@@ -246,6 +251,17 @@ def _baseline(
     if configured in ran:
         return configured, None
     return first, f"the study's baseline, {configured}, has no runs here; compared with {first}, the first that ran"
+
+
+def _ranked_on(seeds: list[int]) -> str | None:
+    """The sentence for ranks made over the seeds every schedule finished (stats.ranking_seeds), or None."""
+    if not seeds:
+        return None
+    return (
+        f"the ranks and the highest mean compare each schedule's mean over seeds {_and([str(k) for k in seeds])}, "
+        "the ones every schedule finished, as the paired tests do; the table's means are over each schedule's "
+        "own finished seeds"
+    )
 
 
 def _and(names: list[str]) -> str:
@@ -348,6 +364,10 @@ def _document(
         it = "it" if len(best) == 1 else "them"
         said = f" The seeds do not tell {it} apart from {_and(alike)} (rank 1 too): a lead, not a win." if alike else ""
         top = f": **{best[0]}**" if len(best) == 1 else f", tied: {_and([f'**{b}**' for b in best])}"
+        rows = {row["schedule"]: row for row in table}
+        failed = [f"{b} diverged in {rows[b]['diverged']} of its {rows[b]['n'] + rows[b]['diverged']} seeds"
+                  for b in best if rows[b]["diverged"]]  # fmt: skip
+        said += f" But {_and(failed)}: the mean is over the seeds that finished." if failed else ""
         doc.p(f"Highest mean accuracy{top}.{said}")
     doc.h(2, "Plots")
     shown = best[0] + (f", the first of the {len(best)} tied" if len(best) > 1 else "") if best else ""

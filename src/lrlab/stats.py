@@ -55,8 +55,9 @@ class Comparison:
 
     @property
     def no_spread(self) -> bool:
-        """Every pair differed by the same amount: the t-test's p is then the sign test's (see _pvalues)."""
-        return self.n >= 2 and self.diff_ci_low == self.diff_ci_high
+        """Every pair differed by the same amount, not zero: the t-test's p is then the sign test's (see _pvalues;
+        where no pair differed at all, both are 1)."""
+        return self.n >= 2 and self.diff_ci_low == self.diff_ci_high and self.diff_mean != 0
 
 
 def _finite(values: Sequence[float]) -> np.ndarray:
@@ -231,10 +232,10 @@ def compare(
 
 def _test_used(test: str, n: int, low: float, high: float) -> str:
     """What a comparison's p-value comes from, for readers of the CSV: none under two pairs, and for the
-    t-test on differences without spread (a zero-width interval) the sign test's p (see _pvalues)."""
+    t-test on equal nonzero differences (a zero-width interval away from 0) the sign test's p (see _pvalues)."""
     if n < 2:
         return "none"
-    return "sign-test" if test == "t-test" and low == high else test
+    return "sign-test" if test == "t-test" and low == high != 0 else test
 
 
 def rank_with_ties(
@@ -243,19 +244,26 @@ def rank_with_ties(
     test: str = "t-test",
     separated: Collection[tuple[str, str]] = (),
 ) -> dict[str, int]:
-    """Rank schedules by mean over their finite values, higher is better, with statistical ties.
+    """Rank schedules by mean, higher is better, with statistical ties.
 
-    Rule: sort by mean (equal means keep mapping order). Each schedule is tested against the one directly above it
-    (paired by seed, two-sided `test`), and the p-values of these adjacent pairs are Holm-adjusted together. A
-    schedule whose adjusted p is > alpha (or nan, with under two pairs) is not distinguishable from the next better
-    schedule and shares its rank. Ranks are competition style (1, 1, 3, ...); ties chain, so A~B and B~C put all
-    three at A's rank even if A and C differ. `separated` lists pairs that another test already told apart (the
-    verdicts against a baseline, tested in their own Holm family): a schedule does not join a rank that holds one
-    of its separated partners, so that a rank never contradicts those verdicts. Schedules with no finite values
-    rank last together. Returns schedule -> rank, in rank order."""
+    Rule: sort by mean (equal means keep mapping order): over `ranking_seeds` (the seeds every schedule finished,
+    where at least two are, so that a schedule's extra seed or another's diverged ones do not reorder what the
+    paired tests compare), else over each schedule's own finite values. Each schedule is tested against the one
+    directly above it (paired by seed, two-sided `test`), and the p-values of these adjacent pairs are
+    Holm-adjusted together. A schedule whose adjusted p is > alpha (or nan, with under two pairs) is not
+    distinguishable from the next better schedule and shares its rank. Ranks are competition style (1, 1, 3,
+    ...); ties chain, so A~B and B~C put all three at A's rank even if A and C differ. `separated` lists pairs
+    that another test already told apart (the verdicts against a baseline, tested in their own Holm family): a
+    schedule does not join a rank that holds one of its separated partners, so that a rank never contradicts
+    those verdicts. Schedules with no finite values rank last together. Returns schedule -> rank, in rank
+    order."""
     _check(test, alpha=alpha)
     means = {name: _finite(list(v.values())) for name, v in results.items()}
-    alive = sorted((s for s, x in means.items() if x.size), key=lambda s: -float(means[s].mean()))
+    common = ranking_seeds(results)
+    key = {
+        n: float(np.mean([results[n][k] for k in common]) if common else x.mean()) for n, x in means.items() if x.size
+    }
+    alive = sorted(key, key=lambda s: -key[s])
     dead = [s for s, x in means.items() if not x.size]
     raw = [_pvalues(*paired(results[lo], results[hi])) for hi, lo in itertools.pairwise(alive)]
     adjusted = holm([p[0] if test == "t-test" else p[1] for p in raw])
@@ -269,6 +277,15 @@ def rank_with_ties(
         ranks[name] = ranks[alive[i - 1]] if tied else i + 1
     ranks.update(dict.fromkeys(dead, len(alive) + 1))
     return ranks
+
+
+def ranking_seeds(results: Mapping[str, Mapping[int, float]]) -> list[int]:
+    """The seeds with a finite value in every schedule that has any, when at least two are and some schedule has
+    others (a diverged or unfinished run elsewhere): rank_with_ties orders by the means over these. Else []."""
+    alive = [{k for k, v in r.items() if math.isfinite(v)} for r in results.values()]
+    alive = [seeds for seeds in alive if seeds]
+    common = set.intersection(*alive) if alive else set()
+    return sorted(common) if len(common) >= 2 and any(seeds != common for seeds in alive) else []
 
 
 def describe_method(test: str, comparisons: int, level: float = 0.95, alpha: float = 0.05, within: str = "") -> str:
