@@ -184,6 +184,22 @@ def test_schedules_previews_the_lr_axis_a_study_would_train(tmp_path, capsys):
     assert "standard@0.5     constant        LR first 0.5, peak 0.5" in capsys.readouterr().out
 
 
+def test_schedules_says_it_runs_a_range_test_and_reuses_a_studys(tmp_path, capsys):
+    cfg = tmp_path / "auto.toml"
+    cfg.write_text('[schedules.oc]\ntype = "onecycle"\nmax_lr = "auto"\n')
+    flags = ["--set", "data.limit=200", "--epochs", "1", "--batch-size", "32", "--width", "0.125", "--threads", "1",
+             "--set", f"out={tmp_path / 'study'}"]  # fmt: skip
+    first = '"auto" LRs: an LR range test on this config\'s data and model first'
+    assert main(["schedules", str(cfg), *flags]) == 0
+    out = capsys.readouterr().out
+    assert first in out and "rule of an LR range test)" in out
+    assert main(["study", str(cfg), *flags, "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["schedules", str(cfg), *flags]) == 0  # the study's recorded test: no new one
+    again = capsys.readouterr().out
+    assert first not in again and "kept from this folder's earlier start" in again
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -330,3 +346,6 @@ def test_an_interrupted_fresh_study_says_to_continue_without_fresh(monkeypatch, 
     assert "rerun the command without --fresh to continue" in capsys.readouterr().err
     assert main(["study", "--no-progress"]) == 130
     assert "rerun the same command to continue" in capsys.readouterr().err
+    monkeypatch.setattr(lrlab.study, "prepare", stopped)  # a command that trains no runs says no more
+    assert main(["schedules"]) == 130
+    assert capsys.readouterr().err.strip() == "lrlab: interrupted"

@@ -96,6 +96,11 @@ def test_files_and_bundled_names(tmp_path):
     f.write_text("name = \n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         config.load(str(f))
+    # a file without a name is named by its file, so two such configs do not share runs/study
+    g = tmp_path / "my-cosine.toml"
+    g.write_text('[schedules.a]\ntype = "constant"\nlr = 0.1\n')
+    assert config.load(str(g)).name == "my-cosine" and config.load(str(g)).out_dir.name == "my-cosine"
+    assert config.load(str(g), {"name": "other"}).name == "other"
 
 
 # --- property: any document is accepted or refused with a ConfigError, nothing else ------------

@@ -145,6 +145,14 @@ def test_a_report_of_an_unfinished_study_says_what_is_missing(study, tmp_path, c
     assert main(["report", str(out)]) == 0 and "not finished" not in capsys.readouterr().out
 
 
+def test_a_report_of_a_study_with_no_finished_run_says_it_is_part_trained(study, tmp_path, capsys):
+    _, out, _, _ = study
+    shutil.copytree(out / "runs" / "standard" / "seed-0", tmp_path / "s" / "runs" / "standard" / "seed-0")
+    (tmp_path / "s" / "runs" / "standard" / "seed-0" / "result.json").unlink()  # stopped mid-run
+    assert main(["report", str(tmp_path / "s")]) == 2
+    assert "1 run part-trained there: rerun the study to finish them" in capsys.readouterr().err
+
+
 def test_runs_of_one_process_and_of_several_compared_are_said(study, tmp_path, capsys):
     _, out, _, _ = study
     shutil.copytree(out / "runs", tmp_path / "runs")

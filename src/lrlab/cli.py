@@ -278,6 +278,7 @@ def _floats(text: str) -> list[float]:
 
 def cmd_schedules(args: argparse.Namespace) -> int:
     from lrlab import plots, store
+    from lrlab.results import read_study_doc
     from lrlab.schedules import FAMILIES, PRESETS, Plan, compile_schedule, family_fields, resolve_auto, uses_auto
     from lrlab.schedules.compile import REQUIRED, toml_text
     from lrlab.study import describe_auto, prepare, run_variants
@@ -318,7 +319,14 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         if given and any(uses_auto(s) for s in cfg.schedules.values()):
             print(describe_auto({"lr": given, "rule": "given"}))
     else:  # the real step count of this config's data and batch size; on an LR axis an "auto" LR's value
-        prepared = prepare(cfg, auto_lr=not cfg.peak_lrs)  # cancels out: no range test
+        # cancels out: no range test. A study of this config that ran already recorded its test: reused
+        earlier = read_study_doc(cfg.out_dir).get("auto_lr")
+        earlier = earlier if isinstance(earlier, dict) else None
+        if not cfg.peak_lrs and not earlier and any(uses_auto(s) for s in cfg.schedules.values()):
+            print(f'"auto" LRs: an LR range test on this config\'s data and model first (up to '
+                  f"{config_mod.RANGE_STEPS} steps; "
+                  "--auto-lr LR gives the LR instead)", flush=True)  # fmt: skip
+        prepared = prepare(cfg, auto_lr=not cfg.peak_lrs, earlier=earlier)
         plan, schedules = prepared.plan, prepared.schedules
         if prepared.auto_lr:
             print(describe_auto(prepared.auto_lr))
@@ -563,8 +571,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if getattr(args, "fresh", False)
             else "rerun the same command to continue"
         )
+        trains = args.func in (cmd_study, cmd_train)  # (find-lr, schedules and report keep nothing to go on with)
         if os.environ.get("RANK", "0") == "0":  # under torchrun: one line, not one per process
-            print(f"lrlab: interrupted; finished runs are saved, {again}", file=sys.stderr)
+            print("lrlab: interrupted" + (f"; finished runs are saved, {again}" if trains else ""), file=sys.stderr)
         signum = stop.args[0] if stop.args and isinstance(stop.args[0], int) else signal.SIGINT  # (SIGTERM: ours)
         return 128 + int(signum)  # as the shell reports a process a signal stopped: 130 Ctrl-C, 143 SIGTERM
     finally:

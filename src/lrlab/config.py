@@ -82,7 +82,7 @@ class TrainConfig:
 
 @dataclass
 class StudyConfig:
-    name: str = "study"
+    name: str = "study"  # a config file that sets no name is named by its file (config.read_document)
     seeds: list[int] = field(default_factory=lambda: [0])  # in TOML also a count: seeds = 3
     out: str | None = None  # default: runs/<name>
     baseline: str | None = None  # schedule the others are compared with; default the first
@@ -307,7 +307,8 @@ def bundled_configs() -> list[str]:
 
 
 def read_document(source: str | None) -> dict[str, Any]:
-    """Parse a config file, or a bundled config by name; None reads the default study."""
+    """Parse a config file, or a bundled config by name; None reads the default study. A file that sets no
+    `name` is named by its file name (without .toml)."""
     source = source or DEFAULT_CONFIG
     path = Path(source)
     if path.is_file():
@@ -322,9 +323,13 @@ def read_document(source: str | None) -> dict[str, Any]:
             f"config {source!r} is neither a file nor a bundled study; bundled: {choices(bundled_configs())}"
         )
     try:
-        return tomllib.loads(text)
+        doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config {source!r} is not valid TOML: {e}") from None
+    if path.is_file() and "name" not in doc and not path.stem.startswith("."):
+        # a study named by its file: two configs without a name would otherwise share runs/study
+        doc = {"name": path.stem, **doc}
+    return doc
 
 
 UNSET: Any = object()  # the value of `--unset KEY`: the key leaves the document, and its default applies

@@ -199,7 +199,11 @@ def plot_confusion(name: str, runs: list[Run], path: Path) -> None:
         ax.set_yticks(range(k), classes, fontsize=7)
         for (i, j), v in np.ndenumerate(cm):
             ax.text(j, i, str(v), ha="center", va="center", fontsize=6, color="white" if v > cm.max() / 2 else "black")
-    ax.set(xlabel="predicted", ylabel="true", title=f"{name}: test confusion matrix (summed over {len(runs)} seeds)")
+    ax.set(
+        xlabel="predicted",
+        ylabel="true",
+        title=f"{name}: test confusion matrix" + (f" (summed over {len(runs)} seeds)" if len(runs) > 1 else ""),
+    )
     save_figure(fig, path)
 
 

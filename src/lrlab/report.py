@@ -163,6 +163,9 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
             if any((d / "report.md").exists() for d in dirs)
             else ""
         )
+        started = sum(1 for d in dirs for _ in (d / "runs").glob("*/seed-*/config.json"))
+        if started:  # an interrupted study: runs begun, none finished
+            merged = f"; {started} run{'s' * (started != 1)} part-trained there: rerun the study to finish them"
         raise LrlabError(
             f"no finished runs under {', '.join(map(str, dirs))} (expected runs/<schedule>/seed-<k>/){merged}"
         )
