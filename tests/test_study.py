@@ -197,6 +197,30 @@ def test_the_highest_mean_of_a_schedule_with_diverged_seeds_says_so(study, tmp_p
     assert line.endswith("But onecycle diverged in 1 of its 2 seeds: the mean is over the seeds that finished.")
 
 
+def test_ranks_use_the_seeds_every_schedule_finished(study, tmp_path, capsys):
+    # annealing trails standard on both shared seeds, and an extra seed of its own scores high: standard has
+    # the highest mean over the seeds both finished, and the report says which seeds the ranks compare
+    _, out, _, _ = study
+    shutil.copytree(out / "runs", tmp_path / "runs")
+    runs = tmp_path / "runs"
+    shutil.copytree(runs / "annealing" / "seed-1", runs / "annealing" / "seed-2")
+    for path in runs.glob("*/seed-*/result.json"):
+        doc = json.loads(path.read_text())
+        seed = int(path.parent.name.split("-")[1])
+        doc["seed"] = seed
+        doc["test"]["accuracy"] = {"standard": 0.80, "annealing": 0.79}.get(path.parent.parent.name, 0.5) + seed / 100
+        if path.parent == runs / "annealing" / "seed-2":
+            doc["test"]["accuracy"] = 0.99
+        path.write_text(json.dumps(doc))
+    config = runs / "annealing" / "seed-2" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "seed": 2}))
+    assert main(["report", str(tmp_path)]) == 0
+    said = capsys.readouterr().out
+    assert "| annealing | 0.8600 ± 0.2799 |" in said  # its own mean, over its three seeds, is the highest
+    assert "note: the ranks and the highest mean compare each schedule's mean over seeds 0 and 1" in said
+    assert "Highest mean accuracy: **standard**." in (tmp_path / "report.md").read_text()
+
+
 def test_report_of_one_seed_says_nothing_was_tested(study, tmp_path):
     _, out, _, _ = study
     for run in (out / "runs").glob("*/seed-0"):

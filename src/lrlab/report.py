@@ -190,7 +190,7 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     # the means the ranks order by: over the seeds every schedule finished, where some have others (ranking_seeds)
     common = stats.ranking_seeds(accuracy)
     ranking_mean = {
-        n: float(np.mean([accuracy[n][k] for k in common])) if common else row["accuracy"].mean
+        n: float(np.mean([accuracy[n].get(k, math.nan) for k in common])) if common else row["accuracy"].mean
         for n, row in ((row["schedule"], row) for row in table)
     }
     best_val = max((float(r.result["best_val_accuracy"]) for r in runs if r.ok), default=math.nan)
@@ -232,7 +232,7 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     notes = [(label, text) for label, text in (("not finished", missing_runs(docs, runs, dirs)),
                                                   ("note", mixed_processes(runs)),
                                                   ("learned nothing", at_chance(runs)),
-                                                  ("ranked on", _ranked_on(common))) if text]  # fmt: skip
+                                                  ("note", _ranked_on(common))) if text]  # fmt: skip
     doc = _document(cfg, runs, table, comps, ranks, dyn, baseline, stand_in, best, target, sweep, dirs, absent, notes)
     store.write_text(out / "report.md", doc.markdown())
     store.write_text(out / "report.html", doc.html(out, f"lrlab study: {cfg['name']}"))
