@@ -80,6 +80,11 @@ def test_schedule_names_may_use_any_script_digits_and_dots():
     assert len(cfg.schedules) == 5
 
 
+def test_a_sections_key_given_at_the_top_is_pointed_to_its_section():
+    with pytest.raises(ConfigError, match=r"unknown config key 'epochs' \(did you mean 'train.epochs'\?\)"):
+        config.load(None, {"epochs": 3})
+
+
 def test_unknown_key_lists_the_valid_ones():
     with pytest.raises(ConfigError) as e:
         config.from_dict({"schedules": SCHED, "train": {"lr": 0.1}})

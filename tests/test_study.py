@@ -254,9 +254,9 @@ def test_train_gives_the_weights_of_a_finished_run_and_fresh_touches_only_its_ru
     run = copy / "runs" / "annealing" / "seed-0"
     assert main(["train", "--schedule", "annealing", "--seed", "0", *flags]) == 0
     assert (run / "model.pt").is_file()  # the finished run was trained again for its weights, and said so
-    assert "is finished but without its weights (a study does not keep them): training it again" in (
-        capsys.readouterr().out
-    )
+    said = capsys.readouterr().out
+    assert "is finished but without its weights (a study does not keep them): training it again" in said
+    assert said.startswith("lrlab train 'six-settings': 1 schedule × 1 seed on digits")
     before, after = (json.loads((d / "runs/annealing/seed-0/result.json").read_text()) for d in (out, copy))
     assert after["test"] == before["test"]  # the same run, bit for bit on the CPU
     assert main(["train", "--schedule", "warmup", "--seed", "1", *flags, "--fresh"]) == 0

@@ -251,7 +251,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = _load(args)
     cfg.seeds, cfg.save_model, cfg.peak_lrs = [args.seed], True, None
-    run_study(cfg, fresh=args.fresh, progress=args.progress, only=[args.schedule or next(iter(cfg.schedules))])
+    only = [args.schedule or next(iter(cfg.schedules))]
+    run_study(cfg, fresh=args.fresh, progress=args.progress, only=only, command="train")
     return 0
 
 

@@ -160,6 +160,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     return value
 
 
+def _in_a_section(cls: type, key: str) -> str:
+    """' (did you mean 'train.epochs'?)' where `key` names a field of one of cls's sections (`--set epochs=3`)."""
+    hints = typing.get_type_hints(cls)
+    found = [f"{f.name}.{key}" for f in dataclasses.fields(cls) if dataclasses.is_dataclass(hints[f.name])
+             and key in {g.name for g in dataclasses.fields(hints[f.name])}]  # fmt: skip
+    return f" (did you mean {' or '.join(map(repr, found))}?)" if found else ""
+
+
 def _build(cls: type, doc: Any, where: str) -> Any:
     if not isinstance(doc, dict):
         raise ConfigError(f"{where or 'config'}: expected a table, got {doc!r}")
@@ -169,9 +177,8 @@ def _build(cls: type, doc: Any, where: str) -> Any:
     for key, value in doc.items():
         full = f"{where}.{key}" if where else key
         if key not in names:
-            raise ConfigError(
-                f"unknown config key {full!r}{did_you_mean(key, names)}; valid keys here: {choices(names)}"
-            )
+            hint = did_you_mean(key, names) or _in_a_section(cls, key)
+            raise ConfigError(f"unknown config key {full!r}{hint}; valid keys here: {choices(names)}")
         if cls is StudyConfig and key == "seeds" and isinstance(value, int) and not isinstance(value, bool):
             if value < 1:
                 raise ConfigError(f"seeds: a count must be at least 1, got {value}")

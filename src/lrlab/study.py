@@ -348,6 +348,7 @@ def run_study(
     echo: Callable[[str], None] = print,
     shard: tuple[int, int] | None = None,
     only: list[str] | None = None,
+    command: str = "study",
 ) -> list[dict[str, Any]]:
     """Run every run of the study (or of its shard; `only`: of these schedules) not already finished in the
     output folder (an interrupted one continues from its last checkpoint; `fresh` discards these runs' folders
@@ -384,7 +385,7 @@ def run_study(
         if d.is_main and fresh:  # only the runs this command trains: another shard's or schedule's stay
             for name, seed in keys:
                 shutil.rmtree(run_dir(out, name, seed), ignore_errors=True)
-        _run_all(p, fingerprints, recorded, progress, echo)
+        _run_all(p, fingerprints, recorded, progress, echo, command)
         baseline = cfg.baseline or next(iter(cfg.schedules))
         # a shard's folder may hold none of the baseline's runs: its comparison waits for a merged report
         comparable = d.is_main and (
@@ -479,8 +480,10 @@ def _run_all(
     recorded: dict[str, Any],
     progress: bool | None,
     echo: Callable[[str], None],
+    command: str = "study",
 ) -> None:
-    """Write study.json (`recorded`: the folder's earlier one) and train the runs not finished yet."""
+    """Write study.json (`recorded`: the folder's earlier one) and train the runs not finished yet; `command`
+    (study, train) heads the first line."""
     cfg, ds, out, d = p.cfg, p.dataset, p.cfg.out_dir, p.dist
     axis = f" × {len(cfg.peak_lrs)} peak LRs" if cfg.peak_lrs else ""
     ranks = f" on {d.world} processes" if d.enabled else ""
@@ -489,7 +492,7 @@ def _run_all(
         return f"{n} {what}{'s' * (n != 1)}"
 
     echo(
-        f"lrlab study {cfg.name!r}: {count(len(p.only or cfg.schedules), 'schedule')}{axis} × "
+        f"lrlab {command} {cfg.name!r}: {count(len(p.only or cfg.schedules), 'schedule')}{axis} × "
         f"{count(len(cfg.seeds), 'seed')} "
         f"on {ds.name} (train {len(ds.train)}, val {len(ds.val)}, test {len(ds.test)}; "
         f"{ds.image_size[0]}×{ds.image_size[1]}×{ds.in_channels}), {count(cfg.train.epochs, 'epoch')} × "
