@@ -279,7 +279,7 @@ def _floats(text: str) -> list[float]:
 
 def cmd_schedules(args: argparse.Namespace) -> int:
     from lrlab import plots, store
-    from lrlab.results import read_study_doc
+    from lrlab.results import read_study_doc, recorded_range_test
     from lrlab.schedules import FAMILIES, PRESETS, Plan, compile_schedule, family_fields, resolve_auto, uses_auto
     from lrlab.schedules.compile import REQUIRED, toml_text
     from lrlab.study import describe_auto, prepare, run_variants
@@ -321,8 +321,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
             print(describe_auto({"lr": given, "rule": "given"}))
     else:  # the real step count of this config's data and batch size; on an LR axis an "auto" LR's value
         # cancels out: no range test. A study of this config that ran already recorded its test: reused
-        earlier = read_study_doc(cfg.out_dir).get("auto_lr")
-        earlier = earlier if isinstance(earlier, dict) else None
+        earlier = recorded_range_test(read_study_doc(cfg.out_dir))
         if not cfg.peak_lrs and not earlier and any(uses_auto(s) for s in cfg.schedules.values()):
             print(f'"auto" LRs: an LR range test on this config\'s data and model first (up to '
                   f"{config_mod.RANGE_STEPS} steps; "

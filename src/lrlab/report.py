@@ -187,12 +187,7 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     ranks = stats.rank_with_ties(
         accuracy, ALPHA, TEST, separated=[(c.schedule, c.baseline) for c in comps if c.decided]
     )
-    # the means the ranks order by: over the seeds every schedule finished, where some have others (ranking_seeds)
-    common = stats.ranking_seeds(accuracy)
-    ranking_mean = {
-        n: float(np.mean([accuracy[n].get(k, math.nan) for k in common])) if common else row["accuracy"].mean
-        for n, row in ((row["schedule"], row) for row in table)
-    }
+    ranking_mean = stats.ranking_means(accuracy)  # (over the seeds every schedule finished, where some have others)
     best_val = max((float(r.result["best_val_accuracy"]) for r in runs if r.ok), default=math.nan)
     target = cfg.get("target_accuracy") or TARGET_OF_BEST * best_val
     dyn = dynamics(groups, target)
@@ -218,8 +213,8 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     plots.plot_curves(groups, "val_accuracy", "validation accuracy", plot_dir / "val_accuracy.png")
     plots.plot_curves(groups, "train_loss", "training loss", plot_dir / "train_loss.png")
     plots.plot_final(table, groups, plot_dir / "accuracy.png")
-    ranked = [row["schedule"] for row in table if row["accuracy"].n]
-    top = max((ranking_mean[n] for n in ranked), default=math.nan)
+    ranked = [row["schedule"] for row in table if row["schedule"] in ranking_mean]
+    top = max(ranking_mean.values(), default=math.nan)
     # every schedule at the highest mean: on a small test split two schedules often score exactly alike
     best = [n for n in ranked if math.isclose(ranking_mean[n], top, rel_tol=1e-9)]
     if best:
@@ -232,7 +227,7 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     notes = [(label, text) for label, text in (("not finished", missing_runs(docs, runs, dirs)),
                                                   ("note", mixed_processes(runs)),
                                                   ("learned nothing", at_chance(runs)),
-                                                  ("note", _ranked_on(common))) if text]  # fmt: skip
+                                                  ("note", _ranked_on(accuracy))) if text]  # fmt: skip
     doc = _document(cfg, runs, table, comps, ranks, dyn, baseline, stand_in, best, target, sweep, dirs, absent, notes)
     store.write_text(out / "report.md", doc.markdown())
     store.write_text(out / "report.html", doc.html(out, f"lrlab study: {cfg['name']}"))
@@ -256,9 +251,9 @@ def _baseline(
     return first, f"the study's baseline, {configured}, has no runs here; compared with {first}, the first that ran"
 
 
-def _ranked_on(seeds: list[int]) -> str | None:
+def _ranked_on(accuracy: dict[str, dict[int, float]]) -> str | None:
     """The sentence for ranks made over the seeds every schedule finished (stats.ranking_seeds), or None."""
-    if not seeds:
+    if not (seeds := stats.ranking_seeds(accuracy)):
         return None
     return (
         f"the ranks and the highest mean compare each schedule's mean over seeds {_and([str(k) for k in seeds])}, "

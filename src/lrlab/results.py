@@ -183,6 +183,12 @@ def read_study_doc(folder: Path) -> dict[str, Any]:
     return doc if isinstance(doc, dict) and isinstance(doc.get("config"), dict) else {}
 
 
+def recorded_range_test(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The LR range test a study.json (read_study_doc) records for its "auto" LRs, or None."""
+    auto = doc.get("auto_lr")
+    return auto if isinstance(auto, dict) else None
+
+
 def study_docs(dirs: list[Path]) -> list[dict[str, Any]]:
     """The folders' study.json documents; a damaged one is said and left out (the run folders' own configs
     stand in: they hold the same study config)."""

@@ -258,13 +258,9 @@ def rank_with_ties(
     those verdicts. Schedules with no finite values rank last together. Returns schedule -> rank, in rank
     order."""
     _check(test, alpha=alpha)
-    means = {name: _finite(list(v.values())) for name, v in results.items()}
-    common = ranking_seeds(results)
-    key = {
-        n: float(np.mean([results[n][k] for k in common]) if common else x.mean()) for n, x in means.items() if x.size
-    }
+    key = ranking_means(results)
     alive = sorted(key, key=lambda s: -key[s])
-    dead = [s for s, x in means.items() if not x.size]
+    dead = [s for s in results if s not in key]
     raw = [_pvalues(*paired(results[lo], results[hi])) for hi, lo in itertools.pairwise(alive)]
     adjusted = holm([p[0] if test == "t-test" else p[1] for p in raw])
     apart = {frozenset(pair) for pair in separated}
@@ -286,6 +282,14 @@ def ranking_seeds(results: Mapping[str, Mapping[int, float]]) -> list[int]:
     alive = [seeds for seeds in alive if seeds]
     common = set.intersection(*alive) if alive else set()
     return sorted(common) if len(common) >= 2 and any(seeds != common for seeds in alive) else []
+
+
+def ranking_means(results: Mapping[str, Mapping[int, float]]) -> dict[str, float]:
+    """The mean each schedule with a finite value is ranked by (rank_with_ties): over `ranking_seeds` where
+    there are such, else over its own finite values."""
+    common = ranking_seeds(results)
+    means = {name: _finite([v[k] for k in common] if common else list(v.values())) for name, v in results.items()}
+    return {name: float(x.mean()) for name, x in means.items() if x.size}
 
 
 def describe_method(test: str, comparisons: int, level: float = 0.95, alpha: float = 0.05, within: str = "") -> str:

@@ -362,8 +362,7 @@ def run_study(
         check_available()
     recorded = results.read_study_doc(cfg.out_dir)  # what earlier starts of the study in this folder wrote
     # the folder's recorded range test even with --fresh: other runs there (another shard's) used its answer
-    earlier = recorded.get("auto_lr")
-    p = prepare(cfg, earlier=earlier if isinstance(earlier, dict) else None, only=only)
+    p = prepare(cfg, earlier=results.recorded_range_test(recorded), only=only)
     d, out = p.dist, cfg.out_dir
     if not d.is_main:
         echo = _silent
