@@ -165,6 +165,22 @@ def test_schedules_preview_writes_plot_and_csv(tmp_path):
     assert list(rows[0]) == ["step", "schedule", "lr", "momentum"]
 
 
+def test_schedules_plot_is_written_in_the_format_its_name_asks_for(tmp_path, capsys):
+    """--plot lr.svg writes SVG and lr.jpg JPEG (not PNG bytes under another name); an extension matplotlib
+    cannot write is refused before any work, with the valid ones listed."""
+    svg, jpg = tmp_path / "lr.svg", tmp_path / "lr.JPG"
+    assert main(["schedules", "--steps", "50", "--plot", str(svg)]) == 0
+    assert main(["schedules", "--steps", "50", "--plot", str(jpg)]) == 0
+    assert b"<svg" in svg.read_bytes()[:2000]
+    assert jpg.read_bytes()[:3] == b"\xff\xd8\xff"  # JPEG's start-of-image marker
+    capsys.readouterr()
+    assert main(["schedules", "--steps", "50", "--plot", str(tmp_path / "lr.docx")]) == 2
+    err = capsys.readouterr().err
+    assert "'docx'" in err and "'svg'" in err and "'pgf'" not in err
+    assert not (tmp_path / "lr.docx").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lr.JPG", "lr.svg"]  # no temporary file left
+
+
 def test_schedules_previews_the_lr_axis_a_study_would_train(tmp_path, capsys):
     """--peak-lrs (or peak_lrs in the config) previews <schedule>@<peak>, each shape scaled to its peak, with
     the data's steps or --steps; an "auto" LR's value cancels out in the scaling, so --steps needs no test."""
@@ -182,6 +198,28 @@ def test_schedules_previews_the_lr_axis_a_study_would_train(tmp_path, capsys):
     assert min(float(r["lr"]) for r in rows if r["schedule"] == "cy@1") == pytest.approx(0.1)  # base_lr: 0.1 × auto
     assert main(["schedules", "--peak-lrs", "0.5", "--schedules", "standard"]) == 0  # the data's real steps
     assert "standard@0.5     constant        LR first 0.5, peak 0.5" in capsys.readouterr().out
+
+
+def test_an_lr_axis_needs_the_auto_value_only_where_a_fixed_lr_sits_beside_it(tmp_path, capsys):
+    """base_lr = "auto" beside a fixed max_lr: the value of "auto" sets their ratio, which the scaling to each
+    peak keeps, so the preview needs it (--auto-lr) as the study does (its range test); with 1.0 standing in, the
+    preview once drew a base of 0.2 of the peak whatever the test would say. All-"auto" specs need no value,
+    and a given one is refused as changing nothing."""
+    mixed = tmp_path / "m.toml"
+    mixed.write_text('[schedules.c]\ntype = "cyclic"\nbase_lr = "auto"\nmax_lr = 0.5\nup_frac = 0.5\n')
+    args = ["schedules", str(mixed), "--steps", "100", "--peak-lrs", "1"]
+    assert main(args) == 2
+    assert "--auto-lr LR" in capsys.readouterr().err
+    table = tmp_path / "lr.csv"
+    assert main([*args, "--auto-lr", "0.5", "--csv", str(table)]) == 0
+    with table.open() as f:
+        lrs = [float(r["lr"]) for r in csv.DictReader(f)]
+    assert max(lrs) == pytest.approx(1.0) and min(lrs) == pytest.approx(0.1)  # base 0.1 × 0.5, max 0.5: ratio 0.1
+    capsys.readouterr()
+    every = tmp_path / "e.toml"
+    every.write_text('[schedules.oc]\ntype = "onecycle"\nmax_lr = "auto"\n')
+    assert main(["schedules", str(every), "--steps", "100", "--peak-lrs", "1", "--auto-lr", "0.5"]) == 2
+    assert "auto_lr: on the LR axis (peak_lrs) each schedule is scaled to each peak" in capsys.readouterr().err
 
 
 def test_schedules_says_it_runs_a_range_test_and_reuses_a_studys(tmp_path, capsys):

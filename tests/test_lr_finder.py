@@ -32,6 +32,17 @@ def test_rules_on_a_known_curve():
     assert 1e-3 < suggest_valley(LRS, loss) < 1e-1
 
 
+def test_steepest_looks_only_on_the_way_down_to_the_bottom():
+    """Past the lowest loss the LR is already too high; a steep drop there (a noisy bump, as CIFAR-10 gave at
+    LR 0.8 on the CPU config) must not be the steepest suggestion."""
+    loss = curve()
+    bumped = loss.copy()
+    after = np.flatnonzero(LRS > 0.2)[:4]  # past the bottom at 0.1: a rise, then a drop steeper than the fall
+    bumped[after] = [2.0, 3.5, 0.6, 0.7]
+    assert suggest_steepest(LRS, bumped) == suggest_steepest(LRS, loss) == pytest.approx(1e-2, rel=0.3)
+    assert suggest_steepest(LRS, loss[::-1].copy()) == LRS[0]  # lowest at the start: nothing falls before it
+
+
 def test_valley_ignores_an_early_dip_of_the_plateau():
     """A noisy plateau that dips once below the "loss starts to fall" level far before the real fall must not
     move the valley: the fall's start is searched back from the bottom."""
@@ -39,6 +50,30 @@ def test_valley_ignores_an_early_dip_of_the_plateau():
     dipped = loss.copy()
     dipped[3] -= 0.5  # at 2e-5, four decades before the fall
     assert suggest_valley(LRS, dipped) == suggest_valley(LRS, loss) == pytest.approx(10**-1.8, rel=0.01)
+
+
+def test_the_rules_read_a_curve_smoothed_without_a_lag():
+    """A running average trails a falling loss, so a valley read off it lands too high; the rules read a centred
+    smoothing, which finds the valley of a noisy curve where the noise-free curve has it. (On the running
+    average, as lrlab once did, the suggestions of this curve came out 2.6x to 4.3x too high.)"""
+    from lrlab.lr_finder import SMOOTHING, smooth, suggestions
+
+    lrs = np.logspace(-5, 1, 200)
+    x = np.log10(lrs)
+    truth = 1.0 + 1.3 / (1 + np.exp(3 * (x + 1.8))) + np.where(x > -0.5, 5 * (x + 0.5) ** 2, 0.0)
+    noisy = truth + np.random.default_rng(0).normal(0, 0.1, len(x))
+    avg, running = 0.0, []
+    for i, v in enumerate(noisy):
+        avg = SMOOTHING * avg + (1 - SMOOTHING) * v
+        running.append(avg / (1 - SMOOTHING ** (i + 1)))
+    want = suggestions(list(lrs), list(truth))
+    got = suggestions(list(lrs), smooth(list(noisy), cap=4 * min(running)))
+    lagged = suggestions(list(lrs), running)
+    for rule in want:
+        assert got[rule] == pytest.approx(want[rule], rel=0.35), rule
+        assert lagged[rule] > 2 * want[rule], rule  # what the running average would have suggested
+    # a diverged step's loss (inf, NaN) does not lift its neighbours beyond the cap
+    assert max(smooth([1.0] * 30 + [float("nan"), float("inf")], cap=4.0)) <= 4.0
 
 
 def test_a_flat_curve_comes_with_a_caution():
@@ -70,6 +105,10 @@ def test_range_test_plot_keeps_the_raw_loss_in_view(monkeypatch):
     low, high = ax.get_ylim()
     assert low <= min(losses) < min(smoothed) and high < max(smoothed)  # max: 0.5 + 5 * 2**2
     assert ax.get_xscale() == "log"
+    # a bottom so low that 4x it is under the starting plateau (digits: 0.46 against 2.3): the plateau stays in view
+    deep = [v - 0.45 if 0.05 < lr < 0.2 else v for lr, v in zip(LRS, smoothed, strict=True)]
+    (ax,) = plotted_range_test(dataclasses.replace(test, smoothed=deep, losses=deep), monkeypatch).axes
+    assert 4 * min(deep) < 2.3 < ax.get_ylim()[1] < max(deep)
     assert [t.get_text() for t in ax.get_legend().get_texts()][2:] == ["steepest: 0.01", "minimum/10: 0.01",
                                                                         "valley: 0.01"]  # fmt: skip
 
@@ -125,12 +164,13 @@ def test_find_lr_says_the_lr_and_the_loss_where_it_diverged(tmp_path, capsys, mo
     from lrlab import lr_finder
 
     lrs = [1e-3 * 2**i for i in range(14)]  # up to 8.19
-    smoothed = [2.3] * 10 + [2.0, 1.5, 4.0, 9.3]
-    stopped = RangeTest(lrs, [v + 0.1 for v in smoothed], smoothed, True, {"steepest": 0.5, "valley": 0.6}, 0.35)
+    running = [2.3] * 10 + [2.0, 1.5, 4.0, 9.3]
+    stopped = RangeTest(lrs, [v + 0.1 for v in running], running, True, {"steepest": 0.5, "valley": 0.6}, 0.35,
+                        running=running)  # fmt: skip
     monkeypatch.setattr(lr_finder, "range_test", lambda *a, **k: stopped)
     assert main(["find-lr", "--limit", "300", "--width", "0.125", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
-    assert "stopped when the loss diverged (smoothed loss 9.3) with the LR at 8.19; weights restored" in printed
+    assert "stopped when the loss diverged (running average 9.3) with the LR at 8.19; weights restored" in printed
 
 
 def test_auto_lr_in_a_study_uses_the_valley_rule():

@@ -228,6 +228,51 @@ def test_lengths_past_the_end_are_noted_not_refused():
     assert s.notes == ("every_epochs = 12 is step 120, after the last of the run's 100 steps: it never applies",)
 
 
+def test_settings_that_do_nothing_in_this_run_are_noted():
+    """Checked before training: a setting the schedule never reads, or one the run is too short for, gives a note
+    (shown by `lrlab schedules` and the study), not silence. Each case would otherwise train a curve unlike the
+    one written down."""
+
+    def notes(spec, plan=PLAN):
+        return compile_schedule(spec, plan).notes
+
+    # a decay longer than the run: the LR never comes down to its floor
+    (note,) = notes({"type": "cosine", "lr": 0.1, "min_lr": 0.001, "decay_epochs": 20})
+    v = lrs({"type": "cosine", "lr": 0.1, "min_lr": 0.001, "decay_epochs": 20})
+    assert v[-1] > 0.05
+    assert note == (
+        "decay_epochs = 20: the decay ends at step 200, after the last of the run's 100 steps, so the LR never "
+        f"comes down to min_lr 0.001; it ends at {v[-1]:.4g}"
+    )
+    assert "never comes down to end_lr 0" in notes({"type": "polynomial", "lr": 0.1, "decay_steps": 150})[0]
+    assert notes({"type": "cosine", "lr": 0.1, "decay_epochs": 9.9}) == ()  # reaches min_lr at step 99
+    assert notes({"type": "cosine", "lr": 0.1}) == ()
+    # anneal: keys of another curve
+    assert notes({"type": "anneal", "lr": 0.1, "gamma": 0.5}) == (
+        "gamma: used by curve 'step' only (this one is 'cosine')",
+    )
+    assert notes({"type": "anneal", "curve": "linear", "lr": 0.1, "gamma": 0.5, "every_epochs": 2}) == (
+        "gamma and every_epochs: used by curve 'step' only (this one is 'linear')",
+    )
+    assert notes({"type": "anneal", "curve": "step", "lr": 0.1, "min_lr": 0.01}) == (
+        "min_lr: used by curves 'cosine' and 'linear' only (this one is 'step')",
+    )
+    assert notes({"type": "anneal", "curve": "step", "lr": 0.1, "gamma": 0.5}) == ()
+    # a cyclic schedule that cannot cycle
+    assert notes({"type": "cyclic", "base_lr": 0.1, "max_lr": 0.1, "up_epochs": 2}) == (
+        "base_lr equals max_lr (0.1): the LR does not cycle; it is constant",
+    )
+    # milestones that fall on one step: one drop by gamma², not two drops
+    assert notes({"type": "multistep", "lr": 0.1, "milestones_epochs": [3, 6, 3]}) == (
+        "milestones_epochs 3, 3 all take effect at step 30: one drop there by gamma^2 = 0.01",
+    )
+    assert notes({"type": "multistep", "lr": 0.1, "milestones_steps": [29.5, 30], "warmup_steps": 10}) == (
+        "milestones_steps 29.5, 30 all take effect at step 30 after the 10-step warm-up: one drop there by "
+        "gamma^2 = 0.01",
+    )
+    assert notes({"type": "multistep", "lr": 0.1, "milestones_epochs": [6, 3]}) == ()  # order does not matter
+
+
 SHORT = Plan(18, 9)
 
 
@@ -242,7 +287,10 @@ def test_a_cyclic_rise_past_the_run_is_noted_with_the_peak_it_reaches():
     cyclic = {"type": "cyclic", "base_lr": 0.01, "max_lr": 0.1}
     assert compile_schedule({**cyclic, "up_steps": 17}, SHORT).notes == ()  # max_lr at the last step
     assert len(compile_schedule({**cyclic, "up_steps": 17.5}, SHORT).notes) == 1
-    assert compile_schedule({**cyclic, "up_steps": 20, "max_lr": 0.01}, SHORT).notes == ()  # at max_lr all along
+    # at max_lr all along: no rise to fall short of (only the flat note)
+    assert compile_schedule({**cyclic, "up_steps": 20, "max_lr": 0.01}, SHORT).notes == (
+        "base_lr equals max_lr (0.01): the LR does not cycle; it is constant",
+    )
     # exp_range: gamma**step turns the rise down before the run ends; the note gives that peak
     s = compile_schedule({**cyclic, "up_steps": 100, "mode": "exp_range", "gamma": 0.8}, Plan(50, 10))
     v = [s.lr(i) for i in range(50)]

@@ -243,6 +243,7 @@ def test_a_difference_without_spread_is_marked_as_the_sign_tests(study, tmp_path
     md = (tmp_path / "report.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| warmup | +0.0200 |"))
     assert "| 0.500 † |" in row and "† warmup: every seed moved by the same amount" in md
+    assert "| no spread † |" in row and "[+0.0200, +0.0200]" not in row  # a zero width is not certainty
 
 
 def test_train_gives_the_weights_of_a_finished_run_and_fresh_touches_only_its_run(study, tmp_path, capsys):
@@ -654,6 +655,27 @@ def test_auto_lr_given_skips_the_range_test_and_differing_auto_lrs_are_not_compa
         run_study(config.load(None, plain), progress=False, echo=lines.append)
     with pytest.raises(ConfigError, match="auto_lr: must be a positive number, got -1"):
         config.load(None, {**base, "auto_lr": -1.0})
+
+
+def test_an_lr_axis_of_all_auto_schedules_runs_no_range_test(tmp_path, monkeypatch):
+    """Scaled to each peak, an all-"auto" spec keeps only its LRs' ratios: the study runs no range test (minutes
+    on a CPU for CIFAR-10) and records none, so shards of it never disagree on an LR that was not used."""
+    import lrlab.study as study_mod
+
+    def no_test(*a, **k):
+        raise AssertionError("a range test ran")
+
+    monkeypatch.setattr(study_mod, "range_test", no_test)
+    spec = {"type": "cyclic", "base_lr": "auto", "max_lr": "auto", "up_frac": 0.5}
+    one = {**QUICK, "out": str(tmp_path), "peak_lrs": [0.1], "baseline": None}
+    cfg = config.load(None, {**one, "schedules": {"cy": spec}})
+    p = study_mod.prepare(cfg)
+    assert p.auto_lr is None
+    lrs = [p.schedules["cy@0.1"].lr(i) for i in range(p.plan.total_steps)]
+    assert max(lrs) == pytest.approx(0.1) and min(lrs) == pytest.approx(0.01)  # base_lr: a tenth, as "auto" sets
+    mixed = config.load(None, {**one, "schedules": {"cy": {**spec, "max_lr": 0.5}}})
+    with pytest.raises(AssertionError, match="a range test ran"):
+        study_mod.prepare(mixed)
 
 
 def test_auto_lr_flag_reaches_the_config(tmp_path, capsys):

@@ -280,9 +280,9 @@ def _floats(text: str) -> list[float]:
 def cmd_schedules(args: argparse.Namespace) -> int:
     from lrlab import plots, store
     from lrlab.results import read_study_doc, recorded_range_test
-    from lrlab.schedules import FAMILIES, PRESETS, Plan, compile_schedule, family_fields, resolve_auto, uses_auto
+    from lrlab.schedules import FAMILIES, PRESETS, Plan, compile_schedule, family_fields, resolve_auto
     from lrlab.schedules.compile import REQUIRED, toml_text
-    from lrlab.study import describe_auto, prepare, run_variants
+    from lrlab.study import auto_lr_needed, describe_auto, prepare, run_variants
 
     if args.families:
         for name in FAMILIES:
@@ -307,26 +307,29 @@ def cmd_schedules(args: argparse.Namespace) -> int:
             raise ConfigError(f"{flag} {out}: names a folder; give a file name, e.g. {out}schedules.{ext}")
         if out:
             store.landing(Path(out), make_parents=False)
+    if args.plot:
+        plots.image_format(Path(args.plot))
     cfg = _load(args)
     if args.steps:
         spe = args.steps_per_epoch or max(1, args.steps // cfg.train.epochs)
         plan = Plan(args.steps, spe)
-        given = cfg.auto_lr  # --auto-lr: "auto" LRs need no range test, so they preview without data too
+        # --auto-lr: "auto" LRs need no range test, so they preview without data too; nor do they on an LR axis
+        # that scales all of a spec's LRs to each peak (only the ratios between them are kept): a stand-in
+        given = cfg.auto_lr if auto_lr_needed(cfg, cfg.schedules) else 1.0
         specs = {n: resolve_auto(s, given) if given else s for n, s in cfg.schedules.items()}
-        if cfg.peak_lrs:  # the LR axis's runs, as the study would train them: scaled to each peak, so an
-            # "auto" LR's value cancels out (only the ratios between a spec's LRs are kept)
-            specs = run_variants({n: resolve_auto(s, 1.0) for n, s in specs.items()}, cfg.peak_lrs, plan)[1]
+        if cfg.peak_lrs:  # the LR axis's runs, as the study would train them
+            specs = run_variants(specs, cfg.peak_lrs, plan)[1]
         schedules = {n: compile_schedule(s, plan, n) for n, s in specs.items()}
-        if given and any(uses_auto(s) for s in cfg.schedules.values()):
-            print(describe_auto({"lr": given, "rule": "given"}))
-    else:  # the real step count of this config's data and batch size; on an LR axis an "auto" LR's value
-        # cancels out: no range test. A study of this config that ran already recorded its test: reused
+        if cfg.auto_lr:
+            print(describe_auto({"lr": cfg.auto_lr, "rule": "given"}))
+    else:  # the real step count of this config's data and batch size, and a range test where "auto" LRs need one
+        # (auto_lr_needed); a study of this config that ran already recorded its test: reused
         earlier = recorded_range_test(read_study_doc(cfg.out_dir))
-        if not cfg.peak_lrs and not earlier and any(uses_auto(s) for s in cfg.schedules.values()):
+        if not earlier and cfg.auto_lr is None and auto_lr_needed(cfg, cfg.schedules):
             print(f'"auto" LRs: an LR range test on this config\'s data and model first (up to '
                   f"{config_mod.RANGE_STEPS} steps; "
                   "--auto-lr LR gives the LR instead)", flush=True)  # fmt: skip
-        prepared = prepare(cfg, auto_lr=not cfg.peak_lrs, earlier=earlier)
+        prepared = prepare(cfg, earlier=earlier)
         plan, schedules = prepared.plan, prepared.schedules
         if prepared.auto_lr:
             print(describe_auto(prepared.auto_lr))
@@ -400,7 +403,7 @@ def cmd_find_lr(args: argparse.Namespace) -> int:
     )
     plot_range_test(test, out / "find-lr.png")
     end = (  # the number printed after this is the LR, not the loss: say so, and give the loss there too
-        f"stopped when the loss diverged (smoothed loss {test.smoothed[-1]:.3g}) with the LR"
+        f"stopped when the loss diverged (running average {test.running[-1]:.3g}) with the LR"
         if test.stopped_early
         else "reached end_lr with the LR"
     )
@@ -490,7 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(p)
     p.add_argument("--schedules", metavar="A,B", help="only these schedules of the config")
     _peak_lrs_arg(p)
-    p.add_argument("--plot", metavar="FILE.png", help="write an overlay plot of LR against step")
+    p.add_argument(
+        "--plot", metavar="FILE.png", help="write an overlay plot of LR against step (.png, .svg, .pdf, .jpg, ...)"
+    )
     p.add_argument("--csv", metavar="FILE.csv", help="write step,schedule,lr,momentum for every step")
     p.add_argument("--steps", type=int, metavar="N", help="compile for N steps instead of the data's real count")
     p.add_argument("--steps-per-epoch", type=int, metavar="N", help="with --steps: steps per epoch")

@@ -12,9 +12,11 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never open a window
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.ticker import MaxNLocator
 
 from lrlab import store
+from lrlab.errors import unknown
 from lrlab.results import LEVEL, Run
 
 
@@ -23,17 +25,30 @@ def new_figure(size: tuple[float, float]) -> tuple[Any, Any]:
     return plt.subplots(figsize=size)
 
 
+def image_format(path: Path) -> str:
+    """The image format a plot file's name asks for ("lr.svg": svg), one of matplotlib's; PNG for a
+    name without an extension (/dev/stdout). An extension matplotlib cannot write is refused."""
+    ext = path.suffix[1:].lower()
+    if not ext:
+        return "png"
+    formats = set(FigureCanvasBase.get_supported_filetypes()) - {"pgf"}  # pgf: needs a TeX installation
+    if ext not in formats:
+        raise unknown(f"image format of {str(path)!r}:", ext, sorted(formats))
+    return ext
+
+
 def save_figure(fig: Any, path: Path) -> None:
-    """Save a figure as PNG atomically (temporary file, then rename; straight into a device or pipe)
-    and free it."""
+    """Save a figure in the format its name asks for (`image_format`) atomically (temporary file,
+    then rename; straight into a device or pipe) and free it."""
     real = store.landing(path)
+    fmt = image_format(path)
     try:
         if real is None:
             with store.open_stream(path) as f:
-                fig.savefig(f, dpi=110, bbox_inches="tight", format="png")
+                fig.savefig(f, dpi=110, bbox_inches="tight", format=fmt)
             return
-        tmp = real.with_name(f".{real.name}.tmp.png")
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        tmp = real.with_name(f".{real.name}.tmp")
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format=fmt)
         tmp.replace(real)
     finally:
         plt.close(fig)

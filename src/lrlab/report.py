@@ -278,11 +278,21 @@ def _results_rows(table: list[dict[str, Any]], ranks: dict[str, int]) -> list[li
 def _significance_rows(comps: list[stats.Comparison]) -> list[list[str]]:
     return [
         [c.schedule, f"{c.diff_mean:+.4f}" if not math.isnan(c.diff_mean) else "—",
-         "—" if math.isnan(c.diff_ci_low) else f"[{c.diff_ci_low:+.4f}, {c.diff_ci_high:+.4f}]",
+         _interval(c),
          str(c.n), _p(c.p_ttest) + (" †" if c.no_spread else ""), _p(c.p_wilcoxon), _p(c.p_holm),
          f"**{c.verdict}**" if c.decided else c.verdict, _seeds(c.seeds_needed)]
         for c in comps
     ]  # fmt: skip
+
+
+def _interval(c: stats.Comparison) -> str:
+    """The interval cell; where every seed moved by the same amount, its zero width would read as certainty about
+    the difference, when it only means that two or three seeds happened to agree: marked † instead."""
+    if math.isnan(c.diff_ci_low):
+        return "—"
+    if c.no_spread:
+        return "no spread †"
+    return f"[{c.diff_ci_low:+.4f}, {c.diff_ci_high:+.4f}]"
 
 
 def _seeds(n: float) -> str:
@@ -337,7 +347,8 @@ def _document(
         same = [c.schedule for c in comps if c.no_spread]
         sign = (
             f" † {', '.join(same)}: every seed moved by the same amount, so the t-test has no spread to measure "
-            "(it would give p = 0); its column shows the sign test's p instead."
+            "(its interval would have no width and p would be 0, as if the difference were certain): no interval "
+            "is shown, and the t-test's column shows the sign test's p instead."
             if same
             else ""
         )

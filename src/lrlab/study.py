@@ -34,7 +34,16 @@ from lrlab.errors import ConfigError, unknown
 from lrlab.lr_finder import range_test
 from lrlab.metrics import classification_metrics
 from lrlab.model import AUTO_STEM_MAX_SIDE, build_model, count_params
-from lrlab.schedules import AUTO_RULE, Plan, Schedule, compile_schedule, resolve_auto, scale_to_peak, uses_auto
+from lrlab.schedules import (
+    AUTO_RULE,
+    Plan,
+    Schedule,
+    auto_scales_away,
+    compile_schedule,
+    resolve_auto,
+    scale_to_peak,
+    uses_auto,
+)
 from lrlab.training import (
     RunInputs,
     RunResult,
@@ -179,10 +188,7 @@ def prepare(
         "parameters": count_params(model),
     }
     specs, auto = {n: cfg.schedules[n] for n in names}, None
-    has_auto = any(uses_auto(s) for s in specs.values())
-    if cfg.auto_lr is not None and not has_auto:
-        raise ConfigError('auto_lr: no schedule has an "auto" LR, so it would change nothing; leave it out')
-    if auto_lr and has_auto:  # one range test from the first seed's weights
+    if auto_lr and auto_lr_needed(cfg, specs):  # one range test from the first seed's weights
         key = auto_key(cfg, ds.files_hash)
         if cfg.auto_lr is not None:  # given: no test
             auto = {"rule": "given", "lr": cfg.auto_lr, "key": key}
@@ -199,6 +205,22 @@ def prepare(
     variants, run_specs = run_variants(specs, cfg.peak_lrs, plan)
     schedules = {run: compile_schedule(spec, plan, run) for run, spec in run_specs.items()}
     return Prepared(cfg, ds, inputs, plan, variants, run_specs, schedules, device, build, model_info, auto, d, only)
+
+
+def auto_lr_needed(cfg: StudyConfig, specs: dict[str, Any]) -> bool:
+    """Whether the "auto" LRs of `specs` need a value (an LR range test, or auto_lr): some spec has one, and not
+    every such spec is on an LR axis (peak_lrs) with all its LRs "auto", where the scaling to each peak leaves
+    only their ratios (auto_scales_away). A given auto_lr that would change nothing is refused."""
+    autos = [s for s in specs.values() if uses_auto(s)]
+    needed = bool(autos) and not (cfg.peak_lrs and all(auto_scales_away(s) for s in autos))
+    if cfg.auto_lr is not None and not needed:
+        why = (
+            'on the LR axis (peak_lrs) each schedule is scaled to each peak, so only the ratios of its "auto" LRs count'
+            if autos
+            else 'no schedule has an "auto" LR'
+        )
+        raise ConfigError(f"auto_lr: {why}, so it would change nothing; leave it out")
+    return needed
 
 
 def run_variants(

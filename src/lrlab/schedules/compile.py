@@ -115,6 +115,17 @@ def uses_auto(spec: Any) -> bool:
     return isinstance(spec, dict) and any(v == "auto" for v in spec.values())
 
 
+def auto_scales_away(spec: dict[str, Any]) -> bool:
+    """Whether an LR axis (scale_to_peak) leaves nothing of the value of the spec's "auto" LRs: every LR it
+    scales is "auto" (or 0), so only their fixed ratios (AUTO_FACTORS) count. A fixed LR beside an "auto" one
+    (base_lr = "auto", max_lr = 0.5) keeps a ratio that the value sets."""
+    return all(
+        v == "auto" or not isinstance(v, int | float) or isinstance(v, bool) or v == 0
+        for k, v in expand_preset(spec).items()
+        if k.endswith("lr")
+    )
+
+
 def resolve_auto(spec: dict[str, Any], suggestion: float) -> dict[str, Any]:
     """Replace every `"auto"` LR by the range test's suggestion times the key's AUTO_FACTORS entry."""
     return {k: suggestion * AUTO_FACTORS[k] if v == "auto" and k in AUTO_FACTORS else v for k, v in spec.items()}

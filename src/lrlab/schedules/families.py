@@ -62,6 +62,21 @@ def _never(what: str, at: float, plan: Plan) -> str:
     return f"{what} is step {at:g}, after {_last_step(plan)}: it never applies"
 
 
+def _short_decay(spec: Polynomial | Cosine, plan: Plan, floor: str) -> list[str]:
+    """A note where a decay given longer than the run (decay_epochs = 200 in a 100-epoch run) is cut
+    short by the run's end: the LR never comes down to its floor."""
+    if spec.decay is None or not _after_the_run(end := spec.decay.steps(plan), plan):
+        return []
+    lowest = getattr(spec, floor)
+    if spec.lr <= lowest:  # flat all along
+        return []
+    last = spec.curve(plan, str)(plan.total_steps - 1)
+    return [
+        f"decay_{spec.decay.unit} = {spec.decay.value:g}: the decay ends at step {end:g}, after {_last_step(plan)}, "
+        f"so the LR never comes down to {floor} {lowest:g}; it ends at {last:.4g}"
+    ]
+
+
 def _check_momenta(spec: Cyclic | OneCycle, field: Field) -> None:
     """torch's cycle_momentum values: each a momentum, in [0, 1), the base (at the LR's peak) not above
     the max (as max_lr below base_lr is refused: the momentum would rise with the LR, not mirror it)."""
@@ -135,11 +150,25 @@ class MultiStep(Spec):
         return 0.0, self.lr
 
     def notes(self, plan: Plan) -> list[str]:
-        return [
+        never = [
             _never(f"milestones_{m.unit} {m.value:g}", m.steps(plan), plan)
             for m in self.milestones
             if _after_the_run(m.steps(plan), plan)
         ]
+        # milestones that take effect at one step (the first whole step at or past each) drop the LR
+        # there by gamma once for each: [30, 30] is one drop by gamma², perhaps a typo for two drops
+        by_step: dict[int, list[Duration]] = {}
+        for m in self.milestones:
+            if not _after_the_run(m.steps(plan), plan):
+                by_step.setdefault(math.ceil(m.steps(plan)), []).append(m)
+        after = f" after the {plan.offset}-step warm-up" if plan.offset else ""
+        same = [
+            f"milestones_{ms[0].unit} {', '.join(f'{m.value:g}' for m in ms)} all take effect at step {at}{after}: "
+            f"one drop there by gamma^{len(ms)} = {self.gamma ** len(ms):g}"
+            for at, ms in sorted(by_step.items())
+            if len(ms) > 1
+        ]
+        return never + same
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -202,6 +231,9 @@ class Polynomial(Spec):
     def bounds(self) -> tuple[float, float]:
         return self.end_lr, self.lr
 
+    def notes(self, plan: Plan) -> list[str]:
+        return _short_decay(self, plan, "end_lr")
+
 
 @dataclass(frozen=True, kw_only=True)
 class Cosine(Spec):
@@ -219,6 +251,9 @@ class Cosine(Spec):
 
     def bounds(self) -> tuple[float, float]:
         return self.min_lr, self.lr
+
+    def notes(self, plan: Plan) -> list[str]:
+        return _short_decay(self, plan, "min_lr")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -248,7 +283,15 @@ class Anneal(Spec):
         return (0.0 if self.curve_type == "step" else self.min_lr), self.lr
 
     def notes(self, plan: Plan) -> list[str]:
-        return self._inner(str).notes(plan)  # step: a decay interval past the run's end
+        # keys the chosen curve does not read, given other values than their defaults
+        step, unused = self.curve_type == "step", []
+        if not step and (self.gamma != 0.1 or self.every != A_THIRD):
+            given = {"gamma": self.gamma != 0.1, f"every_{self.every.unit}": self.every != A_THIRD}
+            keys = [k for k, v in given.items() if v]
+            unused.append(f"{' and '.join(keys)}: used by curve 'step' only (this one is {self.curve_type!r})")
+        if step and self.min_lr != 0:
+            unused.append("min_lr: used by curves 'cosine' and 'linear' only (this one is 'step')")
+        return unused + self._inner(str).notes(plan)  # step: a decay interval past the run's end
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -405,7 +448,12 @@ class Cyclic(Spec):
 
     def notes(self, plan: Plan) -> list[str]:
         unused = self.gamma != 1 and self.mode != "exp_range"
-        return [f"gamma = {self.gamma:g} is used by mode 'exp_range' only"] * unused + self._short_rise(plan)
+        flat = self.base_lr == self.max_lr
+        return (
+            [f"gamma = {self.gamma:g} is used by mode 'exp_range' only"] * unused
+            + [f"base_lr equals max_lr ({self.max_lr:g}): the LR does not cycle; it is constant"] * flat
+            + self._short_rise(plan)
+        )
 
     def _short_rise(self, plan: Plan) -> list[str]:
         up, last = self.up.steps(plan), plan.total_steps - 1
