@@ -203,8 +203,7 @@ def test_schedules_previews_the_lr_axis_a_study_would_train(tmp_path, capsys):
 def test_an_lr_axis_needs_the_auto_value_only_where_a_fixed_lr_sits_beside_it(tmp_path, capsys):
     """base_lr = "auto" beside a fixed max_lr: the value of "auto" sets their ratio, which the scaling to each
     peak keeps, so the preview needs it (--auto-lr) as the study does (its range test); with 1.0 standing in, the
-    preview once drew a base of 0.2 of the peak whatever the test would say. All-"auto" specs need no value,
-    and a given one is refused as changing nothing."""
+    preview once drew a base of 0.2 of the peak whatever the test would say. All-"auto" specs need no value."""
     mixed = tmp_path / "m.toml"
     mixed.write_text('[schedules.c]\ntype = "cyclic"\nbase_lr = "auto"\nmax_lr = 0.5\nup_frac = 0.5\n')
     args = ["schedules", str(mixed), "--steps", "100", "--peak-lrs", "1"]
@@ -217,9 +216,12 @@ def test_an_lr_axis_needs_the_auto_value_only_where_a_fixed_lr_sits_beside_it(tm
     assert max(lrs) == pytest.approx(1.0) and min(lrs) == pytest.approx(0.1)  # base 0.1 × 0.5, max 0.5: ratio 0.1
     capsys.readouterr()
     every = tmp_path / "e.toml"
-    every.write_text('[schedules.oc]\ntype = "onecycle"\nmax_lr = "auto"\n')
-    assert main(["schedules", str(every), "--steps", "100", "--peak-lrs", "1", "--auto-lr", "0.5"]) == 2
-    assert "auto_lr: on the LR axis (peak_lrs) each schedule is scaled to each peak" in capsys.readouterr().err
+    every.write_text('[schedules.cy]\ntype = "cyclic"\nbase_lr = "auto"\nmax_lr = "auto"\nup_frac = 0.5\n')
+    for given in ([], ["--auto-lr", "0.5"]):  # the value, given or not, changes nothing there
+        assert main(["schedules", str(every), "--steps", "100", "--peak-lrs", "1", "--csv", str(table), *given]) == 0
+        with table.open() as f:
+            lrs = [float(r["lr"]) for r in csv.DictReader(f)]
+        assert max(lrs) == pytest.approx(1.0) and min(lrs) == pytest.approx(0.1)
 
 
 def test_schedules_says_it_runs_a_range_test_and_reuses_a_studys(tmp_path, capsys):

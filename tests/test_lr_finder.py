@@ -67,13 +67,16 @@ def test_the_rules_read_a_curve_smoothed_without_a_lag():
         avg = SMOOTHING * avg + (1 - SMOOTHING) * v
         running.append(avg / (1 - SMOOTHING ** (i + 1)))
     want = suggestions(list(lrs), list(truth))
-    got = suggestions(list(lrs), smooth(list(noisy), cap=4 * min(running)))
+    got = suggestions(list(lrs), smooth(list(noisy), last=len(noisy)))
     lagged = suggestions(list(lrs), running)
     for rule in want:
         assert got[rule] == pytest.approx(want[rule], rel=0.35), rule
         assert lagged[rule] > 2 * want[rule], rule  # what the running average would have suggested
-    # a diverged step's loss (inf, NaN) does not lift its neighbours beyond the cap
-    assert max(smooth([1.0] * 30 + [float("nan"), float("inf")], cap=4.0)) <= 4.0
+    # the step that stopped the test (a huge loss, inf or NaN) is held to the highest loss before it, so it does not
+    # lift its neighbours; the starting plateau, far above the bottom, is kept (a cap at 4x the bottom cut it flat)
+    for end in (1e6, float("inf"), float("nan")):
+        curve = [2.3] * 40 + [0.1] * 40 + [end]
+        assert max(smooth(curve, last=80)) == pytest.approx(2.3) and smooth(curve, last=80)[0] == pytest.approx(2.3)
 
 
 def test_a_flat_curve_comes_with_a_caution():

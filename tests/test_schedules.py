@@ -246,6 +246,8 @@ def test_settings_that_do_nothing_in_this_run_are_noted():
     )
     assert "never comes down to end_lr 0" in notes({"type": "polynomial", "lr": 0.1, "decay_steps": 150})[0]
     assert notes({"type": "cosine", "lr": 0.1, "decay_epochs": 9.9}) == ()  # reaches min_lr at step 99
+    assert notes({"type": "cosine", "lr": 0.1, "decay_frac": 1}) == ()  # the run's length: the default curve
+    assert notes({"type": "polynomial", "lr": 0.1, "decay_epochs": 10}) == ()
     assert notes({"type": "cosine", "lr": 0.1}) == ()
     # anneal: keys of another curve
     assert notes({"type": "anneal", "lr": 0.1, "gamma": 0.5}) == (
@@ -271,6 +273,7 @@ def test_settings_that_do_nothing_in_this_run_are_noted():
         "gamma^2 = 0.01",
     )
     assert notes({"type": "multistep", "lr": 0.1, "milestones_epochs": [6, 3]}) == ()  # order does not matter
+    assert notes({"type": "multistep", "lr": 0.1, "milestones_epochs": [3, 3], "gamma": 1}) == ()  # no drop at all
 
 
 SHORT = Plan(18, 9)

@@ -676,6 +676,34 @@ def test_an_lr_axis_of_all_auto_schedules_runs_no_range_test(tmp_path, monkeypat
     mixed = config.load(None, {**one, "schedules": {"cy": {**spec, "max_lr": 0.5}}})
     with pytest.raises(AssertionError, match="a range test ran"):
         study_mod.prepare(mixed)
+    # a given auto_lr is judged against the whole study, not the schedules one start trains: it stands for "auto"
+    # in a schedule this start leaves out
+    both = config.load(None, {**one, "auto_lr": 0.02, "schedules": {"cy": spec, "fixed": {"type": "constant",
+                                                                                         "lr": 0.05}}})  # fmt: skip
+    assert study_mod.prepare(both, only=["fixed"]).auto_lr is None
+    assert study_mod.prepare(both, only=["cy"]).auto_lr["lr"] == 0.02
+
+
+def test_a_start_that_needs_no_range_test_keeps_the_recorded_one(tmp_path, monkeypatch):
+    """Training only the schedules without "auto" must not erase the folder's recorded range test: the next start
+    for an "auto" schedule would run a new one, whose answer on a GPU differs a little, and the report would then
+    refuse runs whose "auto" LRs differ."""
+    import lrlab.study as study_mod
+    from lrlab.lr_finder import RangeTest
+
+    tests = []
+
+    def fake(*a, **k):
+        tests.append(1)
+        return RangeTest([1e-3, 1e-2], [2.3, 2.0], [2.3, 2.0], False, {"valley": 0.03}, fall=0.2)
+
+    monkeypatch.setattr(study_mod, "range_test", fake)
+    schedules = {"auto": {"type": "constant", "lr": "auto"}, "fixed": {"type": "constant", "lr": 0.05}}
+    doc = {**QUICK, "train.epochs": 1, "seeds": 1, "out": str(tmp_path), "baseline": None, "schedules": schedules}
+    for only in (["auto"], ["fixed"], ["auto", "fixed"]):
+        run_study(config.load(None, doc), progress=False, echo=lambda line: None, only=only)
+        assert json.loads((tmp_path / "study.json").read_text())["auto_lr"]["lr"] == 0.03
+    assert len(tests) == 1  # the third start reused the first's test
 
 
 def test_auto_lr_flag_reaches_the_config(tmp_path, capsys):

@@ -60,15 +60,20 @@ class RangeTest:
         )
 
 
-def smooth(losses: list[float], cap: float) -> list[float]:
+def smooth(losses: list[float], last: int) -> list[float]:
     """The loss curve smoothed without a lag, for the rules and the plot: a centred Gaussian of SIGMA steps
-    (scipy; at most a twentieth of the test), over the raw losses held to `cap` (a diverging step's loss, or
-    a NaN, would otherwise lift its neighbours). The running average the stop rule reads trails the loss by
-    up to β/(1 − β) ≈ 49 steps, 1.5 decades of LR in the default test, and rules read off it land several
-    times too high (digits, seeds 0 to 5: valley 0.135 to 0.155 on it, 0.029 to 0.042 on this curve)."""
-    raw = np.nan_to_num(np.asarray(losses, dtype=float), nan=cap, posinf=cap, neginf=cap)
+    (scipy; at most a twentieth of the test). The losses from `last` on (the step whose loss stopped the test)
+    and any NaN or inf are first held to the highest loss before it, so that a diverged step does not lift its
+    neighbours. The running average the stop rule reads trails the loss by up to β/(1 − β) ≈ 49 steps, 1.5
+    decades of LR in the default test, and rules read off it land several times too high (digits, seeds 0 to 5:
+    valley 0.135 to 0.155 on it, 0.029 to 0.042 on this curve)."""
+    raw = np.asarray(losses, dtype=float)
+    before = raw[:last][np.isfinite(raw[:last])]
+    top = float(before.max()) if before.size else 0.0
+    raw = np.where(np.isfinite(raw), raw, top)
+    raw[last:] = np.minimum(raw[last:], top)
     sigma = min(SIGMA, len(raw) / 20)
-    return gaussian_filter1d(np.minimum(raw, cap), sigma, mode="nearest").tolist()
+    return gaussian_filter1d(raw, sigma, mode="nearest").tolist()
 
 
 def suggest_steepest(lrs: np.ndarray, loss: np.ndarray) -> float:
@@ -185,7 +190,7 @@ def range_test(
         raise ConfigError("find-lr: the loss diverged within a few steps; lower start_lr")
     # the diverging tail is kept in the curve but not used by the rules
     last = finite[-1] + 1 if not stopped else len(running) - 1
-    smoothed = smooth(losses, DIVERGE * best)
+    smoothed = smooth(losses, last)
     result = RangeTest(lrs, losses, smoothed, stopped, running=running)
     result.suggestions = suggestions(lrs[:last], smoothed[:last])
     used = [v for v in smoothed[:last] if math.isfinite(v)]

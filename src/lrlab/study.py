@@ -188,7 +188,10 @@ def prepare(
         "parameters": count_params(model),
     }
     specs, auto = {n: cfg.schedules[n] for n in names}, None
-    if auto_lr and auto_lr_needed(cfg, specs):  # one range test from the first seed's weights
+    if cfg.auto_lr is not None and not any(uses_auto(s) for s in cfg.schedules.values()):  # the whole study's
+        raise ConfigError('auto_lr: no schedule has an "auto" LR, so it would change nothing; leave it out')
+    given = cfg.auto_lr is not None and any(uses_auto(s) for s in specs.values())
+    if auto_lr and (given or auto_lr_needed(cfg, specs)):  # one range test from the first seed's weights
         key = auto_key(cfg, ds.files_hash)
         if cfg.auto_lr is not None:  # given: no test
             auto = {"rule": "given", "lr": cfg.auto_lr, "key": key}
@@ -210,17 +213,9 @@ def prepare(
 def auto_lr_needed(cfg: StudyConfig, specs: dict[str, Any]) -> bool:
     """Whether the "auto" LRs of `specs` need a value (an LR range test, or auto_lr): some spec has one, and not
     every such spec is on an LR axis (peak_lrs) with all its LRs "auto", where the scaling to each peak leaves
-    only their ratios (auto_scales_away). A given auto_lr that would change nothing is refused."""
+    only their ratios (auto_scales_away)."""
     autos = [s for s in specs.values() if uses_auto(s)]
-    needed = bool(autos) and not (cfg.peak_lrs and all(auto_scales_away(s) for s in autos))
-    if cfg.auto_lr is not None and not needed:
-        why = (
-            'on the LR axis (peak_lrs) each schedule is scaled to each peak, so only the ratios of its "auto" LRs count'
-            if autos
-            else 'no schedule has an "auto" LR'
-        )
-        raise ConfigError(f"auto_lr: {why}, so it would change nothing; leave it out")
-    return needed
+    return bool(autos) and not (cfg.peak_lrs and all(auto_scales_away(s) for s in autos))
 
 
 def run_variants(
@@ -535,7 +530,8 @@ def _run_all(
     if d.is_main:
         study_doc = {
             "config": _with_earlier_schedules(config_mod.to_dict(cfg), recorded),
-            "auto_lr": p.auto_lr,
+            # a start that needed no range test (some schedules of the study) keeps the one recorded earlier
+            "auto_lr": p.auto_lr or recorded.get("auto_lr"),
             "planned": _planned(recorded, list(fingerprints)),
             "provenance": store.provenance(str(p.device)),
         }

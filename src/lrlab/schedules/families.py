@@ -65,7 +65,8 @@ def _never(what: str, at: float, plan: Plan) -> str:
 def _short_decay(spec: Polynomial | Cosine, plan: Plan, floor: str) -> list[str]:
     """A note where a decay given longer than the run (decay_epochs = 200 in a 100-epoch run) is cut
     short by the run's end: the LR never comes down to its floor."""
-    if spec.decay is None or not _after_the_run(end := spec.decay.steps(plan), plan):
+    # longer than the run itself, which is the default (torch's T_max): the default curve is not noted
+    if spec.decay is None or (end := spec.decay.steps(plan)) <= plan.total_steps:
         return []
     lowest = getattr(spec, floor)
     if spec.lr <= lowest:  # flat all along
@@ -166,7 +167,7 @@ class MultiStep(Spec):
             f"milestones_{ms[0].unit} {', '.join(f'{m.value:g}' for m in ms)} all take effect at step {at}{after}: "
             f"one drop there by gamma^{len(ms)} = {self.gamma ** len(ms):g}"
             for at, ms in sorted(by_step.items())
-            if len(ms) > 1
+            if len(ms) > 1 and self.gamma != 1
         ]
         return never + same
 
