@@ -403,7 +403,7 @@ def cmd_find_lr(args: argparse.Namespace) -> int:
     )
     plot_range_test(test, out / "find-lr.png")
     end = (  # the number printed after this is the LR, not the loss: say so, and give the loss there too
-        f"stopped when the loss diverged (running average {test.running[-1]:.3g}) with the LR"
+        f"stopped when the loss diverged (smoothed loss {test.smoothed[-1]:.3g}) with the LR"
         if test.stopped_early
         else "reached end_lr with the LR"
     )
