@@ -28,6 +28,11 @@ def test_seed_count_becomes_a_list_and_overrides_apply():
     assert cfg.seeds == [0, 1, 2]
     assert cfg.train.epochs == 2
     assert cfg.data.name == "cifar10"
+    # a count past any study is refused at once, not built into a list that exhausts the memory (the property
+    # test below drew seeds = 10**9 once, and CI's machine killed the test run)
+    with pytest.raises(ConfigError, match=r"seeds: a count must be in \[1, 10000\], got 1000000000"):
+        config.load(None, {"seeds": 10**9})
+    assert config.load(None, {"seeds": config.MAX_SEED_COUNT}).seeds[-1] == config.MAX_SEED_COUNT - 1
 
 
 def test_int_is_accepted_for_float():

@@ -29,6 +29,9 @@ DEFAULT_CONFIG = "six-settings"
 # loss fall by only 1 % before the sweep ended, too little to tell the valley from the plateau's noise
 # (the valley rule suggested 0.0013); 200 steps from 1e-5 gave a 5.4 % fall and a valley at 0.036.
 RANGE_START_LR, RANGE_END_LR, RANGE_STEPS = 1e-5, 10.0, 200
+# the most seeds a count may ask for: ten times what seeds-to-plan searches (stats.MAX_SEEDS); a count of 10**9,
+# a typo or a test's random input, would otherwise build a list of 10**9 seeds and exhaust the memory
+MAX_SEED_COUNT = 10_000
 
 
 @dataclass
@@ -180,8 +183,8 @@ def _build(cls: type, doc: Any, where: str) -> Any:
             hint = did_you_mean(key, names) or _in_a_section(cls, key)
             raise ConfigError(f"unknown config key {full!r}{hint}; valid keys here: {choices(names)}")
         if cls is StudyConfig and key == "seeds" and isinstance(value, int) and not isinstance(value, bool):
-            if value < 1:
-                raise ConfigError(f"seeds: a count must be at least 1, got {value}")
+            if not 1 <= value <= MAX_SEED_COUNT:
+                raise ConfigError(f"seeds: a count must be in [1, {MAX_SEED_COUNT}], got {value}")
             value = list(range(value))
         kwargs[key] = _coerce(value, hints[key], full)
     return cls(**kwargs)
