@@ -338,3 +338,31 @@ def test_rank_never_contradicts_a_verdict_against_the_baseline():
     assert split == {"standard": 1, "warmup": 2, "cyclic": 2}
     # a separation further down a chain also breaks it: cyclic joins warmup's rank only if not apart from it
     assert rank_with_ties(res, separated=[("cyclic", "standard")]) == {"standard": 1, "warmup": 1, "cyclic": 3}
+
+
+def test_peak_comparisons_ask_which_peak_suits_each_schedule():
+    """On an LR axis each schedule's peaks are compared with its own best peak (paired by seed, Holm within the
+    schedule), which the comparisons against the baseline at one peak do not do; without an axis there are none."""
+    from pathlib import Path
+
+    from lrlab.results import Run, peak_comparisons
+
+    def run(base: str, peak: float | None, seed: int, acc: float) -> Run:
+        name = base if peak is None else f"{base}@{peak:g}"
+        axis = {} if peak is None else {"peak_lr_axis": peak, "base_schedule": base}
+        return Run(Path(name), {"schedule": name, "seed": seed, "status": "ok", "test": {"accuracy": acc}}, axis)
+
+    noise = [0.004, -0.003, 0.002, -0.001, 0.0]
+    accs = {  # oc: 0.1 is best, 1.0 clearly worse, 0.01 within noise; cy: 1.0 best, 0.1 a little worse
+        ("oc", 0.01): shifted(-0.001, noise), ("oc", 0.1): shifted(0.0, [0.0] * 5), ("oc", 1.0): shifted(-0.06, noise),
+        ("cy", 0.1): shifted(-0.002, noise), ("cy", 1.0): shifted(0.01, [0.001, 0.0, -0.001, 0.002, 0.0]),
+    }  # fmt: skip
+    groups = {f"{b}@{p:g}": [run(b, p, s, a) for s, a in v.items()] for (b, p), v in accs.items()}
+    comps = {c.schedule: c for c in peak_comparisons(groups)}
+    assert set(comps) == {"oc@0.01", "oc@1", "cy@0.1"}  # each schedule's best peak is the reference, not compared
+    assert {c.baseline for c in comps.values()} == {"oc@0.1", "cy@1"}
+    assert comps["oc@1"].verdict == "worse" and comps["oc@1"].diff_mean == pytest.approx(-0.06, abs=1e-3)
+    assert comps["oc@0.01"].verdict == "no clear difference"
+    assert comps["oc@1"].holm_m == 2 and comps["cy@0.1"].holm_m == 1  # Holm within each schedule
+    plain = {"a": [run("a", None, s, 0.8) for s in range(3)], "b": [run("b", None, s, 0.7) for s in range(3)]}
+    assert peak_comparisons(plain) == []

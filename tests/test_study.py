@@ -79,6 +79,7 @@ def test_comparisons_csv_holds_the_reports_statistics(study):
     runs = load_runs([out])
     comps = comparisons(by_name(runs, list(cfg.schedules)), "standard")
     assert [r["schedule"] for r in rows] == list(cfg.schedules)[1:] and {r["baseline"] for r in rows} == {"standard"}
+    assert not (out / "peaks.csv").exists()  # no LR axis: no peaks to compare
     for row, c in zip(rows, comps, strict=True):
         assert int(row["n"]) == c.n == 2 and row["verdict"] == c.verdict
         for key in ("diff_mean", "p_ttest", "p_holm", "seeds_needed"):  # an empty cell: missing (nan)
@@ -482,6 +483,11 @@ def test_lr_axis_and_divergence(tmp_path):
     assert both_gone["n"] == "0" and both_gone["verdict"] == "no pairs"
     assert both_gone["p_ttest"] == both_gone["p_wilcoxon"] == both_gone["p_holm"] == both_gone["diff_mean"] == ""
     assert "| onecycle@10000 | — | — | 0 | — | — | — | no pairs | — |" in md and "No pairs for onecycle@10000" in md
+    # each schedule's peaks against its best one: the diverged peak has no pairs there either
+    peaks = {r["schedule"]: r for r in read_csv(tmp_path / "peaks.csv")}
+    assert set(peaks) == {"standard@10000", "onecycle@10000"}
+    assert peaks["onecycle@10000"]["baseline"] == "onecycle@0.05" and peaks["onecycle@10000"]["verdict"] == "no pairs"
+    assert "## Peak LR within each schedule" in md and "| standard@10000 | standard@0.05 |" in md
     assert "no pairs" in (tmp_path / "report.html").read_text()
     assert any(
         ln.startswith("| onecycle@10000 |") and ln.endswith("| no pairs |") for ln in "\n".join(lines).splitlines()

@@ -258,7 +258,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from lrlab import store
-    from lrlab.report import build_report
+    from lrlab.report import build_report, written
 
     dirs = [Path(d) for d in args.dirs]
     out = Path(args.out) if args.out else dirs[0]
@@ -266,7 +266,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     with store.FolderLock(out) if out.is_dir() else contextlib.nullcontext():
         built = build_report(out, dirs, baseline=args.baseline)
     print(built.console)
-    print(f"wrote {out}/summary.csv, comparisons.csv, report.md, report.html, plots/")
+    print(f"wrote {out}/{written(out)}")
     return 0
 
 

@@ -35,6 +35,7 @@ from lrlab.results import (
     load_runs,
     missing_runs,
     mixed_processes,
+    peak_comparisons,
     run_order,
     sort_runs,
     study_docs,
@@ -152,6 +153,12 @@ class Built:
     console: str  # the short form printed at the end of a study
 
 
+def written(out: Path) -> str:
+    """The report's files, as the line that ends a study or `lrlab report` names them."""
+    peaks = " peaks.csv," if (out / "peaks.csv").exists() else ""
+    return f"summary.csv, comparisons.csv,{peaks} report.md, report.html, plots/"
+
+
 def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None = None) -> Built:
     """Write summary.csv, comparisons.csv, plots/, report.md and report.html into `out` from the run
     folders of `dirs` (default: `out` itself)."""
@@ -183,6 +190,10 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     comps = comparisons(groups, baseline)
     comp_rows = [{**asdict(c), "metric": "accuracy"} for c in comps]
     store.write_csv(out / "comparisons.csv", comp_rows, COMPARISON_COLUMNS)
+    peak_comps = peak_comparisons(groups)
+    if peak_comps:
+        peak_rows = [{**asdict(c), "metric": "accuracy"} for c in peak_comps]
+        store.write_csv(out / "peaks.csv", peak_rows, COMPARISON_COLUMNS)
     accuracy = {n: {r.seed: r.metric("accuracy") for r in rs} for n, rs in groups.items()}
     ranks = stats.rank_with_ties(
         accuracy, ALPHA, TEST, separated=[(c.schedule, c.baseline) for c in comps if c.decided]
@@ -228,10 +239,11 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
                                                   ("note", mixed_processes(runs)),
                                                   ("learned nothing", at_chance(runs)),
                                                   ("note", _ranked_on(accuracy))) if text]  # fmt: skip
-    doc = _document(cfg, runs, table, comps, ranks, dyn, baseline, stand_in, best, target, sweep, dirs, absent, notes)
+    doc = _document(cfg, runs, table, comps, ranks, dyn, baseline, stand_in, best, target, sweep, dirs, absent, notes,
+                    peak_comps)  # fmt: skip
     store.write_text(out / "report.md", doc.markdown())
     store.write_text(out / "report.html", doc.html(out, f"lrlab study: {cfg['name']}"))
-    console = _console(cfg, runs, table, comps, ranks, baseline, stand_in, absent, notes)
+    console = _console(cfg, runs, table, comps, ranks, baseline, stand_in, absent, notes, peak_comps)
     return Built(table, comps, console)
 
 
@@ -285,6 +297,18 @@ def _significance_rows(comps: list[stats.Comparison]) -> list[list[str]]:
     ]  # fmt: skip
 
 
+def _no_spread_note(comps: list[stats.Comparison]) -> str:
+    """The † sentence for comparisons where every seed moved by the same amount, or an empty string."""
+    same = [c.schedule for c in comps if c.no_spread]
+    if not same:
+        return ""
+    return (
+        f" † {', '.join(same)}: every seed moved by the same amount, so the t-test has no spread to measure (its "
+        "interval would have no width and p would be 0, as if the difference were certain): no interval is shown, "
+        "and the t-test's column shows the sign test's p instead."
+    )
+
+
 def _interval(c: stats.Comparison) -> str:
     """The interval cell; where every seed moved by the same amount, its zero width would read as certainty about
     the difference, when it only means that two or three seeds happened to agree: marked † instead."""
@@ -303,6 +327,7 @@ def _document(
     cfg: dict[str, Any], runs: list[Run], table: list[dict[str, Any]], comps: list[stats.Comparison],
     ranks: dict[str, int], dyn: list[dict[str, Any]], baseline: str, stand_in: str | None, best: list[str],
     target: float, sweep: bool, dirs: list[Path], absent: list[str], notes: list[tuple[str, str]],
+    peak_comps: list[stats.Comparison],
 ) -> Doc:  # fmt: skip
     rc = runs[0].config
     data, model, m, t = rc["data"], rc.get("model", {}), cfg["model"], cfg["train"]
@@ -344,14 +369,7 @@ def _document(
             if m
             else "no interval or p-values: they need at least two seeds where both runs finished."
         )
-        same = [c.schedule for c in comps if c.no_spread]
-        sign = (
-            f" † {', '.join(same)}: every seed moved by the same amount, so the t-test has no spread to measure "
-            "(its interval would have no width and p would be 0, as if the difference were certain): no interval "
-            "is shown, and the t-test's column shows the sign test's p instead."
-            if same
-            else ""
-        )
+        sign = _no_spread_note(comps)
         gone = [c.schedule for c in comps if c.n == 0]
         unpaired = (
             f" No pairs for {', '.join(gone)}: on no seed did both it and its baseline finish, so there is no "
@@ -367,6 +385,20 @@ def _document(
         doc.table(
             ["schedule", "Δ accuracy", f"{LEVEL:.0%} interval", "pairs", "p (t-test)", "p (Wilcoxon)", "p (Holm)",
              "verdict", "seeds to plan"], _significance_rows(comps))  # fmt: skip
+    if peak_comps:
+        doc.h(2, "Peak LR within each schedule")
+        doc.p(
+            "Which peak LR suits each schedule: each of its peaks against its peak with the highest mean test "
+            "accuracy (over the seeds all its peaks finished), paired by seed, the t-test's p Holm-adjusted within "
+            f"the schedule, the verdict at α = {ALPHA}: **worse** where the seeds tell that peak from the best one. "
+            "The comparisons against the baseline, one peak at a time, do not answer this."
+            + _no_spread_note(peak_comps)
+        )
+        doc.table(
+            ["peak", "best peak", "Δ accuracy", f"{LEVEL:.0%} interval", "pairs", "p (t-test)", "p (Wilcoxon)",
+             "p (Holm)", "verdict", "seeds to plan"],
+            [[c.schedule, c.baseline, *row[1:]] for c, row in zip(peak_comps, _significance_rows(peak_comps),
+                                                                    strict=True)])  # fmt: skip
     if best:
         # rank 1 beside the top: not told apart from it (in the table's order)
         alike = [n for n in (row["schedule"] for row in table) if ranks.get(n) == 1 and n not in best]
@@ -468,6 +500,7 @@ def _diverged(r: Run) -> str:
 def _console(
     cfg: dict[str, Any], runs: list[Run], table: list[dict[str, Any]], comps: list[stats.Comparison],
     ranks: dict[str, int], baseline: str, stand_in: str | None, absent: list[str], notes: list[tuple[str, str]],
+    peak_comps: list[stats.Comparison],
 ) -> str:  # fmt: skip
     rc = runs[0].config["data"]
     n = len({r.seed for r in runs})
@@ -481,4 +514,14 @@ def _console(
     warning = f"\nwarning: {_absent_warning(absent)}" if absent else ""
     note = f"\nnote: {stand_in}" if stand_in and comps else ""
     note += "".join(f"\n{label}: {text}" for label, text in notes)
+    for best in dict.fromkeys(c.baseline for c in peak_comps if c.n > 1):  # (one seed: nothing was tested)
+        told = (
+            "; ".join(
+                f"{verdict} than it: {_and(names)}"
+                for verdict in ("worse", "better")  # (better: over more seeds than the mean it was picked by)
+                if (names := [c.schedule for c in peak_comps if c.baseline == best and c.verdict == verdict])
+            )
+            or "no other peak is told apart from it"
+        )
+        note += f"\npeak LR: {best} has its schedule's highest mean; {told}"
     return "\n".join(lines) + "\n" + doc.markdown().rstrip() + note + warning

@@ -422,7 +422,7 @@ def run_study(
     echo("")
     echo(built.console)
     echo("")
-    files = "summary.csv, comparisons.csv, report.md, report.html, plots/"
+    files = report.written(out)
     echo(f"wrote {out}/{files} in {time.perf_counter() - t0:.1f} s")
     sys.stdout.flush()
     return built.table
