@@ -15,6 +15,7 @@ from lrlab.stats import (
     Comparison,
     Summary,
     compare,
+    compare_to_best,
     describe_method,
     differences,
     holm,
@@ -363,6 +364,14 @@ def test_peak_comparisons_ask_which_peak_suits_each_schedule():
     assert {c.baseline for c in comps.values()} == {"oc@0.1", "cy@1"}
     assert comps["oc@1"].verdict == "worse" and comps["oc@1"].diff_mean == pytest.approx(-0.06, abs=1e-3)
     assert comps["oc@0.01"].verdict == "no clear difference"
-    assert comps["oc@1"].holm_m == 2 and comps["cy@0.1"].holm_m == 1  # Holm within each schedule
+    # Holm over every pair of a schedule's peaks (3 for oc's three), not only those against the best one, which
+    # these same seeds picked; within each schedule
+    assert comps["oc@1"].holm_m == 3 and comps["cy@0.1"].holm_m == 1
+    pairs = [(0.01, 0.1), (0.01, 1.0), (0.1, 1.0)]
+    pair_ps = [compare({"p": accs[("oc", x)], "q": accs[("oc", y)]}, "q")[0].p_ttest for x, y in pairs]
+    assert comps["oc@0.01"].p_holm == pytest.approx(holm(pair_ps)[0])
+    # with two entries, against the best is the one comparison there is: as compare gives it
+    two = {"a": accs[("cy", 0.1)], "b": accs[("cy", 1.0)]}
+    assert compare_to_best(two) == compare(two, "b")
     plain = {"a": [run("a", None, s, 0.8) for s in range(3)], "b": [run("b", None, s, 0.7) for s in range(3)]}
     assert peak_comparisons(plain) == []

@@ -492,6 +492,7 @@ def test_lr_axis_and_divergence(tmp_path):
     assert any(
         ln.startswith("| onecycle@10000 |") and ln.endswith("| no pairs |") for ln in "\n".join(lines).splitlines()
     )
+    assert not any(ln.startswith("peak LR:") for ln in lines)  # nothing was tested, so no peak is named best
     gone = tmp_path / "runs" / "standard@10000" / "seed-0" / "result.json"
     strict = json.loads(gone.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in {gone}"))
     assert strict["diverged"]["step"] <= 10 and strict["best_epoch"] is None is strict["best_val_accuracy"]
@@ -505,6 +506,41 @@ def test_lr_axis_and_divergence(tmp_path):
     os.umask(umask)
     assert stat.S_IMODE(gone.stat().st_mode) == 0o666 & ~umask  # readable like any new file, not private
     assert (tmp_path / "plots" / "lr_sensitivity.png").stat().st_size > 5000
+
+
+def test_a_peak_told_apart_from_its_schedules_best_is_ranked_and_named(tmp_path, capsys):
+    """A copy of an LR-axis study's finished peak, given a clearly higher accuracy as another peak, is that
+    schedule's best: the lower peak is worse than it in peaks.csv, in the ranks (no "rank 1 too" beside a peak
+    found worse) and in the closing line; without a second peak the report leaves peaks.csv out, and removes an
+    earlier one."""
+    cfg = config.load(None, {**QUICK, "out": str(tmp_path / "s"), "peak_lrs": [0.05], "seeds": 2, "baseline": None})
+    from lrlab.study import select_schedules
+
+    select_schedules(cfg, ["standard"])
+    run_study(cfg, progress=False, echo=lambda s: None)
+    runs = tmp_path / "s" / "runs"
+    assert not (tmp_path / "s" / "peaks.csv").exists()
+    shutil.copytree(runs / "standard@0.05", runs / "standard@0.1")
+    for seed, gain in ((0, 0.1), (1, 0.101)):
+        folder = runs / "standard@0.1" / f"seed-{seed}"
+        result = json.loads((folder / "result.json").read_text())
+        result.update(schedule="standard@0.1")
+        result["test"]["accuracy"] = min(result["test"]["accuracy"] + gain, 1.0)
+        (folder / "result.json").write_text(json.dumps(result))
+        conf = json.loads((folder / "config.json").read_text())
+        conf.update(peak_lr_axis=0.1)
+        (folder / "config.json").write_text(json.dumps(conf))
+    assert main(["report", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    (row,) = read_csv(tmp_path / "s" / "peaks.csv")
+    assert row["schedule"] == "standard@0.05" and row["baseline"] == "standard@0.1" and row["verdict"] == "worse"
+    assert "peak LR: standard@0.1 has its schedule's highest mean" in out and "worse than it: standard@0.05" in out
+    assert "peaks.csv" in out.splitlines()[-1]
+    ranks = {ln.split("|")[1].strip(): ln.split("|")[7].strip() for ln in out.splitlines() if ln.startswith("| st")}
+    assert ranks == {"standard@0.05": "2", "standard@0.1": "1"}
+    shutil.rmtree(runs / "standard@0.1")
+    assert main(["report", str(tmp_path / "s")]) == 0
+    assert "peaks.csv" not in capsys.readouterr().out and not (tmp_path / "s" / "peaks.csv").exists()
 
 
 def test_tensorboard_events(tmp_path):

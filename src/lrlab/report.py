@@ -194,9 +194,11 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     if peak_comps:
         peak_rows = [{**asdict(c), "metric": "accuracy"} for c in peak_comps]
         store.write_csv(out / "peaks.csv", peak_rows, COMPARISON_COLUMNS)
+    else:  # not one of an earlier report of this folder, whose runs or folders differed
+        (out / "peaks.csv").unlink(missing_ok=True)
     accuracy = {n: {r.seed: r.metric("accuracy") for r in rs} for n, rs in groups.items()}
     ranks = stats.rank_with_ties(
-        accuracy, ALPHA, TEST, separated=[(c.schedule, c.baseline) for c in comps if c.decided]
+        accuracy, ALPHA, TEST, separated=[(c.schedule, c.baseline) for c in comps + peak_comps if c.decided]
     )
     ranking_mean = stats.ranking_means(accuracy)  # (over the seeds every schedule finished, where some have others)
     best_val = max((float(r.result["best_val_accuracy"]) for r in runs if r.ok), default=math.nan)
@@ -387,11 +389,19 @@ def _document(
              "verdict", "seeds to plan"], _significance_rows(comps))  # fmt: skip
     if peak_comps:
         doc.h(2, "Peak LR within each schedule")
+        tested = any(c.holm_m for c in peak_comps)
         doc.p(
             "Which peak LR suits each schedule: each of its peaks against its peak with the highest mean test "
-            "accuracy (over the seeds all its peaks finished), paired by seed, the t-test's p Holm-adjusted within "
-            f"the schedule, the verdict at α = {ALPHA}: **worse** where the seeds tell that peak from the best one. "
-            "The comparisons against the baseline, one peak at a time, do not answer this."
+            "accuracy (over the seeds all its peaks finished), paired by seed over the seeds both finished. "
+            + (
+                "These same seeds picked the best peak, so the t-test's p is Holm-adjusted over every pair of the "
+                f"schedule's peaks, not only the pairs shown; the verdict at α = {ALPHA}: **worse** where the seeds "
+                "tell that peak from the best one (**better**, rarely, where over more seeds than the best was picked "
+                "by another peak came out ahead). No correction is made across schedules. "
+                if tested
+                else "No p-values: they need at least two seeds where both runs finished. "
+            )
+            + "The comparisons against the baseline, one peak at a time, do not answer this."
             + _no_spread_note(peak_comps)
         )
         doc.table(
@@ -523,5 +533,5 @@ def _console(
             )
             or "no other peak is told apart from it"
         )
-        note += f"\npeak LR: {best} has its schedule's highest mean; {told}"
+        note += f"\npeak LR: {best} has its schedule's highest mean (over the seeds all its peaks finished); {told}"
     return "\n".join(lines) + "\n" + doc.markdown().rstrip() + note + warning

@@ -331,19 +331,14 @@ def comparisons(groups: dict[str, list[Run]], baseline: str, metric: str = "accu
 def peak_comparisons(groups: dict[str, list[Run]], metric: str = "accuracy") -> list[stats.Comparison]:
     """On an LR axis, which peak LR suits each schedule: every peak of a schedule with two or more against its
     peak of the highest mean (over the seeds all its peaks finished, as ranks are), paired by seed, Holm-adjusted
-    within the schedule. The comparisons against the baseline, made at one peak at a time, do not answer it.
-    Empty without an LR axis."""
+    over all pairs of the schedule's peaks (stats.compare_to_best). The comparisons against the baseline, made
+    at one peak at a time, do not answer it. Empty without an LR axis."""
     by_base: dict[str, dict[str, dict[int, float]]] = {}
     for name, rs in groups.items():
         if rs[0].config.get("peak_lr_axis") is not None:
             base = rs[0].config.get("base_schedule", name)
             by_base.setdefault(base, {})[name] = {r.seed: r.metric(metric) for r in rs}
-    out = []
-    for peaks in by_base.values():
-        means = stats.ranking_means(peaks)
-        if len(peaks) > 1 and means:
-            out += stats.compare(peaks, max(means, key=means.__getitem__), test=TEST, alpha=ALPHA, level=LEVEL)
-    return out
+    return [c for peaks in by_base.values() for c in stats.compare_to_best(peaks, TEST, ALPHA, LEVEL)]
 
 
 def absent_classes(runs: list[Run]) -> list[str]:

@@ -212,6 +212,36 @@ def compare(
     _check(test, level, alpha)
     if baseline not in results:
         raise ValueError(f"unknown baseline {baseline!r}; schedules are: {', '.join(map(str, results))}")
+    rows = _against(results, baseline, level)
+    raw = [r[5] if test == "t-test" else r[6] for r in rows]
+    m = sum(not math.isnan(p) for p in raw)  # holm's m: comparisons without a p-value are not counted
+    return _assembled(rows, holm(raw), m, baseline, test, alpha)
+
+
+def compare_to_best(
+    results: Mapping[str, Mapping[int, float]], test: str = "t-test", alpha: float = 0.05, level: float = 0.95
+) -> list[Comparison]:
+    """Every entry against the one with the highest mean (ranking_means), paired by seed, as `compare` does. The
+    best was picked by these same seeds, which favours it when there are more than two entries; so the p-values
+    are Holm-adjusted over every pair among the entries (k(k−1)/2 of them), a family whose error rate holds
+    whichever pairs are shown. [] with fewer than two entries or none with a finite value."""
+    _check(test, level, alpha)
+    means = ranking_means(results)
+    if len(results) < 2 or not means:
+        return []
+    best = max(means, key=means.__getitem__)
+    column = 0 if test == "t-test" else 1
+    pairs = list(itertools.combinations(results, 2))
+    raw = [_pvalues(*paired(results[a], results[b]))[column] for a, b in pairs]  # two-sided: either order
+    adjusted = dict(zip(pairs, holm(raw), strict=True))
+    rows = _against(results, best, level)
+    mine = [adjusted.get((r[0], best), adjusted.get((best, r[0]), NAN)) for r in rows]
+    return _assembled(rows, mine, sum(not math.isnan(p) for p in raw), best, test, alpha)
+
+
+def _against(results: Mapping[str, Mapping[int, float]], baseline: str, level: float) -> list[tuple]:
+    """Per entry other than `baseline`: name, pairs, mean difference, its interval, t-test and Wilcoxon p, and the
+    differences."""
     rows = []
     for name, values in results.items():
         if name == baseline:
@@ -220,9 +250,13 @@ def compare(
         d = differences(x, y)
         low, high = t_interval(d, level)
         rows.append((name, len(d), float(d.mean()) if d.size else NAN, low, high, *_pvalues(x, y), d))
-    raw = [r[5] if test == "t-test" else r[6] for r in rows]
-    adjusted = holm(raw)
-    m = sum(not math.isnan(p) for p in raw)  # holm's m: comparisons without a p-value are not counted
+    return rows
+
+
+def _assembled(
+    rows: list[tuple], adjusted: Sequence[float], m: int, baseline: str, test: str, alpha: float
+) -> list[Comparison]:
+    """Comparisons from `_against`'s rows and their adjusted p-values, Holm over `m` comparisons."""
     return [
         Comparison(name, baseline, n, dm, lo, hi, pt, pw, ph, m, _test_used(test, n, lo, hi),
                    _verdict(n, dm, ph, alpha), seeds_for_power(d, alpha / max(m, 1)))
