@@ -188,12 +188,10 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     cfg = docs[0]["config"] if docs else runs[0].config["config"]
     baseline, stand_in = _baseline(baseline, cfg, groups, order)
     comps = comparisons(groups, baseline)
-    comp_rows = [{**asdict(c), "metric": "accuracy"} for c in comps]
-    store.write_csv(out / "comparisons.csv", comp_rows, COMPARISON_COLUMNS)
+    store.write_csv(out / "comparisons.csv", _csv_rows(comps), COMPARISON_COLUMNS)
     peak_comps = peak_comparisons(groups)
     if peak_comps:
-        peak_rows = [{**asdict(c), "metric": "accuracy"} for c in peak_comps]
-        store.write_csv(out / "peaks.csv", peak_rows, COMPARISON_COLUMNS)
+        store.write_csv(out / "peaks.csv", _csv_rows(peak_comps), COMPARISON_COLUMNS)
     else:  # not one of an earlier report of this folder, whose runs or folders differed
         (out / "peaks.csv").unlink(missing_ok=True)
     accuracy = {n: {r.seed: r.metric("accuracy") for r in rs} for n, rs in groups.items()}
@@ -247,6 +245,11 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     store.write_text(out / "report.html", doc.html(out, f"lrlab study: {cfg['name']}"))
     console = _console(cfg, runs, table, comps, ranks, baseline, stand_in, absent, notes, peak_comps)
     return Built(table, comps, console)
+
+
+def _csv_rows(comps: list[stats.Comparison]) -> list[dict[str, Any]]:
+    """Comparisons of test accuracy as rows of comparisons.csv or peaks.csv."""
+    return [{**asdict(c), "metric": "accuracy"} for c in comps]
 
 
 def _baseline(

@@ -213,7 +213,7 @@ def compare(
     if baseline not in results:
         raise ValueError(f"unknown baseline {baseline!r}; schedules are: {', '.join(map(str, results))}")
     rows = _against(results, baseline, level)
-    raw = [r[5] if test == "t-test" else r[6] for r in rows]
+    raw = [_of(test, r[5:7]) for r in rows]
     m = sum(not math.isnan(p) for p in raw)  # holm's m: comparisons without a p-value are not counted
     return _assembled(rows, holm(raw), m, baseline, test, alpha)
 
@@ -230,13 +230,17 @@ def compare_to_best(
     if len(results) < 2 or not means:
         return []
     best = max(means, key=means.__getitem__)
-    column = 0 if test == "t-test" else 1
     pairs = list(itertools.combinations(results, 2))
-    raw = [_pvalues(*paired(results[a], results[b]))[column] for a, b in pairs]  # two-sided: either order
+    raw = [_of(test, _pvalues(*paired(results[a], results[b]))) for a, b in pairs]  # two-sided: either order
     adjusted = dict(zip(pairs, holm(raw), strict=True))
     rows = _against(results, best, level)
     mine = [adjusted.get((r[0], best), adjusted.get((best, r[0]), NAN)) for r in rows]
     return _assembled(rows, mine, sum(not math.isnan(p) for p in raw), best, test, alpha)
+
+
+def _of(test: str, pvalues: Sequence[float]) -> float:
+    """`test`'s p-value of a (t-test, Wilcoxon) pair, as _pvalues gives them."""
+    return pvalues[0] if test == "t-test" else pvalues[1]
 
 
 def _against(results: Mapping[str, Mapping[int, float]], baseline: str, level: float) -> list[tuple]:
@@ -296,7 +300,7 @@ def rank_with_ties(
     alive = sorted(key, key=lambda s: -key[s])
     dead = [s for s in results if s not in key]
     raw = [_pvalues(*paired(results[lo], results[hi])) for hi, lo in itertools.pairwise(alive)]
-    adjusted = holm([p[0] if test == "t-test" else p[1] for p in raw])
+    adjusted = holm([_of(test, p) for p in raw])
     apart = {frozenset(pair) for pair in separated}
     ranks: dict[str, int] = {}
     for i, name in enumerate(alive):
