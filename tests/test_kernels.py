@@ -99,6 +99,15 @@ def test_googlenet_with_triton_pools_trains_as_with_aten_s():
         pooled(a).backward()
         (F.max_pool2d(b, 3, 1, 1, ceil_mode=True) * w).sum().backward()
         assert torch.equal(a.grad, b.grad)
+        # evaluation, compiled: the graph holds the op that stores no offsets, and gives ATen's values
+        graphs = []
+        def keep(gm, example_inputs):
+            graphs.append(str(gm.graph))
+            return gm.forward
+        with torch.no_grad():
+            got = torch.compile(pool, backend=keep, fullgraph=True)(a)
+        assert torch.equal(got, F.max_pool2d(b, 3, 1, 1, ceil_mode=True))
+        assert "max_pool2d_nhwc_inference" in graphs[0] and "max_pool2d_nhwc." not in graphs[0], graphs
         print("ok compiled")
     """)
     assert out.split() == ["ok", "cifar", "ok", "imagenet", "ok", "compiled"]

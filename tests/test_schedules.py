@@ -264,6 +264,11 @@ def test_settings_that_do_nothing_in_this_run_are_noted():
     assert notes({"type": "cyclic", "base_lr": 0.1, "max_lr": 0.1, "up_epochs": 2}) == (
         "base_lr equals max_lr (0.1): the LR does not cycle; it is constant",
     )
+    flat = {"type": "cyclic", "base_lr": 0.1, "max_lr": 0.1, "up_epochs": 2, "cycle_momentum": True}
+    assert notes(flat) == (
+        "base_lr equals max_lr (0.1): the LR does not cycle; it is constant; the momentum still cycles",
+    )
+    assert notes({**flat, "base_momentum": 0.9, "max_momentum": 0.9})[0].endswith("it is constant")
     # milestones that fall on one step: one drop by gamma², not two drops
     assert notes({"type": "multistep", "lr": 0.1, "milestones_epochs": [3, 6, 3]}) == (
         "milestones_epochs 3, 3 all take effect at step 30: one drop there by gamma^2 = 0.01",

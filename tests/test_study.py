@@ -9,6 +9,7 @@ import math
 import os
 import shutil
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -508,39 +509,79 @@ def test_lr_axis_and_divergence(tmp_path):
     assert (tmp_path / "plots" / "lr_sensitivity.png").stat().st_size > 5000
 
 
-def test_a_peak_told_apart_from_its_schedules_best_is_ranked_and_named(tmp_path, capsys):
-    """A copy of an LR-axis study's finished peak, given a clearly higher accuracy as another peak, is that
-    schedule's best: the lower peak is worse than it in peaks.csv, in the ranks (no "rank 1 too" beside a peak
-    found worse) and in the closing line; without a second peak the report leaves peaks.csv out, and removes an
-    earlier one."""
+def _axis_study(tmp_path) -> Path:
+    """A finished LR-axis study of one schedule at one peak (standard@0.05), two seeds; its run folders."""
     cfg = config.load(None, {**QUICK, "out": str(tmp_path / "s"), "peak_lrs": [0.05], "seeds": 2, "baseline": None})
     from lrlab.study import select_schedules
 
     select_schedules(cfg, ["standard"])
     run_study(cfg, progress=False, echo=lambda s: None)
-    runs = tmp_path / "s" / "runs"
-    assert not (tmp_path / "s" / "peaks.csv").exists()
-    shutil.copytree(runs / "standard@0.05", runs / "standard@0.1")
-    for seed, gain in ((0, 0.1), (1, 0.101)):
-        folder = runs / "standard@0.1" / f"seed-{seed}"
+    return tmp_path / "s" / "runs"
+
+
+def _set_peak(runs: Path, peak: float, accuracies: tuple[float | None, ...]) -> None:
+    """standard@<peak> as a copy of standard@0.05 whose seed i has test accuracy accuracies[i] (None: diverged)."""
+    name = f"standard@{peak:g}"
+    if not (runs / name).exists():
+        shutil.copytree(runs / "standard@0.05", runs / name)
+    for seed, acc in enumerate(accuracies):
+        folder = runs / name / f"seed-{seed}"
         result = json.loads((folder / "result.json").read_text())
-        result.update(schedule="standard@0.1")
-        result["test"]["accuracy"] = min(result["test"]["accuracy"] + gain, 1.0)
+        result.update(schedule=name)
+        if acc is None:
+            result.update(status="diverged", diverged={"step": 3, "lr": peak})
+        else:
+            result["test"]["accuracy"] = acc
         (folder / "result.json").write_text(json.dumps(result))
         conf = json.loads((folder / "config.json").read_text())
-        conf.update(peak_lr_axis=0.1)
+        conf.update(peak_lr_axis=peak)
         (folder / "config.json").write_text(json.dumps(conf))
+
+
+def _ranks(out: str) -> dict[str, str]:
+    return {ln.split("|")[1].strip(): ln.split("|")[7].strip() for ln in out.splitlines() if ln.startswith("| st")}
+
+
+def test_a_peak_told_apart_from_its_schedules_best_is_ranked_and_named(tmp_path, capsys):
+    """A copy of an LR-axis study's finished peak, given a clearly higher accuracy as another peak, is that
+    schedule's best: the lower peak is worse than it in peaks.csv, in the ranks (no "rank 1 too" beside a peak
+    found worse) and in the closing line; without a second peak the report leaves peaks.csv out, and removes an
+    earlier one."""
+    runs = _axis_study(tmp_path)
+    assert not (tmp_path / "s" / "peaks.csv").exists()
+    low = [json.loads((runs / "standard@0.05" / f"seed-{i}" / "result.json").read_text())["test"]["accuracy"]
+           for i in (0, 1)]  # fmt: skip
+    _set_peak(runs, 0.1, (low[0] + 0.1, low[1] + 0.101))
     assert main(["report", str(tmp_path / "s")]) == 0
     out = capsys.readouterr().out
     (row,) = read_csv(tmp_path / "s" / "peaks.csv")
     assert row["schedule"] == "standard@0.05" and row["baseline"] == "standard@0.1" and row["verdict"] == "worse"
     assert "peak LR: standard@0.1 has its schedule's highest mean" in out and "worse than it: standard@0.05" in out
+    assert "not compared" not in out
     assert "peaks.csv" in out.splitlines()[-1]
-    ranks = {ln.split("|")[1].strip(): ln.split("|")[7].strip() for ln in out.splitlines() if ln.startswith("| st")}
-    assert ranks == {"standard@0.05": "2", "standard@0.1": "1"}
+    assert _ranks(out) == {"standard@0.05": "2", "standard@0.1": "1"}
     shutil.rmtree(runs / "standard@0.1")
     assert main(["report", str(tmp_path / "s")]) == 0
     assert "peaks.csv" not in capsys.readouterr().out and not (tmp_path / "s" / "peaks.csv").exists()
+
+
+def test_ranks_keep_apart_peaks_that_only_the_peak_comparison_tells_apart(tmp_path, capsys):
+    """Three peaks A > B > C where neither neighbour pair differs clearly (so the neighbour tests alone would
+    chain all three into rank 1) but C is clearly below A: C must not share A's rank. A fourth peak that
+    diverged on every seed has no pairs, and the closing line says it was not compared."""
+    runs = _axis_study(tmp_path)
+    _set_peak(runs, 0.05, (0.50, 0.60))  # C
+    _set_peak(runs, 0.2, (0.55, 0.69))  # B: B - C = (0.05, 0.09), A - B = (0.05, 0.011)
+    _set_peak(runs, 0.1, (0.60, 0.701))  # A: A - C = (0.10, 0.101), nearly constant
+    _set_peak(runs, 9.0, (None, None))
+    assert main(["report", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    verdicts = {r["schedule"]: r["verdict"] for r in read_csv(tmp_path / "s" / "peaks.csv")}
+    assert verdicts == {"standard@0.05": "worse", "standard@0.2": "no clear difference", "standard@9": "no pairs"}
+    assert _ranks(out) == {"standard@0.1": "1", "standard@0.2": "1", "standard@0.05": "3", "standard@9": "4"}
+    line = next(ln for ln in out.splitlines() if ln.startswith("peak LR:"))
+    assert line.startswith("peak LR: standard@0.1 has") and "worse than it: standard@0.05" in line
+    assert line.endswith("not compared (no seed where both finished): standard@9")
 
 
 def test_tensorboard_events(tmp_path):

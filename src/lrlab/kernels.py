@@ -136,6 +136,19 @@ def _fake_forward(x, kernel, stride, padding, ceil_mode):
     return _empty_nhwc(n, c, oh, ow, x), _empty_nhwc(n, c, oh, ow, x, torch.int8)
 
 
+@torch.library.custom_op("lrlab::max_pool2d_nhwc_inference", mutates_args=())
+def max_pool2d_inference(
+    x: Tensor, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int], ceil_mode: bool
+) -> Tensor:
+    """The max pool of NHWC `x` alone, no offsets stored (no gradient will be asked for)."""
+    return _launch_forward(x, kernel, stride, padding, ceil_mode, False)[0]
+
+
+@max_pool2d_inference.register_fake
+def _fake_inference(x, kernel, stride, padding, ceil_mode):
+    return _empty_nhwc(*_out_shape(x, kernel, stride, padding, ceil_mode), x)
+
+
 @torch.library.custom_op("lrlab::max_pool2d_nhwc_backward", mutates_args=())
 def max_pool2d_backward(
     grad: Tensor, offsets: Tensor, input_hw: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
@@ -181,9 +194,9 @@ def max_pool2d(
     x: Tensor, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int], ceil_mode: bool = False
 ) -> Tensor:
     """F.max_pool2d(x, kernel, stride, padding, ceil_mode=ceil_mode) by these kernels; `x` must be NHWC in
-    memory (see `supported`). Without autograd, and outside torch.compile (which sees the custom op only),
-    the forward stores no offsets."""
+    memory (see `supported`). Where no gradient can be asked for (evaluation, compiled or not), the forward
+    stores no offsets."""
     args = (list(kernel), list(stride), list(padding), bool(ceil_mode))
-    if (torch.is_grad_enabled() and x.requires_grad) or torch.compiler.is_compiling():
+    if torch.is_grad_enabled() and x.requires_grad:
         return max_pool2d_with_offsets(x, *args)[0]
-    return _launch_forward(x, *args, store_offsets=False)[0]
+    return max_pool2d_inference(x, *args)

@@ -536,5 +536,7 @@ def _console(
             )
             or "no other peak is told apart from it"
         )
+        alone = [c.schedule for c in peak_comps if c.baseline == best and c.verdict == "no pairs"]
+        told += f"; not compared (no seed where both finished): {_and(alone)}" if alone else ""
         note += f"\npeak LR: {best} has its schedule's highest mean (over the seeds all its peaks finished); {told}"
     return "\n".join(lines) + "\n" + doc.markdown().rstrip() + note + warning

@@ -450,9 +450,12 @@ class Cyclic(Spec):
     def notes(self, plan: Plan) -> list[str]:
         unused = self.gamma != 1 and self.mode != "exp_range"
         flat = self.base_lr == self.max_lr
+        # the LR stands still, but torch's cycle_momentum still moves the momentum, so "constant" would mislead
+        moves = self.cycle_momentum and self.base_momentum != self.max_momentum
+        still = "; the momentum still cycles" if moves else ""
         return (
             [f"gamma = {self.gamma:g} is used by mode 'exp_range' only"] * unused
-            + [f"base_lr equals max_lr ({self.max_lr:g}): the LR does not cycle; it is constant"] * flat
+            + [f"base_lr equals max_lr ({self.max_lr:g}): the LR does not cycle; it is constant{still}"] * flat
             + self._short_rise(plan)
         )
 
