@@ -53,6 +53,8 @@ CASES = {
     "one class": (lambda t: ["--data", f"imagefolder:{tree(t / 'd', classes=('cat',))}"],
                   "d/train (cat); a classifier needs at least two"),
     "no schedules named": (lambda t: ["--schedules", ","], "--schedules: no names in ','; valid: 'standard'"),
+    "a schedule not picked": (lambda t: ["--schedules", "standard", "--set", "schedules.onecycle.max_lr=-1"],
+                              "schedules.onecycle.max_lr: a learning rate must be positive"),
     "misspelled config key": (lambda t: [toml(t / "c.toml", "[train]\nepoch = 3\n" + S + "type='constant'\nlr=0.1\n")],
                               "unknown config key 'train.epoch' (did you mean 'epochs'?)"),
     "wrong type": (lambda t: [toml(t / "c.toml", "[train]\nepochs = 'ten'\n" + S + "type='constant'\nlr=0.1\n")],
@@ -98,3 +100,17 @@ def test_output_folder_that_cannot_be_written(tmp_path, capsys):
     code = main(["study", "--limit", "100", "--epochs", "2", "--batch-size", "16", "--out", str(blocker / "out")])
     err = capsys.readouterr().err
     assert code == 2 and "cannot be written" in err and str(blocker / "out") in err
+
+
+def test_train_seed_and_empty_peak_lrs_are_refused(tmp_path, capsys):
+    out = tmp_path / "out"
+    for seed in ("-1", str(2**32)):  # the range --seeds has
+        assert main(["train", "--seed", seed, "--out", str(out)]) == 2
+        assert f"seeds: a seed must be in [0, 2**32) (numpy's seeds), got {seed}" in capsys.readouterr().err
+    for empty in (",", ""):  # not "no LR axis", which is leaving the option out
+        with pytest.raises(SystemExit) as stop:
+            main(["study", "--peak-lrs", empty, "--out", str(out)])
+        assert (
+            stop.value.code == 2 and "argument --peak-lrs: expected comma-separated numbers" in capsys.readouterr().err
+        )
+    assert not out.exists()

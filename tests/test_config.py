@@ -192,3 +192,10 @@ def test_unset_under_schedules_refuses_unknown_names():
             config.set_key(doc, typo, config.UNSET)
     config.set_key(doc, "schedules.lr0.1", config.UNSET)  # a whole schedule, dotted name and all
     assert list(doc["schedules"]) == ["b"]
+
+
+def test_a_config_with_a_byte_order_mark_reads(tmp_path):
+    """Windows editors save UTF-8 with a BOM; tomllib refuses it ("Invalid statement (at line 1, column 1)")."""
+    path = tmp_path / "c.toml"
+    path.write_bytes('\ufeff[train]\nepochs = 3\n[schedules.s]\ntype = "constant"\nlr = 0.1\n'.encode())
+    assert config.load(str(path)).train.epochs == 3

@@ -149,6 +149,32 @@ def test_test_folder_is_the_test_split(tmp_path):
     assert len(ds.train) + len(ds.val) == 30 and len(ds.val) == math.ceil(0.15 * 30)
 
 
+@pytest.mark.parametrize("with_test", [False, True])
+def test_a_val_folder_is_the_validation_split(tmp_path, with_test):
+    """An ImageFolder tree with val/ (train/val/test, or train/val as ImageNet's): val/ is the validation
+    split, none is carved from train/; under a limit it keeps its size relative to train/."""
+    root = make_tree(tmp_path / "d", n=20)
+    write_images(root / "val", classes=["cat", "dog"], n=5, seed=7)
+    if with_test:
+        write_images(root / "test", n=3, seed=8)
+    ds = load_data(cfg_for(root))
+    assert len(ds.val) == 10 and ds.val.labels.tolist() == [0] * 5 + [1] * 5
+    with_val = {img.numpy().tobytes() for img in ds.val.images}
+    val_files = {np.asarray(Image.open(f)).transpose(2, 0, 1).tobytes() for f in sorted((root / "val").rglob("*.png"))}
+    assert with_val == val_files
+    if with_test:
+        assert (len(ds.train), len(ds.test), ds.test_source) == (60, 9, "official test split")
+    else:  # test is still carved from train/, val is not
+        assert (len(ds.train), len(ds.test)) == (60 - math.ceil(0.15 * 60), math.ceil(0.15 * 60))
+    limited = load_data(cfg_for(root, limit=40))
+    train_frac = 1.0 if with_test else 0.85  # the pool's share that train gets: val/ is not drawn from it
+    assert len(limited.train) == 40 and len(limited.val) == math.ceil(40 * (10 / 60) / train_frac)
+    (root / "val" / "bird").mkdir()
+    write_images(root / "val", classes=["bird"], n=1)
+    with pytest.raises(DataError, match=r"class folder .*val/bird is not a class of train/"):
+        load_data(cfg_for(root))
+
+
 def test_limit_sizes_and_every_class_kept(tmp_path):
     root = make_tree(tmp_path / "d", n=40)
     ds = load_data(cfg_for(root, limit=30))
@@ -443,3 +469,43 @@ def test_source_digest_is_remembered_until_a_file_changes(tmp_path, monkeypatch)
     monkeypatch.setenv("XDG_CACHE_HOME", str(files[1]))
     files[1].write_bytes(b"\3" * 5)
     assert _hash(files, root) == truth()
+
+
+def test_links_a_folder_and_an_archive_would_read_differently_are_refused(tmp_path):
+    """A folder's listing follows links; one to a folder that holds it would never end (os.walk went 40 folders
+    deep, listing each image once per turn, under the wrong class). An archive stores links, not what they point
+    at: a symbolic link in it is refused (a class folder linked in would vanish), a hard link reads as its file."""
+    root = make_tree(tmp_path / "d", n=4)
+    os.symlink("..", root / "train" / "cat" / "up")
+    with pytest.raises(DataError, match=r"train/cat/up links to .*/d/train, a folder that holds it"):
+        load_data(cfg_for(root))
+    (root / "train" / "cat" / "up").unlink()
+    os.symlink(root / "train" / "dog", tmp_path / "dogs")  # a class folder linked in from elsewhere: fine here
+    (root / "train" / "dog").rename(tmp_path / "dog-real")
+    (tmp_path / "dogs").unlink()
+    os.symlink(tmp_path / "dog-real", root / "train" / "dog")
+    assert len(load_data(cfg_for(root)).classes) == 3
+    with tarfile.open(tmp_path / "d.tar.gz", "w:gz") as tar:
+        tar.add(root / "train", arcname="train")  # stores train/dog as a link
+    with pytest.raises(DataError, match=r"member train/dog is a symbolic link .*tar --dereference"):
+        load_data(cfg_for(tmp_path / "d.tar.gz"))
+    with tarfile.open(tmp_path / "h.tar.gz", "w:gz", dereference=True) as tar:  # tar -h
+        tar.add(root / "train", arcname="train")
+    assert len(load_data(cfg_for(tmp_path / "h.tar.gz")).classes) == 3
+    flat = make_tree(tmp_path / "f", n=4)
+    os.link(flat / "train" / "cat" / "000.png", flat / "train" / "cat" / "copy.png")  # a second name of a file
+    with tarfile.open(tmp_path / "l.tar.gz", "w:gz") as tar:
+        tar.add(flat / "train", arcname="train")
+        assert [m.name for m in tar.getmembers() if m.islnk()] == ["train/cat/copy.png"]
+    linked = load_data(cfg_for(tmp_path / "l.tar.gz"))
+    assert sum(map(len, splits(linked))) == 13 and torch.equal(
+        linked.train.images, load_data(cfg_for(flat)).train.images
+    )
+
+
+def test_a_file_left_out_by_the_limit_but_unreadable_is_named(tmp_path):
+    """Every file is read for the data's digest, also one the limit leaves out (and so never decodes)."""
+    root = make_tree(tmp_path / "d", n=10)
+    os.symlink(tmp_path / "nowhere.png", root / "train" / "cat" / "zz.png")
+    with pytest.raises(DataError, match=r"cannot read .*train/cat/zz.png: No such file or directory"):
+        load_data(cfg_for(root, limit=6))

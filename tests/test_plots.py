@@ -97,3 +97,16 @@ def test_lr_sensitivity_without_diverged_runs_has_no_strip(tmp_path, monkeypatch
     plots.plot_sensitivity(runs, tmp_path / "lr_sensitivity.png")
     (ax,) = figures[0].axes
     assert ax.get_xlabel() == "peak learning rate"
+
+
+def test_a_name_the_font_cannot_draw_warns_nothing(tmp_path):
+    import warnings
+
+    from lrlab.plots import new_figure, save_figure
+
+    fig, ax = new_figure((3, 2))
+    ax.set_title("猫 and 狗")  # class names in a script DejaVu Sans lacks: boxes, not two warning lines each
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        save_figure(fig, tmp_path / "cjk.png")
+    assert (tmp_path / "cjk.png").stat().st_size > 0

@@ -15,6 +15,7 @@ import pytest
 
 from lrlab import store
 from lrlab.cli import main
+from lrlab.errors import LrlabError
 
 LRLAB = Path(sys.executable).parent / "lrlab"
 CONFIG = """
@@ -161,6 +162,9 @@ def test_a_locked_folder_is_refused_with_the_holder(tmp_path, capsys):
         assert main(["report", str(out)]) == 2  # a study's report would be written over while it runs
         assert f"pid {os.getpid()}" in capsys.readouterr().err
     assert not (out / "runs").exists()
+    (out / ".lock").unlink()
+    assert main(["report", str(out)]) == 2  # a folder without runs: refused, and left without a lock file
+    assert "no finished runs" in capsys.readouterr().err and list(out.iterdir()) == []
 
 
 @pytest.mark.parametrize(
@@ -179,6 +183,13 @@ def test_changed_config_on_resume_is_refused_unless_fresh(tmp_path, capsys, chan
     # a changed schedule is no other setting (the report compares schedules): the run is of another configuration
     assert main([*args, *changed, "--set", "schedules.standard.lr=0.2"]) == 2
     assert "holds a run of a different configuration; rerun with --fresh" in capsys.readouterr().err
+    # the same, but the run stopped before its first checkpoint (an unreadable image met while streaming): it
+    # holds nothing to keep, and is replaced
+    run = tmp_path / "runs" / "standard" / "seed-0"
+    (run / "result.json").unlink()
+    assert main([*args, *changed, "--set", "schedules.standard.lr=0.2"]) == 0
+    assert "held a run of another configuration that stopped before its first epoch ended" in capsys.readouterr().out
+    assert (run / "result.json").exists()
 
 
 def test_resume_may_change_how_a_run_is_executed(tmp_path, capsys):
@@ -235,6 +246,6 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line_naming_it(tmp_path, mon
 
     monkeypatch.setattr(training.torch, "save", full)
     path = tmp_path / "checkpoint.pt"
-    with pytest.raises(training.LrlabError, match=rf"cannot write {path}: .* MiB free on its disk\)"):
+    with pytest.raises(LrlabError, match=rf"cannot write {path}: .* MiB free on its disk\)"):
         training.save_checkpoint(path, {})
     assert list(tmp_path.iterdir()) == []  # no temporary file left behind

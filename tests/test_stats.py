@@ -71,6 +71,13 @@ def test_summarize_one_and_none():
     assert isinstance(none, Summary)
 
 
+@given(st.lists(st.sampled_from([0.1, 0.2, 0.7, 1 / 3, 0.9999]), min_size=2, max_size=12))
+def test_the_interval_holds_the_mean(values):
+    s = summarize(values)
+    assert s.ci_low <= s.mean <= s.ci_high
+    assert summarize([0.1] * 3) == Summary(3, 0.1, 0.0, 0.1, 0.1)  # np.mean gives 0.10000000000000002
+
+
 def test_t_interval_small_and_bad_level():
     assert all(math.isnan(v) for v in t_interval([0.5]))
     assert t_interval([0.5, 0.5]) == (0.5, 0.5)

@@ -90,3 +90,20 @@ def test_provenance_says_when_the_code_differs_from_its_commit(tmp_path):
     (tmp_path / "code.py").write_text("x = 2\n")
     assert store.git_state(tmp_path) == (commit, True)
     assert set(store.provenance("cpu")) >= {"git_commit", "git_dirty"}
+
+
+def test_a_file_that_cannot_be_written_is_one_line_naming_it(tmp_path, monkeypatch):
+    """A full disk while writing a result file (result.json, a CSV, the report): an LrlabError naming the file
+    and the disk's free space (one line from the command line, as for a checkpoint), no temporary file left."""
+    import errno
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store.os, "fsync", full)
+    path = tmp_path / "result.json"
+    with pytest.raises(
+        LrlabError, match=rf"^cannot write {path}: No space left on device \(\d+ MiB free on its disk\)$"
+    ):
+        store.write_json(path, {"a": 1})
+    assert list(tmp_path.iterdir()) == []

@@ -18,7 +18,7 @@ from lrlab.cli import main
 from lrlab.errors import ConfigError, LrlabError
 from lrlab.metrics import ALL_METRICS
 from lrlab.report import build_report
-from lrlab.results import by_name, comparisons, load_runs
+from lrlab.results import RUN_CSVS, by_name, comparisons, load_runs
 from lrlab.study import run_study
 
 QUICK = {"data.limit": 200, "train.epochs": 2, "train.batch_size": 32, "model.width": 0.125}
@@ -300,6 +300,21 @@ def test_a_damaged_run_file_is_named_not_a_traceback(study, tmp_path, capsys):
         damaged.write_text(doc)  # JSON, but not a result: named the same way
         assert main(["report", str(tmp_path)]) == 2
         assert f"cannot read the run in {damaged.parent}: {said}" in capsys.readouterr().err
+    damaged.write_text((out / "runs" / "cyclic" / "seed-1" / "result.json").read_text())  # whole again
+    csvs = damaged.parent
+    for name, edit, said in (
+        ("epochs.csv", lambda t: t.replace("\n1,", "\nabc,", 1), "epochs.csv line 2: epoch is 'abc', not a number"),
+        ("lr.csv", lambda t: t.replace("\n0,", "\n0\n", 1), "lr.csv line 2: lr is no value"),
+        ("steps.csv", None, "steps.csv is missing"),
+    ):
+        whole = (csvs / name).read_text()
+        (csvs / name).write_text(edit(whole)) if edit else (csvs / name).unlink()
+        assert main(["report", str(tmp_path)]) == 2
+        assert f"cannot read the run in {csvs}: {said}" in capsys.readouterr().err
+        (csvs / name).write_text(whole)
+    assert main(["report", str(tmp_path)]) == 0
+    capsys.readouterr()
+    damaged.write_text("{}")
     # a study meets it before training, not after: it is neither kept nor reported
     quick = ["--limit", "200", "--epochs", "2", "--batch-size", "32", "--width", "0.125", "--seeds", "2"]
     assert main(["study", *quick, "--no-progress", "--out", str(tmp_path)]) == 2
@@ -633,6 +648,8 @@ def test_a_run_in_two_folders_is_kept_once_if_identical_and_refused_if_not(tmp_p
         doc = {"schedule": "onecycle", "seed": 0, "status": "ok", "test": test, "seconds": seconds}
         (run / "result.json").write_text(json.dumps(doc))
         (run / "config.json").write_text('{"config": {}, "plan": {}, "data": {}}')
+        for name, (columns, _) in RUN_CSVS.items():
+            (run / name).write_text(",".join(columns) + "\n")
 
     put("a", 0.9)
     put("copy", 0.9, seconds=1.2)  # the same run trained again: only its timing differs
@@ -808,3 +825,19 @@ def test_a_limit_below_the_number_of_classes_is_said(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "note: data.limit: 3 is fewer than the 10 classes; each keeps one training image, 10 in all" in out
     assert "(train 10," in out
+
+
+def test_a_folder_with_runs_on_and_off_the_lr_axis_is_reported(tmp_path):
+    """The default folder of a study is its name's: `lrlab study --peak-lrs ...`, then `lrlab study`, put runs
+    of both kinds in one folder. The report takes both (the LR-sensitivity plot, the axis runs only)."""
+    from lrlab.study import select_schedules
+
+    for peaks in ([0.05, 0.2], None):
+        cfg = config.load(None, {**QUICK, "out": str(tmp_path), "peak_lrs": peaks})
+        select_schedules(cfg, ["standard"])
+        run_study(cfg, progress=False, echo=lambda s: None)
+    rows = read_csv(tmp_path / "summary.csv")
+    assert [r["schedule"] for r in rows] == ["standard", "standard@0.05", "standard@0.2"]
+    assert (tmp_path / "plots" / "lr_sensitivity.png").exists() and "## Peak LR within" in (
+        tmp_path / "report.md"
+    ).read_text()

@@ -249,8 +249,9 @@ def cmd_study(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from lrlab.study import run_study
 
+    args.seeds = [args.seed]  # checked with the config, as --seeds is
     cfg = _load(args)
-    cfg.seeds, cfg.save_model, cfg.peak_lrs = [args.seed], True, None
+    cfg.save_model, cfg.peak_lrs = True, None
     only = [args.schedule or next(iter(cfg.schedules))]
     run_study(cfg, fresh=args.fresh, progress=args.progress, only=only, command="train")
     return 0
@@ -259,11 +260,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from lrlab import store
     from lrlab.report import build_report, written
+    from lrlab.study import RUNS_DIR
 
     dirs = [Path(d) for d in args.dirs]
     out = Path(args.out) if args.out else dirs[0]
-    # a study writing `out` writes its report there too: refused while it runs (a new folder has no study)
-    with store.FolderLock(out) if out.is_dir() else contextlib.nullcontext():
+    # a study writing `out` writes its report there too: refused while it runs (a folder with neither runs nor
+    # a lock has no study, and is left without a lock file)
+    lock = store.FolderLock(out)
+    with lock if lock.path.exists() or (out / RUNS_DIR).is_dir() else contextlib.nullcontext():
         built = build_report(out, dirs, baseline=args.baseline)
     print(built.console)
     print(f"wrote {out}/{written(out)}")
@@ -272,9 +276,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _floats(text: str) -> list[float]:
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        values = []
+    if not values:  # also '' (an empty shell variable) and ',': not "no axis", which is leaving the option out
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+    return values
 
 
 def cmd_schedules(args: argparse.Namespace) -> int:
@@ -326,6 +333,9 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         # (auto_lr_needed); a study of this config that ran already recorded its test: reused
         earlier = recorded_range_test(read_study_doc(cfg.out_dir))
         if not earlier and cfg.auto_lr is None and auto_lr_needed(cfg, cfg.schedules):
+            from lrlab.data import check_source
+
+            check_source(cfg.data)  # (missing data is said before a line that announces the test)
             print(f'"auto" LRs: an LR range test on this config\'s data and model first (up to '
                   f"{config_mod.RANGE_STEPS} steps; "
                   "--auto-lr LR gives the LR instead)", flush=True)  # fmt: skip

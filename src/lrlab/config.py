@@ -323,7 +323,9 @@ def read_document(source: str | None) -> dict[str, Any]:
     path = Path(source)
     if path.is_file():
         try:
-            text = path.read_text(encoding="utf-8")  # TOML is UTF-8 by definition
+            # TOML is UTF-8 by definition; a byte-order mark (Windows editors write one) is dropped, as
+            # tomllib refuses it with a message that does not say why
+            text = path.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError as e:
             raise ConfigError(f"config {source!r} is not UTF-8 text (TOML must be): byte {e.start}") from None
     elif not source.endswith(".toml") and "/" not in source and source in bundled_configs():

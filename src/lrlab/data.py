@@ -166,7 +166,8 @@ def _hash(paths: list[Path], root: Path | None = None) -> str:
     is computed as if it were not there."""
     key = hashlib.sha256(f"{root}\0".encode())
     for p in paths:
-        st = os.stat(p)
+        with _unreadable_file(p):
+            st = os.stat(p)
         key.update(f"{os.path.abspath(p)}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0".encode())
     cache = _hash_cache()
     cached = cache / key.hexdigest() if cache is not None else None
@@ -178,7 +179,7 @@ def _hash(paths: list[Path], root: Path | None = None) -> str:
     for p in paths:
         if root is not None:
             h.update(p.relative_to(root).as_posix().encode() + b"\0")
-        with open(p, "rb") as f:
+        with _unreadable_file(p), open(p, "rb") as f:
             while chunk := f.read(1 << 20):  # 1 MiB at a time
                 h.update(chunk)
     digest = h.hexdigest()
@@ -187,6 +188,16 @@ def _hash(paths: list[Path], root: Path | None = None) -> str:
     with contextlib.suppress(OSError, LrlabError):  # e.g. a read-only home: no cache, same digest
         store.write_text(cached, digest + "\n")  # whole or absent, also with several processes at once
     return digest
+
+
+@contextlib.contextmanager
+def _unreadable_file(path: Path) -> Iterator[None]:
+    """An OSError on `path` (a broken link, no permission) as a DataError naming it: every file of the data is
+    read for its digest, also those that --limit leaves out and so are never decoded."""
+    try:
+        yield
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror or e}") from None
 
 
 # ---- splits -------------------------------------------------------------------------------------
@@ -210,26 +221,37 @@ def _subsample(idx: np.ndarray, labels: np.ndarray, n: int, seed: int) -> np.nda
 
 
 def _plan(
-    pool: np.ndarray, test_labels: np.ndarray | None, cfg: DataConfig, classes: list[str], where: str
+    pool: np.ndarray,
+    test_labels: np.ndarray | None,
+    cfg: DataConfig,
+    classes: list[str],
+    where: str,
+    val_labels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sorted indices of train and val (into the pool) and of test (into test_labels, or the pool)."""
-    seed, need = cfg.split_seed, 3 if test_labels is None else 2  # one image per split drawn from the pool
+    """Sorted indices of train (into the pool), val (into val_labels, or the pool) and test (into test_labels, or
+    the pool). A split given (a val/ or test/ folder, an official test split) is not drawn from the pool."""
+    drawn = ["train"] + ["val"] * (val_labels is None) + ["test"] * (test_labels is None)
+    seed, need = cfg.split_seed, len(drawn)  # one image per split drawn from the pool
     for c, n in enumerate(np.bincount(pool, minlength=len(classes))):
         if 0 < n < need:
-            parts = "train/val/test" if need == 3 else "train/val"
-            raise DataError(f"class {classes[c]!r} in {where} has only {n} image(s); {parts} needs {need}")
-    idx = np.arange(len(pool))
+            raise DataError(f"class {classes[c]!r} in {where} has only {n} image(s); {'/'.join(drawn)} needs {need}")
+    train, val_share = np.arange(len(pool)), cfg.val_frac  # shares of the pool, for the limit below
     if test_labels is None:
-        rest, test = _hold_out(idx, pool, _ceil(cfg.test_frac * len(pool)), seed, where)
-        train, val = _hold_out(rest, pool, _ceil(cfg.val_frac * len(pool)), seed, where)
-        train_frac, test_frac, test_labels = 1 - cfg.val_frac - cfg.test_frac, cfg.test_frac, pool
-    else:  # test is the official split; under a limit it shrinks to val's size
-        train, val = _hold_out(idx, pool, _ceil(cfg.val_frac * len(pool)), seed, where)
-        test, train_frac, test_frac = np.arange(len(test_labels)), 1 - cfg.val_frac, cfg.val_frac
+        train, test = _hold_out(train, pool, _ceil(cfg.test_frac * len(pool)), seed, where)
+    if val_labels is None:
+        train, val = _hold_out(train, pool, _ceil(cfg.val_frac * len(pool)), seed, where)
+    else:  # given: under a limit it keeps its size relative to the pool
+        val, val_share = np.arange(len(val_labels)), len(val_labels) / len(pool)
+    train_frac = 1 - cfg.val_frac * (val_labels is None) - cfg.test_frac * (test_labels is None)
+    if test_labels is None:
+        test_labels, test_share = pool, cfg.test_frac
+    else:  # given: under a limit it shrinks to val's size
+        test, test_share = np.arange(len(test_labels)), val_share
     if cfg.limit is not None:  # val and test shrink with train, keeping their shares of the pool
         train = _subsample(train, pool, cfg.limit, seed)
-        val = _subsample(val, pool, _ceil(cfg.limit * cfg.val_frac / train_frac), seed)
-        test = _subsample(test, test_labels, _ceil(cfg.limit * test_frac / train_frac), seed)
+        val = _subsample(val, pool if val_labels is None else val_labels, _ceil(cfg.limit * val_share / train_frac),
+                         seed)  # fmt: skip
+        test = _subsample(test, test_labels, _ceil(cfg.limit * test_share / train_frac), seed)
     return np.sort(train), np.sort(val), np.sort(test)
 
 
@@ -350,9 +372,17 @@ _Tree = dict[tuple[str, ...], str]  # path parts -> the file's path on disk, or 
 
 
 def _list_dir(path: Path) -> tuple[_Tree, set[tuple[str, ...]]]:
-    """The files and folders under path (following links, as torchvision's make_dataset does)."""
+    """The files and folders under path (following links, as torchvision's make_dataset does). A link to a
+    folder that holds it is refused: os.walk follows it until the path grows too long, listing each image
+    once per turn, under the class folder the link sits in."""
     files, dirs = {}, set()
     for root, dnames, fnames in os.walk(path, followlinks=True):
+        here = os.path.realpath(root)
+        for d in dnames:
+            if os.path.islink(link := os.path.join(root, d)):
+                to = os.path.realpath(link)
+                if here == to or here.startswith(to.rstrip(os.sep) + os.sep):
+                    raise DataError(f"{link} links to {to}, a folder that holds it: the listing would never end")
         rel = Path(root).relative_to(path).parts
         dirs.update((*rel, d) for d in dnames)
         files.update({(*rel, f): os.path.join(root, f) for f in fnames})
@@ -363,7 +393,14 @@ def _list_tar(tar: tarfile.TarFile) -> tuple[_Tree, set[tuple[str, ...]]]:
     files, dirs = {}, set()
     for m in tar.getmembers():
         parts = tuple(p for p in m.name.split("/") if p not in ("", "."))  # "./train/x" is "train/x"
-        if m.isfile():
+        if m.issym() and not any(p.startswith(".") for p in parts):
+            # a folder's listing follows links, an archive holds the link only (what it points at may not be in
+            # it): refused, not skipped, so that the two never give different classes or images
+            raise DataError(
+                f"{tar.name}: member {m.name} is a symbolic link (to {m.linkname}); pack the folder with "
+                "tar --dereference (-h) to store what links point at"
+            )
+        if m.isfile() or m.islnk():  # a hard link reads as the file it links (tarfile.extractfile)
             files[parts] = m.name
             dirs.update(parts[:i] for i in range(1, len(parts)))
         elif m.isdir() and parts:
@@ -373,9 +410,9 @@ def _list_tar(tar: tarfile.TarFile) -> tuple[_Tree, set[tuple[str, ...]]]:
 
 def _index(
     files: _Tree, dirs: set[tuple[str, ...]], shown: Callable[[str], str]
-) -> tuple[list[str], list, list | None]:
-    """Classes, train items and test items (None: no test/) as (file, label), in torchvision's
-    ImageFolder order. By hand, not torchvision's find_classes/make_dataset: those read only from disk,
+) -> tuple[list[str], list, list | None, list | None]:
+    """Classes, and the train, val and test items (None: no val/ or test/ folder) as (file, label), in
+    torchvision's ImageFolder order. By hand, not torchvision's find_classes/make_dataset: those read only from disk,
     and one listing code for folders and archives gives both the same classes, order and errors. Unlike
     ImageFolder it skips hidden names (a Jupyter .ipynb_checkpoints folder is not a class, a macOS ._x.png
     is not an image)."""
@@ -411,7 +448,8 @@ def _index(
                 raise DataError(f"class folder {shown(f'{name}/{c}')} has no images")
         return sorted(items, key=lambda t: (t[1], *posixpath.split(t[0])))  # by class, folder, file name
 
-    return list(to_idx), part("train"), part("test") if (*prefix, "test") in dirs else None
+    given = [part(name) if (*prefix, name) in dirs else None for name in ("val", "test")]
+    return list(to_idx), part("train"), *given
 
 
 def _decode(
@@ -482,8 +520,8 @@ def _headers(names: list[str], shown: Callable[[str], str], size: int | None) ->
 
 
 @contextlib.contextmanager
-def _folder(path: Path) -> Iterator[tuple[list[str], list, list | None, Callable, Callable[[str], str]]]:
-    """Index an image folder or archive: (classes, train, test, read, shown); read(names) gives
+def _folder(path: Path) -> Iterator[tuple[list[str], list, list | None, list | None, Callable, Callable[[str], str]]]:
+    """Index an image folder or archive: (classes, train, val, test, read, shown); read(names) gives
     {name: bytes} and shown(name) names a file for messages."""
     if not path.exists():
         raise DataError(f"{path} does not exist; expected a folder or .tar.gz holding train/<class>/<image>")
@@ -518,11 +556,12 @@ def _folder(path: Path) -> Iterator[tuple[list[str], list, list | None, Callable
 def _load_folder(cfg: DataConfig, path: Path) -> Dataset:
     if cfg.stream and not path.is_dir():
         raise DataError(f"data.stream reads images from a folder; extract {path} first (tar -xzf) and point at it")
-    with _folder(path) as (classes, train, test, read, shown):
-        pool = np.array([label for _, label in train], dtype=np.int64)
-        tr, va, te = _plan(pool, None if test is None else np.array([t[1] for t in test]), cfg, classes, str(path))
+    with _folder(path) as (classes, train, val, test, read, shown):
+        pool, val_labels, test_labels = (None if items is None else np.array([t[1] for t in items], dtype=np.int64)
+                                         for items in (train, val, test))  # fmt: skip
+        tr, va, te = _plan(pool, test_labels, cfg, classes, str(path), val_labels)
         # decode only the chosen images: a limit of 500 of 50,000 JPEGs then loads in about a second
-        chosen = [[train[i] for i in tr], [train[i] for i in va], [(test or train)[i] for i in te]]
+        chosen = [[train[i] for i in tr], [(val or train)[i] for i in va], [(test or train)[i] for i in te]]
         names = [name for split in chosen for name, _ in split]
         if cfg.stream:  # every file's header now (size, channels, unreadable files), pixels batch by batch
             mode, shape = _headers(names, shown, cfg.image_size)
@@ -532,7 +571,7 @@ def _load_folder(cfg: DataConfig, path: Path) -> Dataset:
     if path.is_file():
         digest = _hash([path])  # the archive's bytes: the same as `sha256sum archive`
     else:
-        digest = _hash(sorted(Path(n) for n, _ in train + (test or [])), path)
+        digest = _hash(sorted(Path(n) for n, _ in train + (val or []) + (test or [])), path)
     splits, start = [], 0
     for split in chosen:
         labels = torch.tensor([lb for _, lb in split], dtype=torch.int64)

@@ -4,6 +4,7 @@ seeds, final accuracy per schedule, LR sensitivity, confusion matrix."""
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +44,17 @@ def save_figure(fig: Any, path: Path) -> None:
     real = store.landing(path)
     fmt = image_format(path)
     try:
-        if real is None:
-            with store.open_stream(path) as f:
-                fig.savefig(f, dpi=110, bbox_inches="tight", format=fmt)
-            return
-        tmp = real.with_name(f".{real.name}.tmp")
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format=fmt)
-        tmp.replace(real)
+        with warnings.catch_warnings():
+            # a name in a script the font lacks (CJK in DejaVu Sans) is drawn as boxes; matplotlib's two-line
+            # warning per glyph, with its source path, said nothing that the plot does not show
+            warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
+            if real is None:
+                with store.open_stream(path) as f:
+                    fig.savefig(f, dpi=110, bbox_inches="tight", format=fmt)
+                return
+            tmp = real.with_name(f".{real.name}.tmp")
+            fig.savefig(tmp, dpi=110, bbox_inches="tight", format=fmt)
+            tmp.replace(real)
     finally:
         plt.close(fig)
 

@@ -230,17 +230,18 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     best = [n for n in ranked if math.isclose(ranking_mean[n], top, rel_tol=1e-9)]
     if best:
         plots.plot_confusion(best[0], [r for r in groups[best[0]] if r.ok], plot_dir / "confusion.png")
-    sweep = any(r.config.get("peak_lr_axis") is not None for r in runs)
+    # the runs of an LR axis (a folder may also hold runs of the same study without one)
+    sweep = [r for r in runs if r.config.get("peak_lr_axis") is not None]
     if sweep:
-        plots.plot_sensitivity(runs, plot_dir / "lr_sensitivity.png")
+        plots.plot_sensitivity(sweep, plot_dir / "lr_sensitivity.png")
 
     absent = absent_classes(runs)
     notes = [(label, text) for label, text in (("not finished", missing_runs(docs, runs, dirs)),
                                                   ("note", mixed_processes(runs)),
                                                   ("learned nothing", at_chance(runs)),
                                                   ("note", _ranked_on(accuracy))) if text]  # fmt: skip
-    doc = _document(cfg, runs, table, comps, ranks, dyn, baseline, stand_in, best, target, sweep, dirs, absent, notes,
-                    peak_comps)  # fmt: skip
+    doc = _document(cfg, runs, table, comps, ranks, dyn, baseline, stand_in, best, target, bool(sweep), dirs, absent,
+                    notes, peak_comps)  # fmt: skip
     store.write_text(out / "report.md", doc.markdown())
     store.write_text(out / "report.html", doc.html(out, f"lrlab study: {cfg['name']}"))
     console = _console(cfg, runs, table, comps, ranks, baseline, stand_in, absent, notes, peak_comps)

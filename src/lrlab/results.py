@@ -19,6 +19,13 @@ from lrlab.errors import LrlabError
 from lrlab.metrics import ALL_METRICS
 
 EPOCH_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"]
+# the CSVs of a finished run (written with its result.json): their columns, each a number, but those that may be
+# empty (lr.csv's momentum where the optimizer has none)
+RUN_CSVS = {
+    "epochs.csv": (EPOCH_COLUMNS, ()),
+    "lr.csv": (["step", "lr", "momentum"], ("momentum",)),
+    "steps.csv": (["step", "loss"], ()),
+}
 SUMMARY_COLUMNS = [
     "schedule", "seed", "status", *ALL_METRICS, "best_val_accuracy", "best_epoch", "final_val_accuracy",
     "epochs_run", "peak_lr", "final_lr", "mean_lr", "seconds",
@@ -94,6 +101,7 @@ def read_run(folder: Path) -> Run:
     try:
         run = Run(folder, store.read_json(folder / "result.json"), store.read_json(folder / "config.json"))
         _check_shape(run)
+        _check_csvs(run)
     except (OSError, ValueError) as e:
         raise LrlabError(
             f"cannot read the run in {folder}: {e}; remove that folder and rerun the study to train it"
@@ -114,6 +122,24 @@ def _check_shape(run: Run) -> None:
         raise ValueError(f"result.json has no test metrics ({', '.join(ALL_METRICS)})")
     if not all(isinstance(cfg.get(k), dict) for k in ("config", "plan", "data")):
         raise ValueError("config.json has no config, plan or data")
+
+
+def _check_csvs(run: Run) -> None:
+    """ValueError unless the run's CSVs are there and hold numbers where the report reads them (a cell edited
+    by hand otherwise stopped the report with a traceback, a file removed left the run out of the curves)."""
+    for name, (columns, optional) in RUN_CSVS.items():
+        if not (run.folder / name).is_file():
+            raise ValueError(f"{name} is missing")
+        for line, row in enumerate(run.csv(name), start=2):
+            for col in columns:
+                v = row.get(col)
+                if v == "" and col in optional:
+                    continue
+                try:
+                    float(v)  # type: ignore[arg-type]  (None: a short row, refused below)
+                except (TypeError, ValueError):
+                    said = "no value" if v is None else f"{v!r}, not a number"
+                    raise ValueError(f"{name} line {line}: {col} is {said}") from None
 
 
 def differing(a: dict[str, Any], b: dict[str, Any]) -> list[str]:

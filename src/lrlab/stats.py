@@ -96,8 +96,10 @@ def summarize(values: Sequence[float], level: float = 0.95) -> Summary:
     if n == 0:
         return Summary(0, NAN, NAN, NAN, NAN)
     low, high = t_interval(x, level)
-    std = float(x.std(ddof=1)) if n >= 2 else NAN
-    return Summary(n, float(x.mean()), std, low, high)
+    if np.all(x == x[0]):  # their own value and no spread, as the interval has it: the float mean of 3 × 0.1
+        # is not 0.1 (and a mean outside its own interval broke the plots' error bars), nor their std 0
+        return Summary(n, float(x[0]), 0.0 if n >= 2 else NAN, low, high)
+    return Summary(n, float(x.mean()), float(x.std(ddof=1)), low, high)
 
 
 def paired(a: Mapping[int, float], b: Mapping[int, float]) -> tuple[list[float], list[float]]:

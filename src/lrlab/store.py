@@ -9,6 +9,7 @@ import math
 import os
 import platform
 import re
+import shutil
 import socket
 import stat
 import subprocess
@@ -94,7 +95,10 @@ def write_text(path: Path, text: str) -> None:
             f.write(text.encode("utf-8"))
         return
     path = real
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise write_failed(path, e) from None
     try:
         os.chmod(tmp, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
@@ -102,9 +106,22 @@ def write_text(path: Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):  # a full disk, a quota: one line naming the file, not a traceback
+            raise write_failed(path, e) from None
         raise
+
+
+def write_failed(path: Path, e: Exception) -> LrlabError:
+    """The error for a file that could not be written (after its temporary file is removed), with the free
+    space of its disk: a full disk is the usual cause."""
+    why = getattr(e, "strerror", None) or str(e)
+    try:
+        free = f" ({shutil.disk_usage(path.parent).free / 2**20:.0f} MiB free on its disk)"
+    except OSError:
+        free = ""
+    return LrlabError(f"cannot write {path}: {why}{free}")
 
 
 def _strict(obj: Any) -> Any:

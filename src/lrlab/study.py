@@ -40,6 +40,7 @@ from lrlab.schedules import (
     Schedule,
     auto_scales_away,
     compile_schedule,
+    parse_spec,
     resolve_auto,
     scale_to_peak,
     uses_auto,
@@ -167,6 +168,11 @@ def prepare(
     plan = Plan(total_steps=cfg.train.epochs * spe, steps_per_epoch=spe)
     for name in names:  # every spec checked before any compute ("auto" as 1)
         compile_schedule(resolve_auto(cfg.schedules[name], 1.0), plan, name)
+    for name in [
+        n for n in cfg.schedules if n not in names
+    ]:  # those `only` leaves to another start: their keys and values
+        # (the folder's study.json records them), not their fit to this run (a quick look with --epochs 1)
+        parse_spec(resolve_auto(cfg.schedules[name], 1.0), f"schedules.{name}")
     mean, std = ds.channel_stats()
     augment = resolve_augment(cfg.data.augment, ds)
     if cfg.data.cutout > min(ds.image_size):
@@ -243,13 +249,17 @@ def run_fingerprint(cfg: StudyConfig, spec: dict[str, Any], peak: float | None, 
 
 
 def run_state(folder: Path, fingerprint: str) -> str:
-    """'new', 'partial' (started, maybe with a checkpoint) or 'finished'; a folder of another
-    configuration is refused (the caller passes --fresh to replace it)."""
+    """'new', 'partial' (started, maybe with a checkpoint), 'finished', or 'stale': a run of another
+    configuration that stopped before its first checkpoint (e.g. at an unreadable image met while streaming),
+    which holds nothing to keep. A folder of another configuration with a checkpoint or result is refused (the
+    caller passes --fresh to replace it)."""
     try:
         saved = store.read_json(folder / "config.json")["fingerprint"]
     except (OSError, ValueError, KeyError):
         return "new"
     if saved != fingerprint:
+        if not ((folder / "result.json").exists() or (folder / CHECKPOINT).exists()):
+            return "stale"
         raise ConfigError(
             f"{folder} holds a run of a different configuration; rerun with --fresh to replace it, "
             "or choose another --out"
@@ -264,6 +274,10 @@ def _state(folder: Path, fingerprint: str, save_model: bool, echo: Callable[[str
     """run_state, but a finished run without the weights that `lrlab train` asks for (a study does not
     keep them) is trained again, from an empty folder (no second set of TensorBoard events), and said so."""
     state = run_state(folder, fingerprint)
+    if state == "stale":
+        echo(f"{folder} held a run of another configuration that stopped before its first epoch ended: replacing it")
+        shutil.rmtree(folder)
+        return "new"
     if state == "finished" and save_model and not (folder / "model.pt").exists():
         echo(
             f"{folder} is finished but without its weights (a study does not keep them): training it again to "
@@ -311,13 +325,13 @@ def save_run(folder: Path, p: Prepared, sched: Schedule, seed: int, result: RunR
     (result.json last: its presence marks the run finished)."""
     name = sched.name
     ds = p.dataset
-    store.write_csv(folder / "epochs.csv", result.epochs, results.EPOCH_COLUMNS)
+    columns = {name: cols for name, (cols, _) in results.RUN_CSVS.items()}
+    store.write_csv(folder / "epochs.csv", result.epochs, columns["epochs.csv"])
     trace = sched.trace()
     if result.diverged:  # the steps it ran: its LR budget (peak, final, mean) is of those, not of the plan
         trace = trace[: int(result.diverged["step"]) + 1]  # up to the last step trained (an index)
-    store.write_csv(folder / "lr.csv", [{"step": s, "lr": lr, "momentum": m} for s, lr, m in trace],
-                    ["step", "lr", "momentum"])  # fmt: skip
-    store.write_csv(folder / "steps.csv", [{"step": s, "loss": v} for s, v in result.step_losses], ["step", "loss"])
+    store.write_csv(folder / "lr.csv", [{"step": s, "lr": lr, "momentum": m} for s, lr, m in trace], columns["lr.csv"])
+    store.write_csv(folder / "steps.csv", [{"step": s, "loss": v} for s, v in result.step_losses], columns["steps.csv"])
     lrs = [lr for _, lr, _ in trace]
     best = result.best if result.epochs else {}  # empty: diverged before an epoch ended
     out: dict[str, Any] = {

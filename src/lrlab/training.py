@@ -8,7 +8,6 @@ import contextlib
 import hashlib
 import math
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -23,12 +22,12 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from lrlab import kernels
+from lrlab import kernels, store
 from lrlab.augment import Augment, crop_pad, run_augment
 from lrlab.config import TrainConfig
 from lrlab.data import LazyImages, Split
 from lrlab.distributed import SINGLE, Dist, check_batch, wrap
-from lrlab.errors import ConfigError, DataError, LrlabError
+from lrlab.errors import ConfigError, DataError
 from lrlab.model import set_pool_kernel
 from lrlab.schedules import Schedule
 
@@ -317,8 +316,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         torch.save(state, tmp)
     except (OSError, RuntimeError) as e:  # a full disk: torch's writer says only "iostream error"
         tmp.unlink(missing_ok=True)
-        free = shutil.disk_usage(path.parent).free
-        raise LrlabError(f"cannot write {path}: {e} ({free / 2**20:.0f} MiB free on its disk)") from None
+        raise store.write_failed(path, e) from None
     os.replace(tmp, path)
 
 
