@@ -299,8 +299,8 @@ class Anneal(Spec):
 class SGDR(Spec):
     """Cosine annealing with warm restarts (Loshchilov & Hutter; torch
     CosineAnnealingWarmRestarts): cycles of `period`, each `t_mult` times longer than the last,
-    peaks scaled by `peak_decay` per cycle, and an optional warm-up at the start of every cycle
-    (timm's cycle_decay and per-cycle warm-up)."""
+    peaks scaled by `peak_decay` per cycle (timm's cycle_decay), and an optional warm-up at the start of
+    every cycle (lrlab's own: timm warms up once, at the start of training)."""
 
     lr: float
     period: Duration  # the first cycle (torch T_0)
@@ -371,7 +371,8 @@ class SGDR(Spec):
 
     def _flat_cycles(self, plan: Plan, T0: float) -> list[str]:
         """A note where peak_decay takes a cycle's peak below min_lr within the run: that cycle and the later
-        ones are held flat at min_lr (timm keeps its floor the same way; Keras decays the floor as well)."""
+        ones are held flat at min_lr (timm's cosine instead runs from such a peak up to lr_min; Keras decays
+        only the height above its floor, so its peaks never reach it)."""
         if self.peak_decay == 1 or self.min_lr <= 0:
             return []
         # the first cycle whose peak lr·peak_decay**n is at or below min_lr
