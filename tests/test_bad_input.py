@@ -76,6 +76,8 @@ CASES = {
     "no CUDA": (lambda t: ["--device", "cuda"], "no CUDA device is available"),
     "Triton pools on a CPU": (lambda t: ["--device", "cpu", "--set", "train.pool_kernel=triton"],
                               "train.pool_kernel: 'triton' needs a CUDA device (this run is on cpu); use 'aten'"),
+    "SyncBatchNorm on a CPU": (lambda t: ["--device", "cpu", "--sync-bn"],
+                               "train.sync_bn: PyTorch's SyncBatchNorm runs on CUDA only (this run is on cpu)"),
     "cutout above image": (lambda t: ["--set", "data.cutout=9"], "data.cutout: a 9 px square is larger than the"),
 }  # fmt: skip
 

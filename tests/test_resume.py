@@ -249,3 +249,23 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line_naming_it(tmp_path, mon
     with pytest.raises(LrlabError, match=rf"cannot write {path}: .* MiB free on its disk\)"):
         training.save_checkpoint(path, {})
     assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+
+
+def test_a_run_resumed_on_another_number_of_processes_says_so(tmp_path, capsys):
+    """Begun under torchrun on 2 processes (config.json's processes), finished in one: its BatchNorm saw other
+    batches after the resume, so config.json records it and the report says that process counts are mixed."""
+    args = ["study", "--limit", "150", "--epochs", "1", "--batch-size", "32", "--width", "0.125",
+            "--schedules", "standard", "--no-progress", "--out", str(tmp_path)]  # fmt: skip
+    assert main(args) == 0
+    run = tmp_path / "runs" / "standard" / "seed-0"
+    doc = json.loads((run / "config.json").read_text())
+    assert doc["processes"] == 1 and "processes_resumed" not in doc
+    (run / "config.json").write_text(json.dumps({**doc, "processes": 2}))
+    (run / "result.json").unlink()  # stopped before its end
+    capsys.readouterr()
+    assert main(args) == 0
+    assert json.loads((run / "config.json").read_text())["processes_resumed"] == [1]
+    assert (
+        "runs trained on 1 and 2 processes are compared here (standard seed 0 resumed on another number than begun"
+        in (capsys.readouterr().out)
+    )

@@ -474,6 +474,12 @@ def test_report_merges_study_folders(study, tmp_path):
     assert f"Merged from 2 study folders: `{a}`, `{b}`." in (tmp_path / "merged" / "report.md").read_text()
     with pytest.raises(LrlabError, match="a merged report's folder holds no runs: rebuild it from the study folders"):
         build_report(tmp_path / "merged")  # it has no runs of its own
+    # nor is it taken, with no word, as one of several folders
+    with pytest.raises(LrlabError, match=r"merged holds no runs/ and no study.json \(a merged report's folder"):
+        build_report(tmp_path / "m2", [tmp_path / "merged", a])
+    (tmp_path / "typo").mkdir()
+    with pytest.raises(LrlabError, match=r"typo holds no runs/ and no study.json \(not a study folder\)"):
+        build_report(tmp_path / "m2", [a, tmp_path / "typo"])
 
 
 def test_lr_axis_and_divergence(tmp_path):
@@ -841,3 +847,23 @@ def test_a_folder_with_runs_on_and_off_the_lr_axis_is_reported(tmp_path):
     assert (tmp_path / "plots" / "lr_sensitivity.png").exists() and "## Peak LR within" in (
         tmp_path / "report.md"
     ).read_text()
+
+
+def test_runs_of_one_schedule_name_with_different_specs_are_not_pooled(tmp_path, capsys):
+    """A config edited between the tasks of a batch array, or a --set on one of them: cyclic seed 1 at another
+    max_lr than seed 0. Merged, the table would show one "cyclic" of two seeds: the report refuses; into the
+    folder of the first, the study refuses before it trains."""
+    args = ["study", "--limit", "200", "--epochs", "1", "--batch-size", "32", "--width", "0.125", "--no-progress",
+            "--schedules", "standard,cyclic"]  # fmt: skip
+    assert main([*args, "--seeds", "0,", "--out", str(tmp_path / "a")]) == 0
+    other = ["--seeds", "1,", "--set", "schedules.cyclic.max_lr=0.3"]
+    assert main([*args, *other, "--out", str(tmp_path / "b")]) == 0
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert "runs of schedule 'cyclic' that ran different specs: " in err and "'max_lr': 0.3" in err
+    assert main([*args, *other, "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'a'} holds runs of cyclic with another spec (" in err
+    assert not (tmp_path / "a" / "runs" / "cyclic" / "seed-1").exists()
+    assert main([*args, "--seeds", "1,", "--out", str(tmp_path / "a")]) == 0  # the same spec: a new seed of it

@@ -5,6 +5,7 @@ DistributedDataParallel, and only rank 0 writes files. Without torchrun it is a 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,19 +94,25 @@ def wrap(model: torch.nn.Module, d: Dist, device: torch.device, sync_bn: bool) -
     """The model inside DistributedDataParallel (BatchNorm optionally synchronised across ranks)."""
     if not d.enabled:
         return model
-    if sync_bn:
-        if device.type != "cuda":
-            raise ConfigError("train.sync_bn: PyTorch's SyncBatchNorm runs on CUDA only; turn it off on the CPU")
+    if sync_bn:  # (check_setup has refused it off CUDA)
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     ids = [device.index] if device.type == "cuda" else None
+    # the 1×1 convs' weight gradients (N, C, 1, 1) can come out of the convolution's backward with other strides
+    # than their weights (equivalent ones: the dims of size 1 may take any): DDP then copies them into its
+    # buckets, and warned so at every run, from each process
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
-def check_batch(d: Dist, batch_size: int) -> None:
+def check_setup(d: Dist, batch_size: int, sync_bn: bool, device: torch.device) -> None:
+    """What a data-parallel run needs, checked before anything is written."""
     if d.enabled and batch_size % d.world:
         raise ConfigError(
             f"train.batch_size: the global batch ({batch_size}) must divide evenly over {d.world} processes"
         )
+    if sync_bn and device.type != "cuda":  # (in one process too: it could never take effect there)
+        raise ConfigError(f"train.sync_bn: PyTorch's SyncBatchNorm runs on CUDA only (this run is on {device.type}); "
+                          "turn it off")  # fmt: skip
 
 
 def shutdown() -> None:

@@ -30,6 +30,7 @@ from lrlab.results import (
     by_name,
     check_one_auto_lr,
     check_one_setting,
+    check_one_spec,
     comparisons,
     dynamics,
     load_runs,
@@ -163,6 +164,13 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     """Write summary.csv, comparisons.csv, plots/, report.md and report.html into `out` from the run
     folders of `dirs` (default: `out` itself)."""
     dirs = dirs or [out]
+    for d in dirs if len(dirs) > 1 else []:  # (one folder alone: said below, with what it holds instead)
+        # a merged report's folder or a mistyped one, among study folders: its absence from the report would go
+        # unsaid (a shard that got no runs has its study.json, and passes)
+        if d.is_dir() and not (d / "runs").is_dir() and not (d / "study.json").exists():
+            what = "a merged report's folder: give the study folders its report.md names" if (
+                d / "report.md").exists() else "not a study folder"  # fmt: skip
+            raise LrlabError(f"{d} holds no runs/ and no study.json ({what})")
     runs = load_runs(dirs)
     if not runs:
         merged = (
@@ -178,6 +186,7 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
         )
     check_one_setting(runs)
     check_one_auto_lr(runs)
+    check_one_spec(runs)  # (after the auto LRs: runs of two range tests differ in their specs too)
     order = run_order(dirs, runs)
     runs = sort_runs(runs, order)
     store.open_out(out)

@@ -184,6 +184,30 @@ def check_one_setting(runs: list[Run]) -> None:
         )
 
 
+def other_spec(runs: list[Run], specs: dict[str, Any]) -> tuple[Run, Any] | None:
+    """The first run whose schedule, as it ran ("auto" resolved, on an LR axis scaled to its peak), is not the
+    one `specs` gives its name, and that spec; runs of names not in `specs` are not compared."""
+    for r in runs:
+        if r.name in specs and (theirs := r.config.get("schedule_resolved")) != specs[r.name]:
+            return r, theirs
+    return None
+
+
+def check_one_spec(runs: list[Run]) -> None:
+    """Refuse runs of one schedule name that ran different specs (a config edited between the tasks of a batch
+    array, a --set on one of them): the table would pool them as one schedule's seeds."""
+    first: dict[str, Run] = {}
+    for r in runs:
+        first.setdefault(r.name, r)
+    if found := other_spec(runs, {name: r.config.get("schedule_resolved") for name, r in first.items()}):
+        r, theirs = found
+        raise LrlabError(
+            f"runs of schedule {r.name!r} that ran different specs: {first[r.name].config.get('schedule_resolved')} "
+            f"in {first[r.name].folder} but {theirs} in {r.folder}; report them separately, or give one of them "
+            "another name"
+        )
+
+
 def check_one_auto_lr(runs: list[Run]) -> None:
     """Refuse to compare runs whose "auto" LRs came out differently: folders that each ran their own LR range
     test (shards of a study on GPUs, where the test's answer varies a little) would compare LRs, not schedules."""
@@ -251,13 +275,17 @@ def missing_runs(docs: list[dict[str, Any]], runs: list[Run], dirs: list[Path]) 
 
 
 def mixed_processes(runs: list[Run]) -> str | None:
-    """A sentence where runs trained on different numbers of processes (torchrun) are compared; else None."""
-    counts = sorted({int(r.config["processes"]) for r in runs if "processes" in r.config})  # (older: unknown)
+    """A sentence where runs trained on different numbers of processes (torchrun) are compared, or a run resumed
+    on another number than it began on (processes_resumed); else None."""
+    counts = sorted({int(n) for r in runs for n in [r.config.get("processes"), *r.config.get("processes_resumed", [])]
+                     if n is not None})  # fmt: skip
     if len(counts) < 2:
         return None
     listed = " and ".join(map(str, counts))
+    resumed = [f"{r.name} seed {r.seed}" for r in runs if r.config.get("processes_resumed")]
+    also = f" ({', '.join(resumed)} resumed on another number than begun on)" if resumed else ""
     return (
-        f"runs trained on {listed} processes are compared here: under torchrun each process's BatchNorm "
+        f"runs trained on {listed} processes are compared here{also}: under torchrun each process's BatchNorm "
         "normalises its own share of the batch (unless train.sync_bn), so they did not train quite alike"
     )
 

@@ -160,7 +160,7 @@ def prepare(
     Speed.resolve(cfg.train, device)  # its refusals (train.pool_kernel) before anything is loaded or written
     d = distributed.from_env(device)  # under torchrun: join the process group
     device = distributed.device_for(d, device)
-    distributed.check_batch(d, cfg.train.batch_size)
+    distributed.check_setup(d, cfg.train.batch_size, cfg.train.sync_bn, device)
     if cfg.train.threads:  # (the runs themselves take their share: run_threads)
         torch.set_num_threads(cfg.train.threads)
     ds = data_mod.load_data(cfg.data)
@@ -281,7 +281,8 @@ def _state(folder: Path, fingerprint: str, save_model: bool, echo: Callable[[str
     if state == "finished" and save_model and not (folder / "model.pt").exists():
         echo(
             f"{folder} is finished but without its weights (a study does not keep them): training it again to "
-            "save them; its result is replaced (the same on a CPU with the same threads, close on a GPU)"
+            "save them; its result is replaced (the same on a CPU with the same threads and processes, close on a GPU "
+            "or on another number of processes)"
         )
         shutil.rmtree(folder)
         return "new"
@@ -464,6 +465,15 @@ def _check_folder(out: Path, trains: set[Path], fresh: bool, p: Prepared) -> Non
             f"{out} holds runs of another setting ({key} is {theirs!r} in {run.folder}, {mine.get(key)!r} here), "
             f"which a report cannot pair with these: choose another --out{fix}"
         )
+    # runs of a schedule this start trains, other seeds of it (the same seed is its fingerprint's to refuse),
+    # that ran another spec: the report would pool them as one schedule's seeds
+    if found := results.other_spec([r for r in runs if r.folder not in trains], p.specs):
+        run, theirs = found
+        raise ConfigError(
+            f"{out} holds runs of {run.name} with another spec ({theirs} in {run.folder}, {p.specs[run.name]} "
+            "here), which its report would pool with these as one schedule: choose another --out, or another "
+            "name for the changed schedule"
+        )
 
 
 def _planned(recorded: dict[str, Any], runs: list[tuple[str, int]]) -> list[list[Any]]:
@@ -558,6 +568,9 @@ def _run_all(
             echo(f"[{i}/{total}] {name} seed {seed}: kept (finished earlier)")
         else:
             todo.append((i, name, seed, fp, state))
+    if cfg.workers > 1 and len(todo) > 1 and d.enabled:
+        echo(f"workers = {cfg.workers} is not used under torchrun: the runs go one at a time, each over the "
+             f"{d.world} processes")  # fmt: skip
     if cfg.workers > 1 and len(todo) > 1 and not d.enabled:
         _run_parallel(p, todo, total, echo, progress)
         return
@@ -577,6 +590,11 @@ def _train_one(
     d, folder = p.dist, run_dir(p.cfg.out_dir, name, seed)
     if state == "new" and d.is_main:
         store.write_json(folder / "config.json", run_config(p, name, seed, fp))
+    elif d.is_main:  # resumed: on another number of processes, its BatchNorm saw other batches from here on
+        doc = store.read_json(folder / "config.json")
+        if d.world not in [doc.get("processes"), *doc.get("processes_resumed", [])]:
+            doc["processes_resumed"] = [*doc.get("processes_resumed", []), d.world]
+            store.write_json(folder / "config.json", doc)
     sched = compile_schedule(p.specs[name], p.plan, name)  # fresh: a plateau's history is per run
     checkpoint = folder / CHECKPOINT
     result = train_run(p.build, p.inputs, sched, p.cfg.train, seed, p.device, progress, f"{name} s{seed}",

@@ -26,7 +26,7 @@ from lrlab import kernels, store
 from lrlab.augment import Augment, crop_pad, run_augment
 from lrlab.config import TrainConfig
 from lrlab.data import LazyImages, Split
-from lrlab.distributed import SINGLE, Dist, check_batch, wrap
+from lrlab.distributed import SINGLE, Dist, check_setup, wrap
 from lrlab.errors import ConfigError, DataError
 from lrlab.model import set_pool_kernel
 from lrlab.schedules import Schedule
@@ -351,7 +351,7 @@ class Trainer:
         torch.manual_seed(seed)
         self.model = build_model().to(device)
         self.init_hash = state_hash(self.model)
-        check_batch(d, cfg.batch_size)
+        check_setup(d, cfg.batch_size, cfg.sync_bn, device)
         self.speed = speed = Speed.resolve(cfg, device)
         if speed.channels_last:
             self.model.to(memory_format=torch.channels_last)
