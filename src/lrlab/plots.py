@@ -14,7 +14,7 @@ matplotlib.use("Agg")  # files only; never open a window
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.backend_bases import FigureCanvasBase
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FixedFormatter, FixedLocator, MaxNLocator, NullLocator
 
 from lrlab import store
 from lrlab.errors import unknown
@@ -244,12 +244,20 @@ def plot_sensitivity(runs: list[Run], path: Path) -> None:
         for pk in peaks:
             at = [r for r in mine if float(r.config["peak_lr_axis"]) == pk]
             ok = [r.metric("accuracy") for r in at if r.ok]
-            ax.scatter([pk] * len(ok), ok, s=12, color=colors[base], alpha=0.5)
+            # above the line's mean markers (a seed at the mean, or at another schedule's, stays in view)
+            ax.scatter([pk] * len(ok), ok, s=12, color=colors[base], alpha=0.6, edgecolors="white", linewidths=0.4,
+                       zorder=3)  # fmt: skip
             if len(ok) < len(at):
                 diverged.setdefault(base, []).append(pk)
             means.append(float(np.mean(ok)) if ok else math.nan)
-        ax.plot(peaks, means, marker="o", color=colors[base], label=base)
+        ax.plot(peaks, means, marker="o", markersize=7, markerfacecolor="none", color=colors[base], label=base)
     ax.set_xscale("log")
+    # ticks at the peaks the runs used, labelled as given (%g): a log axis's own minor labels (3×10⁻², 4×10⁻²)
+    # ran into each other and left some peaks unlabelled
+    tested = sorted({float(r.config["peak_lr_axis"]) for r in runs})
+    ax.xaxis.set_major_locator(FixedLocator(tested))
+    ax.xaxis.set_major_formatter(FixedFormatter([f"{v:g}" for v in tested]))
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.set(ylabel="test accuracy", title="LR sensitivity (mean over seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -365,7 +365,10 @@ def _document(
         f"Test-split metrics. {MACRO} {stats.describe_method(TEST, m, LEVEL, ALPHA, within)} "
         "± is the half-width of the interval; n is the number of finished seeds. Rank: by mean accuracy; a "
         "schedule not distinguishable from the one above (paired tests of neighbours, corrected together for "
-        "multiple testing) shares its rank, unless the comparison against the baseline tells them apart."
+        "multiple testing) shares its rank, unless another test of this report (against the baseline, or between "
+        "the peak LRs of one schedule) told it apart from a schedule of that rank: it then starts a rank of its "
+        "own. Ties chain, so a rank may hold schedules further apart than neighbours, and a rank below another "
+        "does not say that the two differ."
     )
     if absent:
         doc.p(f"**Warning:** {_absent_warning(absent)}")
@@ -441,8 +444,9 @@ def _document(
         ("train_loss", "Training loss against epoch, mean and min–max band over seeds"),
         (
             "accuracy",
-            f"Final test accuracy per schedule: seeds as dots, each seed's runs joined by a grey line (the "
-            f"pairs the comparisons use), mean and {LEVEL:.0%} interval",
+            f"Final test accuracy per schedule: seeds as dots, each seed's runs joined by a grey line (one seed's "
+            f"runs share initial weights and batch order: the pairing behind the comparisons), mean and "
+            f"{LEVEL:.0%} interval",
         ),
         ("lr_sensitivity", "LR sensitivity: final test accuracy against the peak LR of each schedule"),
         ("confusion", f"Test confusion matrix of the schedule with the highest mean accuracy ({shown})"),
@@ -464,9 +468,10 @@ def _document(
     doc.p(
         "Validation accuracy at the best and the last epoch; epochs and seconds until validation accuracy first "
         f"{reached}; late loss jitter: how much the training loss "
-        f"jumps between 10-step windows over the last {LATE:.0%} of the steps (standard deviation of the changes "
-        f"over the mean loss; lower is steadier; — where the last {LATE:.0%} of a run hold fewer than three "
-        "windows); and each schedule's LR budget."
+        f"jumps between its logged values (steps.csv: each the mean over the steps since the last, at most 10, "
+        f"within an epoch) over the last {LATE:.0%} of the steps (standard deviation of the changes over the mean "
+        f"loss; lower is steadier; — where the last {LATE:.0%} of a run hold fewer than three values); and each "
+        "schedule's LR budget."
     )
     doc.table(
         ["schedule", "best val (epoch)", "final val", "reached", "epochs to target", "seconds to target",
