@@ -454,8 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,  # a prefix is a trap: study --seed 42 would be --seeds 42 (42 seeds)
         help="train every schedule × seed of a study and write its table, plots and report",
         description="Train every schedule × seed of a study (paired: one seed gives every schedule "
-        "the same initial weights and batch order), then write summary.csv, comparisons.csv, report.md, "
-        "report.html and plots/. "
+        "the same initial weights and batch order), then write summary.csv, comparisons.csv (peaks.csv on an "
+        "LR axis), report.md, report.html and plots/. "
         "Finished runs in the output folder are kept, so rerunning continues a study.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -525,6 +525,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and batch order (default 0)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<study name>)")
     p.add_argument("--fresh", action="store_true", help="discard an earlier run in the output folder")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="the study's workers: on a CPU a run trains on --threads / N threads, so give the study's N to "
+        "train a run of it again alike (a finished run without model.pt is trained again, its result replaced)",
+    )
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="show a progress bar")
     p.set_defaults(func=cmd_train)
 
@@ -556,7 +563,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="last LR (default %(default)g)")  # fmt: skip
     p.add_argument("--steps", type=int, default=config_mod.RANGE_STEPS, metavar="N",
                    help="optimizer steps (default %(default)s)")  # fmt: skip
-    p.add_argument("--seeds", type=_seeds, metavar="N|A,B", help="the first seed gives the initial weights")
+    p.add_argument("--seeds", type=_seeds, metavar="N|A,B",
+                   help="the first seed gives the initial weights (3 is a count: seed 0; '3,' is seed 3)")  # fmt: skip
     p.add_argument("--seed", action=_NotSeed, help=argparse.SUPPRESS)
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<study name>/find-lr)")
     p.set_defaults(func=cmd_find_lr)

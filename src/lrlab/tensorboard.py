@@ -15,7 +15,10 @@ def check_available() -> None:
     try:
         import tensorboard  # noqa: F401
     except ImportError:
-        raise LrlabError("--tensorboard needs the tensorboard package: pip install 'lrlab[tensorboard]'") from None
+        raise LrlabError(
+            "--tensorboard needs the tensorboard package: pip install tensorboard (or '.[tensorboard]' in lrlab's "
+            "checkout)"
+        ) from None
 
 
 def write_run_events(
