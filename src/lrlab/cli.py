@@ -260,7 +260,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from lrlab import store
     from lrlab.report import build_report, written
-    from lrlab.study import RUNS_DIR
+    from lrlab.results import RUNS_DIR
 
     dirs = [Path(d) for d in args.dirs]
     out = Path(args.out) if args.out else dirs[0]

@@ -21,6 +21,7 @@ from lrlab.results import (
     COMPARISON_COLUMNS,
     LATE,
     LEVEL,
+    RUNS_DIR,
     SUMMARY_COLUMNS,
     TARGET_OF_BEST,
     TEST,
@@ -167,7 +168,7 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     for d in dirs if len(dirs) > 1 else []:  # (one folder alone: said below, with what it holds instead)
         # a merged report's folder or a mistyped one, among study folders: its absence from the report would go
         # unsaid (a shard that got no runs has its study.json, and passes)
-        if d.is_dir() and not (d / "runs").is_dir() and not (d / "study.json").exists():
+        if d.is_dir() and not (d / RUNS_DIR).is_dir() and not (d / "study.json").exists():
             what = "a merged report's folder: give the study folders its report.md names" if (
                 d / "report.md").exists() else "not a study folder"  # fmt: skip
             raise LrlabError(f"{d} holds no runs/ and no study.json ({what})")
@@ -178,7 +179,7 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
             if any((d / "report.md").exists() for d in dirs)
             else ""
         )
-        started = sum(1 for d in dirs for _ in (d / "runs").glob("*/seed-*/config.json"))
+        started = sum(1 for d in dirs for _ in (d / RUNS_DIR).glob("*/seed-*/config.json"))
         if started:  # an interrupted study: runs begun, none finished
             merged = f"; {started} run{'s' * (started != 1)} part-trained there: rerun the study to finish them"
         raise LrlabError(

@@ -18,6 +18,7 @@ from lrlab import stats, store
 from lrlab.errors import LrlabError
 from lrlab.metrics import ALL_METRICS
 
+RUNS_DIR = "runs"  # inside a study folder: runs/<schedule>/seed-<k>/
 EPOCH_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"]
 # the CSVs of a finished run (written with its result.json): their columns, each a number, but those that may be
 # empty (lr.csv's momentum where the optimizer has none)
@@ -81,7 +82,7 @@ def load_runs(dirs: list[Path], skip: Collection[Path] = ()) -> list[Run]:
     for d in dirs:
         if not d.is_dir():
             raise LrlabError(f"{d} is not a folder; expected a study folder holding runs/<schedule>/seed-<k>/")
-        for res in sorted(d.glob("runs/*/seed-*/result.json")):
+        for res in sorted(d.glob(f"{RUNS_DIR}/*/seed-*/result.json")):
             if res.parent in skip:
                 continue
             run = read_run(res.parent)
@@ -269,7 +270,7 @@ def missing_runs(docs: list[dict[str, Any]], runs: list[Run], dirs: list[Path]) 
         seeds_of[n].append(s)
     seeds_of = {n: ss for n, ss in seeds_of.items() if ss}
     said = "; ".join(f"{n} (seed{'s' * (len(ss) > 1)} {', '.join(map(str, ss))})" for n, ss in seeds_of.items())
-    started = sum(any((d / "runs" / n / f"seed-{s}" / "config.json").exists() for d in dirs) for n, s in missing)
+    started = sum(any((d / RUNS_DIR / n / f"seed-{s}" / "config.json").exists() for d in dirs) for n, s in missing)
     part = f"; {started} of them part-trained: rerun the study to finish them" if started else ""
     return f"{len(missing)} of the {len(planned)} planned runs have no result here: {said}{part}"
 

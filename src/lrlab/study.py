@@ -56,13 +56,12 @@ from lrlab.training import (
     train_run,
 )
 
-RUNS_DIR = "runs"  # inside the study folder: runs/<schedule>/seed-<k>/
 SWEEP_SEP = "@"  # a run of the LR axis is named <schedule>@<peak LR>
 CHECKPOINT = "checkpoint.pt"  # in a run folder while the run is unfinished
 
 
 def run_dir(out: Path, schedule: str, seed: int) -> Path:
-    return out / RUNS_DIR / schedule / f"seed-{seed}"
+    return out / results.RUNS_DIR / schedule / f"seed-{seed}"
 
 
 def check_schedule_names(cfg: StudyConfig, names: list[str]) -> None:
@@ -168,10 +167,9 @@ def prepare(
     plan = Plan(total_steps=cfg.train.epochs * spe, steps_per_epoch=spe)
     for name in names:  # every spec checked before any compute ("auto" as 1)
         compile_schedule(resolve_auto(cfg.schedules[name], 1.0), plan, name)
-    for name in [
-        n for n in cfg.schedules if n not in names
-    ]:  # those `only` leaves to another start: their keys and values
-        # (the folder's study.json records them), not their fit to this run (a quick look with --epochs 1)
+    # those `only` leaves to another start: their keys and values (the folder's study.json records them), not
+    # their fit to this run (a quick look with --epochs 1)
+    for name in [n for n in cfg.schedules if n not in names]:
         parse_spec(resolve_auto(cfg.schedules[name], 1.0), f"schedules.{name}")
     mean, std = ds.channel_stats()
     augment = resolve_augment(cfg.data.augment, ds)
@@ -326,7 +324,7 @@ def save_run(folder: Path, p: Prepared, sched: Schedule, seed: int, result: RunR
     (result.json last: its presence marks the run finished)."""
     name = sched.name
     ds = p.dataset
-    columns = {name: cols for name, (cols, _) in results.RUN_CSVS.items()}
+    columns = {file: cols for file, (cols, _) in results.RUN_CSVS.items()}
     store.write_csv(folder / "epochs.csv", result.epochs, columns["epochs.csv"])
     trace = sched.trace()
     if result.diverged:  # the steps it ran: its LR budget (peak, final, mean) is of those, not of the plan
@@ -448,7 +446,7 @@ def _check_folder(out: Path, trains: set[Path], fresh: bool, p: Prepared) -> Non
     runs this start trains (`trains`) with --fresh, which replaces them: its report, which pairs runs that
     differ only in schedule and seed, would refuse them after all the training (e.g. `--data` into the folder
     that the config's name gives, where the default study ran)."""
-    if not (out / RUNS_DIR).is_dir():
+    if not (out / results.RUNS_DIR).is_dir():
         return
     mine = results.setting_of(config_mod.to_dict(p.cfg), p.dataset.files_hash)
     runs = results.load_runs([out], skip=trains if fresh else set())  # (with --fresh, those are not read)
@@ -592,8 +590,9 @@ def _train_one(
         store.write_json(folder / "config.json", run_config(p, name, seed, fp))
     elif d.is_main:  # resumed: on another number of processes, its BatchNorm saw other batches from here on
         doc = store.read_json(folder / "config.json")
-        if d.world not in [doc.get("processes"), *doc.get("processes_resumed", [])]:
-            doc["processes_resumed"] = [*doc.get("processes_resumed", []), d.world]
+        resumed = doc.get("processes_resumed", [])
+        if d.world not in [doc.get("processes"), *resumed]:
+            doc["processes_resumed"] = [*resumed, d.world]
             store.write_json(folder / "config.json", doc)
     sched = compile_schedule(p.specs[name], p.plan, name)  # fresh: a plateau's history is per run
     checkpoint = folder / CHECKPOINT
