@@ -19,7 +19,9 @@ import torch
 from tqdm import tqdm
 
 from lrlab import config
+from lrlab.cli import parse_setting
 from lrlab.config import COMPILE_MODES
+from lrlab.errors import ConfigError
 from lrlab.schedules import Plan, compile_schedule
 from lrlab.study import prepare
 from lrlab.training import Trainer, evaluate
@@ -58,8 +60,10 @@ def main() -> None:
         help="also time the target with flip test-time augmentation: after each epoch an extra validation pass "
         "averaging each image's logits with its mirror's, its time added to that figure only",
     )
+    ap.add_argument("--set", dest="settings", type=parse_setting, action="append", default=[], metavar="KEY=VALUE",
+                    help="any config key, as lrlab's --set, e.g. --set model.init=fan_in; repeatable")  # fmt: skip
     args = ap.parse_args()
-    cfg = config.from_dict({
+    doc = {
         "name": "time-to-accuracy",
         # 5,000 validation images; the held-out "test" part is set as small as the split allows and unused
         "data": {"name": f"imagefolder:{args.data}", "val_frac": 0.1, "test_frac": 0.002, "limit": args.limit},
@@ -68,7 +72,21 @@ def main() -> None:
                   "label_smoothing": 0.1, "compile": bool(args.compile), "compile_mode": args.compile or "default",
                   "device": args.device, "pool_kernel": args.pool_kernel},
         "schedules": {"onecycle": {"type": "onecycle", "max_lr": args.max_lr, "peak_frac": 0.25}},
-    })  # fmt: skip
+    }  # fmt: skip
+    for key, value in args.settings:
+        # keys this script's flags set (and its loop and summary read from them) are set by those flags
+        owned = ("train.epochs", "train.batch_size", "model.width", "train.compile", "train.compile_mode",
+                 "train.device", "train.pool_kernel", "data.name", "data.limit", "schedules.")  # fmt: skip
+        if key.startswith(owned):
+            ap.error(f"--set {key}: this script's own flags set it (see --help)")
+        try:
+            config.set_key(doc, key, value)
+        except ConfigError as e:
+            ap.error(f"--set {key}: {e}")
+    try:
+        cfg = config.from_dict(doc)
+    except ConfigError as e:
+        ap.error(str(e))
     t_load = time.perf_counter()
     p = prepare(cfg)
     print(
@@ -112,7 +130,7 @@ def main() -> None:
     compiled = f", compile {took:.0f} s (not counted)" if took >= 0.5 else ""
     print(f"\n{name}, torch {torch.__version__}, GoogLeNet width {args.width}, batch {args.batch}, one-cycle to "
           f"{args.max_lr}, {args.epochs} epoch{'s' * (args.epochs != 1)}, {args.pool_kernel} max pools"
-          f"{compiled}")  # fmt: skip
+          f"{compiled}{''.join(f', {k} = {v}' for k, v in args.settings)}")  # fmt: skip
     print(f"time to {args.target:.0%} validation accuracy: " + (f"{reached:.1f} s" if reached else "not reached"))
     if args.tta:
         print(

@@ -35,8 +35,10 @@ def test_throughput_prints_every_row_and_ratio(tmp_path):
 def test_time_to_accuracy_runs_on_a_small_archive(tmp_path):
     archive = cifar_like_archive(tmp_path / "c.tar.gz")
     out = run("time_to_accuracy.py", "--data", str(archive), "--epochs", "2", "--width", "0.0625", "--batch", "16",
-              "--max-lr", "0.05", "--device", "cpu", "--tta")  # fmt: skip
+              "--max-lr", "0.05", "--device", "cpu", "--tta", "--set", "model.init=fan_in",
+              "--set", "train.decay_norm_bias=false")  # fmt: skip
     assert "epoch  2: val accuracy" in out and "final validation accuracy" in out
+    assert "aten max pools, model.init = fan_in, train.decay_norm_bias = False\n" in out  # --set, said
     # --tta: a flip-TTA figure per epoch, counted on its own clock, which adds its passes to the plain one's
     # (at 0.1 s resolution: the tiny split's passes may round away)
     epochs = [x for x in out.splitlines() if x.startswith("epoch ")]
@@ -147,6 +149,11 @@ def test_time_to_accuracy_sizes_its_schedule_to_a_time_budget(tmp_path):
     line = next(x for x in out.splitlines() if x.startswith("calibration:"))
     assert "so 1 epoch fits in 0.001 s" in line  # a budget below one epoch: one epoch
     assert "epoch  1: val accuracy" in out and "epoch  2:" not in out and ", 1 epoch, aten max pools\n" in out
-    bad = subprocess.run([sys.executable, str(BENCH / "time_to_accuracy.py"), "--data", "x", "--epochs", "0"],
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert bad.returncode == 2 and "expected a positive whole number or 'auto', got '0'" in bad.stderr
+    for args, said in (
+        (["--epochs", "0"], "expected a positive whole number or 'auto', got '0'"),
+        (["--set", "train.epochs=3"], "--set train.epochs: this script's own flags set it"),
+        (["--set", "model.int=fan_in"], "unknown config key 'model.int'"),
+    ):
+        bad = subprocess.run([sys.executable, str(BENCH / "time_to_accuracy.py"), "--data", "x", *args],
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert bad.returncode == 2 and said in bad.stderr, bad.stderr

@@ -113,6 +113,32 @@ def test_files_and_bundled_names(tmp_path):
     assert config.load(str(g), {"name": "other"}).name == "other"
 
 
+def test_keys_added_later_keep_older_runs_setting_at_their_defaults():
+    # a run saved before model.init and train.decay_norm_bias existed ran what their defaults do: its setting
+    # (and so its fingerprint) is that of a new run at the defaults; another value is another setting
+    new = config.to_dict(config.load(None))
+    old = config.to_dict(config.load(None))
+    del old["model"]["init"], old["train"]["decay_norm_bias"]
+    assert config.setting(old) == config.setting(new)
+    for key, value in (("model.init", "fan_in"), ("train.decay_norm_bias", False)):
+        changed = config.setting(config.to_dict(config.load(None, {key: value})))
+        assert changed != config.setting(new)
+        section, name = key.split(".")
+        assert changed[section][name] == value
+    # naming what auto picks (fan_out with BatchNorm, fan_in without) draws the same weights: the same setting
+    assert config.setting(config.to_dict(config.load(None, {"model.init": "fan_out"}))) == config.setting(new)
+    no_bn = {"model.batchnorm": False}
+    assert config.setting(config.to_dict(config.load(None, {**no_bn, "model.init": "fan_in"}))) == config.setting(
+        config.to_dict(config.load(None, no_bn))
+    )
+    assert config.setting(config.to_dict(config.load(None, {**no_bn, "model.init": "fan_out"})))["model"]["init"] == (
+        "fan_out"
+    )
+    # a message names the default where a setting leaves such a key out
+    assert config.setting_value({}, "model.init") == "auto" and config.setting_value({}, "train.epochs") is None
+    assert config.setting_value({"model.init": "fan_in"}, "model.init") == "fan_in"
+
+
 # --- property: any document is accepted or refused with a ConfigError, nothing else ------------
 
 from hypothesis import given, settings  # noqa: E402

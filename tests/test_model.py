@@ -113,6 +113,25 @@ def test_seeded_init_is_reproducible() -> None:
     assert not all(torch.equal(x, y) for x, y in zip(a, c, strict=True))
 
 
+@pytest.mark.parametrize(("init", "batchnorm", "mode"),
+                         [("auto", True, "fan_out"), ("auto", False, "fan_in"), ("fan_in", True, "fan_in"),
+                          ("fan_out", False, "fan_out")])  # fmt: skip
+def test_init_draws_each_conv_with_the_fan_it_names(init: str, batchnorm: bool, mode: str) -> None:
+    # every conv (a fused 1×1 slice by slice, with BatchNorm) drawn N(0, 2/fan): e.g. 4a's 480→16 reduce
+    # 1×1 has std 0.354 by fan_out and 0.065 by fan_in
+    torch.manual_seed(0)
+    cfg = ModelConfig(init=init, batchnorm=batchnorm, fuse_1x1=False)
+    model = build_model(cfg, 10, 3, (32, 32))
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    ratios = []
+    for c in convs:
+        k = c.kernel_size[0] * c.kernel_size[1]
+        fan = (c.in_channels if mode == "fan_in" else c.out_channels) * k
+        ratios.append(float(c.weight.detach().std()) / (2 / fan) ** 0.5)
+    big = [r for c, r in zip(convs, ratios, strict=True) if c.weight.numel() >= 4096]  # enough draws to judge
+    assert len(big) > 40 and all(0.9 < r < 1.1 for r in big), (min(big), max(big))
+
+
 def test_width_shrinks_the_model() -> None:
     full = count_params(build_model(ModelConfig(), 10, 3, (32, 32)))
     quarter = count_params(build_model(ModelConfig(width=0.25), 10, 3, (32, 32)))
@@ -127,6 +146,7 @@ def test_width_shrinks_the_model() -> None:
         ({"width": 0.0}, "model.width"),
         ({"width": -1.0}, "model.width"),
         ({"dropout": 1.0}, "model.dropout"),
+        ({"init": "xavier"}, "model.init"),
     ],
 )
 def test_bad_config_values(change: dict[str, object], key: str) -> None:

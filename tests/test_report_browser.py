@@ -39,6 +39,13 @@ def test_report_html_renders_in_chromium(tmp_path):
         results_rows = page.locator("table").first.locator("tbody tr")
         assert results_rows.count() == 6
         assert "onecycle" in results_rows.all_inner_texts()[4]
+        # no number wraps: each cell of every table is one line (an interval, "0.9519 ± 0.0312", split over two
+        # lines reads as two numbers)
+        wrapped = page.evaluate("""[...document.querySelectorAll('td')].filter(td => {
+            const r = document.createRange(); r.selectNodeContents(td);
+            return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size > 1;
+        }).map(td => td.textContent)""")
+        assert not wrapped, wrapped
         images = page.evaluate("[...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
         assert len(images) == 5 and all(ok and w > 300 and h > 200 for ok, w, h in images), images
         shot = tmp_path / "report.png"

@@ -9,6 +9,8 @@ import math
 import os
 import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -132,6 +134,17 @@ def test_report_rebuilds_identical_summary_from_copied_run_folders(study, tmp_pa
     assert main(["report", str(copy)]) == 0
     assert (copy / "summary.csv").read_text() == (out / "summary.csv").read_text()
     assert (copy / "report.html").is_file() and (copy / "plots" / "accuracy.png").is_file()
+    # a study folder as --out for other runs: refused, its report kept
+    other = tmp_path / "other"
+    shutil.copytree(out / "runs" / "standard", other / "runs" / "standard")
+    before = (copy / "report.md").read_text()
+    assert main(["report", str(other), "--out", str(copy)]) == 2
+    assert (copy / "report.md").read_text() == before
+    assert main(["report", str(other), str(copy), "--out", str(copy)]) == 0  # among the DIRs: merged there
+    # a report needs no torch: it is not loaded, not even at the exit (a process group is shut down there)
+    code = f"import sys; from lrlab.cli import main; main(['report', {str(copy)!r}]); print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.splitlines()[-1] == "False", done.stderr[-2000:]
 
 
 def test_a_report_of_an_unfinished_study_says_what_is_missing(study, tmp_path, capsys):

@@ -322,3 +322,27 @@ def test_a_checkpoint_that_counted_steps_resumes_into_step_indices(digits):
         again = Trainer(build, inputs, sched, cfg, 0, torch.device("cpu"))
         again.load_state_dict(doc)
         assert [e["step"] for e in again.epochs] == [6, 13] and again.step_losses == trainer.step_losses
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_decay_norm_bias_off_spares_batchnorm_and_biases(optimizer):
+    # one step with zero gradients: only weight decay moves a parameter
+    from lrlab.training import make_optimizer
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(width=0.125), 10, 3, (32, 32))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for keep in (True, False):
+        cfg = TrainConfig(optimizer=optimizer, weight_decay=0.1, decay_norm_bias=keep, momentum=0.0)
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                p.copy_(before[n] + 0.5)  # biases and BN shifts start at 0: move them off it
+        opt = make_optimizer(model, cfg, lr=0.5)
+        for p in model.parameters():
+            p.grad = torch.zeros_like(p)
+        opt.step()
+        moved = {n: not torch.equal(p, before[n] + 0.5) for n, p in model.named_parameters()}
+        one_d = [n for n, p in model.named_parameters() if p.ndim == 1]
+        assert any(".bn." in n for n in one_d) and "fc.bias" in one_d
+        assert all(moved[n] for n, p in model.named_parameters() if p.ndim > 1)
+        assert all(moved[n] == keep for n in one_d)

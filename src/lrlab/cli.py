@@ -162,7 +162,7 @@ def _config_args(p: argparse.ArgumentParser, omit: tuple[str, ...] = ()) -> None
     add(
         "--set",
         dest="settings",
-        type=_setting,
+        type=parse_setting,
         action="append",
         default=[],
         metavar="KEY=VALUE",
@@ -180,7 +180,7 @@ def _config_args(p: argparse.ArgumentParser, omit: tuple[str, ...] = ()) -> None
     )
 
 
-def _setting(text: str) -> tuple[str, Any]:
+def parse_setting(text: str) -> tuple[str, Any]:
     """`KEY=VALUE` of --set: a dotted key, and the value read as TOML (else kept as a string)."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
@@ -264,6 +264,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     dirs = [Path(d) for d in args.dirs]
     out = Path(args.out) if args.out else dirs[0]
+    if (out / RUNS_DIR).is_dir() and out.resolve() not in {d.resolve() for d in dirs}:
+        # its report would describe other runs than its own, which stay beside it
+        raise LrlabError(
+            f"--out {out} is a study folder with runs of its own, whose report this would replace with one of "
+            "other runs: give it among the DIRs to merge it, or choose another --out"
+        )
     # a study writing `out` writes its report there too: refused while it runs (a folder with neither runs nor
     # a lock has no study, and is left without a lock file)
     lock = store.FolderLock(out)
@@ -544,7 +550,11 @@ def build_parser() -> argparse.ArgumentParser:
         "machines) merge into one report.",
     )
     p.add_argument("dirs", nargs="+", metavar="DIR", help="study folders holding runs/<schedule>/seed-<k>/")
-    p.add_argument("--out", metavar="DIR", help="where to write the report (default: the first DIR)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="where to write the report (default: the first DIR; a study folder only if among the DIRs)",
+    )
     p.add_argument("--baseline", metavar="NAME", help="the schedule others are compared with")
     p.set_defaults(func=cmd_report)
 
@@ -600,9 +610,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         signum = stop.args[0] if stop.args and isinstance(stop.args[0], int) else signal.SIGINT  # (SIGTERM: ours)
         return 128 + int(signum)  # as the shell reports a process a signal stopped: 130 Ctrl-C, 143 SIGTERM
     finally:
-        from lrlab.distributed import shutdown
-
-        shutdown()
+        # a process group exists only if the distributed module ran (importing it here would load torch for
+        # commands that need none, e.g. `lrlab report`)
+        if (distributed := sys.modules.get("lrlab.distributed")) is not None:
+            distributed.shutdown()
         if in_main:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 

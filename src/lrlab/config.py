@@ -59,6 +59,8 @@ class ModelConfig:
     dropout: float = 0.2  # before the final classifier; 0.2 as torchvision (the paper used 0.4)
     batchnorm: bool = True  # false: the paper's Inception v1 without BatchNorm (conv biases instead)
     fuse_1x1: bool = True  # run each block's three 1×1 convs on its input as one (same function; faster)
+    # auto | fan_in | fan_out: the fan of He's init of the convs (auto: fan_out with BatchNorm, fan_in without)
+    init: str = "auto"
 
 
 @dataclass
@@ -70,6 +72,8 @@ class TrainConfig:
     nesterov: bool = False
     weight_decay: float = 5e-4
     label_smoothing: float = 0.0
+    # weight decay also on BatchNorm's scales and shifts and on biases; false: on conv and linear weights only
+    decay_norm_bias: bool = True
     device: str = "auto"  # auto | cpu | cuda
     threads: int | None = None  # CPU threads for torch; None leaves torch's default
     sync_bn: bool = False  # under torchrun: BatchNorm statistics over the global batch (CUDA only)
@@ -118,6 +122,7 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 PRECISIONS = ("auto", "fp32", "bf16")
 SWITCHES = ("auto", "on", "off")
 POOL_KERNELS = ("aten", "triton")
+INITS = ("auto", "fan_in", "fan_out")
 
 
 def _type_name(tp: Any) -> str:
@@ -214,6 +219,7 @@ def _check(cfg: StudyConfig) -> None:
     need(d.cutout >= 0, "data.cutout", f"must not be negative (0: off), got {d.cutout}")
     need(m.stem in STEMS, "model.stem", f"must be one of {choices(STEMS)}, got {m.stem!r}")
     need(m.branch5 in BRANCH5, "model.branch5", f"must be one of {choices(BRANCH5)}, got {m.branch5!r}")
+    need(m.init in INITS, "model.init", f"must be one of {choices(INITS)}, got {m.init!r}")
     need(m.width > 0, "model.width", f"must be positive, got {m.width}")
     need(0 <= m.dropout < 1, "model.dropout", f"must be in [0, 1), got {m.dropout}")
     need(t.epochs > 0, "train.epochs", f"must be positive, got {t.epochs}")
@@ -295,6 +301,16 @@ _NOT_SETTING_IN = (("train", "device"), ("train", "threads"), ("train", "compile
                    ("train", "pool_kernel"),
                    ("data", "stream"), ("data", "loader_workers"),
                    ("data", "data_dir"), ("data", "download"))  # fmt: skip
+# Keys added to the setting after results had been saved without them: left out at their default (which
+# is what those runs did), so that such runs keep their fingerprints and still pair with new ones
+_ADDED_LATER = {("model", "init"): "auto", ("train", "decay_norm_bias"): True}
+
+
+def setting_value(flat: dict[str, Any], dotted: str) -> Any:
+    """A setting's value in a flat (dotted keys) setting, for a message: a key added later is left out of a
+    setting at its default (`setting`), so its absence says that default."""
+    section, _, key = dotted.partition(".")
+    return flat.get(dotted, _ADDED_LATER.get((section, key)))
 
 
 def setting(doc: dict[str, Any]) -> dict[str, Any]:
@@ -304,6 +320,12 @@ def setting(doc: dict[str, Any]) -> dict[str, Any]:
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in doc.items() if k not in _NOT_SETTING}
     for section, key in _NOT_SETTING_IN:
         out.get(section, {}).pop(key, None)
+    model = out.get("model", {})
+    if model.get("init") == ("fan_out" if model.get("batchnorm", True) else "fan_in"):
+        model["init"] = "auto"  # what auto picks: the same weights
+    for (section, key), default in _ADDED_LATER.items():
+        if out.get(section, {}).get(key, default) == default:
+            out.get(section, {}).pop(key, None)
     if "data" in out:
         out["data"]["name"] = str(out["data"].get("name", "")).split(":", 1)[0]
     return out

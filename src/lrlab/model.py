@@ -201,9 +201,12 @@ class GoogLeNet(nn.Module):
         dropout: float = 0.2,
         batchnorm: bool = True,
         fuse_1x1: bool = True,
+        init: str = "auto",
     ) -> None:
         super().__init__()
         conv = partial(BasicConv2d, batchnorm=batchnorm)
+        if init not in ("auto", "fan_in", "fan_out"):
+            raise ConfigError(f"model.init: must be 'auto', 'fan_in' or 'fan_out', got {init!r}")
         if stem not in ("cifar", "imagenet"):
             raise ConfigError(f"model.stem: must be 'cifar' or 'imagenet' here, got {stem!r}")
         if not width > 0:
@@ -244,17 +247,19 @@ class GoogLeNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(channels, num_classes)
-        self._init_weights()
+        self._init_weights(init)
 
-    def _init_weights(self) -> None:
+    def _init_weights(self, init: str) -> None:
         # Trained from scratch, so He init (He et al. 2015; fan_out, ReLU gain) for convs keeps activations'
         # scale through the ReLUs; torchvision's trunc_normal(0.01) only mirrors the TF port of its weights.
         # BN starts as the identity; linears N(0, 0.01), bias 0, so the first logits are near zero (softmax
         # ~uniform). Only torch's global RNG is drawn from: a seed fixes the weights. Without BatchNorm nothing
         # rescales the activations, so fan_in mode keeps their forward scale (fan_out lets each 1×1 reduce
         # grow it by in/out channels, and the loss overflows within a few steps).
-        # A fused 1×1 (Inception.conv_weights) is drawn slice by slice, each with its own fan.
-        mode = "fan_out" if self.batchnorm else "fan_in"
+        # A fused 1×1 (Inception.conv_weights) is drawn slice by slice, each with its own fan. `init` picks the
+        # fan: with BatchNorm fan_in draws the narrow 1×1 reduce convs (480→16) far smaller than fan_out does,
+        # and behind BatchNorm a smaller weight turns faster at the same LR (config.ModelConfig.init).
+        mode = init if init != "auto" else "fan_out" if self.batchnorm else "fan_in"
         drawn: set[int] = set()  # convs inside an Inception block, drawn with their block
         for m in self.modules():  # pre-order: a block comes before its convs
             if isinstance(m, Inception):
@@ -350,6 +355,7 @@ def build_model(cfg: ModelConfig, num_classes: int, in_channels: int, image_size
         cfg.dropout,
         cfg.batchnorm,
         cfg.fuse_1x1,
+        cfg.init,
     )
 
 

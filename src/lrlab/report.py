@@ -135,8 +135,9 @@ HTML_PAGE = """<!doctype html>
 body {{ font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1000px; margin: 2em auto;
        padding: 0 1em; color: #222; }}
 h1 {{ border-bottom: 2px solid #ddd; padding-bottom: .3em; }} h2 {{ margin-top: 1.8em; }}
-table {{ border-collapse: collapse; margin: 1em 0; font-variant-numeric: tabular-nums; }}
-th, td {{ border: 1px solid #ddd; padding: .35em .7em; text-align: right; }}
+table {{ border-collapse: collapse; margin: 1em 0; font-variant-numeric: tabular-nums; display: block;
+         overflow-x: auto; max-width: 100%; }}
+th, td {{ border: 1px solid #ddd; padding: .35em .7em; text-align: right; }} td {{ white-space: nowrap; }}
 th:first-child, td:first-child {{ text-align: left; }} thead {{ background: #f4f6f8; }}
 tbody tr:nth-child(even) {{ background: #fafafa; }}
 figure {{ margin: 1.5em 0; }} img {{ max-width: 100%; }} figcaption {{ color: #666; font-size: 90%; }}
@@ -351,12 +352,15 @@ def _document(
     doc = Doc()
     doc.h(1, f"lrlab study: {cfg['name']}")
     merged = f" Merged from {len(dirs)} study folders: {', '.join(f'`{d}`' for d in dirs)}." if len(dirs) > 1 else ""
+    # (keys a config of an earlier version lacks are read with their defaults)
+    init = "" if m.get("init", "auto") == "auto" else f", convs drawn by He's rule in {m['init']} mode"
+    decayed = "" if t.get("decay_norm_bias", True) else " on conv and linear weights only"
     doc.p(
         f"GoogLeNet ({model.get('stem', m['stem'])} stem, width {m['width']}, {model.get('parameters', 0):,} "
-        f"parameters) on **{data['name']}** (train {data['train']}, validation {data['val']}, test {data['test']} "
-        f"images; test split: {data['test_source']}), {t['optimizer']} (momentum {t['momentum']}, weight decay "
-        f"{t['weight_decay']}) for {t['epochs']} epochs, batch {t['batch_size']}, seeds {seeds}. For a seed, every "
-        f"schedule starts from the same initial weights and sees the same batches.{merged}"
+        f"parameters{init}) on **{data['name']}** (train {data['train']}, validation {data['val']}, test "
+        f"{data['test']} images; test split: {data['test_source']}), {t['optimizer']} (momentum {t['momentum']}, "
+        f"weight decay {t['weight_decay']}{decayed}) for {t['epochs']} epochs, batch {t['batch_size']}, seeds "
+        f"{seeds}. For a seed, every schedule starts from the same initial weights and sees the same batches.{merged}"
     )
     # Holm's m: the comparisons with a p-value, per baseline (on an LR axis, one per peak LR)
     m = max((c.holm_m for c in comps), default=0)

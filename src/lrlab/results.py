@@ -165,7 +165,7 @@ def other_setting(runs: list[Run], mine: dict[str, Any]) -> tuple[Run, str, Any]
     for r in runs:  # (read_run has checked that each holds its config and data)
         theirs = setting_of(r.config["config"], r.config["data"].get("files_hash"))
         if (diff := next(iter(differing(theirs, mine)), None)) is not None:
-            return r, diff, theirs.get(diff)
+            return r, diff, config_mod.setting_value(theirs, diff)
     return None
 
 
@@ -179,8 +179,8 @@ def check_one_setting(runs: list[Run]) -> None:
     if found := other_setting(runs, mine):
         r, diff, theirs = found
         raise LrlabError(
-            f"runs made under different settings: {diff} is {mine.get(diff)!r} in {first.folder} but "
-            f"{theirs!r} in {r.folder}; report them separately (a comparison pairs runs that "
+            f"runs made under different settings: {diff} is {config_mod.setting_value(mine, diff)!r} in "
+            f"{first.folder} but {theirs!r} in {r.folder}; report them separately (a comparison pairs runs that "
             "differ only in schedule and seed)"
         )
 

@@ -460,7 +460,8 @@ def _check_folder(out: Path, trains: set[Path], fresh: bool, p: Prepared) -> Non
             else ", or --fresh to replace them (this command trains each of them again)"
         )
         raise ConfigError(
-            f"{out} holds runs of another setting ({key} is {theirs!r} in {run.folder}, {mine.get(key)!r} here), "
+            f"{out} holds runs of another setting ({key} is {theirs!r} in {run.folder}, "
+            f"{config_mod.setting_value(mine, key)!r} here), "
             f"which a report cannot pair with these: choose another --out{fix}"
         )
     # runs of a schedule this start trains, other seeds of it (the same seed is its fingerprint's to refuse),

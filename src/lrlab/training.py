@@ -102,19 +102,25 @@ def batches(
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
-    """SGD (momentum, Nesterov) or AdamW; one fused kernel per step on CUDA, foreach on the CPU."""
+    """SGD (momentum, Nesterov) or AdamW; one fused kernel per step on CUDA, foreach on the CPU. Without
+    `decay_norm_bias`, weight decay falls on the conv and linear weights only: BatchNorm's scales and shifts
+    and the biases (the 1-D parameters) go in a second group without it."""
     params = [p for p in model.parameters() if p.requires_grad]
     fused = {"fused": True} if params and params[0].is_cuda else {}
+    groups: list[dict[str, Any]] = [{"params": params}]
+    if not cfg.decay_norm_bias:
+        decayed, rest = [p for p in params if p.ndim > 1], [p for p in params if p.ndim <= 1]
+        groups = [g for g in ({"params": decayed}, {"params": rest, "weight_decay": 0.0}) if g["params"]]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
-            params,
+            groups,
             lr=lr,
             momentum=cfg.momentum,
             nesterov=cfg.nesterov and cfg.momentum > 0,
             weight_decay=cfg.weight_decay,
             **fused,
         )
-    return torch.optim.AdamW(params, lr=lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay, **fused)
+    return torch.optim.AdamW(groups, lr=lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay, **fused)
 
 
 @dataclass(frozen=True)
