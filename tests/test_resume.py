@@ -94,6 +94,14 @@ def _workers(pid: int) -> list[int]:
     return out
 
 
+def _start(cmd: list[str]) -> subprocess.Popen:
+    """lrlab in a session of its own (its process group is signalled as a terminal or a scheduler would), with
+    Ctrl-C's default action: a shell starting the test suite in the background (`cmd &`) leaves SIGINT ignored,
+    and an ignored signal stays ignored in every child."""
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -111,7 +119,7 @@ def test_stopping_a_parallel_study_stops_its_workers_at_once(tmp_path, how):
     cfg.write_text(text + '[schedules.third]\ntype = "constant"\nlr = 0.02\n')
     out = tmp_path / "out"
     cmd = [str(LRLAB), "study", str(cfg), "--out", str(out), "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = _start(cmd)
     deadline = time.monotonic() + 120
     while len(list(out.glob("runs/*/seed-0/checkpoint.pt"))) < 2:  # both workers are training
         assert proc.poll() is None and time.monotonic() < deadline
@@ -140,7 +148,7 @@ def test_ctrl_c_while_the_workers_start_leaves_no_tracebacks(tmp_path):
     cfg = tmp_path / "study.toml"
     cfg.write_text(CONFIG.replace('name = "resume"', 'name = "resume"\nworkers = 2'))
     cmd = [str(LRLAB), "study", str(cfg), "--out", str(tmp_path / "out"), "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = _start(cmd)
     head = [proc.stdout.readline() for _ in range(2)]
     assert "worker processes" in head[-1], head
     deadline = time.monotonic() + 60
