@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from lrlab import kernels
-from lrlab.config import BRANCH5, STEMS, ModelConfig
+from lrlab.config import BRANCH5, INITS, STEMS, ModelConfig
 from lrlab.errors import ConfigError, choices
 
 # stem = "auto": inputs whose larger side is at most this many pixels get the CIFAR stem; the ImageNet
@@ -205,8 +205,8 @@ class GoogLeNet(nn.Module):
     ) -> None:
         super().__init__()
         conv = partial(BasicConv2d, batchnorm=batchnorm)
-        if init not in ("auto", "fan_in", "fan_out"):
-            raise ConfigError(f"model.init: must be 'auto', 'fan_in' or 'fan_out', got {init!r}")
+        if init not in INITS:
+            raise ConfigError(f"model.init: must be one of {choices(INITS)}, got {init!r}")
         if stem not in ("cifar", "imagenet"):
             raise ConfigError(f"model.stem: must be 'cifar' or 'imagenet' here, got {stem!r}")
         if not width > 0:
