@@ -73,17 +73,14 @@ def main() -> None:
                   "device": args.device, "pool_kernel": args.pool_kernel},
         "schedules": {"onecycle": {"type": "onecycle", "max_lr": args.max_lr, "peak_frac": 0.25}},
     }  # fmt: skip
-    for key, value in args.settings:
-        # keys this script's flags set (and its loop and summary read from them) are set by those flags
-        owned = ("train.epochs", "train.batch_size", "model.width", "train.compile", "train.compile_mode",
-                 "train.device", "train.pool_kernel", "data.name", "data.limit", "schedules.")  # fmt: skip
-        if key.startswith(owned):
-            ap.error(f"--set {key}: this script's own flags set it (see --help)")
-        try:
-            config.set_key(doc, key, value)
-        except ConfigError as e:
-            ap.error(f"--set {key}: {e}")
+    # keys this script's flags set (and its loop and summary read from them) are set by those flags
+    owned = ("train.epochs", "train.batch_size", "model.width", "train.compile", "train.compile_mode",
+             "train.device", "train.pool_kernel", "data.name", "data.limit", "schedules.")  # fmt: skip
     try:
+        for key, value in args.settings:
+            if key.startswith(owned):
+                ap.error(f"--set {key}: this script's own flags set it (see --help)")
+            config.set_key(doc, key, value)
         cfg = config.from_dict(doc)
     except ConfigError as e:
         ap.error(str(e))

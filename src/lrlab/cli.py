@@ -264,7 +264,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     dirs = [Path(d) for d in args.dirs]
     out = Path(args.out) if args.out else dirs[0]
-    if (out / RUNS_DIR).is_dir() and out.resolve() not in {d.resolve() for d in dirs}:
+    has_runs = (out / RUNS_DIR).is_dir()
+    if has_runs and out.resolve() not in {d.resolve() for d in dirs}:
         # its report would describe other runs than its own, which stay beside it
         raise LrlabError(
             f"--out {out} is a study folder with runs of its own, whose report this would replace with one of "
@@ -273,7 +274,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     # a study writing `out` writes its report there too: refused while it runs (a folder with neither runs nor
     # a lock has no study, and is left without a lock file)
     lock = store.FolderLock(out)
-    with lock if lock.path.exists() or (out / RUNS_DIR).is_dir() else contextlib.nullcontext():
+    with lock if lock.path.exists() or has_runs else contextlib.nullcontext():
         built = build_report(out, dirs, baseline=args.baseline)
     print(built.console)
     print(f"wrote {out}/{written(out)}")

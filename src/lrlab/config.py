@@ -125,6 +125,12 @@ POOL_KERNELS = ("aten", "triton")
 INITS = ("auto", "fan_in", "fan_out")
 
 
+def resolved_init(init: str, batchnorm: bool) -> str:
+    """The fan of He's init that model.init names: auto is fan_out with BatchNorm, fan_in without (the reasons
+    are in model.GoogLeNet._init_weights)."""
+    return init if init != "auto" else "fan_out" if batchnorm else "fan_in"
+
+
 def _type_name(tp: Any) -> str:
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
 
@@ -303,7 +309,7 @@ _NOT_SETTING_IN = (("train", "device"), ("train", "threads"), ("train", "compile
                    ("data", "data_dir"), ("data", "download"))  # fmt: skip
 # Keys added to the setting after results had been saved without them: left out at their default (which
 # is what those runs did), so that such runs keep their fingerprints and still pair with new ones
-_ADDED_LATER = {("model", "init"): "auto", ("train", "decay_norm_bias"): True}
+_ADDED_LATER = {("model", "init"): ModelConfig.init, ("train", "decay_norm_bias"): TrainConfig.decay_norm_bias}
 
 
 def setting_value(flat: dict[str, Any], dotted: str) -> Any:
@@ -321,7 +327,7 @@ def setting(doc: dict[str, Any]) -> dict[str, Any]:
     for section, key in _NOT_SETTING_IN:
         out.get(section, {}).pop(key, None)
     model = out.get("model", {})
-    if model.get("init") == ("fan_out" if model.get("batchnorm", True) else "fan_in"):
+    if "init" in model and model["init"] == resolved_init("auto", model.get("batchnorm", True)):
         model["init"] = "auto"  # what auto picks: the same weights
     for (section, key), default in _ADDED_LATER.items():
         if out.get(section, {}).get(key, default) == default:

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from lrlab import kernels
-from lrlab.config import BRANCH5, INITS, STEMS, ModelConfig
+from lrlab.config import BRANCH5, INITS, STEMS, ModelConfig, resolved_init
 from lrlab.errors import ConfigError, choices
 
 # stem = "auto": inputs whose larger side is at most this many pixels get the CIFAR stem; the ImageNet
@@ -259,7 +259,7 @@ class GoogLeNet(nn.Module):
         # A fused 1×1 (Inception.conv_weights) is drawn slice by slice, each with its own fan. `init` picks the
         # fan: with BatchNorm fan_in draws the narrow 1×1 reduce convs (480→16) far smaller than fan_out does,
         # and behind BatchNorm a smaller weight turns faster at the same LR (config.ModelConfig.init).
-        mode = init if init != "auto" else "fan_out" if self.batchnorm else "fan_in"
+        mode = resolved_init(init, self.batchnorm)
         drawn: set[int] = set()  # convs inside an Inception block, drawn with their block
         for m in self.modules():  # pre-order: a block comes before its convs
             if isinstance(m, Inception):
