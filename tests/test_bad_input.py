@@ -116,3 +116,12 @@ def test_train_seed_and_empty_peak_lrs_are_refused(tmp_path, capsys):
             stop.value.code == 2 and "argument --peak-lrs: expected comma-separated numbers" in capsys.readouterr().err
         )
     assert not out.exists()
+
+
+def test_output_folder_that_is_a_file(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("kept")
+    code = main(["study", "--limit", "100", "--epochs", "2", "--batch-size", "16", "--out", str(blocker)])
+    err = capsys.readouterr().err  # (was: "cannot be written: File exists")
+    assert code == 2 and f"output folder '{blocker}' is a file, not a folder; choose another --out" in err
+    assert blocker.read_text() == "kept"

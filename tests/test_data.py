@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
@@ -191,6 +192,30 @@ def test_limit_sizes_and_every_class_kept(tmp_path):
     assert [len(s) for s in splits(load_data(cfg_for(root, limit=10_000)))] == [84, 18, 18]
 
 
+@pytest.mark.parametrize("limit, rare", [(None, 3), (None, 6), (3, 6), (10, 6), (20, 6)])
+def test_small_classes_keep_an_image_in_every_split(tmp_path, limit, rare):
+    # a stratified draw rounds a class's share: 3 of classes of 100, 6 and 6 were 3 of the first, and 32 of
+    # classes of 200, 3, 3 and 3 lacked two of the small ones
+    root = write_images(tmp_path / "d" / "train", classes=["common"], n=2 * 100 * (rare == 3) or 100, size=(4, 4))
+    write_images(root, classes=["rare1", "rare2", "rare3"][: 3 if rare == 3 else 2], n=rare, size=(4, 4), seed=1)
+    ds = load_data(cfg_for(tmp_path / "d", limit=limit))
+    classes = list(range(ds.num_classes))
+    for s in splits(ds):
+        assert sorted(s.labels.unique().tolist()) == classes
+    if limit is not None:
+        assert len(ds.train) == max(limit, 3)
+    seen = [img.numpy().tobytes() for s in splits(ds) for img in s.images]
+    assert len(seen) == len(set(seen))  # no image in two splits
+    if limit is None:
+        assert len(seen) == (209 if rare == 3 else 112)
+
+
+def test_too_few_images_left_for_a_split_names_the_class_and_the_keys(tmp_path):
+    root = make_tree(tmp_path / "d", n=3)  # 3 per class: test_frac 0.5 takes 2 of some class
+    with pytest.raises(DataError, match=r"hold out .* as the val split.*class '\w+' has 1 image left.*data\.test_frac"):
+        load_data(cfg_for(root, test_frac=0.5))
+
+
 def test_limit_decodes_only_the_chosen_images(tmp_path, monkeypatch):
     archive = make_tgz(make_tree(tmp_path / "d", n=100, ext="jpg"), tmp_path / "d.tar.gz")
     opened = []
@@ -206,6 +231,23 @@ def test_grey_images_give_one_channel_and_mixed_give_three(tmp_path):
     assert ds.in_channels == 1 and ds.train.images.shape[1:] == (1, 8, 8)
     write_images(grey / "train", classes=["cat"], n=1, mode="RGB", seed=3)  # overwrites cat/000.png
     assert load_data(cfg_for(grey)).in_channels == 3
+
+
+@pytest.mark.parametrize("archived", [False, True])
+def test_a_grey_pick_of_a_tree_with_colour_images_is_read_in_colour(tmp_path, archived):
+    # the channels are the data's: a --limit or split seed that misses the one colour image changes no model
+    root = make_tree(tmp_path / "g", mode="L", n=20, classes=["a", "b"])
+    Image.fromarray(np.full((8, 8, 3), 7, np.uint8), "RGB").save(root / "train" / "a" / "zz.png")
+    src = make_tgz(root, tmp_path / "g.tar") if archived else root
+    for seed in range(4):
+        cfg = cfg_for(src, limit=2, split_seed=seed, val_frac=0.1, test_frac=0.1)
+        ds = load_data(cfg)
+        assert ds.in_channels == 3 and ds.train.images.shape[1] == 3
+        grey = ds.train.images[:, :1]
+        assert torch.equal(ds.train.images, grey.expand(-1, 3, -1, -1))  # grey images stay grey in RGB
+        if not archived:
+            assert load_data(dataclasses.replace(cfg, stream=True)).in_channels == 3
+    assert load_data(cfg_for(make_tree(tmp_path / "all-grey", mode="L"), limit=2)).in_channels == 1
 
 
 def test_streaming_reads_every_header_like_memory_reads_every_image(tmp_path):
@@ -244,6 +286,20 @@ def test_sixteen_bit_grey_keeps_its_top_bits(tmp_path):
     assert any(torch.equal(im[0], torch.from_numpy((values >> 8).astype(np.uint8))) for im in images)
 
 
+def test_32_bit_grey_is_read_as_16_bit_whatever_its_values(tmp_path):
+    root = make_tree(tmp_path / "d", classes=["cat", "dog"], mode="L")
+    dark = np.arange(64, dtype=np.int32).reshape(8, 8) * 3  # at most 189: a dark 16-bit frame
+    bright = dark * 300 + 3
+    for name, values in (("000", dark), ("001", bright)):
+        (root / "train" / "cat" / f"{name}.png").unlink()
+        Image.fromarray(values).save(root / "train" / "cat" / f"{name}.tif")
+    assert Image.open(root / "train" / "cat" / "000.tif").mode == "I"
+    ds = load_data(cfg_for(root, val_frac=0.1, test_frac=0.1))
+    images = {im.numpy().tobytes() for s in splits(ds) for im in s.images}
+    for values in (dark, bright):
+        assert (values >> 8).astype(np.uint8)[None].tobytes() in images  # the dark frame stays dark
+
+
 @pytest.mark.parametrize("archived", [False, True])
 def test_hidden_files_and_folders_are_skipped(tmp_path, archived):
     root = make_tree(tmp_path / "d")
@@ -272,8 +328,11 @@ def test_differing_sizes_need_image_size(tmp_path):
 
 
 def test_missing_path_and_missing_train_folder(tmp_path):
-    with pytest.raises(DataError, match="nowhere"):
+    with pytest.raises(DataError, match="nowhere") as e:
         load_data(cfg_for(tmp_path / "nowhere"))
+    assert "--download" not in str(e.value)
+    with pytest.raises(DataError, match=r"lrlab does not ship it: --data cifar10 --download fetches CIFAR-10$"):
+        check_source(cfg_for(tmp_path / "data" / "cifar10-train.tar.gz"))  # the bundled CIFAR-10 configs' copy
     write_images(tmp_path / "flat")
     with pytest.raises(DataError, match=r"train/<class>/<image>") as e:
         check_source(cfg_for(tmp_path / "flat"))
@@ -329,6 +388,29 @@ def test_check_source_decodes_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(data.Image, "open", lambda *a, **k: pytest.fail("check_source decoded an image"))
     check_source(cfg_for(root))
     check_source(cfg_for(archive))
+
+
+@pytest.mark.parametrize("name, mode", [("d.tar.xz", "w:xz"), ("D.TAR.GZ", "w:gz"), ("d.tar.bz2", "w:bz2")])
+def test_archives_tarfile_reads_are_taken_by_name(tmp_path, name, mode):
+    root = make_tree(tmp_path / "d")
+    with tarfile.open(tmp_path / name, mode) as tar:
+        tar.add(root / "train", arcname="train")
+    assert len(load_data(cfg_for(tmp_path / name)).train) == len(load_data(cfg_for(root)).train)
+    (tmp_path / "d.zip").write_bytes(b"PK")
+    with pytest.raises(DataError, match=r"neither a folder nor a tar archive \(\.tar, \.tar\.gz"):
+        check_source(cfg_for(tmp_path / "d.zip"))
+
+
+def test_a_split_fraction_may_be_0_only_where_the_data_has_that_split(tmp_path):
+    root = make_tree(tmp_path / "d", n=10)
+    with pytest.raises(DataError, match=r"^data\.test_frac: must be above 0: .* no test split of its own"):
+        load_data(cfg_for(root, test_frac=0))
+    write_images(root / "test", n=2, seed=9)
+    assert len(load_data(cfg_for(root, test_frac=0)).test) == 6
+    with pytest.raises(DataError, match=r"^data\.val_frac: must be above 0"):
+        load_data(cfg_for(root, val_frac=0))
+    write_images(root / "val", n=2, seed=8)
+    assert len(load_data(cfg_for(root, val_frac=0, test_frac=0)).val) == 6
 
 
 def test_corrupt_archive(tmp_path):

@@ -190,7 +190,8 @@ def test_changed_config_on_resume_is_refused_unless_fresh(tmp_path, capsys, chan
     assert main([*args, *changed, "--fresh"]) == 0
     # a changed schedule is no other setting (the report compares schedules): the run is of another configuration
     assert main([*args, *changed, "--set", "schedules.standard.lr=0.2"]) == 2
-    assert "holds a run of a different configuration; rerun with --fresh" in capsys.readouterr().err
+    said = "holds a run of a different configuration (schedules.standard.lr is 0.05 there, 0.2 here); rerun with"
+    assert said in capsys.readouterr().err
     # the same, but the run stopped before its first checkpoint (an unreadable image met while streaming): it
     # holds nothing to keep, and is replaced
     run = tmp_path / "runs" / "standard" / "seed-0"

@@ -255,7 +255,22 @@ def test_explicit_momentum_schedule():
         ({"type": "onecycle", "max_lr": 0.1, "cycle_momentum": True, "base_momentum": 0.95, "max_momentum": 0.9},
          "schedules.s.base_momentum: the momentum at the LR's peak must not be above max_momentum (0.95 > 0.9)"),
         ({"type": "constant", "lr": 0.1, "warmup_start_lr": 0.01},
-         "schedules.s.warmup_start_lr: used only with a warm-up (warmup_steps|_epochs|_frac); none is set"),
+         "schedules.s.warmup_start_lr: used only with a warm-up (warmup_steps|_epochs|_frac above 0); none is set"),
+        # a warm-up of length 0 is none (its start LR was dropped without a word, type warmup was a constant)
+        ({"type": "constant", "lr": 0.1, "warmup_steps": 0, "warmup_start_lr": 0.05},
+         "schedules.s.warmup_start_lr: used only with a warm-up"),
+        ({"type": "warmup", "lr": 0.1, "warmup_epochs": 0}, "'warmup' needs warmup_steps|_epochs|_frac, longer"),
+        # SGDR's cycle warm-up starts at min_lr (0): a warm-up before it rose from 0 to 0
+        ({"type": "sgdr", "lr": 0.1, "period_steps": 10, "cycle_warmup_steps": 3, "warmup_steps": 5},
+         "schedules.s.warmup_steps: the warm-up rises to the schedule's first LR, which is 0 here"),
+        # a momentum table inside a momentum table, or cycled momentum there, was checked and then ignored
+        ({"type": "constant", "lr": 0.1, "momentum": {"type": "constant", "lr": 0.9, "momentum": {"type": "constant",
+          "lr": 0.5}}}, "schedules.s.momentum.momentum: a momentum table's values are the momentum"),
+        ({"type": "constant", "lr": 0.1, "momentum": {"type": "cyclic", "base_lr": 0.85, "max_lr": 0.95,
+          "up_steps": 5, "cycle_momentum": True}}, "schedules.s.momentum.cycle_momentum: a momentum table's"),
+        ({"type": "plateau", "lr": 0.1, "threshold": -0.5}, "schedules.s.threshold: must be in [0, 1) with"),
+        ({"type": "plateau", "lr": 0.1, "threshold": 5}, "schedules.s.threshold: must be in [0, 1) with"),
+        ({"type": "plateau", "lr": 0.1, "threshold": -1, "threshold_mode": "abs"}, "schedules.s.threshold: must be at"),
         ({"type": "cosine", "lr": 0.1, "warmup_curve": "cos"}, "schedules.s.warmup_curve: used only with a warm-up"),
         ({"type": "inverse_time", "lr": 0.1, "decay_rate": -1, "every_steps": 5}, "schedules.s.decay_rate: must be"),
         ({"type": "step", "lr": 0.1, "every_frac": 0}, "schedules.s.every_frac: must be longer than zero steps, got 0"),

@@ -462,6 +462,14 @@ def test_refused_specs_name_the_field(spec, needle):
             "schedules.s.every_steps: 0.001 steps, in a run of 18 steps; a decay interval must last at least one step",
         ),
         (
+            {"type": "exponential", "lr": 0.1, "gamma": 0.5, "every_steps": 1e-6},  # LR 0.0 from step 1
+            "schedules.s.every_steps: 1e-06 steps, in a run of 18 steps; a decay interval must last at least one step",
+        ),
+        (
+            {"type": "inverse_time", "lr": 0.1, "decay_rate": 1, "every_steps": 0.001, "staircase": True},
+            "schedules.s.every_steps: 0.001 steps, in a run of 18 steps; a decay interval must last at least one step",
+        ),
+        (
             {"type": "step", "lr": 0.1, "every_frac": 0.05, "warmup_steps": 2},
             "schedules.s.every_frac: 0.05 of the run's 16 steps after the 2-step warm-up is 0.8 steps; "
             "a decay interval must last at least one step",

@@ -880,3 +880,47 @@ def test_runs_of_one_schedule_name_with_different_specs_are_not_pooled(tmp_path,
     assert f"{tmp_path / 'a'} holds runs of cyclic with another spec (" in err
     assert not (tmp_path / "a" / "runs" / "cyclic" / "seed-1").exists()
     assert main([*args, "--seeds", "1,", "--out", str(tmp_path / "a")]) == 0  # the same spec: a new seed of it
+
+
+def test_a_loss_gone_nan_diverges_its_run_and_the_study_goes_on(tmp_path):
+    # a constant LR of 1e4 makes the loss nan (not inf) in its first steps: steps.csv holds it as an empty
+    # cell, which the report and a second start read (they refused it as "not a number", stopping the study)
+    overrides = {
+        **QUICK,
+        "train.batch_size": 8,
+        "out": str(tmp_path),
+        "schedules.boom": {"type": "constant", "lr": 1e4},
+    }
+    cfg = config.load(None, overrides)
+    from lrlab.study import select_schedules
+
+    select_schedules(cfg, ["boom", "standard"])
+    run_study(cfg, progress=False, echo=lambda _: None)
+    rows = {r["schedule"]: r for r in read_csv(tmp_path / "summary.csv")}
+    assert rows["boom"]["status"] == "diverged" and rows["standard"]["status"] == "ok"
+    assert [r["loss"] for r in read_csv(tmp_path / "runs" / "boom" / "seed-0" / "steps.csv")] == [""]
+    assert "diverged at step" in (tmp_path / "report.md").read_text()
+    run_study(config.load(None, overrides), progress=False, echo=lambda _: None)  # a second start reads it too
+
+
+def test_auto_lrs_beside_fixed_ones_are_checked_for_the_lr_they_get(tmp_path, monkeypatch):
+    # base_lr = "auto" (a tenth of the LR) under a fixed max_lr holds for a small LR: the check before the range
+    # test refused it for its stand-in LR of 1 (a base_lr of 0.1 the user never wrote), also with --auto-lr given
+    import types
+
+    from lrlab import study as study_mod
+    from lrlab.study import prepare
+
+    cyc = {"cyc": {"type": "cyclic", "base_lr": "auto", "max_lr": 0.05, "up_epochs": 0.5}}
+    base = {**QUICK, "train.epochs": 1, "out": str(tmp_path), "schedules": cyc, "baseline": "cyc"}
+    assert prepare(config.load(None, {**base, "auto_lr": 0.15})).specs["cyc"]["base_lr"] == pytest.approx(0.015)
+    with pytest.raises(ConfigError, match=r"schedules\.cyc\.max_lr: must be at least base_lr \(0\.05 < 0\.09\)"):
+        prepare(config.load(None, {**base, "auto_lr": 0.9}))
+    # no LR given: checked before the range test for some LR, then for the test's: its answer is named
+    monkeypatch.setattr(study_mod, "range_test", lambda *a, **k: pytest.fail("ran the range test"))
+    prepare(config.load(None, base), auto_lr=False)
+    floor = {**base, "schedules": {"cos": {"type": "cosine", "lr": "auto", "min_lr": 0.3}}, "baseline": "cos"}
+    test = types.SimpleNamespace(suggestions={"valley": 0.2}, fall=0.5, caution=lambda: None)
+    monkeypatch.setattr(study_mod, "range_test", lambda *a, **k: test)
+    with pytest.raises(ConfigError, match=r'schedules\.cos\.min_lr: .*0\.3.*\("auto" LRs: 0\.2 \(valley rule'):
+        prepare(config.load(None, floor))

@@ -169,6 +169,18 @@ def test_speed_switches_on_the_cpu(digits):
     assert res.epochs[-1]["train_loss"] < 0.8 * res.epochs[0]["train_loss"]
 
 
+def test_with_ema_the_run_returns_the_weights_its_test_predictions_are_of(digits):
+    from lrlab.training import Normalize, evaluate
+
+    inputs, build = digits
+    cfg = TrainConfig(epochs=2, batch_size=32, ema=0.9)
+    sched = compile_schedule({"type": "constant", "lr": 0.1}, plan_for(inputs, cfg))
+    res = train_run(build, inputs, sched, cfg, seed=0, device=torch.device("cpu"), progress=False)
+    norm = Normalize.of(inputs.mean, inputs.std, torch.device("cpu"))
+    _, _, pred = evaluate(res.model, inputs.test, norm, torch.device("cpu"))
+    assert torch.equal(pred, res.test_pred)  # model.pt's weights: the average's, not the last step's
+
+
 def test_resized_crops_of_a_wide_image_have_the_drawn_pixel_aspect():
     from lrlab.augment import RESIZED_RATIO, RESIZED_SCALE, draw_resized_crop_flip, resized_crop_maps
 

@@ -123,7 +123,7 @@ def _config_args(p: argparse.ArgumentParser, omit: tuple[str, ...] = ()) -> None
         dest="data.limit",
         type=int,
         metavar="N",
-        help="use at most N training images (validation and test shrink in proportion)",
+        help="train on N images, drawn by class (at least one of each); validation and test shrink with it",
     )
     add(
         "--auto-lr",
@@ -607,7 +607,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         trains = args.func in (cmd_study, cmd_train)  # (find-lr, schedules and report keep nothing to go on with)
         if os.environ.get("RANK", "0") == "0":  # under torchrun: one line, not one per process
-            print("lrlab: interrupted" + (f"; finished runs are saved, {again}" if trains else ""), file=sys.stderr)
+            lead = "\n" if sys.stderr.isatty() else ""  # off the line a progress bar holds on a terminal
+            print(f"{lead}lrlab: interrupted" + (f"; finished runs are saved, {again}" if trains else ""),
+                  file=sys.stderr)  # fmt: skip
         signum = stop.args[0] if stop.args and isinstance(stop.args[0], int) else signal.SIGINT  # (SIGTERM: ours)
         return 128 + int(signum)  # as the shell reports a process a signal stopped: 130 Ctrl-C, 143 SIGTERM
     finally:

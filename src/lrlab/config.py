@@ -42,7 +42,7 @@ class DataConfig:
     val_frac: float = 0.15  # fraction of the training pool held out for validation
     test_frac: float = 0.15  # fraction held out for test, only where the source has no test split
     split_seed: int = 0  # the split is the same for every run of a study
-    limit: int | None = None  # use only this many training images (val/test shrink in proportion)
+    limit: int | None = None  # train on this many images, at least one per class (val/test shrink with it)
     image_size: int | None = None  # resize images to this square size; None keeps the native size
     augment: str = "auto"  # auto | none | crop-flip | resized-crop-flip  (auto: see study.resolve_augment)
     cutout: int = 0  # side (px) of a square set to the mean pixel at a random place of each training image; 0: off
@@ -214,8 +214,9 @@ def _check(cfg: StudyConfig) -> None:
     need(len(set(cfg.seeds)) == len(cfg.seeds), "seeds", f"repeated seeds in {cfg.seeds}")
     bad = [s for s in cfg.seeds if not 0 <= s < 2**32]
     need(not bad, "seeds", f"a seed must be in [0, 2**32) (numpy's seeds), got {bad[0] if bad else ''}")
-    need(0 < d.val_frac < 1, "data.val_frac", f"must be in (0, 1), got {d.val_frac}")
-    need(0 < d.test_frac < 1, "data.test_frac", f"must be in (0, 1), got {d.test_frac}")
+    # 0 only where the data brings that split (a val/ or test/ folder, an official test split): data.py checks
+    need(0 <= d.val_frac < 1, "data.val_frac", f"must be in [0, 1), got {d.val_frac}")
+    need(0 <= d.test_frac < 1, "data.test_frac", f"must be in [0, 1), got {d.test_frac}")
     need(d.val_frac + d.test_frac < 1, "data.val_frac", "val_frac + test_frac must be below 1")
     need(0 <= d.split_seed < 2**32, "data.split_seed", f"must be in [0, 2**32) (numpy's seeds), got {d.split_seed}")
     need(d.limit is None or d.limit > 0, "data.limit", f"must be positive, got {d.limit}")

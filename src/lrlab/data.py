@@ -35,6 +35,7 @@ from lrlab import store
 from lrlab.config import DataConfig
 from lrlab.errors import DataError, LrlabError, unknown
 
+CIFAR_COPY = "cifar10-train.tar.gz"  # configs/cifar10-*.toml read data/<this>, a JPEG copy of CIFAR-10's train split
 STATS_SAMPLE = 2048  # images the channel statistics are computed from when streaming
 
 
@@ -131,7 +132,13 @@ _NAMES = ["digits", "cifar10", "cifar100", "imagefolder:PATH"]
 _OFFICIAL, _HELD_OUT = "official test split", "held out from the training pool"
 # name -> (torchvision class, label key in the pickles); file names, url and md5 come from torchvision
 _CIFAR = {"cifar10": (CIFAR10, "labels"), "cifar100": (CIFAR100, "fine_labels")}
-_GREY = {"1", "L", "LA", "I", "I;16", "F"}  # single-channel PIL modes (LA: grey with alpha)
+_GREY = {"1", "L", "LA", "I", "F"}  # single-channel PIL modes (LA: grey with alpha), and I;16 in every byte order
+# the archives tarfile reads (compression found from the bytes), by name ending
+_ARCHIVES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+
+
+def _grey(mode: str) -> bool:
+    return mode in _GREY or mode.startswith("I;16")
 
 
 def _parse(name: str) -> tuple[str, Path | None]:
@@ -203,21 +210,58 @@ def _unreadable_file(path: Path) -> Iterator[None]:
 # ---- splits -------------------------------------------------------------------------------------
 
 
-def _hold_out(idx: np.ndarray, labels: np.ndarray, size: int, seed: int, where: str) -> list[np.ndarray]:
-    """Stratified split of idx into [kept, held out]; size is raised to one image per class."""
+def _hold_out(
+    idx: np.ndarray, labels: np.ndarray, size: int, seed: int, where: str, part: str, classes: list[str]
+) -> list[np.ndarray]:
+    """Stratified split of idx into [kept, held out], each with every class of idx that has two or more
+    images; size is raised to one image per class."""
     size = max(size, len(np.unique(labels[idx])))
     try:
-        return train_test_split(idx, test_size=size, stratify=labels[idx], random_state=seed)
-    except ValueError as e:  # sklearn: a part would lack a class
-        raise DataError(f"too few images in {where} for a stratified split: {e}") from None
+        kept, held = train_test_split(idx, test_size=size, stratify=labels[idx], random_state=seed)
+    except ValueError:  # sklearn: a class of idx has one image (the split before took the rest), or too few kept
+        single = np.flatnonzero(np.bincount(labels[idx], minlength=len(classes)) == 1)
+        why = f"class {classes[single[0]]!r} has 1 image left for it" if len(single) else "too few images stay"
+        raise DataError(
+            f"too few images in {where} to hold out {size} of {len(idx)} as the {part} split by class: {why}; "
+            "lower data.val_frac or data.test_frac, or add images"
+        ) from None
+    held, kept = _cover(held, kept, labels, seed, spare=False)
+    kept, held = _cover(kept, held, labels, seed, spare=False)
+    return [kept, held]
 
 
 def _subsample(idx: np.ndarray, labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     # sklearn's resample, not train_test_split: a subsample need not leave 2+ images of a class behind
-    n = max(n, len(np.unique(labels[idx])))  # at least one image per class where there are enough
+    n = max(n, len(np.unique(labels[idx])))  # at least one image per class
     if n >= len(idx):
         return idx
-    return resample(idx, replace=False, n_samples=n, stratify=labels[idx], random_state=seed)
+    sample = resample(idx, replace=False, n_samples=n, stratify=labels[idx], random_state=seed)
+    return _cover(sample, np.setdiff1d(idx, sample), labels, seed, spare=True)[0]
+
+
+def _cover(
+    part: np.ndarray, rest: np.ndarray, labels: np.ndarray, seed: int, spare: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """part and rest, with an image of each class that part lacks swapped in from rest (for one of part's most
+    frequent class, while it has two or more). Written here because a stratified draw (sklearn's) gives each
+    class its share rounded, so a small class can get none: 3 images drawn from classes of 100, 6 and 6 are
+    3 of the first. Draws that hold every class are returned unchanged. spare=False takes no class's last image
+    from rest."""
+    missing = np.setdiff1d(np.unique(labels[rest]), labels[part])
+    if len(missing) == 0:
+        return part, rest
+    rng, part, rest = np.random.default_rng(seed), part.copy(), rest.copy()
+    for c in missing:
+        counts = np.bincount(labels[part])
+        donor = int(counts.argmax())
+        of_c = np.flatnonzero(labels[rest] == c)
+        if counts[donor] < 2:
+            break
+        if len(of_c) < 2 and not spare:
+            continue
+        i, j = rng.choice(of_c), rng.choice(np.flatnonzero(labels[part] == donor))
+        part[j], rest[i] = rest[i], part[j]
+    return part, rest
 
 
 def _plan(
@@ -231,15 +275,18 @@ def _plan(
     """Sorted indices of train (into the pool), val (into val_labels, or the pool) and test (into test_labels, or
     the pool). A split given (a val/ or test/ folder, an official test split) is not drawn from the pool."""
     drawn = ["train"] + ["val"] * (val_labels is None) + ["test"] * (test_labels is None)
+    for part, frac in (("val", cfg.val_frac), ("test", cfg.test_frac)):
+        if part in drawn and frac == 0:
+            raise DataError(f"data.{part}_frac: must be above 0: {where} has no {part} split of its own to use")
     seed, need = cfg.split_seed, len(drawn)  # one image per split drawn from the pool
     for c, n in enumerate(np.bincount(pool, minlength=len(classes))):
         if 0 < n < need:
             raise DataError(f"class {classes[c]!r} in {where} has only {n} image(s); {'/'.join(drawn)} needs {need}")
     train, val_share = np.arange(len(pool)), cfg.val_frac  # shares of the pool, for the limit below
     if test_labels is None:
-        train, test = _hold_out(train, pool, _ceil(cfg.test_frac * len(pool)), seed, where)
+        train, test = _hold_out(train, pool, _ceil(cfg.test_frac * len(pool)), seed, where, "test", classes)
     if val_labels is None:
-        train, val = _hold_out(train, pool, _ceil(cfg.val_frac * len(pool)), seed, where)
+        train, val = _hold_out(train, pool, _ceil(cfg.val_frac * len(pool)), seed, where, "val", classes)
     else:  # given: under a limit it keeps its size relative to the pool
         val, val_share = np.arange(len(val_labels)), len(val_labels) / len(pool)
     train_frac = 1 - cfg.val_frac * (val_labels is None) - cfg.test_frac * (test_labels is None)
@@ -467,7 +514,7 @@ def _decode(
             im = Image.open(io.BytesIO(read(name)))
             im.load()
         images.append(im)
-    mode = mode or ("L" if all(im.mode in _GREY for im in images) else "RGB")
+    mode = mode or ("L" if all(_grey(im.mode) for im in images) else "RGB")
     images = [_convert(im, mode) for im in images]
     if size is not None:  # PIL's bilinear resize filters over the whole footprint when shrinking (antialias)
         images = [im if im.size == (size, size) else im.resize((size, size), Image.BILINEAR) for im in images]
@@ -497,10 +544,11 @@ def _one_size(sizes: dict[tuple[int, int], str], shown: Callable[[str], str]) ->
 
 
 def _convert(im: Image.Image, mode: str) -> Image.Image:
-    """`im` in mode L or RGB. 16-bit grey (PNG's I;16, or I holding values above 255) keeps its top 8
-    bits: PIL's own conversion clips every value above 255 to white."""
-    if im.mode.startswith("I;16") or (im.mode == "I" and np.asarray(im).max() > 255):
-        im = Image.fromarray((np.asarray(im).astype(np.uint32) >> 8).clip(0, 255).astype(np.uint8), "L")
+    """`im` in mode L or RGB. Grey deeper than 8 bits (PIL's I;16, and I: 16-bit PNGs in older Pillow, 32-bit
+    TIFFs) is read as 16-bit and keeps bits 8 to 15, whatever an image's own values (a dark frame stays dark):
+    PIL's own conversion clips every value above 255 to white."""
+    if im.mode.startswith("I;16") or im.mode == "I":
+        im = Image.fromarray((np.asarray(im).astype(np.int64).clip(0, 65535) >> 8).astype(np.uint8), "L")
     return im if im.mode == mode else im.convert(mode)
 
 
@@ -515,16 +563,19 @@ def _headers(names: list[str], shown: Callable[[str], str], size: int | None) ->
     if size is None:
         _one_size(sizes, shown)
     w, h = (size, size) if size is not None else next(iter(sizes))
-    mode = "L" if modes <= _GREY else "RGB"
+    mode = "L" if all(_grey(m) for m in modes) else "RGB"
     return mode, (1 if mode == "L" else 3, h, w)
 
 
 @contextlib.contextmanager
-def _folder(path: Path) -> Iterator[tuple[list[str], list, list | None, list | None, Callable, Callable[[str], str]]]:
-    """Index an image folder or archive: (classes, train, val, test, read, shown); read(names) gives
-    {name: bytes} and shown(name) names a file for messages."""
+def _folder(path: Path) -> Iterator[tuple[list[str], list, list | None, list | None, Callable, Callable, Callable]]:
+    """Index an image folder or archive: (classes, train, val, test, read, modes, shown); read(names) gives
+    {name: bytes}, modes(names) the files' PIL modes one by one from their headers, and shown(name) names a
+    file for messages."""
     if not path.exists():
-        raise DataError(f"{path} does not exist; expected a folder or .tar.gz holding train/<class>/<image>")
+        # the bundled CIFAR-10 configs name the project's development copy, which is not distributed
+        hint = "; lrlab does not ship it: --data cifar10 --download fetches CIFAR-10" if path.name == CIFAR_COPY else ""
+        raise DataError(f"{path} does not exist; expected a folder or .tar.gz holding train/<class>/<image>{hint}")
     if path.is_dir():
 
         def read_files(names: list[str]) -> dict[str, bytes]:
@@ -533,10 +584,15 @@ def _folder(path: Path) -> Iterator[tuple[list[str], list, list | None, list | N
             except OSError as e:
                 raise DataError(f"cannot read image {e.filename}: {e.strerror or e}") from None
 
-        yield (*_index(*_list_dir(path), lambda rel: str(path / rel)), read_files, str)
+        def modes(names: list[str]) -> Iterator[str]:
+            for n in names:
+                with _readable(n, str), Image.open(n) as im:  # the header only: PIL reads pixels when asked
+                    yield im.mode
+
+        yield (*_index(*_list_dir(path), lambda rel: str(path / rel)), read_files, modes, str)
         return
-    if not path.name.endswith((".tar.gz", ".tgz", ".tar")):
-        raise DataError(f"{path} is neither a folder nor a .tar.gz/.tgz archive")
+    if not path.name.lower().endswith(_ARCHIVES):
+        raise DataError(f"{path} is neither a folder nor a tar archive ({', '.join(_ARCHIVES)})")
     try:
         with tarfile.open(path, "r:*") as tar:
             files, dirs = _list_tar(tar)
@@ -547,7 +603,12 @@ def _folder(path: Path) -> Iterator[tuple[list[str], list, list | None, list | N
                 # in archive order: a gzip stream seeks forward cheaply but back only by starting over
                 return {n: tar.extractfile(members[n]).read() for n in sorted(names, key=lambda n: members[n].offset)}
 
-            yield (*_index(files, dirs, shown), read, shown)
+            def modes(names: list[str]) -> Iterator[str]:  # streamed: an archive's images need not fit in memory
+                for n in sorted(names, key=lambda n: members[n].offset):
+                    with _readable(n, shown), Image.open(tar.extractfile(members[n])) as im:
+                        yield im.mode
+
+            yield (*_index(files, dirs, shown), read, modes, shown)
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:  # a truncated or corrupt archive
         why = str(e).splitlines()[0].rstrip(":")  # "r:*" lists a try per compression, one line each
         raise DataError(f"cannot read {path}: {why} (expected a tar archive, plain or compressed)") from None
@@ -556,18 +617,31 @@ def _folder(path: Path) -> Iterator[tuple[list[str], list, list | None, list | N
 def _load_folder(cfg: DataConfig, path: Path) -> Dataset:
     if cfg.stream and not path.is_dir():
         raise DataError(f"data.stream reads images from a folder; extract {path} first (tar -xzf) and point at it")
-    with _folder(path) as (classes, train, val, test, read, shown):
+    with _folder(path) as (classes, train, val, test, read, modes, shown):
         pool, val_labels, test_labels = (None if items is None else np.array([t[1] for t in items], dtype=np.int64)
                                          for items in (train, val, test))  # fmt: skip
         tr, va, te = _plan(pool, test_labels, cfg, classes, str(path), val_labels)
         # decode only the chosen images: a limit of 500 of 50,000 JPEGs then loads in about a second
         chosen = [[train[i] for i in tr], [(val or train)[i] for i in va], [(test or train)[i] for i in te]]
         names = [name for split in chosen for name, _ in split]
+        picked = set(names)
+
+        # grey or colour is the data's, not the chosen images': a grey pick of a tree with colour images (a
+        # --limit, another split_seed) is decoded in colour too, so the model's input stays the same
+        def colour_elsewhere() -> bool:
+            rest = [n for n, _ in train + (val or []) + (test or []) if n not in picked]
+            return any(not _grey(m) for m in modes(rest))  # stops at the first colour image
+
         if cfg.stream:  # every file's header now (size, channels, unreadable files), pixels batch by batch
             mode, shape = _headers(names, shown, cfg.image_size)
+            if mode == "L" and colour_elsewhere():
+                mode, shape = "RGB", (3, *shape[1:])
             x = LazyImages(names, cfg.image_size, mode, shape)
         else:
-            x = _decode(names, read(names).__getitem__, shown, cfg.image_size)
+            data = read(names)
+            x = _decode(names, data.__getitem__, shown, cfg.image_size)
+            if x.shape[1] == 1 and colour_elsewhere():
+                x = _decode(names, data.__getitem__, shown, cfg.image_size, "RGB")
     if path.is_file():
         digest = _hash([path])  # the archive's bytes: the same as `sha256sum archive`
     else:

@@ -21,11 +21,11 @@ from lrlab.metrics import ALL_METRICS
 RUNS_DIR = "runs"  # inside a study folder: runs/<schedule>/seed-<k>/
 EPOCH_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"]
 # the CSVs of a finished run (written with its result.json): their columns, each a number, but those that may be
-# empty (lr.csv's momentum where the optimizer has none)
+# empty (lr.csv's momentum where the optimizer has none; steps.csv's loss where it was nan, as at a divergence)
 RUN_CSVS = {
     "epochs.csv": (EPOCH_COLUMNS, ()),
     "lr.csv": (["step", "lr", "momentum"], ("momentum",)),
-    "steps.csv": (["step", "loss"], ()),
+    "steps.csv": (["step", "loss"], ("loss",)),
 }
 SUMMARY_COLUMNS = [
     "schedule", "seed", "status", *ALL_METRICS, "best_val_accuracy", "best_epoch", "final_val_accuracy",

@@ -37,6 +37,8 @@ FILE_MODE = 0o666 & ~_umask()
 
 def open_out(out: Path) -> None:
     """Make an output folder and check that it can be written, before any work goes into it."""
+    if out.exists() and not out.is_dir():
+        raise LrlabError(f"output folder {str(out)!r} is a file, not a folder; choose another --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-test"

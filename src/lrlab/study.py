@@ -165,12 +165,13 @@ def prepare(
     ds = data_mod.load_data(cfg.data)
     spe = steps_per_epoch(len(ds.train), cfg.train.batch_size)
     plan = Plan(total_steps=cfg.train.epochs * spe, steps_per_epoch=spe)
-    for name in names:  # every spec checked before any compute ("auto" as 1)
-        compile_schedule(resolve_auto(cfg.schedules[name], 1.0), plan, name)
+    stand_ins = {  # every spec checked before any compute
+        n: stand_in(cfg.schedules[n], cfg.auto_lr, lambda s, n=n: compile_schedule(s, plan, n)) for n in names
+    }
     # those `only` leaves to another start: their keys and values (the folder's study.json records them), not
     # their fit to this run (a quick look with --epochs 1)
     for name in [n for n in cfg.schedules if n not in names]:
-        parse_spec(resolve_auto(cfg.schedules[name], 1.0), f"schedules.{name}")
+        stand_in(cfg.schedules[name], cfg.auto_lr, lambda s, n=name: parse_spec(s, f"schedules.{n}"))
     mean, std = ds.channel_stats()
     augment = resolve_augment(cfg.data.augment, ds)
     if cfg.data.cutout > min(ds.image_size):
@@ -208,10 +209,38 @@ def prepare(
                     "fall": test.fall, "caution": test.caution(), "seed": cfg.seeds[0], "key": key}  # fmt: skip
         auto = d.share(auto)
         specs = {n: resolve_auto(s, auto["lr"]) for n, s in specs.items()}
-    specs = {n: resolve_auto(s, 1.0) for n, s in specs.items()}  # a stand-in where no test ran
+    specs = {n: resolve_auto(s, stand_ins[n]) for n, s in specs.items()}  # where no test ran (a worker's start)
     variants, run_specs = run_variants(specs, cfg.peak_lrs, plan)
-    schedules = {run: compile_schedule(spec, plan, run) for run, spec in run_specs.items()}
+    try:
+        schedules = {run: compile_schedule(spec, plan, run) for run, spec in run_specs.items()}
+    except ConfigError as e:  # an "auto" LR and a fixed one that only the range test's answer puts out of order
+        if auto is None:
+            raise
+        raise ConfigError(f"{e} ({describe_auto(auto)})") from None
     return Prepared(cfg, ds, inputs, plan, variants, run_specs, schedules, device, build, model_info, auto, d, only)
+
+
+# stand-ins for the range test's LR that checks "auto" schedules before it runs; spanning the LRs a range test
+# can suggest, so that a spec that holds for some LR (an "auto" base_lr under a fixed max_lr holds for a small
+# one, an "auto" peak above a fixed floor for a large one) is not refused for one stand-in's value
+AUTO_STAND_INS = (1.0, *(10.0**k for k in range(-6, 3) if k != 0))
+
+
+def stand_in(spec: Any, auto_lr: float | None, check: Callable[[Any], Any]) -> float:
+    """The LR that `spec`'s "auto" LRs stand for before a range test, `check`ed on the spec they give: auto_lr
+    when given, else the first stand-in that passes (an error raised is the 1.0 stand-in's); the range test's
+    answer is checked after the test."""
+    if auto_lr is not None or not uses_auto(spec):
+        check(resolve_auto(spec, auto_lr or 1.0) if isinstance(spec, dict) else spec)
+        return auto_lr or 1.0
+    first = None
+    for lr in AUTO_STAND_INS:
+        try:
+            check(resolve_auto(spec, lr))
+            return lr
+        except ConfigError as e:
+            first = first or e
+    raise first
 
 
 def auto_lr_needed(cfg: StudyConfig, specs: dict[str, Any]) -> bool:
@@ -246,20 +275,26 @@ def run_fingerprint(cfg: StudyConfig, spec: dict[str, Any], peak: float | None, 
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def run_state(folder: Path, fingerprint: str) -> str:
+def run_state(folder: Path, fingerprint: str, schedule: tuple[str, dict[str, Any]] | None = None) -> str:
     """'new', 'partial' (started, maybe with a checkpoint), 'finished', or 'stale': a run of another
     configuration that stopped before its first checkpoint (e.g. at an unreadable image met while streaming),
     which holds nothing to keep. A folder of another configuration with a checkpoint or result is refused (the
-    caller passes --fresh to replace it)."""
+    caller passes --fresh to replace it), naming a key of `schedule` (name, spec) that differs."""
     try:
-        saved = store.read_json(folder / "config.json")["fingerprint"]
-    except (OSError, ValueError, KeyError):
+        saved_config = store.read_json(folder / "config.json")
+        saved = saved_config["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError):
         return "new"
     if saved != fingerprint:
         if not ((folder / "result.json").exists() or (folder / CHECKPOINT).exists()):
             return "stale"
+        what, there = "", saved_config.get("schedule_spec")
+        if schedule is not None and isinstance(there, dict) and there != schedule[1]:
+            key = results.differing(there, schedule[1])[0]
+            was, now = (repr(spec[key]) if key in spec else "unset" for spec in (there, schedule[1]))
+            what = f" (schedules.{schedule[0]}.{key} is {was} there, {now} here)"
         raise ConfigError(
-            f"{folder} holds a run of a different configuration; rerun with --fresh to replace it, "
+            f"{folder} holds a run of a different configuration{what}; rerun with --fresh to replace it, "
             "or choose another --out"
         )
     if (folder / "result.json").exists():
@@ -407,7 +442,8 @@ def run_study(
         _check_folder(out, {run_dir(out, n, s) for n, s in keys}, fresh, p)
     if d.is_main and not fresh:
         for (n, s), fp in fingerprints.items():
-            run_state(run_dir(out, n, s), fp)
+            base = p.variants[n][0]
+            run_state(run_dir(out, n, s), fp, (base, cfg.schedules[base]))
     if d.is_main:
         store.open_out(out)
     with store.FolderLock(out) if d.is_main else contextlib.nullcontext():

@@ -102,7 +102,8 @@ def batches(
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
-    """SGD (momentum, Nesterov) or AdamW; one fused kernel per step on CUDA, foreach on the CPU. Without
+    """SGD (momentum, Nesterov) or AdamW; one fused kernel per step on CUDA, torch's default on the CPU (a loop
+    over the tensors: torch picks foreach for CUDA tensors only). Without
     `decay_norm_bias`, weight decay falls on the conv and linear weights only: BatchNorm's scales and shifts
     and the biases (the 1-D parameters) go in a second group without it."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -610,9 +611,9 @@ def train_run(
     bar.close()
     seconds = trainer.seconds + time.perf_counter() - t0
     t, pred = trainer, None
+    final = t.ema.module if t.ema is not None else t.model  # the EMA weights when asked for (also in model.pt)
     if diverged is None:
-        final = t.ema.module if t.ema is not None else t.model  # the EMA weights when asked for
         _, _, pred = evaluate(final, data.test, t.norm, device, t.speed, cfg.tta_flip, d)
     status = "ok" if diverged is None else "diverged"
-    return RunResult(status, t.epochs, pred, t.init_hash, seconds, diverged, t.best, t.step_losses, start, t.model,
+    return RunResult(status, t.epochs, pred, t.init_hash, seconds, diverged, t.best, t.step_losses, start, final,
                      t.compile_seconds or 0.0)  # fmt: skip

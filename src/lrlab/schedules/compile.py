@@ -28,7 +28,7 @@ INVERSE_DEFAULTS = {"low": 0.85, "high": 0.95}
 # keys that do something only with another parameter set: (keys, that parameter, how the refusal says it)
 _ONLY_WITH = (
     ({"base_momentum", "max_momentum"}, "cycle_momentum", "cycle_momentum = true (momentum is not cycled here)"),
-    ({"warmup_start_lr", "warmup_curve"}, "warmup", "a warm-up (warmup_steps|_epochs|_frac); none is set"),
+    ({"warmup_start_lr", "warmup_curve"}, "warmup", "a warm-up (warmup_steps|_epochs|_frac above 0); none is set"),
 )
 # keys that say the same thing two ways: the user's one replaces a preset's other one; both given are refused
 _ALTERNATIVES = {"div_final": "final_div_factor", "final_div_factor": "div_final"}
@@ -236,11 +236,13 @@ def parse_spec(spec: Any, where: str = "schedule", zero_ok: bool = False) -> Spe
     if missing:
         shown = [f"{_RENAMED.get(m, m)}_steps|_epochs|_frac" if f"{m}_steps" in keys else m for m in missing]
         raise ConfigError(f"{where}: {family!r} needs {', '.join(shown)}")
+    if isinstance(kwargs.get("warmup"), Duration) and kwargs["warmup"].value == 0:
+        del kwargs["warmup"]  # a warm-up of length 0 is none (its start LR and curve would do nothing)
     for only, needed, why in _ONLY_WITH:  # keys the user gave that the rest of the spec leaves without effect
         if not kwargs.get(needed) and (unused := sorted(written & only)):
             raise ConfigError(f"{where}.{unused[0]}: used only with {why}")
     if spec["type"] == "warmup" and "warmup" not in kwargs:
-        raise ConfigError(f"{where}: 'warmup' needs warmup_steps|_epochs|_frac")
+        raise ConfigError(f"{where}: 'warmup' needs warmup_steps|_epochs|_frac, longer than 0")
     return cls(**kwargs)
 
 
@@ -282,6 +284,8 @@ def _momentum(table: dict[str, Any], lr: Fn, lo: float, hi: float, plan: Plan, w
             raise ConfigError(f"{where}: need 0 ≤ low ≤ high < 1, got low {low:g}, high {high:g}")
         span = hi - lo
         return lambda s: high - (high - low) * ((lr(s) - lo) / span if span > 0 else 0.0)
+    if own := sorted({"momentum", "cycle_momentum"} & set(table)):  # it gives momentum values; it has none
+        raise ConfigError(f"{where}.{own[0]}: a momentum table's values are the momentum; it has none of its own")
     sched = compile_schedule(table, plan, where=where, zero_ok=True)
     if sched.metric:  # nothing would feed it: momentum is set from the step alone
         raise ConfigError(f"{where}.type: a momentum table follows the steps; {table['type']!r} reads a metric")
@@ -331,6 +335,11 @@ def compile_schedule(
         if start > first:
             raise ConfigError(
                 f"{fld('warmup_start_lr')}: a warm-up rises; {start:g} is above the schedule's first LR {first:g}"
+            )
+        if first == 0:  # (SGDR's cycle_warmup starts each cycle, the first too, at its min_lr)
+            raise ConfigError(
+                f"{fld('warmup_' + parsed.warmup.unit)}: the warm-up rises to the schedule's first LR, which is 0 "
+                "here: it would train nothing; leave it out"
             )
 
         def lr(s: int) -> float:

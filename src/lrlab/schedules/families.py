@@ -182,7 +182,7 @@ class Exponential(Spec):
     every: Duration = ONE_STEP
 
     def curve(self, plan: Plan, field: Field) -> Fn:
-        every = positive_steps(self.every, plan, "every", field)
+        every = at_least_a_step(self.every, plan, "every", field, "a decay interval")
         _check_gamma(self.gamma, field)
         return lambda s: self.lr * self.gamma ** (s / every)
 
@@ -201,7 +201,7 @@ class InverseTime(Spec):
     staircase: bool = False
 
     def curve(self, plan: Plan, field: Field) -> Fn:
-        every = positive_steps(self.every, plan, "every", field)
+        every = at_least_a_step(self.every, plan, "every", field, "a decay interval")
         if not (math.isfinite(self.decay_rate) and self.decay_rate >= 0):
             raise ConfigError(f"{field('decay_rate')}: must be a number ≥ 0, got {self.decay_rate:g}")
         if self.staircase:
@@ -634,6 +634,12 @@ class Plateau(Spec):
     def curve(self, plan: Plan, field: Field) -> Fn:
         mode = pick(self.WATCH, "watch", self.watch, field)
         pick(dict.fromkeys(("rel", "abs")), "threshold_mode", self.threshold_mode, field)
+        if self.threshold < 0 or (self.threshold_mode == "rel" and self.threshold >= 1):
+            bound = "in [0, 1) with threshold_mode 'rel'" if self.threshold_mode == "rel" else "at least 0"
+            raise ConfigError(
+                f"{field('threshold')}: must be {bound}, got {self.threshold:g} (below 0 a worse value counts as "
+                "better; a relative 1 or more lets nothing count as better)"
+            )
         if not 0 < self.factor < 1:
             raise ConfigError(f"{field('factor')}: must be in (0, 1), got {self.factor:g}")
         _check_min(self.lr, self.min_lr, field)
