@@ -122,8 +122,8 @@ def test_a_run_with_triton_pools_is_the_run_with_aten_s(tmp_path):
         from lrlab.cli import main
         root = Path({str(tmp_path)!r})
         for kernel in ("aten", "triton"):
-            assert main(["train", "--schedule", "standard", "--seed", "0", "--set", "data.limit=120", "--epochs", "1",
-                         "--batch-size", "32", "--width", "0.125", "--threads", "1", "--no-progress",
+            assert main(["train", "--schedule", "standard", "--seed", "0", "--set", "data.limit=60", "--epochs", "1",
+                         "--batch-size", "16", "--width", "0.125", "--threads", "1", "--no-progress",
                          "--set", "train.channels_last=on", "--set", f"train.pool_kernel={{kernel}}",
                          "--out", str(root / kernel)]) == 0
         runs = [root / k / "runs" / "standard" / "seed-0" for k in ("aten", "triton")]

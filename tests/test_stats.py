@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats as sps
 
+from lrlab import stats
 from lrlab.stats import (
     Comparison,
     Summary,
@@ -385,10 +386,11 @@ def test_peak_comparisons_ask_which_peak_suits_each_schedule():
     assert peak_comparisons(plain) == []
 
 
-def test_comparing_with_the_best_keeps_the_family_error_rate():
+def test_comparing_with_the_best_keeps_the_family_error_rate(monkeypatch):
     """Among equal peaks, picking the best by the seeds and testing the others against it with Holm over those
     k − 1 tests calls some peak different too often (5 peaks, 3 seeds: 7.4 % of 2,000 simulated schedules);
     compare_to_best's Holm over all pairs stays under α (2.5 % there). A fixed draw of 400 schedules here."""
+    monkeypatch.setattr(stats, "seeds_for_power", lambda *a, **k: math.nan)  # half the time, and no verdict's
     rng = np.random.default_rng(0)
     hits = {"shown only": 0, "all pairs": 0}
     for _ in range(400):

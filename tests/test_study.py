@@ -7,6 +7,7 @@ import csv
 import json
 import math
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -257,7 +258,8 @@ def test_a_difference_without_spread_is_marked_as_the_sign_tests(study, tmp_path
     assert main(["report", str(tmp_path)]) == 0
     md = (tmp_path / "report.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| warmup | +0.0200 |"))
-    assert "| 0.500 † |" in row and "† warmup: every seed moved by the same amount" in md
+    # (other schedules may be named beside it: runs this short learn little, and some tie on every seed)
+    assert "| 0.500 † |" in row and re.search(r"† ([\w-]+, )*warmup(, [\w-]+)*: every seed moved by the same", md)
     assert "| no spread † |" in row and "[+0.0200, +0.0200]" not in row  # a zero width is not certainty
 
 
@@ -866,7 +868,7 @@ def test_runs_of_one_schedule_name_with_different_specs_are_not_pooled(tmp_path,
     """A config edited between the tasks of a batch array, or a --set on one of them: cyclic seed 1 at another
     max_lr than seed 0. Merged, the table would show one "cyclic" of two seeds: the report refuses; into the
     folder of the first, the study refuses before it trains."""
-    args = ["study", "--limit", "200", "--epochs", "1", "--batch-size", "32", "--width", "0.125", "--no-progress",
+    args = ["study", "--limit", "100", "--epochs", "1", "--batch-size", "32", "--width", "0.125", "--no-progress",
             "--schedules", "standard,cyclic"]  # fmt: skip
     assert main([*args, "--seeds", "0,", "--out", str(tmp_path / "a")]) == 0
     other = ["--seeds", "1,", "--set", "schedules.cyclic.max_lr=0.3"]
@@ -887,7 +889,9 @@ def test_a_loss_gone_nan_diverges_its_run_and_the_study_goes_on(tmp_path):
     # cell, which the report and a second start read (they refused it as "not a number", stopping the study)
     overrides = {
         **QUICK,
+        "data.limit": 80,  # 10 steps of 8 (steps.csv's first row), 1 epoch
         "train.batch_size": 8,
+        "train.epochs": 1,
         "out": str(tmp_path),
         "schedules.boom": {"type": "constant", "lr": 1e4},
     }
@@ -900,7 +904,9 @@ def test_a_loss_gone_nan_diverges_its_run_and_the_study_goes_on(tmp_path):
     assert rows["boom"]["status"] == "diverged" and rows["standard"]["status"] == "ok"
     assert [r["loss"] for r in read_csv(tmp_path / "runs" / "boom" / "seed-0" / "steps.csv")] == [""]
     assert "diverged at step" in (tmp_path / "report.md").read_text()
-    run_study(config.load(None, overrides), progress=False, echo=lambda _: None)  # a second start reads it too
+    again = config.load(None, overrides)
+    select_schedules(again, ["boom", "standard"])
+    run_study(again, progress=False, echo=lambda _: None)  # a second start reads it too
 
 
 def test_auto_lrs_beside_fixed_ones_are_checked_for_the_lr_they_get(tmp_path, monkeypatch):
