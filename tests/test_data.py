@@ -196,7 +196,7 @@ def test_limit_sizes_and_every_class_kept(tmp_path):
 def test_small_classes_keep_an_image_in_every_split(tmp_path, limit, rare):
     # a stratified draw rounds a class's share: 3 of classes of 100, 6 and 6 were 3 of the first, and 32 of
     # classes of 200, 3, 3 and 3 lacked two of the small ones
-    root = write_images(tmp_path / "d" / "train", classes=["common"], n=2 * 100 * (rare == 3) or 100, size=(4, 4))
+    root = write_images(tmp_path / "d" / "train", classes=["common"], n=200 if rare == 3 else 100, size=(4, 4))
     write_images(root, classes=["rare1", "rare2", "rare3"][: 3 if rare == 3 else 2], n=rare, size=(4, 4), seed=1)
     ds = load_data(cfg_for(tmp_path / "d", limit=limit))
     classes = list(range(ds.num_classes))
