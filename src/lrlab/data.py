@@ -624,13 +624,13 @@ def _load_folder(cfg: DataConfig, path: Path) -> Dataset:
         # decode only the chosen images: a limit of 500 of 50,000 JPEGs then loads in about a second
         chosen = [[train[i] for i in tr], [(val or train)[i] for i in va], [(test or train)[i] for i in te]]
         names = [name for split in chosen for name, _ in split]
-        picked = set(names)
+        listed = [name for name, _ in train + (val or []) + (test or [])]  # every image of the source
 
         # grey or colour is the data's, not the chosen images': a grey pick of a tree with colour images (a
         # --limit, another split_seed) is decoded in colour too, so the model's input stays the same
         def colour_elsewhere() -> bool:
-            rest = [n for n, _ in train + (val or []) + (test or []) if n not in picked]
-            return any(not _grey(m) for m in modes(rest))  # stops at the first colour image
+            picked = set(names)
+            return any(not _grey(m) for m in modes([n for n in listed if n not in picked]))  # to the first colour
 
         if cfg.stream:  # every file's header now (size, channels, unreadable files), pixels batch by batch
             mode, shape = _headers(names, shown, cfg.image_size)
@@ -645,7 +645,7 @@ def _load_folder(cfg: DataConfig, path: Path) -> Dataset:
     if path.is_file():
         digest = _hash([path])  # the archive's bytes: the same as `sha256sum archive`
     else:
-        digest = _hash(sorted(Path(n) for n, _ in train + (val or []) + (test or [])), path)
+        digest = _hash(sorted(Path(n) for n in listed), path)
     splits, start = [], 0
     for split in chosen:
         labels = torch.tensor([lb for _, lb in split], dtype=torch.int64)
