@@ -33,6 +33,7 @@ def test_colors_are_tab10_then_their_light_shades():
     colors = _colors(names)
     assert [colors[f"s{i}"] for i in range(10)] == [plt.get_cmap("tab10")(i) for i in range(10)]
     assert len(set(colors.values())) == 12 and colors["s10"] == plt.get_cmap("tab20")(1)
+    assert len(set(_colors([f"s{i}" for i in range(60)]).values())) == 60  # was 20: s20 took s0's colour
 
 
 def test_a_line_on_top_of_an_earlier_one_is_dashed():
@@ -110,3 +111,25 @@ def test_a_name_the_font_cannot_draw_warns_nothing(tmp_path):
         warnings.simplefilter("error")
         save_figure(fig, tmp_path / "cjk.png")
     assert (tmp_path / "cjk.png").stat().st_size > 0
+
+
+def test_a_study_whose_every_run_diverged_is_plotted(tmp_path, monkeypatch):
+    """Every run diverged (an LR far too high): the report exists to say so, so its plots must not fail (the
+    accuracy plot's seed offsets had one entry for no seed; the curves asked for a legend of no lines)."""
+    import warnings
+    from pathlib import Path
+
+    from lrlab import plots
+    from lrlab.results import Run, study_table
+
+    groups = {name: [Run(Path("."), {"schedule": name, "seed": seed, "status": "diverged", "test": None}, {})
+                     for seed in (0, 1)] for name in ("standard", "onecycle")}  # fmt: skip
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's "No artists with labels found to put in legend"
+        plots.plot_final(study_table(groups), groups, tmp_path / "accuracy.png")
+        plots.plot_curves(groups, "val_accuracy", "validation accuracy", tmp_path / "val_accuracy.png")
+    assert len(figures) == 2
+    texts = [t.get_text() for t in figures[0].axes[0].texts]
+    assert texts == ["2 diverged", "2 diverged"]

@@ -20,6 +20,7 @@ from lrlab.stats import (
     describe_method,
     differences,
     holm,
+    order_conflicts,
     paired,
     rank_with_ties,
     ranking_means,
@@ -344,10 +345,34 @@ def test_rank_never_contradicts_a_verdict_against_the_baseline():
     third = {0: 0.5776, 1: 0.5790, 2: 0.5710}
     res = {"standard": base, "warmup": second, "cyclic": third}
     assert rank_with_ties(res) == {"standard": 1, "warmup": 1, "cyclic": 1}  # neighbours: no clear difference
-    split = rank_with_ties(res, separated=[("warmup", "standard"), ("cyclic", "standard")])
+    split = rank_with_ties(res, separated=[("standard", "warmup"), ("standard", "cyclic")])  # (better, worse)
     assert split == {"standard": 1, "warmup": 2, "cyclic": 2}
     # a separation further down a chain also breaks it: cyclic joins warmup's rank only if not apart from it
-    assert rank_with_ties(res, separated=[("cyclic", "standard")]) == {"standard": 1, "warmup": 1, "cyclic": 3}
+    assert rank_with_ties(res, separated=[("standard", "cyclic")]) == {"standard": 1, "warmup": 1, "cyclic": 3}
+
+
+def test_a_rank_never_goes_against_the_test_that_separates_it():
+    """Schedules that finished different seeds: the order uses the seeds all finished (0-4), where b is a little
+    ahead of a on each, while the paired test over the ten seeds a and b share finds b clearly worse. A separation
+    in the order's direction needs a test that agrees with it: a and b share a rank, and the report is told."""
+    a = {s: 0.80 + 0.01 * (s % 3) for s in range(10)}
+    b = {s: a[s] + (0.001 * (s % 2 + 1) if s < 5 else -0.03 - 0.001 * (s % 2)) for s in range(10)}
+    c = {s: 0.70 + 0.01 * (s % 3) if s < 5 else float("nan") for s in range(10)}
+    res = {"a": a, "b": b, "c": c}
+    assert ranking_seeds(res) == [0, 1, 2, 3, 4] and list(rank_with_ties(res))[:2] == ["b", "a"]
+    (verdict,) = [v for v in compare(res, "a") if v.schedule == "b"]
+    assert verdict.verdict == "worse" and verdict.apart == ("a", "b")
+    ranks = rank_with_ties(res, separated=[verdict.apart])
+    assert ranks["a"] == ranks["b"] == 1  # was b 1, a 2: ranked above the schedule it lost to
+    assert order_conflicts(res, [verdict.apart]) == [("a", "b")]
+    assert order_conflicts(res, [("b", "c")]) == []
+    from lrlab.report import _conflicts
+
+    said = _conflicts(res, [verdict.apart])
+    assert said is not None and "over the seeds every schedule finished b is ahead of a, yet" in said
+    assert _conflicts(res, []) is None
+    # the adjacent test alone (no verdicts given) does not separate them against the order either
+    assert rank_with_ties(res)["a"] == 1
 
 
 def test_peak_comparisons_ask_which_peak_suits_each_schedule():
@@ -400,3 +425,22 @@ def test_comparing_with_the_best_keeps_the_family_error_rate(monkeypatch):
         hits["shown only"] += any(c.decided for c in compare(peaks, max(means, key=means.__getitem__)))
         hits["all pairs"] += any(c.decided for c in compare_to_best(peaks))
     assert hits["all pairs"] / 400 <= 0.05 < hits["shown only"] / 400
+
+
+def test_shown_p_values_and_intervals_never_look_more_significant_than_they_are():
+    """4 seeds of k/270: +2, +2, +4, +7 images. Holm's p is 0.0503, "no clear difference" at 0.05; shown to 3
+    decimals it read 0.050 (rejected, by its look), and the interval's low end -0.00002 read -0.0000."""
+    from lrlab.report import _interval, _p
+
+    base = {s: 0.8 + s / 270 for s in range(4)}
+    better = {s: base[s] + k / 270 for s, k in enumerate((2, 2, 4, 7))}
+    (c,) = compare({"a": base, "b": better}, "a")
+    assert c.verdict == "no clear difference" and 0.05 < c.p_holm < 0.0505 and -1e-4 < c.diff_ci_low < 0
+    assert _p(c.p_holm) == "0.051" and _interval(c).startswith("[-0.0001, ")
+    assert [_p(p) for p in (0.05, 0.0499, 0.2, 1.0, 0.0009, float("nan"))] == ["0.050", "0.050", "0.200", "1.000",
+                                                                                "<0.001", "—"]  # fmt: skip
+
+
+def test_a_difference_without_spread_lies_inside_its_interval():
+    (c,) = compare({"a": {0: 0.80, 1: 0.85, 2: 0.90}, "b": {0: 0.85, 1: 0.90, 2: 0.95}}, "a")
+    assert c.no_spread and c.diff_ci_low <= c.diff_mean <= c.diff_ci_high  # was 0.05000000000000001 > 0.05

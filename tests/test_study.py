@@ -543,6 +543,12 @@ def test_lr_axis_and_divergence(tmp_path):
     os.umask(umask)
     assert stat.S_IMODE(gone.stat().st_mode) == 0o666 & ~umask  # readable like any new file, not private
     assert (tmp_path / "plots" / "lr_sensitivity.png").stat().st_size > 5000
+    # against another baseline, only the peak it ran at is compared: the other peaks' rows are not "baseline"
+    console = build_report(tmp_path / "other", [tmp_path], baseline="onecycle@0.05").console
+    cells = [ln.split("|") for ln in console.splitlines() if ln.startswith("| ")]
+    assert {c[1].strip(): c[-2].strip() for c in cells} == {
+        "schedule": "vs onecycle@0.05", "standard@0.05": "no clear difference", "onecycle@0.05": "baseline",
+        "standard@10000": "not compared", "onecycle@10000": "not compared"}  # fmt: skip
 
 
 def _axis_study(tmp_path) -> Path:

@@ -61,10 +61,12 @@ def save_figure(fig: Any, path: Path) -> None:
 
 def _colors(names: list[str]) -> dict[str, Any]:
     """tab20's ten dark hues first, then their light shades: neighbours in the list never get two
-    shades of one hue, and up to ten schedules get ten distinct hues."""
+    shades of one hue, and up to ten schedules get ten distinct hues; then tab20b's and tab20c's
+    colours (an LR axis of six schedules at four peaks has 24 names), repeating only past 60."""
     tab20 = plt.get_cmap("tab20")
-    order = [*range(0, 20, 2), *range(1, 20, 2)]
-    return {n: tab20(order[i % 20]) for i, n in enumerate(names)}
+    palette = [tab20(i) for i in (*range(0, 20, 2), *range(1, 20, 2))]
+    palette += [plt.get_cmap(m)(i) for i in range(20) for m in ("tab20b", "tab20c")]
+    return {n: palette[i % len(palette)] for i, n in enumerate(names)}
 
 
 def _dashes(series: dict[str, Any]) -> dict[str, Any]:
@@ -153,7 +155,8 @@ def plot_curves(groups: dict[str, list[Run]], key: str, ylabel: str, path: Path)
     if key.endswith("loss"):
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    if arrays:  # (none where every run diverged)
+        ax.legend(fontsize=8, ncol=2)
     save_figure(fig, path)
 
 
@@ -177,7 +180,8 @@ def plot_final(table: list[dict[str, Any]], groups: dict[str, list[Run]], path: 
     fig, ax = new_figure((max(6, 0.9 * len(names) + 2), 4))
     colors = _colors(names)
     seeds = sorted({r.seed for row in table for r in groups[row["schedule"]] if r.ok})
-    offset = dict(zip(seeds, np.linspace(-0.12, 0.12, len(seeds)) if len(seeds) > 1 else [0.0], strict=True))
+    offset = dict(zip(seeds, np.linspace(-0.12, 0.12, len(seeds)) if len(seeds) > 1 else [0.0] * len(seeds),
+                      strict=True))  # fmt: skip
     joined: dict[int, list[tuple[float, float]]] = {seed: [] for seed in seeds}
     for i, row in enumerate(table):
         done = [r for r in groups[row["schedule"]] if r.ok]

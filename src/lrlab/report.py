@@ -65,7 +65,9 @@ def _pm(s: stats.Summary) -> str:
 
 
 def _p(p: float) -> str:
-    return "—" if math.isnan(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
+    """p to 3 decimals, rounded up: a p shown at or under alpha is one that rejected (0.0503 is 0.051, not 0.050,
+    beside "no clear difference")."""
+    return "—" if math.isnan(p) else ("<0.001" if p < 0.001 else f"{math.ceil(round(p * 1000, 9)) / 1000:.3f}")
 
 
 @dataclass
@@ -206,9 +208,8 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     else:  # not one of an earlier report of this folder, whose runs or folders differed
         (out / "peaks.csv").unlink(missing_ok=True)
     accuracy = {n: {r.seed: r.metric("accuracy") for r in rs} for n, rs in groups.items()}
-    ranks = stats.rank_with_ties(
-        accuracy, ALPHA, TEST, separated=[(c.schedule, c.baseline) for c in comps + peak_comps if c.decided]
-    )
+    apart = [c.apart for c in comps + peak_comps if c.decided]
+    ranks = stats.rank_with_ties(accuracy, ALPHA, TEST, separated=apart)
     ranking_mean = stats.ranking_means(accuracy)  # (over the seeds every schedule finished, where some have others)
     best_val = max((float(r.result["best_val_accuracy"]) for r in runs if r.ok), default=math.nan)
     target = cfg.get("target_accuracy") or TARGET_OF_BEST * best_val
@@ -250,7 +251,8 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     notes = [(label, text) for label, text in (("not finished", missing_runs(docs, runs, dirs)),
                                                   ("note", mixed_processes(runs)),
                                                   ("learned nothing", at_chance(runs)),
-                                                  ("note", _ranked_on(accuracy))) if text]  # fmt: skip
+                                                  ("note", _ranked_on(accuracy)),
+                                                  ("note", _conflicts(accuracy, apart))) if text]  # fmt: skip
     doc = _document(cfg, runs, table, comps, ranks, dyn, baseline, stand_in, best, target, bool(sweep), dirs, absent,
                     notes, peak_comps)  # fmt: skip
     store.write_text(out / "report.md", doc.markdown())
@@ -286,8 +288,22 @@ def _ranked_on(accuracy: dict[str, dict[int, float]]) -> str | None:
         return None
     return (
         f"the ranks and the highest mean compare each schedule's mean over seeds {_and([str(k) for k in seeds])}, "
-        "the ones every schedule finished, as the paired tests do; the table's means are over each schedule's "
-        "own finished seeds"
+        "the ones every schedule finished; the table's means are over each schedule's own finished seeds, and "
+        "each paired test over the seeds its two schedules share"
+    )
+
+
+def _conflicts(accuracy: dict[str, dict[int, float]], apart: list[tuple[str, str]]) -> str | None:
+    """The sentence for verdicts that the order over the seeds every schedule finished puts the other way round
+    (stats.order_conflicts), or None."""
+    pairs = stats.order_conflicts(accuracy, apart)
+    if not pairs:
+        return None
+    said = _and([f"{worse} is ahead of {better}" for better, worse in pairs])
+    return (
+        f"the seeds disagree: over the seeds every schedule finished {said}, yet over all the seeds the two share "
+        f"{'it is' if len(pairs) == 1 else 'each is'} worse (the comparison's verdict); their ranks do not follow "
+        "that verdict (more seeds, or fewer diverged runs, would settle it)"
     )
 
 
@@ -333,7 +349,9 @@ def _interval(c: stats.Comparison) -> str:
         return "—"
     if c.no_spread:
         return "no spread †"
-    return f"[{c.diff_ci_low:+.4f}, {c.diff_ci_high:+.4f}]"
+    # rounded outwards, so that an interval reaching past 0 by less than the last digit does not read as [0, ...]
+    low, high = math.floor(round(c.diff_ci_low * 1e4, 9)) / 1e4, math.ceil(round(c.diff_ci_high * 1e4, 9)) / 1e4
+    return f"[{low:+.4f}, {high:+.4f}]"
 
 
 def _seeds(n: float) -> str:
@@ -537,12 +555,18 @@ def _console(
 ) -> str:  # fmt: skip
     rc = runs[0].config["data"]
     n = len({r.seed for r in runs})
-    lines = [f"Test-split metrics (macro averages), mean over {n} seed{'s' if n > 1 else ''} — {rc['name']}, "
+    done = {row["accuracy"].n for row in table}  # finished seeds per schedule
+    k = done.pop() if len(done) == 1 else 0
+    over = f"{k} seed{'s' if k > 1 else ''}" if k else "each schedule's finished seeds"
+    lines = [f"Test-split metrics (macro averages), mean over {over} — {rc['name']}, "
              f"{rc['test_source']}" + (f"; ± {LEVEL:.0%} t-interval" if n > 1 else "") + ":"]  # fmt: skip
     doc = Doc()
     verdict = {c.schedule: c.verdict for c in comps}
+    for r in runs:  # not in a comparison: the baseline itself (at each peak), else a schedule compared with nothing
+        if r.name not in verdict:
+            verdict[r.name] = "baseline" if baseline in (r.name, r.config.get("base_schedule")) else "not compared"
     head = ["schedule", *TABLE_METRICS, "seeds", "rank"] + ([f"vs {baseline}"] if comps and n > 1 else [])
-    rows = [r + ([verdict.get(r[0], "baseline")] if comps and n > 1 else []) for r in _results_rows(table, ranks)]
+    rows = [r + ([verdict[r[0]]] if comps and n > 1 else []) for r in _results_rows(table, ranks)]
     doc.table(head, rows)
     warning = f"\nwarning: {_absent_warning(absent)}" if absent else ""
     note = f"\nnote: {stand_in}" if stand_in and comps else ""

@@ -54,6 +54,12 @@ class Comparison:
         return self.verdict in ("better", "worse")
 
     @property
+    def apart(self) -> tuple[str, str]:
+        """(better, worse) of the two, as the verdict has it (decided comparisons only)."""
+        pair = (self.schedule, self.baseline)
+        return pair if self.verdict == "better" else pair[::-1]
+
+    @property
     def no_spread(self) -> bool:
         """Every pair differed by the same amount, not zero: the t-test's p is then the sign test's (see _pvalues;
         where no pair differed at all, both are 1)."""
@@ -255,7 +261,10 @@ def _against(results: Mapping[str, Mapping[int, float]], baseline: str, level: f
         x, y = paired(values, results[baseline])
         d = differences(x, y)
         low, high = t_interval(d, level)
-        rows.append((name, len(d), float(d.mean()) if d.size else NAN, low, high, *_pvalues(x, y), d))
+        # where every pair differs alike, that difference (as summarize does): the float mean of three 0.05s is
+        # 0.05000000000000001, outside its own interval [0.05, 0.05] in comparisons.csv
+        mean = NAN if not d.size else float(d[0]) if np.all(d == d[0]) else float(d.mean())
+        rows.append((name, len(d), mean, low, high, *_pvalues(x, y), d))
     return rows
 
 
@@ -287,32 +296,53 @@ def rank_with_ties(
     """Rank schedules by mean, higher is better, with statistical ties.
 
     Rule: sort by mean (equal means keep mapping order): over `ranking_seeds` (the seeds every schedule finished,
-    where at least two are, so that a schedule's extra seed or another's diverged ones do not reorder what the
-    paired tests compare), else over each schedule's own finite values. Each schedule is tested against the one
-    directly above it (paired by seed, two-sided `test`), and the p-values of these adjacent pairs are
+    where at least two are, so that a schedule's extra seed or another's diverged ones do not reorder it), else
+    over each schedule's own finite values. Each schedule is tested against the one directly above it (paired by
+    seed over every seed the two share, two-sided `test`), and the p-values of these adjacent pairs are
     Holm-adjusted together. A schedule whose adjusted p is > alpha (or nan, with under two pairs) is not
     distinguishable from the next better schedule and shares its rank. Ranks are competition style (1, 1, 3,
-    ...); ties chain, so A~B and B~C put all three at A's rank even if A and C differ. `separated` lists pairs
-    that another test already told apart (the verdicts against a baseline, tested in their own Holm family): a
-    schedule does not join a rank that holds one of its separated partners, so that a rank never contradicts
-    those verdicts. Schedules with no finite values rank last together. Returns schedule -> rank, in rank
-    order."""
+    ...); ties chain, so A~B and B~C put all three at A's rank even if A and C differ. `separated` lists
+    (better, worse) pairs that another test already told apart (the verdicts against a baseline, tested in their
+    own Holm family): a schedule does not join a rank that holds one of its separated partners, so that a rank
+    never contradicts those verdicts. Where the order's seeds are fewer than a test's pairs, the two can point
+    opposite ways; a test, adjacent or in `separated`, that finds the lower-placed schedule the better separates
+    nothing (order_conflicts names the separated ones). Schedules with no finite values rank last together.
+    Returns schedule -> rank, in rank order."""
     _check(test, alpha=alpha)
-    key = ranking_means(results)
-    alive = sorted(key, key=lambda s: -key[s])
-    dead = [s for s in results if s not in key]
-    raw = [_pvalues(*paired(results[lo], results[hi])) for hi, lo in itertools.pairwise(alive)]
-    adjusted = holm([_of(test, p) for p in raw])
-    apart = {frozenset(pair) for pair in separated}
+    alive = _order(results)
+    dead = [s for s in results if s not in alive]
+    raw, upward = [], []  # upward: the lower-placed one of an adjacent pair is ahead over the pairs tested
+    for hi, lo in itertools.pairwise(alive):
+        x, y = paired(results[lo], results[hi])
+        raw.append(_of(test, _pvalues(x, y)))
+        upward.append(bool(x) and float(differences(x, y).mean()) > 0)
+    adjusted = holm(raw)
+    place = {name: i for i, name in enumerate(alive)}
+    apart = {frozenset(p) for p in separated if place.get(p[0], math.inf) < place.get(p[1], -math.inf)}
     ranks: dict[str, int] = {}
     for i, name in enumerate(alive):
-        tied = i > 0 and not adjusted[i - 1] <= alpha
+        tied = i > 0 and (upward[i - 1] or not adjusted[i - 1] <= alpha)
         if tied:
             group = [m for m in alive[:i] if ranks[m] == ranks[alive[i - 1]]]
             tied = not any(frozenset((m, name)) in apart for m in group)
         ranks[name] = ranks[alive[i - 1]] if tied else i + 1
     ranks.update(dict.fromkeys(dead, len(alive) + 1))
     return ranks
+
+
+def order_conflicts(
+    results: Mapping[str, Mapping[int, float]], separated: Collection[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The (better, worse) pairs of `separated` that rank_with_ties's order puts the other way round: the verdict
+    pairs every seed the two share, the order only the seeds every schedule finished (ranking_seeds)."""
+    place = {name: i for i, name in enumerate(_order(results))}
+    return [(a, b) for a, b in separated if a in place and b in place and place[a] > place[b]]
+
+
+def _order(results: Mapping[str, Mapping[int, float]]) -> list[str]:
+    """The schedules with a finite value, best first by ranking_means (equal means keep mapping order)."""
+    key = ranking_means(results)
+    return sorted(key, key=lambda s: -key[s])
 
 
 def ranking_seeds(results: Mapping[str, Mapping[int, float]]) -> list[int]:
