@@ -79,6 +79,12 @@ CASES = {
     "SyncBatchNorm on a CPU": (lambda t: ["--device", "cpu", "--sync-bn"],
                                "train.sync_bn: PyTorch's SyncBatchNorm runs on CUDA only (this run is on cpu)"),
     "cutout above image": (lambda t: ["--set", "data.cutout=9"], "data.cutout: a 9 px square is larger than the"),
+    "threads past int64": (lambda t: ["--threads", str(10**20)], "train.threads: must be in [1, 1024], got 1000"),
+    "width past memory": (lambda t: ["--width", "10000"], "model.width: 10000 makes a model too large for this"),
+    "a schedule named twice": (lambda t: ["--schedules", "standard,standard"],
+                               "--schedules: 'standard' is named twice"),
+    "nested too deeply": (lambda t: [toml(t / "c.toml", "x = " + "[" * 5000 + "]" * 5000 + "\n")],
+                          "is not valid TOML here: values nested too deeply"),
 }  # fmt: skip
 
 
@@ -125,3 +131,86 @@ def test_output_folder_that_is_a_file(tmp_path, capsys):
     err = capsys.readouterr().err  # (was: "cannot be written: File exists")
     assert code == 2 and f"output folder '{blocker}' is a file, not a folder; choose another --out" in err
     assert blocker.read_text() == "kept"
+
+
+def test_empty_names_and_paths_are_refused_not_read_as_left_out(tmp_path, capsys):
+    """An empty shell variable ($OUT unset) gave the default instead: a study trained into runs/<name>, a report
+    written into the first folder, the first schedule trained, a --plot written nowhere."""
+    tree(tmp_path / "d")
+    for argv in (["study", "--out", ""], ["train", "--schedule", " "], ["report", str(tmp_path), "--out", ""],
+                 ["report", str(tmp_path), "--baseline", ""], ["schedules", "--plot", ""], ["find-lr", "--out", ""],
+                 ["schedules", "--csv", ""]):  # fmt: skip
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and "empty (an unset shell variable?); leave the option out" in err, argv
+
+
+def test_previews_refuse_what_a_study_would_refuse_or_ignore(tmp_path, capsys):
+    plot = tmp_path / "fam.png"
+    for argv, needle in (
+        (["--steps", "100", "--auto-lr", "0.1"], 'auto_lr: no schedule has an "auto" LR'),
+        (["--steps", "100", "--data", "mnist"], "unknown dataset 'mnist'"),
+        (["--families", "--plot", str(plot)], "--families: lists the families only; leave out --plot"),
+        (["--families", "--steps", "0", "--set", "x=1"], "leave out --set, --steps"),
+        (["--families", "c.toml", "--width", "2"], "leave out config, --width"),
+    ):
+        assert main(["schedules", *argv]) == 2, argv
+        assert needle in capsys.readouterr().err, argv
+    assert not plot.exists()
+    for flag in ("--compile", "--sync-bn"):  # a preview trains nothing: refused as unknown, not ignored
+        with pytest.raises(SystemExit) as stop:
+            main(["schedules", "--steps", "100", flag])
+        assert stop.value.code == 2 and f"unrecognized arguments: {flag}" in capsys.readouterr().err
+
+
+def test_find_lr_refuses_an_infinite_lr_before_any_folder(tmp_path, capsys):
+    out = tmp_path / "f"
+    for flag in ("--end-lr", "--start-lr"):
+        assert main(["find-lr", flag, "inf", "--out", str(out)]) == 2
+        assert f"find-lr: {flag[2:].replace('-', '_')} must be a finite number, got inf" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_an_output_folder_in_the_image_folder_is_refused(tmp_path, capsys):
+    """Its runs/ and plots/ in train/ were read as classes by the next start (or by any use of the data)."""
+    data = tree(tmp_path / "d")
+    for command, out in (("study", data / "train" / "runs"), ("study", data), ("find-lr", data / "lr")):
+        assert main([command, "--data", f"imagefolder:{data}", "--out", str(out)]) == 2
+        assert f"the output folder {out} is in the image folder {data} (data.name)" in capsys.readouterr().err
+    assert sorted(p.name for p in data.iterdir()) == ["train"] and not (data / "train" / "runs").exists()
+
+
+def test_an_unreadable_config_and_an_unwritable_plot_are_one_line(tmp_path, capsys, monkeypatch):
+    """As root, chmod does not stop a read or a write: permission is refused by hand here."""
+    import matplotlib.figure
+
+    from lrlab import store
+
+    config = tmp_path / "c.toml"
+    config.write_text("")
+    real_read = Path.read_text
+
+    def no_read(self, *a, **k):
+        if self == config:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read(self, *a, **k)
+
+    monkeypatch.setattr(Path, "read_text", no_read)
+    assert main(["schedules", str(config), "--steps", "100"]) == 2
+    assert f"config '{config}' cannot be read: Permission denied" in capsys.readouterr().err
+    monkeypatch.undo()
+    # a folder that takes no new file: refused before any work (a range test can take minutes)
+    monkeypatch.setattr(store.os, "access", lambda path, mode: Path(path) != tmp_path)
+    assert main(["schedules", "--steps", "100", "--plot", str(tmp_path / "x.png")]) == 2
+    assert f"{tmp_path} is not writable" in capsys.readouterr().err
+    monkeypatch.undo()
+    # a write that fails anyway (a full disk): one line, and no temporary file left
+
+    def full(self, *a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", full)
+    assert main(["schedules", "--steps", "100", "--plot", str(tmp_path / "x.png")]) == 2
+    assert f"cannot write {tmp_path / 'x.png'}: No space left on device" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [config]

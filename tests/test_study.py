@@ -300,6 +300,14 @@ def test_a_runs_identity_is_the_datas_content_not_its_path():
     assert fp("cifar10") != fp("cifar100") and fp("imagefolder:x") != fp("imagefolder:x", limit=100)
 
 
+def _set_cell(text: str, column: str, value: str) -> str:
+    """A CSV's text with `column` of its first row set to `value`."""
+    head, first, *rest = text.splitlines()
+    cells = first.split(",")
+    cells[head.split(",").index(column)] = value
+    return "\n".join([head, ",".join(cells), *rest]) + "\n"
+
+
 def test_a_damaged_run_file_is_named_not_a_traceback(study, tmp_path, capsys):
     _, out, _, _ = study
     shutil.copytree(out / "runs", tmp_path / "runs")
@@ -318,9 +326,19 @@ def test_a_damaged_run_file_is_named_not_a_traceback(study, tmp_path, capsys):
     damaged.write_text((out / "runs" / "cyclic" / "seed-1" / "result.json").read_text())  # whole again
     csvs = damaged.parent
     for name, edit, said in (
-        ("epochs.csv", lambda t: t.replace("\n1,", "\nabc,", 1), "epochs.csv line 2: epoch is 'abc', not a number"),
+        (
+            "epochs.csv",
+            lambda t: t.replace("\n1,", "\nabc,", 1),
+            "epochs.csv line 2: epoch is 'abc', not a whole number",
+        ),
         ("lr.csv", lambda t: t.replace("\n0,", "\n0\n", 1), "lr.csv line 2: lr is no value"),
         ("steps.csv", None, "steps.csv is missing"),
+        # a file emptied or cut short, or edited into what lrlab never writes, gave other numbers or a traceback
+        ("epochs.csv", lambda t: "", "epochs.csv has the columns nothing, not ['epoch', "),
+        ("epochs.csv", lambda t: t[: t.rstrip().rfind("\n") + 1], "epochs.csv has 1 rows; the run trained 2 epochs"),
+        ("lr.csv", lambda t: t.replace("\n0,", "\n0.5,", 1), "lr.csv line 2: step is '0.5', not a whole number"),
+        ("lr.csv", lambda t: t.replace("step,lr,", "lr,step,", 1), "lr.csv has the columns ['lr', 'step', "),
+        ("epochs.csv", lambda t: _set_cell(t, "val_accuracy", "nan"), "epochs.csv line 2: val_accuracy is 'nan', "),
     ):
         whole = (csvs / name).read_text()
         (csvs / name).write_text(edit(whole)) if edit else (csvs / name).unlink()
@@ -570,8 +588,11 @@ def _set_peak(runs: Path, peak: float, accuracies: tuple[float | None, ...]) -> 
         folder = runs / name / f"seed-{seed}"
         result = json.loads((folder / "result.json").read_text())
         result.update(schedule=name)
-        if acc is None:
-            result.update(status="diverged", diverged={"step": 3, "lr": peak})
+        if acc is None:  # at step 3 of its first epoch: 4 steps in lr.csv, no epoch in epochs.csv
+            result.update(status="diverged", diverged={"step": 3, "lr": peak}, epochs_run=0)
+            for csv_name, rows in (("lr.csv", 4), ("epochs.csv", 0)):
+                lines = (folder / csv_name).read_text().splitlines(keepends=True)
+                (folder / csv_name).write_text("".join(lines[: 1 + rows]))
         else:
             result["test"]["accuracy"] = acc
         (folder / "result.json").write_text(json.dumps(result))
@@ -641,6 +662,12 @@ def test_tensorboard_events(tmp_path):
     assert {"schedule/lr", "epoch/val_accuracy", "train/loss_step"} <= set(tags)
     plan = json.loads((tmp_path / "runs" / "onecycle" / "seed-0" / "config.json").read_text())["plan"]
     assert len(acc.Scalars("schedule/lr")) == plan["total_steps"]
+    # written again into the same folder (a rerun after a kill cut the first write short): one events file
+    from lrlab.tensorboard import write_run_events
+
+    events = tmp_path / "runs" / "onecycle" / "seed-0" / "tensorboard"
+    write_run_events(events, [(0, 0.1, None)], [], [])
+    assert len(list(events.iterdir())) == 1
 
 
 def test_streaming_from_disk_trains_exactly_like_memory(tmp_path):
@@ -747,6 +774,16 @@ def test_a_resumed_study_keeps_its_lr_range_test(tmp_path):
     assert any("kept from this folder's earlier start" in line for line in lines)
     second = json.loads((tmp_path / "runs" / "standard" / "seed-1" / "config.json").read_text())
     assert second["auto_lr"]["marker"] == "from the record" and second["schedule_resolved"]["lr"] == first["lr"]
+    # study.json lost: the runs' configs keep the answer (a new test's answer, another on a GPU, trained the new
+    # runs at another LR, and the report then refused the folder)
+    (tmp_path / "study.json").unlink()
+    seed0 = tmp_path / "runs" / "standard" / "seed-0" / "config.json"
+    seed0.write_text(json.dumps({**json.loads(seed0.read_text()), "auto_lr": {**first, "marker": "from a run"}}))
+    lines.clear()
+    run_study(config.load(None, {**base, "seeds": [0, 2]}), progress=False, echo=lines.append)
+    assert any("kept from this folder's earlier start" in line for line in lines)
+    third = json.loads((tmp_path / "runs" / "standard" / "seed-2" / "config.json").read_text())
+    assert third["auto_lr"]["marker"] == "from a run" and third["schedule_resolved"]["lr"] == first["lr"]
     other = tmp_path / "other"
     other.mkdir()
     (other / "study.json").write_text(json.dumps({**doc, "auto_lr": {**marked, "key": "another-setting"}}))

@@ -189,6 +189,8 @@ def parse_setting(text: str) -> tuple[str, Any]:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
+    except RecursionError:  # (tomllib parses nested arrays recursively)
+        raise argparse.ArgumentTypeError(f"{key.strip()}: the value is nested too deeply") from None
     return key.strip(), value
 
 
@@ -224,6 +226,8 @@ def _schedule_names(args: argparse.Namespace, cfg: config_mod.StudyConfig) -> li
     names = [s.strip() for s in args.schedules.split(",") if s.strip()]
     if not names:
         raise ConfigError(f"--schedules: no names in {args.schedules!r}; valid: {choices(cfg.schedules)}")
+    if twice := next((n for i, n in enumerate(names) if n in names[:i]), None):
+        raise ConfigError(f"--schedules: {twice!r} is named twice")
     return names
 
 
@@ -281,6 +285,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _given(text: str) -> str:
+    """A name or path option's value: '' (an empty shell variable) is refused, not read as "not given", which
+    would fall back to the default (a study trained into runs/<name> instead of the folder meant)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty (an unset shell variable?); leave the option out for its default")
+    return text
+
+
 def _floats(text: str) -> list[float]:
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
@@ -293,12 +305,20 @@ def _floats(text: str) -> list[float]:
 
 def cmd_schedules(args: argparse.Namespace) -> int:
     from lrlab import plots, store
+    from lrlab.data import check_name
     from lrlab.results import read_study_doc, recorded_range_test
     from lrlab.schedules import FAMILIES, PRESETS, Plan, compile_schedule, family_fields, resolve_auto
     from lrlab.schedules.compile import REQUIRED, toml_text
-    from lrlab.study import auto_lr_needed, describe_auto, prepare, run_variants
+    from lrlab.study import auto_lr_needed, check_auto_lr, describe_auto, prepare, run_variants
 
     if args.families:
+        flags: dict[str, str] = {}  # dest -> its first option (--set and --unset share one)
+        for a in args.parser._actions:
+            flags.setdefault(a.dest, a.option_strings[0] if a.option_strings else a.dest)
+        given = [flags.get(k, k) for k, v in vars(args).items()
+                 if k not in ("command", "families", "func", "parser") and v not in (None, [])]  # fmt: skip
+        if given:  # ignored, they would pass unseen: a --plot written nowhere, a config never read
+            raise ConfigError(f"--families: lists the families only; leave out {', '.join(dict.fromkeys(given))}")
         for name in FAMILIES:
             params = ", ".join(k if d == REQUIRED else f"{k}={d}" for k, d in family_fields(name))
             print(f"{name:<12} {params}")
@@ -325,6 +345,8 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         plots.image_format(Path(args.plot))
     cfg = _load(args)
     if args.steps:
+        check_name(cfg.data)  # (the data is not read: its name is still checked, as a study would)
+        check_auto_lr(cfg)
         spe = args.steps_per_epoch or max(1, args.steps // cfg.train.epochs)
         plan = Plan(args.steps, spe)
         # --auto-lr: "auto" LRs need no range test, so they preview without data too; nor do they on an LR axis
@@ -338,7 +360,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
             print(describe_auto({"lr": cfg.auto_lr, "rule": "given"}))
     else:  # the real step count of this config's data and batch size, and a range test where "auto" LRs need one
         # (auto_lr_needed); a study of this config that ran already recorded its test: reused
-        earlier = recorded_range_test(read_study_doc(cfg.out_dir))
+        earlier = recorded_range_test(read_study_doc(cfg.out_dir), cfg.out_dir)
         if not earlier and cfg.auto_lr is None and auto_lr_needed(cfg, cfg.schedules):
             from lrlab.data import check_source
 
@@ -382,16 +404,18 @@ def cmd_schedules(args: argparse.Namespace) -> int:
 
 def cmd_find_lr(args: argparse.Namespace) -> int:
     from lrlab import store
+    from lrlab.data import check_out
     from lrlab.lr_finder import check_range, plot_range_test, range_test
     from lrlab.schedules import AUTO_FACTORS, AUTO_RULE
     from lrlab.study import prepare
 
     check_range(args.start_lr, args.end_lr, args.steps)  # before any work or any folder
     cfg = _load(args)
+    out = Path(args.out) if args.out else cfg.out_dir / "find-lr"
+    check_out(cfg.data, out)
     p = prepare(cfg, auto_lr=False)
     if not p.dist.is_main:  # under torchrun: the test is one process's work (a study shares rank 0's result)
         return 0
-    out = Path(args.out) if args.out else cfg.out_dir / "find-lr"
     store.open_out(out)  # before the test, not after it
     seed = cfg.seeds[0]
     torch_seed(seed)
@@ -473,9 +497,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds", type=_seeds, metavar="N|A,B", help="a count (3 = seeds 0,1,2) or a list of seeds (one seed: 5,)"
     )
     p.add_argument("--seed", action=_NotSeed, help=argparse.SUPPRESS)
-    p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<study name>)")
+    p.add_argument("--out", type=_given, metavar="DIR", help="output folder (default: runs/<study name>)")
     _peak_lrs_arg(p)
-    p.add_argument("--baseline", metavar="NAME", help="the schedule others are compared with (default: the first)")
+    p.add_argument("--baseline", type=_given, metavar="NAME",
+                   help="the schedule others are compared with (default: the config's, else its first)")  # fmt: skip
     p.add_argument("--tensorboard", action="store_const", const=True, help="also write TensorBoard event files")
     p.add_argument(
         "--workers",
@@ -507,13 +532,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compile every schedule of a config against the run's real step count "
         "(or --steps), print a summary, and optionally plot the LR curves or write them as CSV.",
     )
-    _config_args(p)
+    _config_args(p, omit=("--compile", "--sync-bn"))  # a preview trains nothing
     p.add_argument("--schedules", metavar="A,B", help="only these schedules of the config")
     _peak_lrs_arg(p)
     p.add_argument(
-        "--plot", metavar="FILE.png", help="write an overlay plot of LR against step (.png, .svg, .pdf, .jpg, ...)"
+        "--plot",
+        type=_given,
+        metavar="FILE.png",
+        help="write an overlay plot of LR against step (.png, .svg, .pdf, .jpg, ...)",
     )
-    p.add_argument("--csv", metavar="FILE.csv", help="write step,schedule,lr,momentum for every step")
+    p.add_argument("--csv", type=_given, metavar="FILE.csv", help="write step,schedule,lr,momentum for every step")
     p.add_argument("--steps", type=int, metavar="N", help="compile for N steps instead of the data's real count")
     p.add_argument("--steps-per-epoch", type=int, metavar="N", help="with --steps: steps per epoch")
     p.add_argument("--families", action="store_true", help="list the schedule families and their keys")
@@ -528,9 +556,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(DistributedDataParallel; --batch-size is the global batch).",
     )
     _config_args(p)
-    p.add_argument("--schedule", metavar="NAME", help="the config's schedule to train (default: its first)")
+    p.add_argument(
+        "--schedule", type=_given, metavar="NAME", help="the config's schedule to train (default: its first)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and batch order (default 0)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<study name>)")
+    p.add_argument("--out", type=_given, metavar="DIR", help="output folder (default: runs/<study name>)")
     p.add_argument("--fresh", action="store_true", help="discard an earlier run in the output folder")
     p.add_argument(
         "--workers",
@@ -553,10 +583,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dirs", nargs="+", metavar="DIR", help="study folders holding runs/<schedule>/seed-<k>/")
     p.add_argument(
         "--out",
+        type=_given,
         metavar="DIR",
         help="where to write the report (default: the first DIR; a study folder only if among the DIRs)",
     )
-    p.add_argument("--baseline", metavar="NAME", help="the schedule others are compared with")
+    p.add_argument("--baseline", type=_given, metavar="NAME", help="the schedule others are compared with")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
@@ -577,7 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=_seeds, metavar="N|A,B",
                    help="the first seed gives the initial weights (3 is a count: seed 0; '3,' is seed 3)")  # fmt: skip
     p.add_argument("--seed", action=_NotSeed, help=argparse.SUPPRESS)
-    p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<study name>/find-lr)")
+    p.add_argument("--out", type=_given, metavar="DIR", help="output folder (default: runs/<study name>/find-lr)")
     p.set_defaults(func=cmd_find_lr)
     for command in sub.choices.values():  # main() refuses a command's unknown options with its own usage
         command.set_defaults(parser=command)

@@ -32,6 +32,7 @@ RANGE_START_LR, RANGE_END_LR, RANGE_STEPS = 1e-5, 10.0, 200
 # the most seeds a count may ask for: ten times what seeds-to-plan searches (stats.MAX_SEEDS); a count of 10**9,
 # a typo or a test's random input, would otherwise build a list of 10**9 seeds and exhaust the memory
 MAX_SEED_COUNT = 10_000
+MAX_THREADS = 1024  # train.threads: more than any machine's cores (torch.set_num_threads overflows past int64)
 
 
 @dataclass
@@ -75,7 +76,7 @@ class TrainConfig:
     # weight decay also on BatchNorm's scales and shifts and on biases; false: on conv and linear weights only
     decay_norm_bias: bool = True
     device: str = "auto"  # auto | cpu | cuda
-    threads: int | None = None  # CPU threads for torch; None leaves torch's default
+    threads: int | None = None  # CPU threads for torch; None leaves torch's default (at most MAX_THREADS)
     sync_bn: bool = False  # under torchrun: BatchNorm statistics over the global batch (CUDA only)
     precision: str = "auto"  # auto | fp32 | bf16  (auto: bf16 autocast on GPUs that support it)
     channels_last: str = "auto"  # auto | on | off  (auto: on for CUDA)
@@ -240,7 +241,8 @@ def _check(cfg: StudyConfig) -> None:
     need(t.weight_decay >= 0, "train.weight_decay", f"must not be negative, got {t.weight_decay}")
     need(0 <= t.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)")
     need(t.device in DEVICES, "train.device", f"must be one of {choices(DEVICES)}, got {t.device!r}")
-    need(t.threads is None or t.threads > 0, "train.threads", "must be positive")
+    need(t.threads is None or 0 < t.threads <= MAX_THREADS, "train.threads",
+         f"must be in [1, {MAX_THREADS}], got {t.threads}")  # fmt: skip
     need(t.precision in PRECISIONS, "train.precision", f"must be one of {choices(PRECISIONS)}, got {t.precision!r}")
     for key in ("channels_last", "data_on_device"):
         v = getattr(t, key)
@@ -357,6 +359,8 @@ def read_document(source: str | None) -> dict[str, Any]:
             text = path.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError as e:
             raise ConfigError(f"config {source!r} is not UTF-8 text (TOML must be): byte {e.start}") from None
+        except OSError as e:  # e.g. no read permission
+            raise ConfigError(f"config {source!r} cannot be read: {e.strerror or e}") from None
     elif not source.endswith(".toml") and "/" not in source and source in bundled_configs():
         text = resources.files("lrlab").joinpath("configs").joinpath(source + ".toml").read_text(encoding="utf-8")
     else:
@@ -367,6 +371,8 @@ def read_document(source: str | None) -> dict[str, Any]:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config {source!r} is not valid TOML: {e}") from None
+    except RecursionError:  # (tomllib parses nested arrays recursively)
+        raise ConfigError(f"config {source!r} is not valid TOML here: values nested too deeply") from None
     if path.is_file() and "name" not in doc and not path.stem.startswith("."):
         # a study named by its file: two configs without a name would otherwise share runs/study
         doc = {"name": path.stem, **doc}

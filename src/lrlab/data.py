@@ -658,6 +658,25 @@ def _load_folder(cfg: DataConfig, path: Path) -> Dataset:
 # ---- entry points -------------------------------------------------------------------------------
 
 
+def check_out(cfg: DataConfig, out: Path) -> None:
+    """Refuse an output folder in an image folder (imagefolder:PATH) or the folder itself: its runs and plots
+    would lie among the images, and the next start would read them as classes or splits."""
+    path = _parse(cfg.name)[1]
+    if path is None or not path.is_dir():
+        return
+    root, target = path.resolve(), out.resolve()
+    if target == root or root in target.parents:
+        raise DataError(
+            f"the output folder {out} is in the image folder {path} (data.name), where its runs and plots would be "
+            "read as images by the next start; choose an output folder outside it (--out)"
+        )
+
+
+def check_name(cfg: DataConfig) -> None:
+    """Refuse a data.name that names no kind of source (without looking at the data)."""
+    _parse(cfg.name)
+
+
 def check_source(cfg: DataConfig) -> None:
     """Cheap checks that cfg names a readable source (file listings only, no decoding)."""
     path = _parse(cfg.name)[1]

@@ -109,6 +109,9 @@ def suggestions(lrs: list[float], smoothed: list[float]) -> dict[str, float]:
 
 
 def check_range(start_lr: float, end_lr: float, steps: int) -> None:
+    for flag, lr in (("start_lr", start_lr), ("end_lr", end_lr)):
+        if not math.isfinite(lr):
+            raise ConfigError(f"find-lr: {flag} must be a finite number, got {lr:g}")
     if not 0 < start_lr < end_lr:
         raise ConfigError(f"find-lr: need 0 < start_lr < end_lr, got {start_lr:g} and {end_lr:g}")
     if steps < 10:

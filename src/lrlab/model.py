@@ -345,18 +345,16 @@ def build_model(cfg: ModelConfig, num_classes: int, in_channels: int, image_size
     if len(image_size) != 2 or min(image_size) < 1:
         raise ConfigError(f"image_size: expected (height, width) in pixels, got {image_size!r}")
     stem = resolve_stem(cfg, image_size)
-    return GoogLeNet(
-        num_classes,
-        in_channels,
-        stem,
-        resolve_branch5(cfg, stem),
-        cfg.width,
-        cfg.aux_heads,
-        cfg.dropout,
-        cfg.batchnorm,
-        cfg.fuse_1x1,
-        cfg.init,
-    )
+    args = (num_classes, in_channels, stem, resolve_branch5(cfg, stem), cfg.width, cfg.aux_heads, cfg.dropout,
+            cfg.batchnorm, cfg.fuse_1x1, cfg.init)  # fmt: skip
+    try:
+        return GoogLeNet(*args)
+    except (MemoryError, RuntimeError) as e:  # torch's allocator: "DefaultCPUAllocator: can't allocate memory"
+        if not isinstance(e, MemoryError) and "allocate" not in str(e):
+            raise
+        raise ConfigError(
+            f"model.width: {cfg.width:g} makes a model too large for this machine's memory (1 is the paper's width)"
+        ) from None
 
 
 def count_params(model: nn.Module) -> int:

@@ -53,8 +53,14 @@ def save_figure(fig: Any, path: Path) -> None:
                     fig.savefig(f, dpi=110, bbox_inches="tight", format=fmt)
                 return
             tmp = real.with_name(f".{real.name}.tmp")
-            fig.savefig(tmp, dpi=110, bbox_inches="tight", format=fmt)
-            tmp.replace(real)
+            try:
+                fig.savefig(tmp, dpi=110, bbox_inches="tight", format=fmt)
+                tmp.replace(real)
+            except BaseException as e:  # a full disk, a folder without write permission; Ctrl-C
+                tmp.unlink(missing_ok=True)
+                if isinstance(e, OSError):
+                    raise store.write_failed(real, e) from None
+                raise
     finally:
         plt.close(fig)
 

@@ -4,6 +4,7 @@ Pure functions of the saved files; report.py and plots.py present them."""
 
 from __future__ import annotations
 
+import csv
 import math
 import sys
 from collections.abc import Collection
@@ -126,21 +127,37 @@ def _check_shape(run: Run) -> None:
 
 
 def _check_csvs(run: Run) -> None:
-    """ValueError unless the run's CSVs are there and hold numbers where the report reads them (a cell edited
-    by hand otherwise stopped the report with a traceback, a file removed left the run out of the curves)."""
+    """ValueError unless the run's CSVs are there as lrlab wrote them: their header, numbers where the report
+    reads them (whole ones for steps and epochs; a nan is written as an empty cell, where one may be), and a row
+    per epoch trained (epochs.csv) and per step trained (lr.csv). A cell edited by hand otherwise stopped the
+    report with a traceback, and a file emptied or cut short gave other numbers without a word."""
     for name, (columns, optional) in RUN_CSVS.items():
-        if not (run.folder / name).is_file():
+        path = run.folder / name
+        if not path.is_file():
             raise ValueError(f"{name} is missing")
+        with path.open(encoding="utf-8", newline="") as f:
+            header = next(csv.reader(f), None)
+        if header != columns:
+            raise ValueError(f"{name} has the columns {header or 'nothing'}, not {columns}")
         for line, row in enumerate(run.csv(name), start=2):
             for col in columns:
                 v = row.get(col)
                 if v == "" and col in optional:
                     continue
                 try:
-                    float(v)  # type: ignore[arg-type]  (None: a short row, refused below)
+                    x = (int if col in ("step", "epoch") else float)(v)  # type: ignore[arg-type]  (None: short row)
+                    if x != x:  # nan: lrlab writes an empty cell
+                        raise ValueError
                 except (TypeError, ValueError):
-                    said = "no value" if v is None else f"{v!r}, not a number"
+                    said = "no value" if v is None else f"{v!r}, not a {'whole ' * (col in ('step', 'epoch'))}number"
                     raise ValueError(f"{name} line {line}: {col} is {said}") from None
+    res, gone = run.result, run.result.get("diverged")
+    last = gone.get("step") if isinstance(gone, dict) else None  # a diverged run's last step trained
+    steps = last + 1 if isinstance(last, int) else run.config["plan"].get("total_steps")
+    for name, rows in (("epochs.csv", res.get("epochs_run")), ("lr.csv", steps)):
+        if isinstance(rows, int) and len(run.csv(name)) != rows:
+            raise ValueError(f"{name} has {len(run.csv(name))} rows; the run trained {rows} "
+                             f"{'epochs' if name == 'epochs.csv' else 'steps'}")  # fmt: skip
 
 
 def differing(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
@@ -234,10 +251,22 @@ def read_study_doc(folder: Path) -> dict[str, Any]:
     return doc if isinstance(doc, dict) and isinstance(doc.get("config"), dict) else {}
 
 
-def recorded_range_test(doc: dict[str, Any]) -> dict[str, Any] | None:
-    """The LR range test a study.json (read_study_doc) records for its "auto" LRs, or None."""
+def recorded_range_test(doc: dict[str, Any], folder: Path | None = None) -> dict[str, Any] | None:
+    """The LR range test a study.json (read_study_doc) records for its "auto" LRs, else (with `folder`, the
+    study's) one its run folders record, or None. Each run's config.json keeps the test its LRs came from, so a
+    study.json deleted or damaged does not set off a new test, whose other answer would train the remaining runs
+    (and the rest of a part-trained one) at another LR than the finished ones."""
     auto = doc.get("auto_lr")
-    return auto if isinstance(auto, dict) else None
+    if isinstance(auto, dict) or folder is None:
+        return auto if isinstance(auto, dict) else None
+    for path in sorted((folder / RUNS_DIR).glob("*/seed-*/config.json")):
+        try:
+            auto = store.read_json(path).get("auto_lr")
+        except (OSError, ValueError, AttributeError):  # a damaged one: said where the run is read
+            continue
+        if isinstance(auto, dict) and auto.get("rule") != "given":  # (a given LR is no test's answer)
+            return {k: v for k, v in auto.items() if k != "kept"}
+    return None
 
 
 def study_docs(dirs: list[Path]) -> list[dict[str, Any]]:

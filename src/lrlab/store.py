@@ -74,6 +74,12 @@ def landing(path: Path, make_parents: bool = True) -> Path | None:
             real.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise LrlabError(f"cannot write {str(path)!r}: {e.strerror or e}") from None
+    if not make_parents:  # the check before any work: the nearest folder that exists must take a new file
+        folder = real.parent.absolute()
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise LrlabError(f"cannot write {str(path)!r}: {folder} is not writable")
     return real
 
 

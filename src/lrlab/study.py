@@ -193,8 +193,7 @@ def prepare(
         "parameters": count_params(model),
     }
     specs, auto = {n: cfg.schedules[n] for n in names}, None
-    if cfg.auto_lr is not None and not any(uses_auto(s) for s in cfg.schedules.values()):  # the whole study's
-        raise ConfigError('auto_lr: no schedule has an "auto" LR, so it would change nothing; leave it out')
+    check_auto_lr(cfg)
     given = cfg.auto_lr is not None and any(uses_auto(s) for s in specs.values())
     if auto_lr and (given or auto_lr_needed(cfg, specs)):  # one range test from the first seed's weights
         key = auto_key(cfg, ds.files_hash)
@@ -241,6 +240,12 @@ def stand_in(spec: Any, auto_lr: float | None, check: Callable[[Any], Any]) -> f
         except ConfigError as e:
             first = first or e
     raise first
+
+
+def check_auto_lr(cfg: StudyConfig) -> None:
+    """A given auto_lr needs a schedule of the study with an "auto" LR."""
+    if cfg.auto_lr is not None and not any(uses_auto(s) for s in cfg.schedules.values()):
+        raise ConfigError('auto_lr: no schedule has an "auto" LR, so it would change nothing; leave it out')
 
 
 def auto_lr_needed(cfg: StudyConfig, specs: dict[str, Any]) -> bool:
@@ -425,9 +430,10 @@ def run_study(
         from lrlab.tensorboard import check_available
 
         check_available()
+    data_mod.check_out(cfg.data, cfg.out_dir)
     recorded = results.read_study_doc(cfg.out_dir)  # what earlier starts of the study in this folder wrote
     # the folder's recorded range test even with --fresh: other runs there (another shard's) used its answer
-    p = prepare(cfg, earlier=results.recorded_range_test(recorded), only=only)
+    p = prepare(cfg, earlier=results.recorded_range_test(recorded, cfg.out_dir), only=only)
     d, out = p.dist, cfg.out_dir
     if not d.is_main:
         echo = _silent

@@ -4,6 +4,7 @@ run data after the run, so the training step carries no logging cost."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,9 @@ def write_run_events(
 
     from lrlab.plots import new_figure
 
+    # a run's events are written at its end, all at once: a folder already there holds a write that a kill cut
+    # short (the run then finished on a rerun), which TensorBoard would read beside these as more points
+    shutil.rmtree(folder, ignore_errors=True)
     with SummaryWriter(log_dir=str(folder)) as w:
         for step, lr, momentum in trace:
             w.add_scalar("schedule/lr", lr, step)
