@@ -225,3 +225,14 @@ def test_a_config_with_a_byte_order_mark_reads(tmp_path):
     path = tmp_path / "c.toml"
     path.write_bytes('\ufeff[train]\nepochs = 3\n[schedules.s]\ntype = "constant"\nlr = 0.1\n'.encode())
     assert config.load(str(path)).train.epochs == 3
+
+
+def test_weight_decay_left_unset_follows_the_optimizer():
+    """AdamW's decay is decoupled (times the LR alone): SGD's 5e-4 there was a hundredth of torch's AdamW
+    default. An explicit value wins; SGD's resolved value, and so its runs' setting, is what it always was."""
+    doc = {"schedules": SCHED, "train": {"optimizer": "adamw"}}
+    assert config.from_dict(doc).train.weight_decay == 0.01 == config.WEIGHT_DECAY["adamw"]
+    assert config.from_dict({**doc, "train": {"optimizer": "adamw", "weight_decay": 0.05}}).train.weight_decay == 0.05
+    sgd = config.from_dict({"schedules": SCHED})
+    assert sgd.train.weight_decay == 5e-4 and config.setting(config.to_dict(sgd))["train"]["weight_decay"] == 5e-4
+    assert config.from_dict(config.to_dict(sgd)).train.weight_decay == 5e-4  # a run folder's config reads back

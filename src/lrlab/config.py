@@ -64,6 +64,12 @@ class ModelConfig:
     init: str = "auto"
 
 
+# train.weight_decay left unset: SGD's usual 5e-4 (the CIFAR ResNet and GoogLeNet recipes); AdamW's decay is
+# decoupled, multiplied by the LR alone, so 5e-4 there is a hundredth of torch.optim.AdamW's default of 0.01,
+# which it takes instead
+WEIGHT_DECAY = {"sgd": 5e-4, "adamw": 0.01}
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 10
@@ -71,7 +77,7 @@ class TrainConfig:
     optimizer: str = "sgd"  # sgd | adamw
     momentum: float = 0.9  # SGD momentum, or AdamW beta1
     nesterov: bool = False
-    weight_decay: float = 5e-4
+    weight_decay: float | None = None  # None: WEIGHT_DECAY's value for the optimizer
     label_smoothing: float = 0.0
     # weight decay also on BatchNorm's scales and shifts and on biases; false: on conv and linear weights only
     decay_norm_bias: bool = True
@@ -86,6 +92,10 @@ class TrainConfig:
     pool_kernel: str = "aten"  # aten | triton: max pooling by PyTorch's kernels or lrlab's (CUDA; kernels.py)
     ema: float | None = None  # weight EMA decay per step (e.g. 0.999) for the final evaluation
     tta_flip: bool = False  # final evaluation averages the logits of each image and its mirror
+
+    def __post_init__(self) -> None:
+        if self.weight_decay is None:  # (an unknown optimizer keeps None, and is refused by name in _check)
+            self.weight_decay = WEIGHT_DECAY.get(self.optimizer)
 
 
 @dataclass
@@ -238,7 +248,8 @@ def _check(cfg: StudyConfig) -> None:
         f"must be one of {choices(OPTIMIZERS)}, got {t.optimizer!r}",
     )
     need(0 <= t.momentum < 1, "train.momentum", f"must be in [0, 1), got {t.momentum}")
-    need(t.weight_decay >= 0, "train.weight_decay", f"must not be negative, got {t.weight_decay}")
+    need(t.weight_decay is not None and t.weight_decay >= 0, "train.weight_decay",
+         f"must not be negative, got {t.weight_decay}")  # fmt: skip
     need(0 <= t.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)")
     need(t.device in DEVICES, "train.device", f"must be one of {choices(DEVICES)}, got {t.device!r}")
     need(t.threads is None or 0 < t.threads <= MAX_THREADS, "train.threads",
