@@ -973,3 +973,23 @@ def test_auto_lrs_beside_fixed_ones_are_checked_for_the_lr_they_get(tmp_path, mo
     monkeypatch.setattr(study_mod, "range_test", lambda *a, **k: test)
     with pytest.raises(ConfigError, match=r'schedules\.cos\.min_lr: .*0\.3.*\("auto" LRs: 0\.2 \(valley rule'):
         prepare(config.load(None, floor))
+
+
+def test_a_report_recommends_nothing_where_nothing_learned(study, tmp_path):
+    """Every schedule's mean at or under the commonest class's share of the test split: the report says no
+    schedule can be recommended instead of naming the highest mean in bold; the accuracy plot marks that level.
+    Also: captions a Markdown reader sees, a page laid out for phones, and the Wilcoxon test's floor said."""
+    _, out, _, _ = study
+    shutil.copytree(out / "runs", tmp_path / "runs")
+    for result in (tmp_path / "runs").glob("*/seed-*/result.json"):
+        doc = json.loads(result.read_text())
+        doc["test"]["accuracy"] = 0.05  # (the test split's commonest class: over 0.05 of it in digits)
+        result.write_text(json.dumps(doc))
+    build_report(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "**No schedule can be recommended:** the highest mean accuracy, " in md and "Highest mean" not in md
+    assert "*Final test accuracy per schedule: seeds as dots" in md  # the caption, a line of its own
+    assert "With 2 pairs a two-sided Wilcoxon p cannot fall below 0.5 (2/2^2)" in md
+    page = (tmp_path / "report.html").read_text()
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    assert '<a href="plots/accuracy.png"><img alt="Final test accuracy' in page

@@ -14,7 +14,15 @@ matplotlib.use("Agg")  # files only; never open a window
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.backend_bases import FigureCanvasBase
-from matplotlib.ticker import FixedFormatter, FixedLocator, MaxNLocator, NullLocator
+from matplotlib.ticker import (
+    FixedFormatter,
+    FixedLocator,
+    FuncFormatter,
+    LogLocator,
+    MaxNLocator,
+    NullFormatter,
+    NullLocator,
+)
 
 from lrlab import store
 from lrlab.errors import unknown
@@ -160,9 +168,16 @@ def plot_curves(groups: dict[str, list[Run]], key: str, ylabel: str, path: Path)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no 1.5 ticks
     if key.endswith("loss"):
         ax.set_yscale("log")
+        # plain numbers (0.3, 0.5, 2), not 3×10⁻¹, at 1-2-5 steps, minor ticks too: a loss spans under a decade
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0), numticks=20))
+        ax.yaxis.set_minor_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
     ax.grid(alpha=0.3)
-    if arrays:  # (none where every run diverged)
-        ax.legend(fontsize=8, ncol=2)
+    if arrays:  # (none where every run diverged); beside the plot past four lines, as plot_lr's
+        many = len(arrays) > 4
+        ax.legend(fontsize=8, ncol=1 if many else 2, **({"loc": "upper left", "bbox_to_anchor": (1.01, 1)} if many
+                                                        else {}))  # fmt: skip
     save_figure(fig, path)
 
 
@@ -178,10 +193,13 @@ def fraction_axis(values: list[float]) -> tuple[float, float] | None:
     return low - pad, high + pad
 
 
-def plot_final(table: list[dict[str, Any]], groups: dict[str, list[Run]], path: Path) -> None:
+def plot_final(
+    table: list[dict[str, Any]], groups: dict[str, list[Run]], path: Path, floor: float | None = None
+) -> None:
     """Final test accuracy per schedule: every seed a dot, the mean and its interval as a bar. A seed keeps
     its place beside every schedule's bar and a grey line joins its runs, so the pairing the comparisons
-    rest on shows: seeds that move together make parallel lines, however wide the bars."""
+    rest on shows: seeds that move together make parallel lines, however wide the bars. `floor`: the accuracy
+    of always answering the commonest class, a dotted line where it falls inside the axis."""
     names = [row["schedule"] for row in table]
     fig, ax = new_figure((max(6, 0.9 * len(names) + 2), 4))
     colors = _colors(names)
@@ -194,10 +212,11 @@ def plot_final(table: list[dict[str, Any]], groups: dict[str, list[Run]], path: 
         for r in done:
             joined[r.seed].append((i + offset[r.seed], r.metric("accuracy")))
         xs, vals = [i + offset[r.seed] for r in done], [r.metric("accuracy") for r in done]
-        ax.scatter(xs, vals, s=22, color=colors[row["schedule"]], alpha=0.8, zorder=3)
+        # the dots over the mean's bar: a seed near the mean was hidden behind it
+        ax.scatter(xs, vals, s=24, color=colors[row["schedule"]], edgecolors="white", linewidths=0.6, zorder=5)
         s = row["accuracy"]
         if s.n:
-            ax.plot([i - 0.3, i + 0.3], [s.mean, s.mean], color="black", lw=2, zorder=4)
+            ax.plot([i - 0.3, i + 0.3], [s.mean, s.mean], color="black", lw=1.5, zorder=4)
         if s.n > 1:
             ax.errorbar(i, s.mean, yerr=[[s.mean - s.ci_low], [s.ci_high - s.mean]], color="black", capsize=6, lw=1.2)
         if row["diverged"]:
@@ -211,6 +230,10 @@ def plot_final(table: list[dict[str, Any]], groups: dict[str, list[Run]], path: 
     ends += [r.metric("accuracy") for runs in groups.values() for r in runs if r.ok]
     if (limits := fraction_axis(ends)) is not None:
         ax.set_ylim(*limits)
+        if floor is not None and limits[0] <= floor <= limits[1]:  # (not stretching the axis down to it)
+            ax.axhline(floor, color="0.45", ls=":", lw=1, zorder=1)
+            ax.annotate("commonest class", (1, floor), xycoords=("axes fraction", "data"), xytext=(-4, 3),
+                        textcoords="offset points", ha="right", fontsize=8, color="0.35")  # fmt: skip
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
     ax.set(ylabel="test accuracy", title=f"Final test accuracy: seeds as dots (a seed's runs joined), mean and "
            f"{LEVEL:.0%} interval")  # fmt: skip

@@ -32,6 +32,7 @@ from lrlab.results import (
     check_one_auto_lr,
     check_one_setting,
     check_one_spec,
+    commonest_class,
     comparisons,
     dynamics,
     load_runs,
@@ -99,8 +100,8 @@ class Doc:
                 out.append("| " + " | ".join(b[1]) + " |")
                 out.append("|" + "|".join(["---"] + ["---:"] * (len(b[1]) - 1)) + "|")
                 out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in b[2]]
-            else:
-                out.append(f"![{b[2]}]({b[1]})")
+            else:  # (GitHub shows an image's alt text nowhere: the caption is a line of its own)
+                out.append(f"![{b[2]}]({b[1]})\n\n*{b[2]}*")
             out.append("")
         return "\n".join(out)
 
@@ -125,14 +126,15 @@ class Doc:
             else:
                 data = base64.b64encode((root / b[1]).read_bytes()).decode()
                 body.append(
-                    f'<figure><img alt="{html.escape(b[2])}" src="data:image/png;base64,{data}">'
-                    f"<figcaption>{inline(b[2])}</figcaption></figure>"
+                    f'<figure><a href="{html.escape(b[1])}"><img alt="{html.escape(b[2])}" '
+                    f'src="data:image/png;base64,{data}"></a><figcaption>{inline(b[2])}</figcaption></figure>'
                 )
         return HTML_PAGE.format(title=html.escape(title), body="\n".join(body))
 
 
 HTML_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
 body {{ font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1000px; margin: 2em auto;
        padding: 0 1em; color: #222; }}
@@ -235,7 +237,8 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     plots.plot_lr(traces, plot_dir / "lr.png", momentum=moms or None)
     plots.plot_curves(groups, "val_accuracy", "validation accuracy", plot_dir / "val_accuracy.png")
     plots.plot_curves(groups, "train_loss", "training loss", plot_dir / "train_loss.png")
-    plots.plot_final(table, groups, plot_dir / "accuracy.png")
+    floor = next((c for r in runs if (c := commonest_class(r)) is not None), None)
+    plots.plot_final(table, groups, plot_dir / "accuracy.png", floor)
     ranked = [row["schedule"] for row in table if row["schedule"] in ranking_mean]
     top = max(ranking_mean.values(), default=math.nan)
     # every schedule at the highest mean: on a small test split two schedules often score exactly alike
@@ -320,6 +323,11 @@ def _results_rows(table: list[dict[str, Any]], ranks: dict[str, int]) -> list[li
     return rows
 
 
+# the columns of a table of comparisons after its schedule's (_significance_rows); the interval is a plain t-interval
+SIGNIFICANCE_HEAD = ["Δ accuracy", f"{LEVEL:.0%} interval (unadjusted)", "pairs", "p (t-test)", "p (Wilcoxon)",
+                     "p (Holm)", "verdict", "seeds to plan"]  # fmt: skip
+
+
 def _significance_rows(comps: list[stats.Comparison]) -> list[list[str]]:
     return [
         [c.schedule, f"{c.diff_mean:+.4f}" if not math.isnan(c.diff_mean) else "—",
@@ -340,6 +348,18 @@ def _no_spread_note(comps: list[stats.Comparison]) -> str:
         "interval would have no width and p would be 0, as if the difference were certain): no interval is shown, "
         "and the t-test's column shows the sign test's p instead."
     )
+
+
+def _wilcoxon_floor(comps: list[stats.Comparison]) -> str:
+    """A sentence for comparisons with too few pairs for the Wilcoxon test to reject at alpha on its own: with n
+    pairs its smallest two-sided p is 2/2^n (0.25 with 3), which reads like a disagreement with the t-test."""
+    few = sorted({c.n for c in comps if c.n >= 2 and 2 / 2**c.n > ALPHA})
+    if not few:
+        return ""
+    k = few[0]
+    return (f" With {k} pairs a two-sided Wilcoxon p cannot fall below {2 / 2**k:.3g} (2/2^{k}), so under "
+            f"{math.ceil(math.log2(2 / ALPHA))} pairs its column cannot reject at α = {ALPHA} whatever the "
+            "differences: read the t-test's.")  # fmt: skip
 
 
 def _interval(c: stats.Comparison) -> str:
@@ -407,6 +427,13 @@ def _document(
             f"t-test at α/{m} (Holm's strictest step) to reach {stats.POWER:.0%} power against a true difference "
             "equal to the one seen here, if the differences spread as they did here; a rough guide, since the "
             "spread of a few seeds is itself uncertain."
+            + (
+                " The interval is not adjusted for the number of comparisons (the verdict is): one that misses 0 "
+                'beside "no clear difference" is a difference this many comparisons do not establish.'
+                if m > 1
+                else ""
+            )
+            + _wilcoxon_floor(comps)
             if m
             else "no interval or p-values: they need at least two seeds where both runs finished."
         )
@@ -423,9 +450,7 @@ def _document(
             + f"Paired difference in test accuracy (schedule − {baseline}) over the seeds where both finished; "
             f"{tested}{sign}{unpaired}"
         )
-        doc.table(
-            ["schedule", "Δ accuracy", f"{LEVEL:.0%} interval", "pairs", "p (t-test)", "p (Wilcoxon)", "p (Holm)",
-             "verdict", "seeds to plan"], _significance_rows(comps))  # fmt: skip
+        doc.table(["schedule", *SIGNIFICANCE_HEAD], _significance_rows(comps))
     if peak_comps:
         doc.h(2, "Peak LR within each schedule")
         tested = any(c.holm_m for c in peak_comps)
@@ -444,8 +469,7 @@ def _document(
             + _no_spread_note(peak_comps)
         )
         doc.table(
-            ["peak", "best peak", "Δ accuracy", f"{LEVEL:.0%} interval", "pairs", "p (t-test)", "p (Wilcoxon)",
-             "p (Holm)", "verdict", "seeds to plan"],
+            ["peak", "best peak", *SIGNIFICANCE_HEAD],
             [[c.schedule, c.baseline, *row[1:]] for c, row in zip(peak_comps, _significance_rows(peak_comps),
                                                                     strict=True)])  # fmt: skip
     if best:
@@ -458,7 +482,18 @@ def _document(
         failed = [f"{b} diverged in {rows[b]['diverged']} of its {rows[b]['n'] + rows[b]['diverged']} seeds"
                   for b in best if rows[b]["diverged"]]  # fmt: skip
         said += f" But {_and(failed)}: the mean is over the seeds that finished." if failed else ""
-        doc.p(f"Highest mean accuracy{top}.{said}")
+        # alone at rank 1: the tests of the ranking told it apart from the next (ranks are in rank order)
+        nxt = next((n for n in ranks if n not in best and rows[n]["accuracy"].n), None)
+        if len(best) == 1 and not alike and nxt:
+            said += f" It ranks alone at 1: the paired tests tell it apart from the next, {nxt}."
+        floor = next((c for r in runs if (c := commonest_class(r)) is not None), None)
+        mean = rows[best[0]]["accuracy"].mean
+        if floor is not None and mean <= floor:  # nothing learned: no answer, whatever the ranks
+            doc.p(f"**No schedule can be recommended:** the highest mean accuracy, {_and(best)}'s {mean:.4f}, is "
+                  f"no better than always answering the test split's commonest class ({floor:.4f}). Train longer, "
+                  "or find the LRs that train (`lrlab find-lr`), before comparing schedules.")  # fmt: skip
+        else:
+            doc.p(f"Highest mean accuracy{top}.{said}")
     doc.h(2, "Plots")
     shown = best[0] + (f", the first of the {len(best)} tied" if len(best) > 1 else "") if best else ""
     for name, cap in [

@@ -320,16 +320,22 @@ def mixed_processes(runs: list[Run]) -> str | None:
     )
 
 
+def commonest_class(run: Run) -> float | None:
+    """The test accuracy of always answering the test split's commonest class (the confusion matrix's row
+    sums), for a finished run; else None."""
+    matrix = run.result.get("test", {}).get("confusion_matrix") if run.ok else None
+    counts = [sum(row) for row in matrix or []]
+    return max(counts) / sum(counts) if sum(counts) else None
+
+
 def at_chance(runs: list[Run]) -> str | None:
     """A sentence naming the finished runs whose test accuracy is no better than always answering the test
-    split's commonest class (from the confusion matrix's row sums); else None."""
+    split's commonest class (commonest_class); else None."""
     hits, rate = [], 0.0
     for r in runs:
-        matrix = r.result.get("test", {}).get("confusion_matrix") if r.ok else None
-        counts = [sum(row) for row in matrix or []]
-        if sum(counts) and r.metric("accuracy") <= max(counts) / sum(counts):
+        if (base := commonest_class(r)) is not None and r.metric("accuracy") <= base:
             hits.append(f"{r.name} seed {r.seed} ({r.metric('accuracy'):.3f})")
-            rate = max(counts) / sum(counts)
+            rate = base
     if not hits:
         return None
     return (
