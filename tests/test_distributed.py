@@ -65,6 +65,12 @@ def test_torchrun_two_processes_match_one(tmp_path, resident):
     assert results[0]["best_val_accuracy"] == results[1]["best_val_accuracy"]
     configs = [json.loads((tmp_path / d / "runs/onecycle/seed-0/config.json").read_text()) for d in ("one", "two")]
     assert [c["processes"] for c in configs] == [1, 2]  # recorded: BatchNorm sees each process's share
+    if resident == "off":  # rank 0's refusal of the folder (another LR here): said once, and every rank stops
+        # with it (rank 1, waiting on rank 0, met a closed connection and printed a traceback)
+        res = subprocess.run([*cmd, "--set", "schedules.onecycle.max_lr=0.3"], capture_output=True, text=True,
+                             env=env, timeout=300)  # fmt: skip
+        assert res.returncode != 0 and res.stderr.count("lrlab: error: ") == 1, res.stderr
+        assert "holds a run of a different configuration" in res.stderr and "[rank1]" not in res.stderr, res.stderr
 
 
 def free_port() -> int:

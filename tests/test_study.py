@@ -992,4 +992,28 @@ def test_a_report_recommends_nothing_where_nothing_learned(study, tmp_path):
     assert "With 2 pairs a two-sided Wilcoxon p cannot fall below 0.5 (2/2^2)" in md
     page = (tmp_path / "report.html").read_text()
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
-    assert '<a href="plots/accuracy.png"><img alt="Final test accuracy' in page
+    assert '<figure><img alt="Final test accuracy' in page and "plots/" not in page.split("<body>")[1]  # one file
+
+
+def test_a_worker_process_starts_data_loader_workers_as_the_study_process_does(tmp_path):
+    """The study's workers are spawned, and a spawned process's default start method is spawn: with data.stream
+    each epoch's DataLoader workers then started fresh interpreters importing torch (runs 50 times slower)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from lrlab import study as study_mod
+
+    ctx = multiprocessing.get_context("spawn")
+    doc = config.to_dict(config.load(None, {**QUICK, "out": str(tmp_path)}))
+    mine = multiprocessing.get_start_method()
+    initargs = (doc, {}, None, 1, ctx.RawValue("b", 0), None, None, mine)
+    with ProcessPoolExecutor(1, mp_context=ctx, initializer=study_mod._init_worker, initargs=initargs) as pool:
+        assert pool.submit(_start_method).result(timeout=120) == mine
+
+
+def _start_method() -> str | None:
+    """The start method a process's new processes get (a function of this module: a worker imports it, where
+    multiprocessing.get_start_method itself would arrive as a pickled copy of this process's context)."""
+    import multiprocessing
+
+    return multiprocessing.get_start_method(allow_none=True)

@@ -628,7 +628,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except LrlabError as e:
-        print(f"lrlab: error: {e}", file=sys.stderr)
+        if not getattr(e, "rank0", False) or os.environ.get("RANK", "0") == "0":  # rank 0's refusal: said once
+            print(f"lrlab: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:
         again = (

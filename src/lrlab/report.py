@@ -126,8 +126,8 @@ class Doc:
             else:
                 data = base64.b64encode((root / b[1]).read_bytes()).decode()
                 body.append(
-                    f'<figure><a href="{html.escape(b[1])}"><img alt="{html.escape(b[2])}" '
-                    f'src="data:image/png;base64,{data}"></a><figcaption>{inline(b[2])}</figcaption></figure>'
+                    f'<figure><img alt="{html.escape(b[2])}" src="data:image/png;base64,{data}">'
+                    f"<figcaption>{inline(b[2])}</figcaption></figure>"
                 )
         return HTML_PAGE.format(title=html.escape(title), body="\n".join(body))
 

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty
@@ -30,7 +31,7 @@ from lrlab import data as data_mod
 from lrlab import distributed, report, results, store
 from lrlab.config import StudyConfig
 from lrlab.distributed import SINGLE, Dist
-from lrlab.errors import ConfigError, unknown
+from lrlab.errors import ConfigError, LrlabError, unknown
 from lrlab.lr_finder import range_test
 from lrlab.metrics import classification_metrics
 from lrlab.model import AUTO_STEM_MAX_SIDE, build_model, count_params
@@ -402,6 +403,15 @@ def save_run(folder: Path, p: Prepared, sched: Schedule, seed: int, result: RunR
     return out
 
 
+@contextlib.contextmanager
+def _entered(lock: Any) -> Iterator[None]:
+    """A lock already entered, released at the block's end."""
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
+
+
 def select_shard(keys: list[tuple[str, int]], shard: tuple[int, int] | None) -> list[tuple[str, int]]:
     """Shard K of N: every N-th run of the study's fixed order, from the K-th (1-based), so N
     machines split a study into disjoint parts whose folders merge with `lrlab report`."""
@@ -443,16 +453,26 @@ def run_study(
                                      p.dataset.files_hash)
         for run, seed in keys
     }  # fmt: skip
-    if d.is_main:  # a folder with runs of another setting is refused before anything is trained or written,
-        # naming what differs (without --fresh also among the runs this start would train)
-        _check_folder(out, {run_dir(out, n, s) for n, s in keys}, fresh, p)
-    if d.is_main and not fresh:
-        for (n, s), fp in fingerprints.items():
-            base = p.variants[n][0]
-            run_state(run_dir(out, n, s), fp, (base, cfg.schedules[base]))
+    lock = store.FolderLock(out) if d.is_main else contextlib.nullcontext()
+    refused = None  # rank 0's checks of the folder: under torchrun every rank stops with its message (the others
+    # waited for rank 0 and met a closed connection, each with a traceback)
     if d.is_main:
-        store.open_out(out)
-    with store.FolderLock(out) if d.is_main else contextlib.nullcontext():
+        try:
+            # a folder with runs of another setting is refused before anything is trained or written, naming
+            # what differs (without --fresh also among the runs this start would train)
+            _check_folder(out, {run_dir(out, n, s) for n, s in keys}, fresh, p)
+            if not fresh:
+                for (n, s), fp in fingerprints.items():
+                    base = p.variants[n][0]
+                    run_state(run_dir(out, n, s), fp, (base, cfg.schedules[base]))
+            store.open_out(out)
+            lock.__enter__()  # (another study writing the folder)
+        except LrlabError as e:
+            refused = e
+    if (refused := d.share(refused)) is not None:
+        refused.rank0 = True  # type: ignore[attr-defined]  (said once, by rank 0: cli.main)
+        raise refused
+    with _entered(lock) if d.is_main else contextlib.nullcontext():
         if d.is_main and fresh:  # only the runs this command trains: another shard's or schedule's stay
             for name, seed in keys:
                 shutil.rmtree(run_dir(out, name, seed), ignore_errors=True)
@@ -734,9 +754,13 @@ def _init_worker(
     stop: Any,
     bars: Any = None,
     only: list[str] | None = None,
+    start_method: str | None = None,
 ) -> None:
     global _WORKER, _BARS
     _BARS = bars
+    if start_method:  # a spawned process's default is spawn: its DataLoader workers (data.stream) then started
+        # a fresh interpreter that imports torch for each epoch, 50 times slower than the study's own process
+        multiprocessing.set_start_method(start_method, force=True)
     # Ctrl-C reaches the whole process group: the parent alone handles it (it sets `stop`). A worker ends
     # at once when `stop` is set or the parent is gone (killed with SIGKILL, say), so it never trains on
     # unlocked, unwatched; its run resumes from its last epoch checkpoint, as after any kill.
@@ -799,7 +823,8 @@ def _run_parallel(
             with tqdm.external_write_mode():
                 say(line)
 
-    initargs = (config_mod.to_dict(cfg), p.specs, p.auto_lr, threads, stop, bars, p.only)
+    initargs = (config_mod.to_dict(cfg), p.specs, p.auto_lr, threads, stop, bars, p.only,
+                multiprocessing.get_start_method())  # fmt: skip
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=initargs) as pool:
         # the workers start here (submit spawns them) with Ctrl-C ignored from their first instruction: an
         # ignored signal stays ignored through exec, and Python then installs no KeyboardInterrupt handler,
@@ -817,7 +842,13 @@ def _run_parallel(
                     signal.signal(signal.SIGINT, previous)
             for fut in as_completed(futures):
                 i, name, seed = futures[fut]
-                line = fut.result()
+                try:
+                    line = fut.result()
+                except BrokenProcessPool:  # a worker killed (the kernel's out-of-memory killer, kill -9)
+                    raise LrlabError(
+                        "a worker process ended abruptly (killed, or out of memory?), which stops the study; its "
+                        "finished runs are saved: run the same command again to continue"
+                    ) from None
                 results.write_summary(cfg.out_dir)
                 echo(f"[{i}/{total}] {name} seed {seed}: {line}")
         except BaseException:  # an interrupt, a termination or a failed run: the workers stop too
