@@ -24,13 +24,15 @@ from lrlab.report import build_report
 from lrlab.results import RUN_CSVS, by_name, comparisons, load_runs
 from lrlab.study import run_study
 
-QUICK = {"data.limit": 200, "train.epochs": 2, "train.batch_size": 32, "model.width": 0.125}
+# workers 1: runs in the test's own process (two worker processes took 6 to 8 s to start, longer than such runs)
+QUICK = {"data.limit": 200, "train.epochs": 2, "train.batch_size": 32, "model.width": 0.125, "workers": 1}
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     out = tmp_path_factory.mktemp("study")
-    cfg = config.load(None, {**QUICK, "out": str(out), "seeds": 2})
+    # in two worker processes, as the default study trains (their start is worth it for twelve runs)
+    cfg = config.load(None, {**QUICK, "out": str(out), "seeds": 2, "workers": 2})
     lines: list[str] = []
     table = run_study(cfg, progress=False, echo=lines.append)
     return cfg, out, table, lines
@@ -912,7 +914,7 @@ def test_runs_of_one_schedule_name_with_different_specs_are_not_pooled(tmp_path,
     max_lr than seed 0. Merged, the table would show one "cyclic" of two seeds: the report refuses; into the
     folder of the first, the study refuses before it trains."""
     args = ["study", "--limit", "100", "--epochs", "1", "--batch-size", "32", "--width", "0.125", "--no-progress",
-            "--schedules", "standard,cyclic"]  # fmt: skip
+            "--schedules", "standard,cyclic", "--workers", "1"]  # fmt: skip  (no worker processes to start)
     assert main([*args, "--seeds", "0,", "--out", str(tmp_path / "a")]) == 0
     other = ["--seeds", "1,", "--set", "schedules.cyclic.max_lr=0.3"]
     assert main([*args, *other, "--out", str(tmp_path / "b")]) == 0
