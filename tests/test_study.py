@@ -913,8 +913,9 @@ def test_runs_of_one_schedule_name_with_different_specs_are_not_pooled(tmp_path,
     """A config edited between the tasks of a batch array, or a --set on one of them: cyclic seed 1 at another
     max_lr than seed 0. Merged, the table would show one "cyclic" of two seeds: the report refuses; into the
     folder of the first, the study refuses before it trains."""
+    # (--workers 1: no worker processes to start, which took longer than these runs)
     args = ["study", "--limit", "100", "--epochs", "1", "--batch-size", "32", "--width", "0.125", "--no-progress",
-            "--schedules", "standard,cyclic", "--workers", "1"]  # fmt: skip  (no worker processes to start)
+            "--schedules", "standard,cyclic", "--workers", "1"]  # fmt: skip
     assert main([*args, "--seeds", "0,", "--out", str(tmp_path / "a")]) == 0
     other = ["--seeds", "1,", "--set", "schedules.cyclic.max_lr=0.3"]
     assert main([*args, *other, "--out", str(tmp_path / "b")]) == 0
