@@ -539,7 +539,9 @@ def test_lr_axis_and_divergence(tmp_path):
     both_gone = next(r for r in read_csv(tmp_path / "comparisons.csv") if r["schedule"] == "onecycle@10000")
     assert both_gone["n"] == "0" and both_gone["verdict"] == "no pairs"
     assert both_gone["p_ttest"] == both_gone["p_wilcoxon"] == both_gone["p_holm"] == both_gone["diff_mean"] == ""
-    assert "| onecycle@10000 | — | — | 0 | — | — | — | no pairs | — |" in md and "No pairs for onecycle@10000" in md
+    assert "| onecycle@10000 | — | — | 0 | — | — | — | no pairs | — |" in md and "No pairs for" not in md
+    # (the baseline at that peak finished nothing: said of it, not of the schedules compared with it)
+    assert "The baseline standard@10000 finished no seed (every run diverged), so nothing is compared" in md
     # each schedule's peaks against its best one: the diverged peak has no pairs there either
     peaks = {r["schedule"]: r for r in read_csv(tmp_path / "peaks.csv")}
     assert set(peaks) == {"standard@10000", "onecycle@10000"}

@@ -438,11 +438,18 @@ def _document(
             else "no interval or p-values: they need at least two seeds where both runs finished."
         )
         sign = _no_spread_note(comps)
-        gone = [c.schedule for c in comps if c.n == 0]
+        unfinished = {row["schedule"] for row in table if not row["accuracy"].n}  # every run diverged
+        gone = [c.schedule for c in comps if c.n == 0 and c.baseline not in unfinished]
+        lost = list(dict.fromkeys(c.baseline for c in comps if c.baseline in unfinished))
         unpaired = (
             f" No pairs for {', '.join(gone)}: on no seed did both it and its baseline finish, so there is no "
             "difference, test or verdict."
             if gone
+            else ""
+        ) + (
+            f" The baseline {_and(lost)} finished no seed (every run diverged), so nothing is compared with it; "
+            "`lrlab report <folder> --baseline NAME` compares the others with another schedule."
+            if lost
             else ""
         )
         doc.p(
