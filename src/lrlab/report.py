@@ -32,7 +32,6 @@ from lrlab.results import (
     check_one_auto_lr,
     check_one_setting,
     check_one_spec,
-    commonest_class,
     comparisons,
     dynamics,
     load_runs,
@@ -42,6 +41,7 @@ from lrlab.results import (
     run_order,
     sort_runs,
     study_docs,
+    study_floor,
     study_table,
     summary_rows,
 )
@@ -237,7 +237,7 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     plots.plot_lr(traces, plot_dir / "lr.png", momentum=moms or None)
     plots.plot_curves(groups, "val_accuracy", "validation accuracy", plot_dir / "val_accuracy.png")
     plots.plot_curves(groups, "train_loss", "training loss", plot_dir / "train_loss.png")
-    floor = next((c for r in runs if (c := commonest_class(r)) is not None), None)
+    floor = study_floor(runs)
     plots.plot_final(table, groups, plot_dir / "accuracy.png", floor)
     ranked = [row["schedule"] for row in table if row["schedule"] in ranking_mean]
     top = max(ranking_mean.values(), default=math.nan)
@@ -493,7 +493,7 @@ def _document(
         nxt = next((n for n in ranks if n not in best and rows[n]["accuracy"].n), None)
         if len(best) == 1 and not alike and nxt:
             said += f" It ranks alone at 1: the paired tests tell it apart from the next, {nxt}."
-        floor = next((c for r in runs if (c := commonest_class(r)) is not None), None)
+        floor = study_floor(runs)
         mean = rows[best[0]]["accuracy"].mean
         if floor is not None and mean <= floor:  # nothing learned: no answer, whatever the ranks
             doc.p(f"**No schedule can be recommended:** the highest mean accuracy, {_and(best)}'s {mean:.4f}, is "

@@ -328,6 +328,11 @@ def commonest_class(run: Run) -> float | None:
     return max(counts) / sum(counts) if sum(counts) else None
 
 
+def study_floor(runs: list[Run]) -> float | None:
+    """commonest_class of the study's test split (one split for all its runs), or None without a finished run."""
+    return next((c for r in runs if (c := commonest_class(r)) is not None), None)
+
+
 def at_chance(runs: list[Run]) -> str | None:
     """A sentence naming the finished runs whose test accuracy is no better than always answering the test
     split's commonest class (commonest_class); else None."""

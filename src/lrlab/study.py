@@ -403,15 +403,6 @@ def save_run(folder: Path, p: Prepared, sched: Schedule, seed: int, result: RunR
     return out
 
 
-@contextlib.contextmanager
-def _entered(lock: Any) -> Iterator[None]:
-    """A lock already entered, released at the block's end."""
-    try:
-        yield
-    finally:
-        lock.__exit__(None, None, None)
-
-
 def select_shard(keys: list[tuple[str, int]], shard: tuple[int, int] | None) -> list[tuple[str, int]]:
     """Shard K of N: every N-th run of the study's fixed order, from the K-th (1-based), so N
     machines split a study into disjoint parts whose folders merge with `lrlab report`."""
@@ -453,7 +444,7 @@ def run_study(
                                      p.dataset.files_hash)
         for run, seed in keys
     }  # fmt: skip
-    lock = store.FolderLock(out) if d.is_main else contextlib.nullcontext()
+    held = contextlib.ExitStack()  # rank 0's lock of the folder, taken among its checks
     refused = None  # rank 0's checks of the folder: under torchrun every rank stops with its message (the others
     # waited for rank 0 and met a closed connection, each with a traceback)
     if d.is_main:
@@ -466,13 +457,13 @@ def run_study(
                     base = p.variants[n][0]
                     run_state(run_dir(out, n, s), fp, (base, cfg.schedules[base]))
             store.open_out(out)
-            lock.__enter__()  # (another study writing the folder)
+            held.enter_context(store.FolderLock(out))  # (another study writing the folder)
         except LrlabError as e:
             refused = e
     if (refused := d.share(refused)) is not None:
         refused.rank0 = True  # type: ignore[attr-defined]  (said once, by rank 0: cli.main)
         raise refused
-    with _entered(lock) if d.is_main else contextlib.nullcontext():
+    with held:
         if d.is_main and fresh:  # only the runs this command trains: another shard's or schedule's stay
             for name, seed in keys:
                 shutil.rmtree(run_dir(out, name, seed), ignore_errors=True)
