@@ -292,7 +292,7 @@ def test_compilation_time_is_kept_out_of_the_run_seconds(digits, monkeypatch):
     cfg = TrainConfig(epochs=2, batch_size=64, compile=True)
     sched = compile_schedule({"type": "constant", "lr": 0.05}, plan_for(inputs, cfg))
     res = train_run(build, inputs, sched, cfg, seed=0, device=torch.device("cpu"), progress=False)
-    assert 100 < res.compile_seconds < 110  # (the first step's own start-up counts too)
+    assert 99 < res.compile_seconds < 110  # less the other steps' mean, plus the first step's own start-up
     first, second = (e["seconds"] for e in res.epochs)
     assert first < second + 10  # the 100 s are not in the first epoch's time
     assert res.seconds < first + second + 10
