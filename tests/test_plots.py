@@ -133,3 +133,40 @@ def test_a_study_whose_every_run_diverged_is_plotted(tmp_path, monkeypatch):
     assert len(figures) == 2
     texts = [t.get_text() for t in figures[0].axes[0].texts]
     assert texts == ["2 diverged", "2 diverged"]
+
+
+def test_differences_plot_shows_each_seed_the_mean_and_its_interval_in_order(tmp_path, monkeypatch):
+    import numpy as np
+    from matplotlib.collections import PathCollection
+    from matplotlib.colors import to_rgba
+
+    from lrlab import plots
+    from lrlab.stats import Comparison
+
+    def comp(name: str, n: int, mean: float, low: float, high: float, verdict: str) -> Comparison:
+        return Comparison(name, "standard", n, mean, low, high, 0.01, 0.02, 0.03, 3, "t-test", verdict)
+
+    rows = [
+        ("onecycle", comp("onecycle", 3, 0.02, 0.01, 0.03, "better"), np.array([0.01, 0.02, 0.03]), "better"),
+        ("warmup", comp("warmup", 2, -0.01, -0.01, -0.01, "no clear difference"), np.array([-0.01, -0.01]), "n"),
+        ("cyclic", comp("cyclic", 0, math.nan, math.nan, math.nan, "no pairs"), np.array([]), "no pairs"),
+    ]
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig))
+    plots.plot_differences(rows, "standard", tmp_path / "differences.png")
+    (ax,) = figures[0].axes
+    labels = dict(zip(ax.get_yticks(), [t.get_text() for t in ax.get_yticklabels()], strict=True))
+    assert labels == {2: "onecycle", 1: "warmup", 0: "cyclic"}  # the first on top
+    points = [c.get_offsets() for c in ax.collections if isinstance(c, PathCollection) and len(c.get_offsets())]
+    dots = [p for p in points if len(p) > 1]  # the seeds' dots (a diamond is one point)
+    assert sorted(dots[0][:, 0]) == [0.01, 0.02, 0.03] and np.allclose(dots[0][:, 1].mean(), 2)
+    assert list(dots[1][:, 0]) == [-0.01, -0.01] and np.allclose(dots[1][:, 1].mean(), 1)
+    diamonds = [tuple(p[0]) for p in points if len(p) == 1]
+    assert diamonds == [(0.02, 2.0), (-0.01, 1.0)]  # none for the row without pairs
+    bars = [seg for c in ax.collections for seg in getattr(c, "get_segments", list)() if len(seg) == 2]
+    spans = {(tuple(np.round(s[0], 9)), tuple(np.round(s[1], 9))) for s in bars}
+    assert ((0.01, 2.0), (0.03, 2.0)) in spans  # onecycle's interval, at its row
+    assert not any(s[0][1] == 1.0 and s[0][0] != s[1][0] for s in bars)  # no-spread warmup: no bar drawn
+    notes = {t.get_text(): t.get_color() for t in ax.texts}
+    assert to_rgba(notes["better"]) == to_rgba(plots.VERDICT_COLORS["better"]) and "no pairs" in notes
+    assert ax.get_xlim()[0] < -0.01 and ax.get_xlim()[1] > 0.03

@@ -66,7 +66,7 @@ def test_outputs_for_every_run(study):
             assert prov["torch"] and prov["torchvision"] and prov["lrlab"] and prov["device"] == "cpu"
             assert len(saved["data"]["files_hash"]) == 64
             assert saved["config"]["data"]["augment"] == "auto" and saved["data"]["augment"] == "none"  # digits
-    for plot in ("lr", "val_accuracy", "train_loss", "accuracy", "confusion"):
+    for plot in ("lr", "val_accuracy", "train_loss", "accuracy", "differences", "confusion"):
         assert (out / "plots" / f"{plot}.png").stat().st_size > 5000
 
 
@@ -246,6 +246,20 @@ def test_report_of_one_seed_says_nothing_was_tested(study, tmp_path):
     assert main(["report", str(tmp_path)]) == 0
     md = (tmp_path / "report.md").read_text()
     assert "no interval or p-values: they need at least two seeds" in md and "Holm-adjusted" not in md
+
+
+def test_a_report_without_comparisons_leaves_no_differences_plot_of_an_earlier_one(study, tmp_path):
+    _, out, _, _ = study
+    md = (out / "report.md").read_text()
+    assert md.index("## Against the baseline") < md.index("plots/differences.png") < md.index("## Plots")
+    shutil.copytree(out, tmp_path / "s")
+    for run in (tmp_path / "s" / "runs").iterdir():
+        if run.name != "standard":
+            shutil.rmtree(run)
+    assert (tmp_path / "s" / "plots" / "differences.png").exists()  # the earlier report's
+    assert main(["report", str(tmp_path / "s")]) == 0
+    assert "differences.png" not in (tmp_path / "s" / "report.md").read_text()
+    assert not (tmp_path / "s" / "plots" / "differences.png").exists()  # one schedule: nothing compared
 
 
 def test_a_difference_without_spread_is_marked_as_the_sign_tests(study, tmp_path):

@@ -1,5 +1,5 @@
 """The study's plots (matplotlib, files only): LR schedules, per-epoch curves with a band over
-seeds, final accuracy per schedule, LR sensitivity, confusion matrix."""
+seeds, final accuracy per schedule, differences from the baseline, LR sensitivity, confusion matrix."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from matplotlib.ticker import (
 from lrlab import store
 from lrlab.errors import unknown
 from lrlab.results import LEVEL, Run
+from lrlab.stats import Comparison
 
 
 def new_figure(size: tuple[float, float]) -> tuple[Any, Any]:
@@ -238,6 +239,42 @@ def plot_final(
     ax.set(ylabel="test accuracy", title=f"Final test accuracy: seeds as dots (a seed's runs joined), mean and "
            f"{LEVEL:.0%} interval")  # fmt: skip
     ax.grid(axis="y", alpha=0.3)
+    save_figure(fig, path)
+
+
+# Okabe and Ito's blue and vermillion: a verdict's colour that colour-blind readers tell apart too (the verdict
+# is also written beside its row)
+VERDICT_COLORS = {"better": "#0072B2", "worse": "#D55E00"}
+
+
+def plot_differences(rows: list[tuple[str, Comparison, np.ndarray, str]], baseline: str, path: Path) -> None:
+    """A forest plot of the comparisons: per row (label, comparison, the paired differences seed by seed, the text
+    beside it) every seed's difference a dot, the mean difference a diamond and its interval a bar, 0 a dashed
+    line, coloured by verdict. Where the bar crosses 0 the seeds have not shown a difference; the dots show
+    whether one seed made it."""
+    fig, ax = new_figure((7.5, 0.5 * len(rows) + 1.7))
+    for y, (_, c, diffs, note) in zip(range(len(rows) - 1, -1, -1), rows, strict=True):  # the first row on top
+        color = VERDICT_COLORS.get(c.verdict, "0.35")
+        if diffs.size:  # spread up and down a little: seeds that moved alike (k/n of one test split) overlap
+            spread = np.linspace(-0.14, 0.14, diffs.size) if diffs.size > 1 else np.zeros(1)
+            ax.scatter(diffs, y + spread, s=14, color=color, alpha=0.45, linewidths=0, zorder=3)
+        if math.isfinite(c.diff_ci_low) and c.diff_ci_low < c.diff_ci_high:
+            ax.errorbar(c.diff_mean, y, xerr=[[c.diff_mean - c.diff_ci_low], [c.diff_ci_high - c.diff_mean]],
+                        fmt="none", ecolor=color, elinewidth=2.2, capsize=5, zorder=4)  # fmt: skip
+        if c.n:
+            ax.scatter([c.diff_mean], [y], marker="D", s=42, color=color, edgecolors="white", linewidths=0.8,
+                       zorder=5)  # fmt: skip
+        ax.annotate(note, (1, y), xycoords=("axes fraction", "data"), xytext=(6, 0), textcoords="offset points",
+                    va="center", fontsize=8, color=color)  # fmt: skip
+    ax.axvline(0, color="0.3", lw=0.9, ls="--", zorder=1)
+    ax.set_yticks(range(len(rows) - 1, -1, -1), [label for label, *_ in rows])
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:+.3g}" if v else "0"))
+    ax.set(
+        xlabel=f"difference in test accuracy from {baseline}, paired by seed",
+        title=f"Seeds as dots, mean difference and {LEVEL:.0%} interval (unadjusted)",
+    )
+    ax.grid(axis="x", alpha=0.3)
     save_figure(fig, path)
 
 

@@ -239,16 +239,25 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     plots.plot_curves(groups, "train_loss", "training loss", plot_dir / "train_loss.png")
     floor = study_floor(runs)
     plots.plot_final(table, groups, plot_dir / "accuracy.png", floor)
+    drawn = set()  # the plots that only some reports have
+    if comps:
+        at_peak = " at the same peak LR" if len({c.baseline for c in comps}) > 1 else ""
+        plots.plot_differences(_difference_rows(comps, accuracy), f"{baseline}{at_peak}", plot_dir / "differences.png")
+        drawn.add("differences")
     ranked = [row["schedule"] for row in table if row["schedule"] in ranking_mean]
     top = max(ranking_mean.values(), default=math.nan)
     # every schedule at the highest mean: on a small test split two schedules often score exactly alike
     best = [n for n in ranked if math.isclose(ranking_mean[n], top, rel_tol=1e-9)]
     if best:
         plots.plot_confusion(best[0], [r for r in groups[best[0]] if r.ok], plot_dir / "confusion.png")
+        drawn.add("confusion")
     # the runs of an LR axis (a folder may also hold runs of the same study without one)
     sweep = [r for r in runs if r.config.get("peak_lr_axis") is not None]
     if sweep:
         plots.plot_sensitivity(sweep, plot_dir / "lr_sensitivity.png")
+        drawn.add("lr_sensitivity")
+    for name in {"differences", "confusion", "lr_sensitivity"} - drawn:  # not one of an earlier report's here
+        (plot_dir / f"{name}.png").unlink(missing_ok=True)
 
     absent = absent_classes(runs)
     notes = [(label, text) for label, text in (("not finished", missing_runs(docs, runs, dirs)),
@@ -336,6 +345,19 @@ def _significance_rows(comps: list[stats.Comparison]) -> list[list[str]]:
          f"**{c.verdict}**" if c.decided else c.verdict, _seeds(c.seeds_needed)]
         for c in comps
     ]  # fmt: skip
+
+
+def _difference_rows(
+    comps: list[stats.Comparison], accuracy: dict[str, dict[int, float]]
+) -> list[tuple[str, stats.Comparison, np.ndarray, str]]:
+    """The rows of plots.plot_differences: each comparison's paired differences seed by seed, and its verdict
+    with the p it rests on."""
+    rows = []
+    for c in comps:
+        diffs = stats.differences(*stats.paired(accuracy[c.schedule], accuracy[c.baseline]))
+        note = c.verdict if math.isnan(c.p_holm) else f"{c.verdict} (p Holm {_p(c.p_holm)})"
+        rows.append((c.schedule, c, diffs, note))
+    return rows
 
 
 def _no_spread_note(comps: list[stats.Comparison]) -> str:
@@ -458,6 +480,12 @@ def _document(
             f"{tested}{sign}{unpaired}"
         )
         doc.table(["schedule", *SIGNIFICANCE_HEAD], _significance_rows(comps))
+        doc.img(
+            "plots/differences.png",
+            f"Paired difference in test accuracy from {baseline}: each seed a dot, the mean a diamond with its "
+            f"{LEVEL:.0%} interval (unadjusted), coloured by verdict (blue better, orange worse, grey neither); a "
+            "bar that crosses the dashed 0 line is a difference these seeds do not establish",
+        )
     if peak_comps:
         doc.h(2, "Peak LR within each schedule")
         tested = any(c.holm_m for c in peak_comps)
