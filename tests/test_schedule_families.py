@@ -38,6 +38,11 @@ def test_sgdr_restarts_at_every_cycle_start_for_large_t_mult():
 
 def test_sgdr_huge_t_mult_is_one_cycle_and_peaks_stay_above_min_lr():
     assert_close(lrs({"type": "sgdr", "lr": 0.1, "period_steps": 1, "t_mult": 1e308}), [0.1] * 100)
+    # a first cycle of 10 steps is a cosine, whatever the t_mult: T0 · t_mult past the float range made it flat
+    theirs = torch_lrs(lambda o: S.CosineAnnealingWarmRestarts(o, T_0=10, T_mult=10**15), 10, 0.1)
+    for mult in (1e15, 1e305, 1e308):
+        v = lrs({"type": "sgdr", "lr": 0.1, "period_steps": 10, "t_mult": mult}, Plan(40, 10))
+        assert_close(v[:10], theirs) and v[10:] == pytest.approx([0.0] * 30)
     v = lrs({"type": "sgdr", "lr": 0.1, "min_lr": 0.05, "period_steps": 3, "peak_decay": 0.3})
     assert min(v) == pytest.approx(0.05) and max(v) == pytest.approx(0.1)
     assert v[3] == pytest.approx(0.05)  # the second cycle's peak 0.03 is held at min_lr

@@ -193,6 +193,25 @@ def test_resized_crops_of_a_wide_image_have_the_drawn_pixel_aspect():
     assert aspect.min() < 0.8 and aspect.max() > 1.25  # the whole range is drawn (was 1.5 to 2.7 here)
 
 
+def test_a_resized_crop_is_torchvisions_crop_then_resize():
+    """Corner crops of a quarter (a whole number of pixels), mirrored or not: the crop resized as torchvision's
+    resized_crop does it (crop, then bilinear resize). The crop's edge pixels must not blend in the pixels beyond
+    it (they did, by up to 54 grey levels)."""
+    from torchvision.transforms.v2 import functional as TF
+
+    from lrlab.augment import apply_resized_crop_flip
+
+    x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    # (width, height as fractions; centre's place; mirror): top left, bottom right mirrored, left half, all
+    params = torch.tensor([[0.5, 0.5, 0, 0, 1], [0.5, 0.5, 1, 1, -1], [0.5, 1, 0, 0, 1], [1, 1, 0, 0, -1]])
+    out = apply_resized_crop_flip(x, params)
+    boxes = [(0, 0, 16, 16), (16, 16, 16, 16), (0, 0, 32, 16), (0, 0, 32, 32)]  # top, left, height, width
+    for i, (box, mirror) in enumerate(zip(boxes, params[:, 4] < 0, strict=True)):
+        theirs = TF.resized_crop(x[i], *box, size=[32, 32], antialias=False)
+        theirs = theirs.flip(-1) if mirror else theirs
+        assert (out[i].int() - theirs.int()).abs().max() <= 1, i
+
+
 def test_resized_crop_flip_on_the_batch():
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (16, 3, 24, 24), dtype=torch.uint8, generator=g)

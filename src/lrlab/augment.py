@@ -82,6 +82,12 @@ def apply_resized_crop_flip(x: torch.Tensor, params: torch.Tensor, pad: int = 0)
     n, c, h, w = x.shape
     theta = resized_crop_maps(params.float(), h, w)
     grid = F.affine_grid(theta, [n, c, h, w], align_corners=False)
+    # within the crop: torchvision crops, then resizes, so an output pixel at the crop's edge takes the crop's edge
+    # pixel; unclamped, bilinear sampling there blended in up to half of the pixel beyond the crop
+    for k, size in ((0, w), (1, h)):
+        reach = (theta[:, k, k].abs() - 1 / size).clamp(min=0).view(n, 1, 1)  # centre to the edge pixels' centres
+        centre = theta[:, k, 2].view(n, 1, 1)
+        grid[..., k] = torch.minimum(torch.maximum(grid[..., k], centre - reach), centre + reach)
     out = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out.round_().clamp_(0, 255).to(torch.uint8)
 

@@ -264,7 +264,7 @@ class Anneal(Spec):
 
     lr: float
     curve_type: str = "cosine"  # written `curve` in specs: cosine | linear | step
-    min_lr: float = 0.0  # cosine/linear: the last LR
+    min_lr: float = 0.0  # cosine/linear: the LR the curve reaches one step after the run (torch's T_max = the run)
     gamma: float = 0.1  # step: decay factor
     every: Duration = A_THIRD  # step: decay interval (two drops)
 
@@ -328,9 +328,11 @@ class SGDR(Spec):
 
         def start(n: int) -> float:
             """First step of cycle n: T0 (m**n - 1) / (m - 1), torch's T_i = T0 m**i summed;
-            log1p/expm1 keep it exact for an m just above 1 (found by the property tests)."""
+            log1p/expm1 keep it exact for an m just above 1 (found by the property tests). Divided before
+            T0 multiplies: T0 · (m - 1) passes the float range for a huge m (1e308) without raising, and put
+            the first restart at step inf, the first cycle a constant at the peak."""
             try:
-                return T0 * n if m == 1 else T0 * math.expm1(n * g) / (m - 1)
+                return T0 * n if m == 1 else T0 * (math.expm1(n * g) / (m - 1))
             except OverflowError:  # a cycle that starts beyond any run
                 return math.inf
 
