@@ -176,6 +176,19 @@ def test_a_val_folder_is_the_validation_split(tmp_path, with_test):
         load_data(cfg_for(root))
 
 
+def test_a_valid_or_validation_folder_is_the_validation_split_too(tmp_path):
+    """Kaggle's trees name it valid/: it was left unread, without a word, and validation carved from train/."""
+    root = make_tree(tmp_path / "d", n=10)
+    write_images(root / "valid", n=4, seed=7)
+    ds = load_data(cfg_for(root))
+    assert len(ds.val) == 12 and len(ds.train) + len(ds.test) == 30
+    (root / "valid").rename(root / "validation")
+    assert len(load_data(cfg_for(root)).val) == 12
+    write_images(root / "val", n=2, seed=8)
+    with pytest.raises(DataError, match=r"d/val, .*d/validation: each is a validation folder; keep one"):
+        load_data(cfg_for(root))
+
+
 def test_limit_sizes_and_every_class_kept(tmp_path):
     root = make_tree(tmp_path / "d", n=40)
     ds = load_data(cfg_for(root, limit=30))
@@ -511,12 +524,39 @@ def test_fetch_cifar_from_a_file_url(tmp_path):
         fetch_cifar("mnist", root)
 
 
+def test_fetch_cifar_refuses_members_outside_its_folder_and_an_archive_without_a_batch(tmp_path):
+    import os
+
+    make_cifar(tmp_path / "src")
+    (tmp_path / "evil.txt").write_text("x")
+    archive = tmp_path / "cifar-10-python.tar.gz"
+
+    def fetched(*extra: tuple[Path, str], without: str = "") -> Path:
+        with tarfile.open(archive, "w:gz") as tar:
+            for f in sorted((tmp_path / "src" / "cifar-10-batches-py").iterdir()):
+                if f.name != without:
+                    tar.add(f, arcname=f"cifar-10-batches-py/{f.name}")
+            for path, name in extra:
+                tar.add(path, arcname=name)
+        md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+        return fetch_cifar("cifar10", tmp_path / "a" / "b" / "data", url=archive.as_uri(), md5=md5)
+
+    with pytest.raises(DataError, match=r"member '\.\./\.\./escaped.txt' is not a plain file or folder inside"):
+        fetched((tmp_path / "evil.txt", "../../escaped.txt"))
+    assert not (tmp_path / "a" / "escaped.txt").exists()  # was written there
+    os.symlink("/etc/passwd", tmp_path / "link")
+    with pytest.raises(DataError, match="member 'cifar-10-batches-py/link' is not a plain file"):
+        fetched((tmp_path / "link", "cifar-10-batches-py/link"))
+    with pytest.raises(DataError, match=r"the cifar10 archive from file:.* lacks data_batch_3 \(in cifar-10"):
+        fetched(without="data_batch_3")  # was said at the next load, as if --download had not been given
+
+
 def test_download_failure_is_a_data_error(tmp_path, monkeypatch):
     def offline(url, *args, **kwargs):
         assert url == "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(data, "download_and_extract_archive", offline)
+    monkeypatch.setattr(data, "download_url", offline)
     cfg = DataConfig(name="cifar100", data_dir=str(tmp_path), download=True)
     check_source(cfg)  # download=True: a missing folder is fine before the run
     with pytest.raises(DataError, match=r"could not fetch cifar100.*unreachable"):
@@ -591,3 +631,30 @@ def test_a_file_left_out_by_the_limit_but_unreadable_is_named(tmp_path):
     os.symlink(tmp_path / "nowhere.png", root / "train" / "cat" / "zz.png")
     with pytest.raises(DataError, match=r"cannot read .*train/cat/zz.png: No such file or directory"):
         load_data(cfg_for(root, limit=6))
+
+
+def test_a_folder_is_decoded_one_image_at_a_time(tmp_path, monkeypatch):
+    """Only the image being decoded is held at its own size: decoding every image before resizing any took 3 MB per
+    1024×1024 photo, whatever data.image_size, and a large folder ran out of memory."""
+    import weakref
+
+    make_tree(tmp_path / "d", n=6, size=(40, 40))
+    write_images(tmp_path / "d" / "train", ["cat"], n=1, size=(40, 40), mode="L", seed=1)  # grey among colour
+    convert, alive, most = data._convert, [], []
+
+    def counted(im, mode):
+        out = convert(im, mode)
+        alive.append(weakref.ref(out))
+        most.append(sum(r() is not None for r in alive))
+        return out
+
+    monkeypatch.setattr(data, "_convert", counted)
+    ds = load_data(cfg_for(tmp_path / "d", image_size=8, val_frac=0.2, test_frac=0.2))
+    assert len(most) == 18 and max(most) <= 2  # the one decoded (and the one before, until it is replaced)
+    assert ds.train.images.shape[1:] == (3, 8, 8) and ds.train.images.dtype == torch.uint8
+    # a grey image before the first colour one is in colour as if decoded so from the start
+    names = sorted(str(p) for p in (tmp_path / "d" / "train").rglob("*.png"))
+    assert Image.open(names[0]).mode == "L" and Image.open(names[1]).mode == "RGB"
+    read = lambda n: Path(n).read_bytes()  # noqa: E731
+    assert torch.equal(data._decode(names, read, str, 8), data._decode(names, read, str, 8, "RGB"))
+    assert data._decode(names[:1], read, str, None).shape == (1, 1, 40, 40)  # grey alone: one channel

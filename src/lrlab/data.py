@@ -29,7 +29,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import resample
 from torchvision.datasets import CIFAR10, CIFAR100
 from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
-from torchvision.datasets.utils import check_integrity, download_and_extract_archive
+from torchvision.datasets.utils import check_integrity, download_url
 
 from lrlab import store
 from lrlab.config import DataConfig
@@ -346,13 +346,33 @@ def fetch_cifar(name: str, root: Path, url: str | None = None, md5: str | None =
                 shutil.copyfile(local, archive)
             if not check_integrity(archive, md5):
                 raise RuntimeError(f"the md5 of {local} is not {md5}")
-        # downloads (unless root holds the archive with the right md5), checks the md5, extracts
-        download_and_extract_archive(url, root, filename=tv.filename, md5=md5)
-    except (OSError, RuntimeError, tarfile.TarError) as e:  # URLError is an OSError; RuntimeError: bad md5
+        else:  # downloads (unless root holds the archive with the right md5), checks the md5
+            download_url(url, str(root), filename=tv.filename, md5=md5)
+        _extract(archive, root)
+    except (OSError, RuntimeError, tarfile.TarError, EOFError, zlib.error) as e:  # URLError: OSError; md5: Runtime
         raise DataError(f"could not fetch {name} from {url} into {root}: {e}") from None
-    if not (root / tv.base_folder).is_dir():
-        raise DataError(f"the {name} archive from {url} holds no {tv.base_folder}/ folder")
+    if missing := _cifar_missing(name, root / tv.base_folder):
+        raise DataError(f"the {name} archive from {url} lacks {', '.join(missing)} (in {tv.base_folder}/)")
     return root / tv.base_folder
+
+
+def _extract(archive: Path, root: Path) -> None:
+    """Extract a tar archive into root, refusing members that are not plain files or folders inside root. By hand,
+    not torchvision's extract_archive: that extracts every member as named (Python before 3.14 filters nothing), so
+    an archive from a URL of the user's could write anywhere ("../x", links)."""
+    with tarfile.open(archive, "r:*") as tar:
+        members, inside = tar.getmembers(), root.resolve()
+        for m in members:
+            if not (m.isfile() or m.isdir()) or not (root / m.name).resolve().is_relative_to(inside):
+                raise DataError(f"{archive}: member {m.name!r} is not a plain file or folder inside {root}; refused")
+        tar.extractall(root, members=members, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+
+
+def _cifar_missing(name: str, folder: Path) -> list[str]:
+    """The files of the official python-format CIFAR that `folder` lacks."""
+    tv = _CIFAR[name][0]
+    names = [*(f for f, _ in tv.train_list), tv.test_list[0][0], tv.meta["filename"]]
+    return [f for f in names if not (folder / f).is_file()]
 
 
 def _cifar_files(cfg: DataConfig) -> tuple[Path, list[str], str, str]:
@@ -360,8 +380,7 @@ def _cifar_files(cfg: DataConfig) -> tuple[Path, list[str], str, str]:
     tv = _CIFAR[cfg.name][0]
     folder = Path(cfg.data_dir) / tv.base_folder
     train, test, meta = [f for f, _ in tv.train_list], tv.test_list[0][0], tv.meta["filename"]
-    missing = [f for f in [*train, test, meta] if not (folder / f).is_file()]
-    if missing:
+    if missing := _cifar_missing(cfg.name, folder):
         what = "does not exist" if not folder.is_dir() else f"lacks {', '.join(missing)}"
         raise DataError(
             f"{cfg.name}: {folder} {what}; expected the official python-format files there "
@@ -455,10 +474,14 @@ def _list_tar(tar: tarfile.TarFile) -> tuple[_Tree, set[tuple[str, ...]]]:
     return files, dirs
 
 
+# the names a validation folder of an image folder may have (Kaggle's trees name it valid/)
+VAL_FOLDERS = ("val", "valid", "validation")
+
+
 def _index(
     files: _Tree, dirs: set[tuple[str, ...]], shown: Callable[[str], str]
 ) -> tuple[list[str], list, list | None, list | None]:
-    """Classes, and the train, val and test items (None: no val/ or test/ folder) as (file, label), in
+    """Classes, and the train, val and test items (None: no val/ (or VAL_FOLDERS) or test/ folder) as (file, label), in
     torchvision's ImageFolder order. By hand, not torchvision's find_classes/make_dataset: those read only from disk,
     and one listing code for folders and archives gives both the same classes, order and errors. Unlike
     ImageFolder it skips hidden names (a Jupyter .ipynb_checkpoints folder is not a class, a macOS ._x.png
@@ -495,7 +518,10 @@ def _index(
                 raise DataError(f"class folder {shown(f'{name}/{c}')} has no images")
         return sorted(items, key=lambda t: (t[1], *posixpath.split(t[0])))  # by class, folder, file name
 
-    given = [part(name) if (*prefix, name) in dirs else None for name in ("val", "test")]
+    vals = [name for name in VAL_FOLDERS if (*prefix, name) in dirs]
+    if len(vals) > 1:
+        raise DataError(f"{', '.join(shown(v) for v in vals)}: each is a validation folder; keep one")
+    given = [part(name) if name and (*prefix, name) in dirs else None for name in (next(iter(vals), None), "test")]
     return list(to_idx), part("train"), *given
 
 
@@ -507,20 +533,32 @@ def _decode(
     mode: str | None = None,
 ) -> torch.Tensor:
     """uint8 [N, C, H, W] from the named files; C = 1 if every image is single-channel, else 3
-    (or as `mode` says: "L" or "RGB")."""
-    images = []
-    for name in names:
+    (or as `mode` says: "L" or "RGB"). One image at a time, into the output: only one is ever held at its
+    own size (decoding all first took 3 MB per 1024×1024 photo, whatever data.image_size)."""
+    current = mode or "L"  # without a mode: grey until a colour image comes
+    out: np.ndarray | None = None
+    sizes: dict[tuple[int, int], str] = {}
+    for i, name in enumerate(names):
         with _readable(name, shown):
             im = Image.open(io.BytesIO(read(name)))
             im.load()
-        images.append(im)
-    mode = mode or ("L" if all(_grey(im.mode) for im in images) else "RGB")
-    images = [_convert(im, mode) for im in images]
-    if size is not None:  # PIL's bilinear resize filters over the whole footprint when shrinking (antialias)
-        images = [im if im.size == (size, size) else im.resize((size, size), Image.BILINEAR) for im in images]
-    _one_size({im.size: name for im, name in zip(images, names, strict=True)}, shown)
-    x = np.stack([np.asarray(im) for im in images])
-    return torch.from_numpy(x[:, None] if mode == "L" else np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+        if mode is None and current == "L" and not _grey(im.mode):
+            current = "RGB"
+            if out is not None:  # the grey ones so far in colour, as PIL converts L to RGB: the grey in each channel
+                out = np.repeat(out, 3, axis=1)
+        im = _convert(im, current)
+        if size is not None and im.size != (size, size):  # PIL's bilinear filters over the footprint (antialias)
+            im = im.resize((size, size), Image.BILINEAR)
+        sizes.setdefault(im.size, name)
+        _one_size(sizes, shown)
+        a = np.asarray(im)
+        a = a[None] if current == "L" else a.transpose(2, 0, 1)
+        if out is None:
+            out = np.empty((len(names), *a.shape), np.uint8)
+        out[i] = a
+    if out is None:
+        return torch.empty(0, 1 if current == "L" else 3, size or 0, size or 0, dtype=torch.uint8)
+    return torch.from_numpy(out)
 
 
 @contextlib.contextmanager
