@@ -73,6 +73,7 @@ def test_auto_lrs_preview_without_data_when_given(capsys):
         (["study", "--xyzzy"], "unrecognized arguments: --xyzzy\n"),
         (["study", "--bogus"], "unrecognized arguments: --bogus\n"),  # not "--out": the dashes do not count
         (["study", "--seed", "7"], "for seed 7 alone: --seeds 7,"),
+        (["study", "--set", "a=1", "b=2", "c=3"], "c=3; --set takes one KEY=VALUE: give it once for each (--set c=3)"),
     ],
 )
 def test_a_mistyped_option_gets_the_closest_one(argv, said, capsys):
@@ -389,3 +390,11 @@ def test_an_interrupted_fresh_study_says_to_continue_without_fresh(monkeypatch, 
     monkeypatch.setattr(lrlab.study, "prepare", stopped)  # a command that trains no runs says no more
     assert main(["schedules"]) == 130
     assert capsys.readouterr().err.strip() == "lrlab: interrupted"
+
+
+def test_a_config_that_is_neither_a_file_nor_bundled_lists_the_bundled_ones(capsys):
+    assert main(["schedules", "nosuch"]) == 2
+    assert "config 'nosuch' is neither a file nor a bundled study; bundled: 'cifar10-cpu'" in capsys.readouterr().err
+    assert main(["schedules", "--set", "train.epochs=2", "seeds=2"]) == 2  # the second setting taken for the config
+    said = capsys.readouterr().err
+    assert "config 'seeds=2' is neither a file nor a bundled study (a setting? --set seeds=2)" in said

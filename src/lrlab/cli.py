@@ -55,6 +55,8 @@ def _unrecognized(extra: list[str], command: argparse.ArgumentParser) -> str:
     close = {x: difflib.get_close_matches(x.lstrip("-"), names, 1) for x in extra if x.startswith("-")}
     hints = [(x, names[c[0]]) for x, c in close.items() if c]
     said = f"unrecognized arguments: {' '.join(extra)}"
+    if settings := [x for x in extra if "=" in x and not x.startswith("-")]:  # `--set a=1 b=2`
+        return f"{said}; --set takes one KEY=VALUE: give it once for each ({' '.join(f'--set {x}' for x in settings)})"
     if len(hints) == 1 and len(extra) == 1:
         return f"{said}; did you mean {hints[0][1]}?"
     return said + (f"; did you mean {', '.join(f'{c} for {x}' for x, c in hints)}?" if hints else "")

@@ -375,8 +375,9 @@ def read_document(source: str | None) -> dict[str, Any]:
     elif not source.endswith(".toml") and "/" not in source and source in bundled_configs():
         text = resources.files("lrlab").joinpath("configs").joinpath(source + ".toml").read_text(encoding="utf-8")
     else:
+        setting = f" (a setting? --set {source})" if "=" in source else ""  # `--set a=1 b=2`: b=2 is the config
         raise ConfigError(
-            f"config {source!r} is neither a file nor a bundled study; bundled: {choices(bundled_configs())}"
+            f"config {source!r} is neither a file nor a bundled study{setting}; bundled: {choices(bundled_configs())}"
         )
     try:
         doc = tomllib.loads(text)
