@@ -351,6 +351,29 @@ def test_rank_never_contradicts_a_verdict_against_the_baseline():
     assert rank_with_ties(res, separated=[("standard", "cyclic")]) == {"standard": 1, "warmup": 1, "cyclic": 3}
 
 
+def test_the_tests_behind_the_ranks_are_shown_with_what_each_did():
+    """The report's table of neighbour tests: each schedule against the one above it, Holm over those pairs, and
+    why it shares a rank or has its own (its own test, or another test against a schedule of the rank above)."""
+    from lrlab.report import _neighbour_rows
+    from lrlab.stats import holm, neighbour_tests
+
+    base = {0: 0.5982, 1: 0.6016, 2: 0.6026}
+    res = {"standard": base, "warmup": {0: 0.5782, 1: 0.5894, 2: 0.5908}, "cyclic": {0: 0.5776, 1: 0.5790, 2: 0.5710},
+           "low": {0: 0.30, 1: 0.31, 2: 0.29}}  # fmt: skip
+    tests = neighbour_tests(res)
+    assert [(t.upper, t.lower, t.n) for t in tests] == [("standard", "warmup", 3), ("warmup", "cyclic", 3),
+                                                      ("cyclic", "low", 3)]  # fmt: skip
+    assert tests[0].diff_mean == pytest.approx(np.mean([0.5782 - 0.5982, 0.5894 - 0.6016, 0.5908 - 0.6026]))
+    assert [t.p_holm for t in tests] == pytest.approx(holm([t.p for t in tests]))
+    assert [t.apart(0.05) for t in tests] == [False, False, True]
+    apart = [("standard", "warmup")]
+    ranks = rank_with_ties(res, separated=apart)
+    assert ranks == {"standard": 1, "warmup": 2, "cyclic": 2, "low": 4}
+    said = [row[-1] for row in _neighbour_rows(tests, ranks, apart)]
+    assert said == ["one of its own: other tests told it apart from standard", "the one above's",
+                    "one of its own: told apart"]  # fmt: skip
+
+
 def test_a_rank_never_goes_against_the_test_that_separates_it():
     """Schedules that finished different seeds: the order uses the seeds all finished (0-4), where b is a little
     ahead of a on each, while the paired test over the ten seeds a and b share finds b clearly worse. A separation

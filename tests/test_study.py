@@ -103,7 +103,9 @@ def test_report_states_n_interval_and_test(study):
     assert "Against the baseline (standard)" in md and "Wilcoxon" in md
     assert "Holm-adjusted over 5 comparisons, alpha 0.05" in md and "at α/5 (Holm's strictest step)" in md
     assert "data:image/png;base64," in html and "plots/" not in html.split("<body>")[1]  # self-contained
-    assert md.count("![") == 5
+    assert md.count("![") == 6
+    assert "The tests behind the ranks: each schedule against the one directly above it" in md
+    assert "| schedule | above it | Δ accuracy | pairs | p (Holm) | its rank |" in md
     row = table[0]
     assert row["n"] == 2 and row["accuracy"].n == 2 and row["accuracy"].ci_low <= row["accuracy"].mean
 

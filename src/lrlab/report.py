@@ -212,6 +212,7 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     accuracy = {n: {r.seed: r.metric("accuracy") for r in rs} for n, rs in groups.items()}
     apart = [c.apart for c in comps + peak_comps if c.decided]
     ranks = stats.rank_with_ties(accuracy, ALPHA, TEST, separated=apart)
+    neighbours = stats.neighbour_tests(accuracy, TEST)
     ranking_mean = stats.ranking_means(accuracy)  # (over the seeds every schedule finished, where some have others)
     best_val = max((float(r.result["best_val_accuracy"]) for r in runs if r.ok), default=math.nan)
     target = cfg.get("target_accuracy") or TARGET_OF_BEST * best_val
@@ -266,7 +267,7 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
                                                   ("note", _ranked_on(accuracy)),
                                                   ("note", _conflicts(accuracy, apart))) if text]  # fmt: skip
     doc = _document(cfg, runs, table, comps, ranks, dyn, baseline, stand_in, best, target, bool(sweep), dirs, absent,
-                    notes, peak_comps)  # fmt: skip
+                    notes, peak_comps, neighbours, apart)  # fmt: skip
     store.write_text(out / "report.md", doc.markdown())
     store.write_text(out / "report.html", doc.html(out, f"lrlab study: {cfg['name']}"))
     console = _console(cfg, runs, table, comps, ranks, baseline, stand_in, absent, notes, peak_comps)
@@ -347,6 +348,26 @@ def _significance_rows(comps: list[stats.Comparison]) -> list[list[str]]:
     ]  # fmt: skip
 
 
+def _neighbour_rows(
+    neighbours: list[stats.Neighbour], ranks: dict[str, int], apart: list[tuple[str, str]]
+) -> list[list[str]]:
+    """The rows of the table of the tests behind the ranks, each saying what its test did to the rank; `apart`:
+    the (better, worse) pairs other tests told apart, as rank_with_ties was given them."""
+    rows = []
+    for t in neighbours:
+        if ranks[t.lower] == ranks[t.upper]:
+            said = "the one above's" + (": ahead over these pairs" if t.p_holm <= ALPHA and t.diff_mean > 0 else "")
+        elif t.apart(ALPHA):
+            said = "one of its own: told apart"
+        else:  # rank_with_ties: the rank above holds a schedule that another test told it apart from
+            told = [a for a, b in apart if b == t.lower and ranks.get(a) == ranks[t.upper]]
+            told += [b for a, b in apart if a == t.lower and ranks.get(b) == ranks[t.upper]]
+            said = f"one of its own: other tests told it apart from {_and(list(dict.fromkeys(told)))}"
+        delta = "—" if math.isnan(t.diff_mean) else f"{t.diff_mean:+.4f}"
+        rows.append([t.lower, t.upper, delta, str(t.n), _p(t.p_holm), said])
+    return rows
+
+
 def _difference_rows(
     comps: list[stats.Comparison], accuracy: dict[str, dict[int, float]]
 ) -> list[tuple[str, stats.Comparison, np.ndarray, str]]:
@@ -404,7 +425,7 @@ def _document(
     cfg: dict[str, Any], runs: list[Run], table: list[dict[str, Any]], comps: list[stats.Comparison],
     ranks: dict[str, int], dyn: list[dict[str, Any]], baseline: str, stand_in: str | None, best: list[str],
     target: float, sweep: bool, dirs: list[Path], absent: list[str], notes: list[tuple[str, str]],
-    peak_comps: list[stats.Comparison],
+    peak_comps: list[stats.Comparison], neighbours: list[stats.Neighbour], apart: list[tuple[str, str]],
 ) -> Doc:  # fmt: skip
     rc = runs[0].config
     data, model, m, t = rc["data"], rc.get("model", {}), cfg["model"], cfg["train"]
@@ -440,6 +461,14 @@ def _document(
     for label, text in notes:  # (label, sentence): what the table does not show
         doc.p(f"**{label.capitalize()}:** {text}.")
     doc.table(["schedule", "accuracy", "precision", "recall", "f1", "n", "rank"], _results_rows(table, ranks))
+    if any(t.n >= 2 for t in neighbours):
+        doc.p(
+            f"The tests behind the ranks: each schedule against the one directly above it in the ranking's order, "
+            f"paired by seed over the seeds the two share, {TEST} p Holm-adjusted over these {len(neighbours)} "
+            f"pair{'s' * (len(neighbours) != 1)} (α = {ALPHA})."
+        )
+        doc.table(["schedule", "above it", "Δ accuracy", "pairs", "p (Holm)", "its rank"],
+                  _neighbour_rows(neighbours, ranks, apart))  # fmt: skip
     if comps:
         doc.h(2, f"Against the baseline ({baseline})")
         tested = (

@@ -287,6 +287,35 @@ def _test_used(test: str, n: int, low: float, high: float) -> str:
     return "sign-test" if test == "t-test" and low == high != 0 else test
 
 
+@dataclass(frozen=True)
+class Neighbour:
+    """The test behind a rank: a schedule against the one directly above it in the ranking order."""
+
+    upper: str
+    lower: str
+    n: int  # seeds where both finished
+    diff_mean: float  # mean of (lower - upper) over the pairs; above 0: the lower-placed one is ahead over them
+    p: float  # two-sided, of the ranking's test; nan with under two pairs
+    p_holm: float  # Holm-adjusted over every neighbour pair of the ranking
+
+    def apart(self, alpha: float) -> bool:
+        """Told apart, in the order's direction (a test that finds the lower-placed one the better separates
+        nothing)."""
+        return self.p_holm <= alpha and not self.diff_mean > 0
+
+
+def neighbour_tests(results: Mapping[str, Mapping[int, float]], test: str = "t-test") -> list[Neighbour]:
+    """Each schedule with a finite value against the one directly above it in the ranking order (`_order`), paired
+    by seed over every seed the two share, Holm-adjusted together: the tests rank_with_ties ranks by."""
+    alive = _order(results)
+    pairs = []
+    for hi, lo in itertools.pairwise(alive):
+        x, y = paired(results[lo], results[hi])
+        pairs.append((hi, lo, len(x), float(differences(x, y).mean()) if x else NAN, _of(test, _pvalues(x, y))))
+    adjusted = holm([p for *_, p in pairs])
+    return [Neighbour(*row, q) for row, q in zip(pairs, adjusted, strict=True)]
+
+
 def rank_with_ties(
     results: Mapping[str, Mapping[int, float]],
     alpha: float = 0.05,
@@ -311,17 +340,12 @@ def rank_with_ties(
     _check(test, alpha=alpha)
     alive = _order(results)
     dead = [s for s in results if s not in alive]
-    raw, upward = [], []  # upward: the lower-placed one of an adjacent pair is ahead over the pairs tested
-    for hi, lo in itertools.pairwise(alive):
-        x, y = paired(results[lo], results[hi])
-        raw.append(_of(test, _pvalues(x, y)))
-        upward.append(bool(x) and float(differences(x, y).mean()) > 0)
-    adjusted = holm(raw)
+    tests = neighbour_tests(results, test)
     place = {name: i for i, name in enumerate(alive)}
     apart = {frozenset(p) for p in separated if place.get(p[0], math.inf) < place.get(p[1], -math.inf)}
     ranks: dict[str, int] = {}
     for i, name in enumerate(alive):
-        tied = i > 0 and (upward[i - 1] or not adjusted[i - 1] <= alpha)
+        tied = i > 0 and not tests[i - 1].apart(alpha)
         if tied:
             group = [m for m in alive[:i] if ranks[m] == ranks[alive[i - 1]]]
             tied = not any(frozenset((m, name)) in apart for m in group)
