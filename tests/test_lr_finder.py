@@ -41,6 +41,9 @@ def test_steepest_looks_only_on_the_way_down_to_the_bottom():
     bumped[after] = [2.0, 3.5, 0.6, 0.7]
     assert suggest_steepest(LRS, bumped) == suggest_steepest(LRS, loss) == pytest.approx(1e-2, rel=0.3)
     assert suggest_steepest(LRS, loss[::-1].copy()) == LRS[0]  # lowest at the start: nothing falls before it
+    # a sharp last step into the bottom (a short sweep): the step before it, not the bottom's LR (minimum/10's edge)
+    lrs = np.geomspace(1e-3, 1.0, 7)
+    assert suggest_steepest(lrs, np.array([1.0, 0.95, 0.9, 0.85, 0.8, 0.3, 0.9])) == lrs[4]
 
 
 def test_valley_ignores_an_early_dip_of_the_plateau():

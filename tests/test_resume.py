@@ -221,6 +221,21 @@ def test_resume_may_change_how_a_run_is_executed(tmp_path, capsys):
     assert out.count("kept (finished earlier)") == 2
 
 
+def test_runs_are_counted_as_they_are_done_kept_ones_first(tmp_path, capsys):
+    """[k/N] counts the runs done; it was each run's place in the plan, which around kept runs (or as parallel
+    runs finish) printed [2/2], then [1/2], and read as runs lost or repeated."""
+    import re
+
+    args = ["study", "--limit", "150", "--epochs", "1", "--batch-size", "32", "--width", "0.125", "--workers", "1",
+            "--schedules", "standard,cyclic", "--no-progress", "--out", str(tmp_path)]  # fmt: skip
+    assert main(args) == 0
+    capsys.readouterr()
+    (tmp_path / "runs" / "standard" / "seed-0" / "result.json").unlink()  # the plan's first, trained again
+    assert main(args) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if re.match(r"\[\d/2\]", x)]
+    assert [x[:24] for x in lines] == ["[1/2] cyclic seed 0: kep", "[2/2] standard seed 0: t"]
+
+
 def test_the_last_run_left_trains_with_the_threads_of_every_run(tmp_path, capsys):
     """With workers = 2 each run trains on half the CPU threads. A run trained again alone (the last one left
     of a resumed study, or `lrlab train`) keeps that count: a CPU run's numbers depend on it, so otherwise a

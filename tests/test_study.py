@@ -156,10 +156,14 @@ def test_a_report_of_an_unfinished_study_says_what_is_missing(study, tmp_path, c
     _, out, _, _ = study
     shutil.copytree(out, tmp_path / "s")
     shutil.rmtree(tmp_path / "s" / "runs" / "annealing")
-    (tmp_path / "s" / "runs" / "standard" / "seed-1" / "result.json").unlink()  # stopped mid-run
+    run = tmp_path / "s" / "runs" / "standard" / "seed-1"
+    (run / "result.json").unlink()  # stopped before its first checkpoint: its config.json alone, nothing to keep
     assert main(["report", str(tmp_path / "s")]) == 0
-    said = ("3 of the 12 planned runs have no result here: standard (seed 1); annealing (seeds 0, 1); 1 of them "
-            "part-trained: rerun the study to finish them")  # fmt: skip
+    said = "3 of the 12 planned runs have no result here: standard (seed 1); annealing (seeds 0, 1)"
+    assert f"not finished: {said}\n" in capsys.readouterr().out  # (was "1 of them part-trained")
+    (run / "checkpoint.pt").write_bytes(b"")  # stopped mid-run
+    assert main(["report", str(tmp_path / "s")]) == 0
+    said += "; 1 of them part-trained: rerun the study to finish them"
     assert f"not finished: {said}" in capsys.readouterr().out
     assert f"**Not finished:** {said}." in (tmp_path / "s" / "report.md").read_text()
     assert main(["report", str(out)]) == 0 and "not finished" not in capsys.readouterr().out
@@ -168,7 +172,10 @@ def test_a_report_of_an_unfinished_study_says_what_is_missing(study, tmp_path, c
 def test_a_report_of_a_study_with_no_finished_run_says_it_is_part_trained(study, tmp_path, capsys):
     _, out, _, _ = study
     shutil.copytree(out / "runs" / "standard" / "seed-0", tmp_path / "s" / "runs" / "standard" / "seed-0")
-    (tmp_path / "s" / "runs" / "standard" / "seed-0" / "result.json").unlink()  # stopped mid-run
+    (tmp_path / "s" / "runs" / "standard" / "seed-0" / "result.json").unlink()  # stopped before a checkpoint
+    assert main(["report", str(tmp_path / "s")]) == 2
+    assert "part-trained" not in capsys.readouterr().err
+    (tmp_path / "s" / "runs" / "standard" / "seed-0" / "checkpoint.pt").write_bytes(b"")  # stopped mid-run
     assert main(["report", str(tmp_path / "s")]) == 2
     assert "1 run part-trained there: rerun the study to finish them" in capsys.readouterr().err
 
@@ -522,7 +529,9 @@ def test_report_merges_study_folders(study, tmp_path):
     built = build_report(tmp_path / "merged", [a, b])
     assert (tmp_path / "merged" / "summary.csv").read_text() == (out / "summary.csv").read_text()
     assert len(built.comparisons) == 5
-    assert f"Merged from 2 study folders: `{a}`, `{b}`." in (tmp_path / "merged" / "report.md").read_text()
+    md = (tmp_path / "merged" / "report.md").read_text()
+    assert f"Merged from 2 study folders: `{a}`, `{b}`." in md
+    assert "Each run folder `runs/<schedule>/seed-<k>/` of the study folders named above holds" in md
     with pytest.raises(LrlabError, match="a merged report's folder holds no runs: rebuild it from the study folders"):
         build_report(tmp_path / "merged")  # it has no runs of its own
     # nor is it taken, with no word, as one of several folders
@@ -811,6 +820,25 @@ def test_a_resumed_study_keeps_its_lr_range_test(tmp_path):
     run_study(config.load(None, {**base, "seeds": 1, "out": str(other)}), progress=False, echo=lines.append)
     fresh = json.loads((other / "runs" / "standard" / "seed-0" / "config.json").read_text())
     assert "marker" not in fresh["auto_lr"] and not any("kept from" in line for line in lines)
+
+
+def test_a_rerun_without_auto_lr_keeps_the_one_an_earlier_start_gave(tmp_path, monkeypatch):
+    """A study started with --auto-lr and rerun without it (more seeds, --fresh) was refused as another setting
+    ("auto_lr is 0.02 there, None here"), and with --fresh ran a range test and trained at its answer instead."""
+    from lrlab import study as study_mod
+
+    auto = {"standard": {"type": "constant", "lr": "auto"}}
+    base = {**QUICK, "train.epochs": 1, "out": str(tmp_path), "schedules": auto}
+    lines: list[str] = []
+    run_study(config.load(None, {**base, "seeds": 1, "auto_lr": 0.02}), progress=False, echo=lines.append)
+    monkeypatch.setattr(study_mod, "range_test", lambda *a, **k: pytest.fail("a range test ran"))
+    for fresh in (False, True):
+        lines.clear()
+        run_study(config.load(None, {**base, "seeds": 2}), progress=False, echo=lines.append, fresh=fresh)
+        assert f"note: auto_lr = 0.02, as given at an earlier start of this study in {tmp_path}" in "\n".join(lines)
+        for seed in (0, 1):
+            ran = json.loads((tmp_path / "runs" / "standard" / f"seed-{seed}" / "config.json").read_text())
+            assert ran["schedule_resolved"]["lr"] == 0.02 and ran["auto_lr"]["rule"] == "given"
 
 
 def test_auto_lr_given_skips_the_range_test_and_differing_auto_lrs_are_not_compared(tmp_path, capsys):

@@ -311,7 +311,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     from lrlab.results import read_study_doc, recorded_range_test
     from lrlab.schedules import FAMILIES, PRESETS, Plan, compile_schedule, family_fields, resolve_auto
     from lrlab.schedules.compile import REQUIRED, toml_text
-    from lrlab.study import auto_lr_needed, check_auto_lr, describe_auto, prepare, run_variants
+    from lrlab.study import auto_lr_needed, check_auto_lr, describe_auto, keep_given, prepare, run_variants
 
     if args.families:
         flags: dict[str, str] = {}  # dest -> its first option (--set and --unset share one)
@@ -363,6 +363,8 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     else:  # the real step count of this config's data and batch size, and a range test where "auto" LRs need one
         # (auto_lr_needed); a study of this config that ran already recorded its test: reused
         earlier = recorded_range_test(read_study_doc(cfg.out_dir), cfg.out_dir)
+        if note := keep_given(cfg, earlier):
+            print(note)
         if not earlier and cfg.auto_lr is None and auto_lr_needed(cfg, cfg.schedules):
             from lrlab.data import check_source
 

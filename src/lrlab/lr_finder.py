@@ -62,13 +62,15 @@ class RangeTest:
 
 
 def suggest_steepest(lrs: np.ndarray, loss: np.ndarray) -> float:
-    """The LR where the smoothed loss falls fastest against log(LR) on its way to its lowest point (a noisy
-    stretch past the bottom, where the LR is already too high, can fall steeply too)."""
+    """The LR where the smoothed loss falls fastest against log(LR) on its way to its lowest point, the bottom
+    itself left out (a noisy stretch past the bottom, where the LR is already too high, can fall steeply too).
+    Central differences over the whole curve: the bottom's one-sided difference, the step into it, was often the
+    steepest (the smoothed curve lags the raw loss), so that a short sweep suggested the LR at the bottom."""
     bottom = int(np.argmin(loss))
     if bottom < 1:
         return float(lrs[0])
-    grad = np.gradient(loss[: bottom + 1], np.log(lrs[: bottom + 1]))
-    return float(lrs[int(np.argmin(grad))])
+    grad = np.gradient(loss, np.log(lrs))
+    return float(lrs[int(np.argmin(grad[:bottom]))])
 
 
 def suggest_minimum(lrs: np.ndarray, loss: np.ndarray) -> float:

@@ -18,6 +18,7 @@ from lrlab.errors import LrlabError
 from lrlab.metrics import TABLE_METRICS
 from lrlab.results import (
     ALPHA,
+    CHECKPOINT,
     COMPARISON_COLUMNS,
     LATE,
     LEVEL,
@@ -184,7 +185,7 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
             if any((d / "report.md").exists() for d in dirs)
             else ""
         )
-        started = sum(1 for d in dirs for _ in (d / RUNS_DIR).glob("*/seed-*/config.json"))
+        started = sum(1 for d in dirs for _ in (d / RUNS_DIR).glob(f"*/seed-*/{CHECKPOINT}"))
         if started:  # an interrupted study: runs begun, none finished
             merged = f"; {started} run{'s' * (started != 1)} part-trained there: rerun the study to finish them"
         raise LrlabError(
@@ -628,8 +629,9 @@ def _document(
         f"lrlab {prov['lrlab']} (commit {prov.get('git_commit') or 'n/a'}"
         f"{' with uncommitted changes' if prov.get('git_dirty') else ''}), torch {prov['torch']}, torchvision "
         f"{prov['torchvision']}, device {device}; "
-        f"data sha256 {data['files_hash'][:16]}…. Each run folder `runs/<schedule>/seed-<k>/` holds its resolved "
-        "config, per-epoch metrics, LR trace and test metrics."
+        f"data sha256 {data['files_hash'][:16]}…. Each run folder `runs/<schedule>/seed-<k>/`"
+        f"{' of the study folders named above' if len(dirs) > 1 else ''} holds its resolved config, per-epoch "
+        "metrics, LR trace and test metrics."
     )
     return doc
 

@@ -20,6 +20,7 @@ from lrlab.errors import LrlabError
 from lrlab.metrics import ALL_METRICS
 
 RUNS_DIR = "runs"  # inside a study folder: runs/<schedule>/seed-<k>/
+CHECKPOINT = "checkpoint.pt"  # in a run folder while the run is unfinished (from its first epoch's end)
 EPOCH_COLUMNS = ["epoch", "step", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"]
 # the CSVs of a finished run (written with its result.json): their columns, each a number, but those that may be
 # empty (lr.csv's momentum where the optimizer has none; steps.csv's loss where it was nan, as at a divergence)
@@ -264,7 +265,7 @@ def recorded_range_test(doc: dict[str, Any], folder: Path | None = None) -> dict
             auto = store.read_json(path).get("auto_lr")
         except (OSError, ValueError, AttributeError):  # a damaged one: said where the run is read
             continue
-        if isinstance(auto, dict) and auto.get("rule") != "given":  # (a given LR is no test's answer)
+        if isinstance(auto, dict):  # (a given LR too: study.keep_given)
             return {k: v for k, v in auto.items() if k != "kept"}
     return None
 
@@ -299,7 +300,8 @@ def missing_runs(docs: list[dict[str, Any]], runs: list[Run], dirs: list[Path]) 
         seeds_of[n].append(s)
     seeds_of = {n: ss for n, ss in seeds_of.items() if ss}
     said = "; ".join(f"{n} (seed{'s' * (len(ss) > 1)} {', '.join(map(str, ss))})" for n, ss in seeds_of.items())
-    started = sum(any((d / RUNS_DIR / n / f"seed-{s}" / "config.json").exists() for d in dirs) for n, s in missing)
+    # (a run stopped before its first checkpoint has its config.json only: nothing trained is kept)
+    started = sum(any((d / RUNS_DIR / n / f"seed-{s}" / CHECKPOINT).exists() for d in dirs) for n, s in missing)
     part = f"; {started} of them part-trained: rerun the study to finish them" if started else ""
     return f"{len(missing)} of the {len(planned)} planned runs have no result here: {said}{part}"
 

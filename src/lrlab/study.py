@@ -58,7 +58,6 @@ from lrlab.training import (
 )
 
 SWEEP_SEP = "@"  # a run of the LR axis is named <schedule>@<peak LR>
-CHECKPOINT = "checkpoint.pt"  # in a run folder while the run is unfinished
 
 
 def run_dir(out: Path, schedule: str, seed: int) -> Path:
@@ -292,7 +291,7 @@ def run_state(folder: Path, fingerprint: str, schedule: tuple[str, dict[str, Any
     except (OSError, ValueError, KeyError, TypeError):
         return "new"
     if saved != fingerprint:
-        if not ((folder / "result.json").exists() or (folder / CHECKPOINT).exists()):
+        if not ((folder / "result.json").exists() or (folder / results.CHECKPOINT).exists()):
             return "stale"
         what, there = "", saved_config.get("schedule_spec")
         if schedule is not None and isinstance(there, dict) and there != schedule[1]:
@@ -434,7 +433,10 @@ def run_study(
     data_mod.check_out(cfg.data, cfg.out_dir)
     recorded = results.read_study_doc(cfg.out_dir)  # what earlier starts of the study in this folder wrote
     # the folder's recorded range test even with --fresh: other runs there (another shard's) used its answer
-    p = prepare(cfg, earlier=results.recorded_range_test(recorded, cfg.out_dir), only=only)
+    earlier = results.recorded_range_test(recorded, cfg.out_dir)
+    if (note := keep_given(cfg, earlier)) and os.environ.get("RANK", "0") == "0":
+        echo(note)
+    p = prepare(cfg, earlier=earlier, only=only)
     d, out = p.dist, cfg.out_dir
     if not d.is_main:
         echo = _silent
@@ -554,6 +556,20 @@ def describe_auto(auto: dict[str, Any]) -> str:
     return f'"auto" LRs: {auto["lr"]:.4g} ({how}{kept})'
 
 
+def keep_given(cfg: StudyConfig, earlier: dict[str, Any] | None) -> str | None:
+    """Where this start gives no auto_lr and an earlier start of the study in this folder gave one (--auto-lr; its
+    record `earlier`, rule "given"), that LR again, as a range test's recorded answer is kept: every run of the
+    folder shares one LR (auto_lr is part of the setting, so without it the folder was refused as another
+    setting's, and --fresh ran a range test instead). Sets cfg.auto_lr; returns the note that says so, or None."""
+    lr = (earlier or {}).get("lr")
+    if cfg.auto_lr is not None or (earlier or {}).get("rule") != "given" or not isinstance(lr, (int, float)):
+        return None
+    if not (math.isfinite(lr) and lr > 0):
+        return None
+    cfg.auto_lr = float(lr)
+    return f"note: auto_lr = {lr:g}, as given at an earlier start of this study in {cfg.out_dir} (another: a new --out)"
+
+
 def _usable(earlier: dict[str, Any] | None, key: str) -> bool:
     """Whether a recorded range test answers for this setting and data (and holds a usable LR)."""
     if not earlier or earlier.get("key") != key or earlier.get("rule") != AUTO_RULE:
@@ -612,14 +628,17 @@ def _run_all(
             "provenance": store.provenance(str(p.device)),
         }
         store.write_json(out / "study.json", study_doc)
-    total = len(fingerprints)
+    # [k/total]: k counts the runs as they are done (kept ones first), not their place in the plan, which, printed
+    # as runs finish in parallel or around kept ones, read as runs lost or repeated
+    total, done = len(fingerprints), 0
     todo = []
-    for i, ((name, seed), fp) in enumerate(fingerprints.items(), 1):
+    for (name, seed), fp in fingerprints.items():
         state = d.share(_state(run_dir(out, name, seed), fp, cfg.save_model, echo) if d.is_main else None)
         if state == "finished":
-            echo(f"[{i}/{total}] {name} seed {seed}: kept (finished earlier)")
+            done += 1
+            echo(f"[{done}/{total}] {name} seed {seed}: kept (finished earlier)")
         else:
-            todo.append((i, name, seed, fp, state))
+            todo.append((name, seed, fp, state))
     if cfg.workers > 1 and len(todo) > 1 and d.enabled:
         echo(f"workers = {cfg.workers} is not used under torchrun: the runs go one at a time, each over the "
              f"{d.world} processes")  # fmt: skip
@@ -628,11 +647,12 @@ def _run_all(
         return
     # one at a time in this process (under torchrun each process keeps its OMP_NUM_THREADS)
     with _torch_threads(None if d.enabled or p.device.type != "cpu" else run_threads(cfg)):
-        for i, name, seed, fp, state in todo:
+        for name, seed, fp, state in todo:
             line = _train_one(p, name, seed, fp, state, progress)
+            done += 1
             if d.is_main:
                 results.write_summary(out)
-                echo(f"[{i}/{total}] {name} seed {seed}: {line}")
+                echo(f"[{done}/{total}] {name} seed {seed}: {line}")
 
 
 def _train_one(
@@ -649,7 +669,7 @@ def _train_one(
             doc["processes_resumed"] = [*resumed, d.world]
             store.write_json(folder / "config.json", doc)
     sched = compile_schedule(p.specs[name], p.plan, name)  # fresh: a plateau's history is per run
-    checkpoint = folder / CHECKPOINT
+    checkpoint = folder / results.CHECKPOINT
     result = train_run(p.build, p.inputs, sched, p.cfg.train, seed, p.device, progress, f"{name} s{seed}",
                        checkpoint, fp, d, make_bar)  # fmt: skip
     if not d.is_main:
@@ -787,7 +807,7 @@ def _worker_run(name: str, seed: int, fp: str, state: str) -> str:
 
 def _run_parallel(
     p: Prepared,
-    todo: list[tuple[int, str, int, str, str]],
+    todo: list[tuple[str, int, str, str]],
     total: int,
     echo: Callable[[str], None],
     progress: bool | None = None,
@@ -825,14 +845,15 @@ def _run_parallel(
         try:
             try:
                 futures = {
-                    pool.submit(_worker_run, name, seed, fp, state): (i, name, seed)
-                    for i, name, seed, fp, state in todo
+                    pool.submit(_worker_run, name, seed, fp, state): (name, seed) for name, seed, fp, state in todo
                 }
             finally:
                 if main:
                     signal.signal(signal.SIGINT, previous)
+            done = total - len(todo)  # the runs kept from earlier starts
             for fut in as_completed(futures):
-                i, name, seed = futures[fut]
+                name, seed = futures[fut]
+                done += 1
                 try:
                     line = fut.result()
                 except BrokenProcessPool:  # a worker killed (the kernel's out-of-memory killer, kill -9)
@@ -841,7 +862,7 @@ def _run_parallel(
                         "finished runs are saved: run the same command again to continue"
                     ) from None
                 results.write_summary(cfg.out_dir)
-                echo(f"[{i}/{total}] {name} seed {seed}: {line}")
+                echo(f"[{done}/{total}] {name} seed {seed}: {line}")
         except BaseException:  # an interrupt, a termination or a failed run: the workers stop too
             stop.value = 1
             pool.shutdown(wait=True, cancel_futures=True)  # the workers exit within half a second
