@@ -150,6 +150,9 @@ def main() -> None:
     print(f"{'all, per training step':<27} " + " ".join(f"{totals[n]:>15.3f} ms" for n in variants))
     for name in variants:
         print(f"ratio aten / {name}: {totals['aten'] / totals[name]:.2f}")
+    if "triton" in variants:
+        for line in dict.fromkeys(kernels.compiled_stats()):  # (one per pool shape; most shapes compile alike)
+            print(f"registers, Triton {line}")
     triton_note = "; Triton gradients equal to its too" if "triton" in variants else ""
     print("\n".join(wrong) or f"outputs equal to F.max_pool2d's everywhere{triton_note}")
     if wrong:

@@ -115,6 +115,32 @@ runpy.run_path({str(BENCH / "throughput.py")!r}, run_name="__main__")
     assert done.returncode == 2 and "--triton-pools needs a CUDA device" in done.stderr
 
 
+def test_throughput_keeps_its_figures_when_the_triton_pools_fail(tmp_path):
+    """Triton kernels new on a card: their failure costs their row alone (it ended the run before any figure
+    was printed), and their compiled row is not tried."""
+    code = f"""
+import runpy, sys, torch
+import lrlab.kernels as k
+def broken(*args):
+    raise RuntimeError("no such PTX on this card")
+k.runs_on, k.supported, k.max_pool2d = (lambda x: True), (lambda *a: True), broken
+torch.compile = lambda net, mode="default": net
+sys.argv = ["throughput.py", "--seconds", "0.1", "--rounds", "1", "--images", "128", "--image-size", "8",
+            "--width", "0.125", "--workers", "0", "--batch", "64", "--skip", "bare,plain,unfused", "--compile",
+            "--triton-pools", "--profile", {str(tmp_path / "prof.txt")!r}]
+runpy.run_path({str(BENCH / "throughput.py")!r}, run_name="__main__")
+"""
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    said = "Triton max pools failed, row left out: RuntimeError: no such PTX on this card"
+    assert said in out and "Triton max pools)" not in out and "compiled, Triton" not in out
+    assert "ratio lrlab fast path / common recipe" in out and "ratio lrlab compiled / common recipe" in out
+    profiles = (tmp_path / "prof.txt").read_text()  # the eager and the compiled profile, in one file
+    assert profiles.index("== eager fast path: one epoch ==") < profiles.index("== compiled, aten max pools: one")
+
+
 def test_maxpool_times_each_pool_of_the_model_and_checks_the_triton_kernels():
     out = run("maxpool.py", "--repeats", "1", "--batch", "2", "--width", "0.125", "--image-size", "16")
     assert "all, per training step" in out and "ratio aten / separable" in out and "triton" not in out

@@ -161,3 +161,21 @@ def test_pool_kernel_setting():
     # the same function: runs with either kernel are one setting (a study may resume with the other)
     a, b = (setting(to_dict(StudyConfig(train=TrainConfig(pool_kernel=k)))) for k in ("aten", "triton"))
     assert a == b
+
+
+def test_compiled_stats_reads_registers_and_spills_from_tritons_cache(monkeypatch):
+    """What maxpool.py prints on a card to check the block sizes: Triton 3.2+ keeps (kernels, ..., binder) per
+    device; a kernel knows its registers and spills once launched."""
+    from types import SimpleNamespace
+
+    from lrlab import kernels
+
+    if not kernels.available():
+        pytest.skip("triton is not installed")
+    launched = SimpleNamespace(n_regs=86, n_spills=0, metadata=SimpleNamespace(num_warps=8))
+    fwd = SimpleNamespace(device_caches={0: ({"key": launched}, {}, "target", "backend", "binder")})
+    bwd = SimpleNamespace(device_caches={})  # not launched yet
+    monkeypatch.setattr(kernels, "_triton_kernels", lambda: (None, fwd, bwd))
+    assert kernels.compiled_stats() == ["forward: 86 registers, 0 bytes spilled, 8 warps"]
+    monkeypatch.setattr(kernels, "_triton_kernels", lambda: (None, object(), object()))  # the interpreter's
+    assert kernels.compiled_stats() == []

@@ -28,9 +28,12 @@ import torch
 from torch import Tensor
 
 MAX_WINDOW = 127  # window positions an int8 offset can name
-BLOCK_ELEMENTS = 4096  # positions × channels per program (a power of two); tune on a GPU
-# warps per program: ptxas for sm_90 gives the 192×32×32 backward 216 registers a thread at 4 warps, 128 at 8
-WARPS_FORWARD, WARPS_BACKWARD = 4, 8
+# positions × channels per program (a power of two) and warps per program. Compiled offline for sm_90 (Triton
+# 3.8, ptxas; 2026-11-28) the 192×32×32 pool spilled at 4096 (forward at 4 warps: 255 registers a thread and 512
+# bytes of stack; backward at 8: 255 and 216 bytes) and did not at 2048 with 8 warps (86 and 205 registers).
+# Not yet timed on a GPU: maxpool.py prints each compiled kernel's registers and spills (compiled_stats)
+BLOCK_ELEMENTS = 2048
+WARPS_FORWARD, WARPS_BACKWARD = 8, 8
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)  # compared in fp32, which holds each of them exactly
 
 
@@ -89,6 +92,23 @@ def _triton_kernels():
     from lrlab import pool_triton
 
     return triton, pool_triton.forward, pool_triton.backward
+
+
+def compiled_stats() -> list[str]:
+    """A line per kernel compiled so far in this process: registers a thread, bytes spilled and warps, as
+    Triton's cache holds them (to check the block sizes on a card, where spills slow the kernels). Empty under
+    the interpreter, before any launch, or where a Triton version keeps them elsewhere."""
+    if not available():
+        return []
+    _, fwd, bwd = _triton_kernels()
+    lines = []
+    for name, fn in (("forward", fwd), ("backward", bwd)):
+        for entry in dict(getattr(fn, "device_caches", {})).values():  # (kernels, ..., binder) per device
+            for kernel in (entry[0] if isinstance(entry, tuple) and entry else {}).values():
+                warps = getattr(getattr(kernel, "metadata", None), "num_warps", "?")
+                lines.append(f"{name}: {getattr(kernel, 'n_regs', '?')} registers, "
+                             f"{getattr(kernel, 'n_spills', '?')} bytes spilled, {warps} warps")  # fmt: skip
+    return lines
 
 
 def _empty_nhwc(n: int, c: int, h: int, w: int, like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
