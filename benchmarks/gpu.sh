@@ -26,6 +26,9 @@ export PYTHONPATH=src PYTHONUNBUFFERED=1
 OUT=${OUT:-runs/gpu}
 mkdir -p "$OUT"
 [ -s data/cifar10-train.tar.gz ] || { echo "data/cifar10-train.tar.gz is missing: carry it (see the top of $0)" >&2; exit 3; }
+# the archive's sha256 as ../shared/datasets/README.md gives it: a truncated copy would fail minutes in
+echo "539a2defbe73f0e301e27c4ad6d0e5710c50a675f4bba542b3bc662ae55ed329  data/cifar10-train.tar.gz" | sha256sum -c --quiet \
+  || { echo "data/cifar10-train.tar.gz is not the CIFAR-10 JPEG archive (sha256 differs): copy it again" >&2; exit 3; }
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   # LRLAB_COMMIT first: the device's copy may hold a .git of another commit than its working tree
