@@ -256,8 +256,8 @@ def plot_differences(rows: list[tuple[str, Comparison, np.ndarray, str]], baseli
     for y, (_, c, diffs, note) in zip(range(len(rows) - 1, -1, -1), rows, strict=True):  # the first row on top
         color = VERDICT_COLORS.get(c.verdict, "0.35")
         if diffs.size:  # spread up and down a little: seeds that moved alike (k/n of one test split) overlap
-            spread = np.linspace(-0.14, 0.14, diffs.size) if diffs.size > 1 else np.zeros(1)
-            ax.scatter(diffs, y + spread, s=14, color=color, alpha=0.45, linewidths=0, zorder=3)
+            spread = np.linspace(-0.22, 0.22, diffs.size) if diffs.size > 1 else np.zeros(1)
+            ax.scatter(diffs, y + spread, s=20, color=color, alpha=0.6, linewidths=0, zorder=3)
         if math.isfinite(c.diff_ci_low) and c.diff_ci_low < c.diff_ci_high:
             ax.errorbar(c.diff_mean, y, xerr=[[c.diff_mean - c.diff_ci_low], [c.diff_ci_high - c.diff_mean]],
                         fmt="none", ecolor=color, elinewidth=2.2, capsize=5, zorder=4)  # fmt: skip
