@@ -73,7 +73,14 @@ def test_auto_lrs_preview_without_data_when_given(capsys):
         (["study", "--xyzzy"], "unrecognized arguments: --xyzzy\n"),
         (["study", "--bogus"], "unrecognized arguments: --bogus\n"),  # not "--out": the dashes do not count
         (["study", "--seed", "7"], "for seed 7 alone: --seeds 7,"),
-        (["study", "--set", "a=1", "b=2", "c=3"], "c=3; --set takes one KEY=VALUE: give it once for each (--set c=3)"),
+        (
+            ["study", "--set", "a=1", "b=2", "c=3"],
+            "c=3; --set takes one KEY=VALUE: give it once for each (--set b=2 --set c=3)",
+        ),  # (b=2 taken for the config)
+        (
+            ["study", "--set", "a=1", "b=2", "x.toml", "--sed", "2"],
+            "--sed 2; did you mean --seeds for --sed?; --set takes one KEY=VALUE: give it once for each (--set b=2)",
+        ),
     ],
 )
 def test_a_mistyped_option_gets_the_closest_one(argv, said, capsys):

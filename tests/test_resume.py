@@ -236,6 +236,22 @@ def test_runs_are_counted_as_they_are_done_kept_ones_first(tmp_path, capsys):
     assert [x[:24] for x in lines] == ["[1/2] cyclic seed 0: kep", "[2/2] standard seed 0: t"]
 
 
+def test_a_run_stopped_before_its_first_checkpoint_starts_over_as_a_new_one(tmp_path, capsys):
+    """Its config.json alone: nothing trained was kept, so it was not resumed on another number of processes
+    either (it was recorded so, and the report said runs were resumed on other numbers of processes)."""
+    args = ["study", "--limit", "100", "--epochs", "1", "--batch-size", "32", "--width", "0.125", "--workers", "1",
+            "--schedules", "standard", "--no-progress", "--out", str(tmp_path)]  # fmt: skip
+    assert main(args) == 0
+    run = tmp_path / "runs" / "standard" / "seed-0"
+    (run / "result.json").unlink()
+    doc = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**doc, "processes": 2}))  # begun under torchrun on two
+    assert main(args) == 0
+    doc = json.loads((run / "config.json").read_text())
+    assert doc["processes"] == 1 and "processes_resumed" not in doc
+    assert "resumed from" not in capsys.readouterr().out
+
+
 def test_the_last_run_left_trains_with_the_threads_of_every_run(tmp_path, capsys):
     """With workers = 2 each run trains on half the CPU threads. A run trained again alone (the last one left
     of a resumed study, or `lrlab train`) keeps that count: a CPU run's numbers depend on it, so otherwise a

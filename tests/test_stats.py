@@ -372,6 +372,15 @@ def test_the_tests_behind_the_ranks_are_shown_with_what_each_did():
     said = [row[-1] for row in _neighbour_rows(tests, ranks, apart)]
     assert said == ["one of its own: other tests told it apart from standard", "the one above's",
                     "one of its own: told apart"]  # fmt: skip
+    # a verdict against the order (the lower-placed one the better) separated nothing: it is not named
+    from lrlab.stats import Neighbour
+
+    pairs = [Neighbour("a", "b", 3, -0.01, 0.5, 1.0), Neighbour("b", "c", 3, -0.01, 0.5, 1.0)]
+    said = _neighbour_rows(pairs, {"a": 1, "b": 1, "c": 3}, [("b", "c"), ("c", "a")])[1][-1]
+    assert said == "one of its own: other tests told it apart from b"  # was "from b and a"
+    # a pair with one shared seed has no p: Holm is over the others alone
+    one = neighbour_tests({**res, "low": {0: 0.30}})
+    assert math.isnan(one[-1].p) and one[0].p_holm == pytest.approx(min(1, 2 * one[0].p))
 
 
 def test_a_rank_never_goes_against_the_test_that_separates_it():

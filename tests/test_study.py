@@ -221,7 +221,32 @@ def test_the_highest_mean_of_a_schedule_with_diverged_seeds_says_so(study, tmp_p
     assert main(["report", str(tmp_path)]) == 0
     text = (tmp_path / "report.md").read_text()
     line = next(x for x in text.splitlines() if x.startswith("Highest mean accuracy: **onecycle**."))
-    assert line.endswith("But onecycle diverged in 1 of its 2 seeds: the mean is over the seeds that finished.")
+    assert line.endswith("But onecycle diverged in 1 of its 2 seeds: each mean is over the seeds that finished.")
+
+
+def test_a_study_whose_every_run_diverged_says_so_and_ranks_nothing(study, tmp_path, capsys):
+    """Every run diverged: the schedules were all ranked 1 and the report drew no conclusion; the LR budget mixed
+    in the diverged runs' cut-short traces where others finished."""
+    _, out, _, _ = study
+    shutil.copytree(out / "runs", tmp_path / "runs")
+    for path in (tmp_path / "runs").glob("*/seed-*/result.json"):
+        doc = json.loads(path.read_text())
+        doc.update(status="diverged", test=None, diverged={"step": 11, "lr": 9.0, "loss": None}, final_lr=9.0)
+        path.write_text(json.dumps(doc))
+    assert main(["report", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    md = (tmp_path / "report.md").read_text()
+    assert "**No schedule can be recommended:** every run diverged, so nothing was measured or compared." in md
+    assert "| standard | — | — | — | — | 0 (2 diverged) | — |" in md and "| — | baseline |" in printed
+    assert "differences.png" not in md and not (tmp_path / "plots" / "differences.png").exists()  # no pairs
+    assert "| 9 (diverged) |" in md  # the final LR of runs cut short, said so
+    # one schedule finished: its LR budget is of its finished runs alone
+    runs = tmp_path / "runs" / "standard"
+    for seed in (0, 1):
+        shutil.copy(out / "runs" / "standard" / f"seed-{seed}" / "result.json", runs / f"seed-{seed}" / "result.json")
+    assert main(["report", str(tmp_path)]) == 0
+    row = next(x for x in (tmp_path / "report.md").read_text().splitlines() if x.startswith("| standard | 0."))
+    assert "(diverged)" not in row and "| 9 |" not in row
 
 
 def test_ranks_use_the_seeds_every_schedule_finished(study, tmp_path, capsys):
@@ -576,7 +601,11 @@ def test_lr_axis_and_divergence(tmp_path):
     assert any(
         ln.startswith("| onecycle@10000 |") and ln.endswith("| no pairs |") for ln in "\n".join(lines).splitlines()
     )
-    assert not any(ln.startswith("peak LR:") for ln in lines)  # nothing was tested, so no peak is named best
+    # nothing was tested, but the peak that finished is named, and the one that diverged on every seed said
+    peak_lines = [ln for ln in "\n".join(lines).splitlines() if ln.startswith("peak LR:")]
+    assert peak_lines[0] == ("peak LR: standard@0.05 has its schedule's highest mean (over the seeds all its peaks "
+                             "finished); not compared (no seed where both finished): standard@10000")  # fmt: skip
+    assert len(peak_lines) == 2  # (was none)
     gone = tmp_path / "runs" / "standard@10000" / "seed-0" / "result.json"
     strict = json.loads(gone.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in {gone}"))
     assert strict["diverged"]["step"] <= 10 and strict["best_epoch"] is None is strict["best_val_accuracy"]

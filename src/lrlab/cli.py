@@ -44,7 +44,7 @@ class _NotSeed(argparse.Action):
                      f"{values} alone: --seeds {values}, (with the comma)")  # fmt: skip
 
 
-def _unrecognized(extra: list[str], command: argparse.ArgumentParser) -> str:
+def _unrecognized(extra: list[str], command: argparse.ArgumentParser, config: str | None = None) -> str:
     """argparse's "unrecognized arguments" with the command's closest option for each mistyped one (Python
     3.11's argparse suggests nothing; study --seeds / train --seed and friends are easy to mix up)."""
     options = [  # argparse keeps no public list of them; hidden ones (--seed on study) are not offered
@@ -55,11 +55,14 @@ def _unrecognized(extra: list[str], command: argparse.ArgumentParser) -> str:
     close = {x: difflib.get_close_matches(x.lstrip("-"), names, 1) for x in extra if x.startswith("-")}
     hints = [(x, names[c[0]]) for x, c in close.items() if c]
     said = f"unrecognized arguments: {' '.join(extra)}"
-    if settings := [x for x in extra if "=" in x and not x.startswith("-")]:  # `--set a=1 b=2`
-        return f"{said}; --set takes one KEY=VALUE: give it once for each ({' '.join(f'--set {x}' for x in settings)})"
     if len(hints) == 1 and len(extra) == 1:
-        return f"{said}; did you mean {hints[0][1]}?"
-    return said + (f"; did you mean {', '.join(f'{c} for {x}' for x, c in hints)}?" if hints else "")
+        said += f"; did you mean {hints[0][1]}?"
+    elif hints:
+        said += f"; did you mean {', '.join(f'{c} for {x}' for x, c in hints)}?"
+    # `--set a=1 b=2 c.toml`: b=2 was taken for the config, c.toml is left over
+    if settings := [x for x in [config or "", *extra] if "=" in x and not x.startswith("-")]:
+        said += f"; --set takes one KEY=VALUE: give it once for each ({' '.join(f'--set {x}' for x in settings)})"
+    return said
 
 
 def _peak_lrs_arg(p: argparse.ArgumentParser) -> None:
@@ -624,7 +627,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # refused by the command's parser: its usage, and the options it does take
-        args.parser.error(_unrecognized(extra, args.parser))
+        args.parser.error(_unrecognized(extra, args.parser, getattr(args, "config", None)))
     # SIGTERM (a batch scheduler's stop, `kill`) ends lrlab like Ctrl-C: locks released, worker
     # processes stopped, finished runs kept; Python's default would exit without any of that
     in_main = threading.current_thread() is threading.main_thread()  # only there can a handler be set

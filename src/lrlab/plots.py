@@ -255,8 +255,10 @@ def plot_differences(rows: list[tuple[str, Comparison, np.ndarray, str]], baseli
     fig, ax = new_figure((7.5, 0.5 * len(rows) + 1.7))
     for y, (_, c, diffs, note) in zip(range(len(rows) - 1, -1, -1), rows, strict=True):  # the first row on top
         color = VERDICT_COLORS.get(c.verdict, "0.35")
-        if diffs.size:  # spread up and down a little: seeds that moved alike (k/n of one test split) overlap
-            spread = np.linspace(-0.22, 0.22, diffs.size) if diffs.size > 1 else np.zeros(1)
+        if diffs.size:
+            # above and below the bar by turns, none on it: seeds that moved alike (k/n of one test split) overlap
+            i = np.arange(diffs.size)
+            spread = np.where(i % 2, -1, 1) * (0.12 + 0.1 * (i // 2) / max(1, (diffs.size - 1) // 2))
             ax.scatter(diffs, y + spread, s=20, color=color, alpha=0.6, linewidths=0, zorder=3)
         if math.isfinite(c.diff_ci_low) and c.diff_ci_low < c.diff_ci_high:
             ax.errorbar(c.diff_mean, y, xerr=[[c.diff_mean - c.diff_ci_low], [c.diff_ci_high - c.diff_mean]],

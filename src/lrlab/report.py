@@ -224,7 +224,10 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     # one line per seed where the seeds' LRs differ (a plateau follows each run's own metric)
     shown: dict[str, list[dict[str, str]]] = {}
     for n, rs in groups.items():
-        done = [r for r in rs if r.ok] or rs[:1]
+        done = [r for r in rs if r.ok]
+        if not done:  # every seed diverged: the first one's trace, as far as it went, and said so
+            shown[f"{n}, {_diverged(rs[0])}"] = rs[0].csv("lr.csv")
+            continue
         each = {r.seed: r.csv("lr.csv") for r in done}
         if len({tuple(x["lr"] for x in rows) for rows in each.values()}) > 1:
             shown.update({f"{n} (seed {seed})": rows for seed, rows in each.items()})
@@ -242,7 +245,7 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     floor = study_floor(runs)
     plots.plot_final(table, groups, plot_dir / "accuracy.png", floor)
     drawn = set()  # the plots that only some reports have
-    if comps:
+    if any(c.n for c in comps):  # (not where no comparison has a pair: every row would be empty)
         at_peak = " at the same peak LR" if len({c.baseline for c in comps}) > 1 else ""
         plots.plot_differences(_difference_rows(comps, accuracy), f"{baseline}{at_peak}", plot_dir / "differences.png")
         drawn.add("differences")
@@ -361,8 +364,8 @@ def _neighbour_rows(
         elif t.apart(ALPHA):
             said = "one of its own: told apart"
         else:  # rank_with_ties: the rank above holds a schedule that another test told it apart from
+            # (the better one of a verdict ranked above it: one that goes against the order separates nothing)
             told = [a for a, b in apart if b == t.lower and ranks.get(a) == ranks[t.upper]]
-            told += [b for a, b in apart if a == t.lower and ranks.get(b) == ranks[t.upper]]
             said = f"one of its own: other tests told it apart from {_and(list(dict.fromkeys(told)))}"
         delta = "—" if math.isnan(t.diff_mean) else f"{t.diff_mean:+.4f}"
         rows.append([t.lower, t.upper, delta, str(t.n), _p(t.p_holm), said])
@@ -462,11 +465,11 @@ def _document(
     for label, text in notes:  # (label, sentence): what the table does not show
         doc.p(f"**{label.capitalize()}:** {text}.")
     doc.table(["schedule", "accuracy", "precision", "recall", "f1", "n", "rank"], _results_rows(table, ranks))
-    if any(t.n >= 2 for t in neighbours):
+    if tested := sum(math.isfinite(t.p) for t in neighbours):  # (a pair with under two seeds has no p)
         doc.p(
             f"The tests behind the ranks: each schedule against the one directly above it in the ranking's order, "
-            f"paired by seed over the seeds the two share, {TEST} p Holm-adjusted over these {len(neighbours)} "
-            f"pair{'s' * (len(neighbours) != 1)} (α = {ALPHA})."
+            f"paired by seed over the seeds the two share, {TEST} p Holm-adjusted over the {tested} of these "
+            f"pairs with a p-value (α = {ALPHA})."
         )
         doc.table(["schedule", "above it", "Δ accuracy", "pairs", "p (Holm)", "its rank"],
                   _neighbour_rows(neighbours, ranks, apart))  # fmt: skip
@@ -510,12 +513,13 @@ def _document(
             f"{tested}{sign}{unpaired}"
         )
         doc.table(["schedule", *SIGNIFICANCE_HEAD], _significance_rows(comps))
-        doc.img(
-            "plots/differences.png",
-            f"Paired difference in test accuracy from {baseline}: each seed a dot, the mean a diamond with its "
-            f"{LEVEL:.0%} interval (unadjusted), coloured by verdict (blue better, orange worse, grey neither); a "
-            "bar that crosses the dashed 0 line is a difference these seeds do not establish",
-        )
+        if any(c.n for c in comps):
+            doc.img(
+                "plots/differences.png",
+                f"Paired difference in test accuracy from {baseline}: each seed a dot, the mean a diamond with its "
+                f"{LEVEL:.0%} interval (unadjusted), coloured by verdict (blue better, orange worse, grey neither); a "
+                "bar that crosses the dashed 0 line is a difference these seeds do not establish",
+            )
     if peak_comps:
         doc.h(2, "Peak LR within each schedule")
         tested = any(c.holm_m for c in peak_comps)
@@ -544,9 +548,10 @@ def _document(
         said = f" The seeds do not tell {it} apart from {_and(alike)} (rank 1 too): a lead, not a win." if alike else ""
         top = f": **{best[0]}**" if len(best) == 1 else f", tied: {_and([f'**{b}**' for b in best])}"
         rows = {row["schedule"]: row for row in table}
+        # (of the schedules tied with it too: one that finished a seed of three ranks on that seed alone)
         failed = [f"{b} diverged in {rows[b]['diverged']} of its {rows[b]['n'] + rows[b]['diverged']} seeds"
-                  for b in best if rows[b]["diverged"]]  # fmt: skip
-        said += f" But {_and(failed)}: the mean is over the seeds that finished." if failed else ""
+                  for b in [*best, *alike] if rows[b]["diverged"]]  # fmt: skip
+        said += f" But {_and(failed)}: each mean is over the seeds that finished." if failed else ""
         # alone at rank 1: the tests of the ranking told it apart from the next (ranks are in rank order)
         nxt = next((n for n in ranks if n not in best and rows[n]["accuracy"].n), None)
         if len(best) == 1 and not alike and nxt:
@@ -559,6 +564,9 @@ def _document(
                   "or find the LRs that train (`lrlab find-lr`), before comparing schedules.")  # fmt: skip
         else:
             doc.p(f"Highest mean accuracy{top}.{said}")
+    elif runs:  # no schedule finished a seed
+        doc.p("**No schedule can be recommended:** every run diverged, so nothing was measured or compared. Lower "
+              "the LRs (`lrlab find-lr` shows the LRs that train) and run the study again.")  # fmt: skip
     doc.h(2, "Plots")
     shown = best[0] + (f", the first of the {len(best)} tied" if len(best) > 1 else "") if best else ""
     for name, cap in [
@@ -594,14 +602,15 @@ def _document(
         f"jumps between its logged values (steps.csv: each the mean over the steps since the last, at most 10, "
         f"within an epoch) over the last {LATE:.0%} of the steps (standard deviation of the changes over the mean "
         f"loss; lower is steadier; — where the last {LATE:.0%} of a run hold fewer than three values); and each "
-        "schedule's LR budget."
+        "schedule's LR budget (over its finished runs; where none finished, up to where they diverged, marked so)."
     )
     doc.table(
         ["schedule", "best val (epoch)", "final val", "reached", "epochs to target", "seconds to target",
          "late loss jitter", "peak LR", "final LR", "mean LR"],
         [[d["schedule"], f"{_fmt(d['best_val'])} ({_fmt(d['best_epoch'], 1)})", _fmt(d["final_val"]), d["reached"],
           _fmt(d["epochs_to_target"], 1), _fmt(d["seconds_to_target"], 1), _fmt(d["late_loss_jitter"], 3),
-          f"{d['peak_lr']:.3g}", f"{d['final_lr']:.3g}", f"{d['mean_lr']:.3g}"] for d in dyn],
+          *(f"{d[k]:.3g}" + (" (diverged)" if d["lr_cut"] else "") for k in ("peak_lr", "final_lr", "mean_lr"))]
+         for d in dyn],
     )  # fmt: skip
     classes = data["classes"]
     if len(classes) <= 20:
@@ -672,16 +681,18 @@ def _console(
     warning = f"\nwarning: {_absent_warning(absent)}" if absent else ""
     note = f"\nnote: {stand_in}" if stand_in and comps else ""
     note += "".join(f"\n{label}: {text}" for label, text in notes)
-    for best in dict.fromkeys(c.baseline for c in peak_comps if c.n > 1):  # (one seed: nothing was tested)
-        told = (
-            "; ".join(
-                f"{verdict} than it: {_and(names)}"
-                for verdict in ("worse", "better")  # (better: over more seeds than the mean it was picked by)
-                if (names := [c.schedule for c in peak_comps if c.baseline == best and c.verdict == verdict])
-            )
-            or "no other peak is told apart from it"
-        )
-        alone = [c.schedule for c in peak_comps if c.baseline == best and c.verdict == "no pairs"]
-        told += f"; not compared (no seed where both finished): {_and(alone)}" if alone else ""
+    for best in dict.fromkeys(c.baseline for c in peak_comps):
+        mine = [c for c in peak_comps if c.baseline == best]
+        tested = any(c.n > 1 for c in mine)
+        if not tested and not (n > 1 and all(c.n == 0 for c in mine)):  # (one seed: nothing was tested)
+            continue
+        told = "; ".join(
+            f"{verdict} than it: {_and(names)}"
+            for verdict in ("worse", "better")  # (better: over more seeds than the mean it was picked by)
+            if (names := [c.schedule for c in mine if c.verdict == verdict])
+        ) or ("no other peak is told apart from it" if tested else "")
+        # (every other peak diverged on every seed: said, not left out)
+        if alone := [c.schedule for c in mine if c.verdict == "no pairs"]:
+            told += ("; " if told else "") + f"not compared (no seed where both finished): {_and(alone)}"
         note += f"\npeak LR: {best} has its schedule's highest mean (over the seeds all its peaks finished); {told}"
     return "\n".join(lines) + "\n" + doc.markdown().rstrip() + note + warning

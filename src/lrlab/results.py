@@ -479,8 +479,11 @@ def dynamics(groups: dict[str, list[Run]], target: float) -> list[dict[str, Any]
             "epochs_to_target": float(np.mean(reach_epochs)) if reach_epochs else math.nan,
             "seconds_to_target": float(np.mean(reach_secs)) if reach_secs else math.nan,
             "late_loss_jitter": float(np.mean(late_jitter)) if late_jitter else math.nan,
-            "peak_lr": mean("peak_lr", runs),
-            "final_lr": mean("final_lr", runs),
-            "mean_lr": mean("mean_lr", runs),
+            # the LR budget of the finished runs (a diverged run's trace stops short); of the diverged ones, up to
+            # where they stopped, where none finished
+            "peak_lr": mean("peak_lr", ok or runs),
+            "final_lr": mean("final_lr", ok or runs),
+            "mean_lr": mean("mean_lr", ok or runs),
+            "lr_cut": not ok,
         })  # fmt: skip
     return rows

@@ -335,7 +335,8 @@ def rank_with_ties(
     own Holm family): a schedule does not join a rank that holds one of its separated partners, so that a rank
     never contradicts those verdicts. Where the order's seeds are fewer than a test's pairs, the two can point
     opposite ways; a test, adjacent or in `separated`, that finds the lower-placed schedule the better separates
-    nothing (order_conflicts names the separated ones). Schedules with no finite values rank last together.
+    nothing (order_conflicts names the separated ones). Schedules with no finite values rank last together (no
+    rank where no schedule has one).
     Returns schedule -> rank, in rank order."""
     _check(test, alpha=alpha)
     alive = _order(results)
@@ -350,7 +351,8 @@ def rank_with_ties(
             group = [m for m in alive[:i] if ranks[m] == ranks[alive[i - 1]]]
             tied = not any(frozenset((m, name)) in apart for m in group)
         ranks[name] = ranks[alive[i - 1]] if tied else i + 1
-    ranks.update(dict.fromkeys(dead, len(alive) + 1))
+    if alive:  # (where none finished, none has a rank)
+        ranks.update(dict.fromkeys(dead, len(alive) + 1))
     return ranks
 
 

@@ -660,7 +660,8 @@ def _train_one(
 ) -> str:
     """Train one run (resuming its checkpoint), save its folder; returns the line that reports it."""
     d, folder = p.dist, run_dir(p.cfg.out_dir, name, seed)
-    if state == "new" and d.is_main:
+    # a run stopped before its first checkpoint (its config.json alone) starts over, as a new one
+    if (state == "new" or not (folder / results.CHECKPOINT).exists()) and d.is_main:
         store.write_json(folder / "config.json", run_config(p, name, seed, fp))
     elif d.is_main:  # resumed: on another number of processes, its BatchNorm saw other batches from here on
         doc = store.read_json(folder / "config.json")
