@@ -47,7 +47,7 @@ def test_report_html_renders_in_chromium(tmp_path):
         }).map(td => td.textContent)""")
         assert not wrapped, wrapped
         images = page.evaluate("[...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
-        assert len(images) == 5 and all(ok and w > 300 and h > 200 for ok, w, h in images), images
+        assert len(images) == 6 and all(ok and w > 300 and h > 200 for ok, w, h in images), images
         shot = tmp_path / "report.png"
         page.screenshot(path=str(shot), full_page=True)
         height = page.evaluate("document.body.scrollHeight")

@@ -238,6 +238,7 @@ def test_a_study_whose_every_run_diverged_says_so_and_ranks_nothing(study, tmp_p
     md = (tmp_path / "report.md").read_text()
     assert "**No schedule can be recommended:** every run diverged, so nothing was measured or compared." in md
     assert "| standard | — | — | — | — | 0 (2 diverged) | — |" in md and "| — | baseline |" in printed
+    assert "every run diverged: no schedule can be recommended; lower the LRs" in printed
     assert "differences.png" not in md and not (tmp_path / "plots" / "differences.png").exists()  # no pairs
     assert "| 9 (diverged) |" in md  # the final LR of runs cut short, said so
     # one schedule finished: its LR budget is of its finished runs alone

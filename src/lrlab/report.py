@@ -681,6 +681,8 @@ def _console(
     warning = f"\nwarning: {_absent_warning(absent)}" if absent else ""
     note = f"\nnote: {stand_in}" if stand_in and comps else ""
     note += "".join(f"\n{label}: {text}" for label, text in notes)
+    if not any(r.ok for r in runs):  # (as report.md says it)
+        note += "\nevery run diverged: no schedule can be recommended; lower the LRs (lrlab find-lr shows which train)"
     for best in dict.fromkeys(c.baseline for c in peak_comps):
         mine = [c for c in peak_comps if c.baseline == best]
         tested = any(c.n > 1 for c in mine)

@@ -564,8 +564,8 @@ def keep_given(cfg: StudyConfig, earlier: dict[str, Any] | None) -> str | None:
     lr = (earlier or {}).get("lr")
     if cfg.auto_lr is not None or (earlier or {}).get("rule") != "given" or not isinstance(lr, (int, float)):
         return None
-    if not (math.isfinite(lr) and lr > 0):
-        return None
+    if not (math.isfinite(lr) and lr > 0) or not any(uses_auto(s) for s in cfg.schedules.values()):
+        return None  # (no "auto" left for it to stand for: auto_lr would be refused, though not given)
     cfg.auto_lr = float(lr)
     return f"note: auto_lr = {lr:g}, as given at an earlier start of this study in {cfg.out_dir} (another: a new --out)"
 
