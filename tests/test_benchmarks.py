@@ -18,6 +18,26 @@ def run(script: str, *args: str) -> str:
     return done.stdout
 
 
+def refused(script: str, *args: str) -> str:
+    """A script's refusal of its arguments (exit 2), run in this process (a process of its own spends seconds
+    importing torch): its stderr."""
+    import contextlib
+    import io
+    import runpy
+    from unittest import mock
+
+    err = io.StringIO()
+    # (as a script: its folder first on the path, where time_to_accuracy.py finds throughput.py)
+    with (mock.patch.object(sys, "argv", [script, *args]), mock.patch.object(sys, "path", [str(BENCH), *sys.path]),
+          contextlib.redirect_stderr(err)):  # fmt: skip
+        try:
+            runpy.run_path(str(BENCH / script), run_name="__main__")
+        except SystemExit as stop:
+            assert stop.code == 2, err.getvalue()
+            return err.getvalue()
+    raise AssertionError(f"{script} {args} ran")
+
+
 def test_throughput_prints_every_row_and_ratio(tmp_path):
     out = run("throughput.py", "--seconds", "0.2", "--images", "256", "--image-size", "8", "--width", "0.125",
               "--workers", "0", "--batch", "64", "--large-batch", "128",
@@ -109,10 +129,8 @@ runpy.run_path({str(BENCH / "throughput.py")!r}, run_name="__main__")
         assert float(next(x for x in lines if ratio in x).rsplit(":", 1)[1]) > 0, ratio
     # the ATen row comes first: a time limit during the second compilation keeps it
     assert done.stdout.index("compiled / common") < done.stdout.index("compiled, Triton max pools / common")
-    env.pop("TRITON_INTERPRET")
-    done = subprocess.run([sys.executable, str(BENCH / "throughput.py"), "--triton-pools", "--device", "cpu"],
-                          capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
-    assert done.returncode == 2 and "--triton-pools needs a CUDA device" in done.stderr
+    assert "TRITON_INTERPRET" not in os.environ  # (this process's)
+    assert "--triton-pools needs a CUDA device" in refused("throughput.py", "--triton-pools", "--device", "cpu")
 
 
 def test_throughput_keeps_its_figures_when_the_triton_pools_fail(tmp_path):
@@ -157,15 +175,12 @@ def test_throughput_leaves_out_the_loops_it_is_told_to():
               "--width", "0.125", "--workers", "0", "--skip", "bare,unfused")  # fmt: skip
     assert "common recipe" in out and "lrlab loop, fp32" in out and "bare loop" not in out and "unfused" not in out
     assert "ratio lrlab fast path / common recipe" in out and "/ bare loop" not in out
-    done = subprocess.run([sys.executable, str(BENCH / "throughput.py"), "--skip", "common"],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert done.returncode == 2 and "unknown loop 'common'; choose from bare, plain, unfused" in done.stderr
+    assert "unknown loop 'common'; choose from bare, plain, unfused" in refused("throughput.py", "--skip", "common")
 
 
 def test_throughput_refuses_fewer_images_than_a_batch():
-    done = subprocess.run([sys.executable, str(BENCH / "throughput.py"), "--images", "100", "--seconds", "1"],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert done.returncode == 2 and "--images 100 is below a loop's batch (128)" in done.stderr
+    said = refused("throughput.py", "--images", "100", "--seconds", "1")
+    assert "--images 100 is below a loop's batch (128)" in said
 
 
 def test_time_to_accuracy_sizes_its_schedule_to_a_time_budget(tmp_path):
@@ -180,6 +195,4 @@ def test_time_to_accuracy_sizes_its_schedule_to_a_time_budget(tmp_path):
         (["--set", "train.epochs=3"], "--set train.epochs: this script's own flags set it"),
         (["--set", "model.int=fan_in"], "unknown config key 'model.int'"),
     ):
-        bad = subprocess.run([sys.executable, str(BENCH / "time_to_accuracy.py"), "--data", "x", *args],
-                             capture_output=True, text=True, timeout=120)  # fmt: skip
-        assert bad.returncode == 2 and said in bad.stderr, bad.stderr
+        assert said in refused("time_to_accuracy.py", "--data", "x", *args)

@@ -73,7 +73,9 @@ def test_googlenet_with_triton_pools_trains_as_with_aten_s():
     out = interpreted("""
         import torch, torch.nn.functional as F
         from lrlab.config import ModelConfig
+        from lrlab import kernels
         from lrlab.model import MaxPool2d, build_model, set_pool_kernel
+        kernels.BLOCK_ELEMENTS = 1 << 15  # few programs for the interpreter (the block's own test: above)
         torch.manual_seed(0)
         for stem, size in (("cifar", 16), ("imagenet", 40)):
             m = build_model(ModelConfig(width=0.125, stem=stem, dropout=0.0), 10, 3, (size, size))
@@ -119,7 +121,9 @@ def test_a_run_with_triton_pools_is_the_run_with_aten_s(tmp_path):
     out = interpreted(f"""
         import json
         from pathlib import Path
+        from lrlab import kernels
         from lrlab.cli import main
+        kernels.BLOCK_ELEMENTS = 1 << 15  # few programs for the interpreter to run one by one (minutes at 2048)
         root = Path({str(tmp_path)!r})
         for kernel in ("aten", "triton"):
             assert main(["train", "--schedule", "standard", "--seed", "0", "--set", "data.limit=60", "--epochs", "1",
