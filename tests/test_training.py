@@ -119,8 +119,19 @@ def test_a_huge_lr_diverges_cleanly(digits):
     sched = compile_schedule({"type": "constant", "lr": 1e4}, plan_for(inputs, cfg))
     res = train_run(build, inputs, sched, cfg, seed=0, device=torch.device("cpu"), progress=False)
     assert res.status == "diverged"
-    assert res.diverged["lr"] == 1e4 and res.diverged["step"] > 0
+    assert res.diverged["lr"] == 1e4 and res.diverged["step"] > 0 and res.diverged["loss_of"] == "training"
     assert res.test_pred is None
+
+
+def test_a_divergence_only_the_validation_pass_sees_says_its_loss_is_the_validation_loss(digits, monkeypatch):
+    from lrlab import training
+
+    inputs, build = digits
+    cfg = TrainConfig(epochs=2, batch_size=64)
+    sched = compile_schedule({"type": "constant", "lr": 1e-9}, plan_for(inputs, cfg))
+    monkeypatch.setattr(training, "evaluate", lambda *a, **k: (float("nan"), 0.0, None))  # weights gone at the end
+    res = train_run(build, inputs, sched, cfg, seed=0, device=torch.device("cpu"), progress=False)
+    assert res.status == "diverged" and res.diverged["loss_of"] == "validation" and res.diverged["epoch"] == 1
 
 
 def test_divergence_within_epochs_shorter_than_the_log_window_is_caught(digits):

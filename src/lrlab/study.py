@@ -684,7 +684,8 @@ def _train_one(
         )
     else:
         dv = result.diverged
-        what = f"DIVERGED at step {dv['step']} (lr {dv['lr']:.3g}, loss {dv['loss']:.3g})"
+        of = "validation loss" if dv.get("loss_of") == "validation" else "loss"
+        what = f"DIVERGED at step {dv['step']} (lr {dv['lr']:.3g}, {of} {dv['loss']:.3g})"
     resumed = f", resumed from epoch {result.resumed_from}" if result.resumed_from else ""
     compiled = f" (+ {result.compile_seconds:.1f} s compiling)" if result.compile_seconds >= 0.05 else ""
     return f"{what}, {result.seconds:.1f} s{compiled}{resumed}"

@@ -437,9 +437,10 @@ class Trainer:
         self.seconds -= self.compile_seconds
         return self.compile_seconds
 
-    def _diverged(self, epoch: int, lr: float, loss: float) -> dict[str, Any]:
-        """The divergence record: the last step trained (its index, as in lr.csv), its LR, the loss seen."""
-        return {"step": self.step - 1, "epoch": epoch, "lr": lr, "loss": loss}
+    def _diverged(self, epoch: int, lr: float, loss: float, of: str = "training") -> dict[str, Any]:
+        """The divergence record: the last step trained (its index, as in lr.csv), its LR, the loss seen and which
+        loss that is ("training", or "validation" where only the epoch's validation pass found it not finite)."""
+        return {"step": self.step - 1, "epoch": epoch, "lr": lr, "loss": loss, "loss_of": of}
 
     def train_epoch(self, epoch: int, bar: Any) -> dict[str, Any] | None:
         """One epoch; returns the divergence record if the loss blew up, else None."""
@@ -502,7 +503,7 @@ class Trainer:
             return self._diverged(epoch, schedule.lr(self.step - 1), train_loss)
         val_loss, val_acc, _ = evaluate(self.model, self.val_split, self.norm, device, self.speed, d=d)
         if not math.isfinite(val_loss):  # weights gone to inf or nan at the epoch's very end
-            return self._diverged(epoch, schedule.lr(self.step - 1), val_loss)
+            return self._diverged(epoch, schedule.lr(self.step - 1), val_loss, "validation")
         record = {  # "step": the index of the epoch's last step (as in lr.csv), "lr" that step's LR
             "epoch": epoch,
             "step": self.step - 1,
