@@ -316,7 +316,7 @@ def compiled_row(args, build, split, mean, std, device, batch: int, pool: str, c
     warm = time.perf_counter() - t0
     tag = "" if pool == "aten" else ", Triton max pools"
     if args.profile:  # before the timing: where the compiled step's time goes is what tells the next change
-        profile(comp, args.profile, f"compiled, {pool} max pools")
+        profile(comp, args.profile, f"compiled, {pool} max pools", append=True)
     # timed again beside the common recipe and the eager fast path, so its ratios are of one moment
     c_common, c_fast, c_comp = measure([common, fast, comp], args.seconds_per_loop, args.rounds)
     label = f"lrlab fast path + torch.compile {args.compile}{tag} (1st epoch + compile {warm:.0f} s, untimed)"
@@ -342,9 +342,9 @@ def count_syncs(run: Callable) -> tuple[int, int]:
     return sum("synchroniz" in str(w.message) for w in caught), steps
 
 
-def profile(run: Callable, path: str, title: str) -> None:
+def profile(run: Callable, path: str, title: str, append: bool = False) -> None:
     """One epoch under torch.profiler; the kernels that took the most device time, as a table under `title` in
-    `path`: the eager fast path's begins the file, a compiled one's is appended."""
+    `path` (`append`: after the tables there, as the compiled loops' follow the eager one's)."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
@@ -353,7 +353,7 @@ def profile(run: Callable, path: str, title: str) -> None:
         run()
         sync()
     key = "cuda_time_total" if torch.cuda.is_available() else "cpu_time_total"
-    with open(path, "w" if title.startswith("eager") else "a") as f:
+    with open(path, "a" if append else "w") as f:
         f.write(f"== {title}: one epoch ==\n{prof.key_averages().table(sort_by=key, row_limit=40)}\n\n")
     print(f"profile of one epoch ({title}): {path}")
 

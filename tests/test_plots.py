@@ -147,9 +147,9 @@ def test_differences_plot_shows_each_seed_the_mean_and_its_interval_in_order(tmp
         return Comparison(name, "standard", n, mean, low, high, 0.01, 0.02, 0.03, 3, "t-test", verdict)
 
     rows = [
-        ("onecycle", comp("onecycle", 3, 0.02, 0.01, 0.03, "better"), np.array([0.01, 0.02, 0.03]), "better"),
-        ("warmup", comp("warmup", 2, -0.01, -0.01, -0.01, "no clear difference"), np.array([-0.01, -0.01]), "n"),
-        ("cyclic", comp("cyclic", 0, math.nan, math.nan, math.nan, "no pairs"), np.array([]), "no pairs"),
+        (comp("onecycle", 3, 0.02, 0.01, 0.03, "better"), np.array([0.01, 0.02, 0.03]), "better"),
+        (comp("warmup", 2, -0.01, -0.01, -0.01, "no clear difference"), np.array([-0.01, -0.01]), "n"),
+        (comp("cyclic", 0, math.nan, math.nan, math.nan, "no pairs"), np.array([]), "no pairs"),
     ]
     figures = []
     monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig))

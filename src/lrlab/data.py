@@ -368,18 +368,22 @@ def _extract(archive: Path, root: Path) -> None:
         tar.extractall(root, members=members, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
 
 
+def _cifar_names(name: str) -> tuple[list[str], str, str]:
+    """The official python-format CIFAR's train files, test file and meta file."""
+    tv = _CIFAR[name][0]
+    return [f for f, _ in tv.train_list], tv.test_list[0][0], tv.meta["filename"]
+
+
 def _cifar_missing(name: str, folder: Path) -> list[str]:
     """The files of the official python-format CIFAR that `folder` lacks."""
-    tv = _CIFAR[name][0]
-    names = [*(f for f, _ in tv.train_list), tv.test_list[0][0], tv.meta["filename"]]
-    return [f for f in names if not (folder / f).is_file()]
+    train, test, meta = _cifar_names(name)
+    return [f for f in [*train, test, meta] if not (folder / f).is_file()]
 
 
 def _cifar_files(cfg: DataConfig) -> tuple[Path, list[str], str, str]:
     """The CIFAR folder and its train files, test file and meta file; DataError if any is missing."""
-    tv = _CIFAR[cfg.name][0]
-    folder = Path(cfg.data_dir) / tv.base_folder
-    train, test, meta = [f for f, _ in tv.train_list], tv.test_list[0][0], tv.meta["filename"]
+    folder = Path(cfg.data_dir) / _CIFAR[cfg.name][0].base_folder
+    train, test, meta = _cifar_names(cfg.name)
     if missing := _cifar_missing(cfg.name, folder):
         what = "does not exist" if not folder.is_dir() else f"lacks {', '.join(missing)}"
         raise DataError(

@@ -247,13 +247,13 @@ def plot_final(
 VERDICT_COLORS = {"better": "#0072B2", "worse": "#D55E00"}
 
 
-def plot_differences(rows: list[tuple[str, Comparison, np.ndarray, str]], baseline: str, path: Path) -> None:
-    """A forest plot of the comparisons: per row (label, comparison, the paired differences seed by seed, the text
-    beside it) every seed's difference a dot, the mean difference a diamond and its interval a bar, 0 a dashed
-    line, coloured by verdict. Where the bar crosses 0 the seeds have not shown a difference; the dots show
-    whether one seed made it."""
+def plot_differences(rows: list[tuple[Comparison, np.ndarray, str]], baseline: str, path: Path) -> None:
+    """A forest plot of the comparisons: per row (comparison, the paired differences seed by seed, the text
+    beside it; labelled with its schedule) every seed's difference a dot, the mean difference a diamond and its
+    interval a bar, 0 a dashed line, coloured by verdict. Where the bar crosses 0 the seeds have not shown a
+    difference; the dots show whether one seed made it."""
     fig, ax = new_figure((7.5, 0.5 * len(rows) + 1.7))
-    for y, (_, c, diffs, note) in zip(range(len(rows) - 1, -1, -1), rows, strict=True):  # the first row on top
+    for y, (c, diffs, note) in zip(range(len(rows) - 1, -1, -1), rows, strict=True):  # the first row on top
         color = VERDICT_COLORS.get(c.verdict, "0.35")
         if diffs.size:
             # above and below the bar by turns, none on it: seeds that moved alike (k/n of one test split) overlap
@@ -269,7 +269,7 @@ def plot_differences(rows: list[tuple[str, Comparison, np.ndarray, str]], baseli
         ax.annotate(note, (1, y), xycoords=("axes fraction", "data"), xytext=(6, 0), textcoords="offset points",
                     va="center", fontsize=8, color=color)  # fmt: skip
     ax.axvline(0, color="0.3", lw=0.9, ls="--", zorder=1)
-    ax.set_yticks(range(len(rows) - 1, -1, -1), [label for label, *_ in rows])
+    ax.set_yticks(range(len(rows) - 1, -1, -1), [c.schedule for c, *_ in rows])
     ax.set_ylim(-0.6, len(rows) - 0.4)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:+.3g}" if v else "0"))
     ax.set(

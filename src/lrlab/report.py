@@ -374,14 +374,14 @@ def _neighbour_rows(
 
 def _difference_rows(
     comps: list[stats.Comparison], accuracy: dict[str, dict[int, float]]
-) -> list[tuple[str, stats.Comparison, np.ndarray, str]]:
+) -> list[tuple[stats.Comparison, np.ndarray, str]]:
     """The rows of plots.plot_differences: each comparison's paired differences seed by seed, and its verdict
     with the p it rests on."""
     rows = []
     for c in comps:
         diffs = stats.differences(*stats.paired(accuracy[c.schedule], accuracy[c.baseline]))
         note = c.verdict if math.isnan(c.p_holm) else f"{c.verdict} (p Holm {_p(c.p_holm)})"
-        rows.append((c.schedule, c, diffs, note))
+        rows.append((c, diffs, note))
     return rows
 
 

@@ -281,10 +281,11 @@ def run_fingerprint(cfg: StudyConfig, spec: dict[str, Any], peak: float | None, 
 
 
 def run_state(folder: Path, fingerprint: str, schedule: tuple[str, dict[str, Any]] | None = None) -> str:
-    """'new', 'partial' (started, maybe with a checkpoint), 'finished', or 'stale': a run of another
-    configuration that stopped before its first checkpoint (e.g. at an unreadable image met while streaming),
-    which holds nothing to keep. A folder of another configuration with a checkpoint or result is refused (the
-    caller passes --fresh to replace it), naming a key of `schedule` (name, spec) that differs."""
+    """'new' (also one of this configuration that stopped before its first checkpoint), 'partial' (with a
+    checkpoint), 'finished', or 'stale': a run of another configuration that stopped before its first checkpoint
+    (e.g. at an unreadable image met while streaming), which holds nothing to keep. A folder of another
+    configuration with a checkpoint or result is refused (the caller passes --fresh to replace it), naming a key of
+    `schedule` (name, spec) that differs."""
     try:
         saved_config = store.read_json(folder / "config.json")
         saved = saved_config["fingerprint"]
@@ -305,7 +306,8 @@ def run_state(folder: Path, fingerprint: str, schedule: tuple[str, dict[str, Any
     if (folder / "result.json").exists():
         results.read_run(folder)  # one that cannot be read is refused here, not kept and met by the report
         return "finished"
-    return "partial"
+    # a run stopped before its first checkpoint (its config.json alone) kept nothing: it starts over, as a new one
+    return "partial" if (folder / results.CHECKPOINT).exists() else "new"
 
 
 def _state(folder: Path, fingerprint: str, save_model: bool, echo: Callable[[str], None]) -> str:
@@ -564,8 +566,9 @@ def keep_given(cfg: StudyConfig, earlier: dict[str, Any] | None) -> str | None:
     lr = (earlier or {}).get("lr")
     if cfg.auto_lr is not None or (earlier or {}).get("rule") != "given" or not isinstance(lr, (int, float)):
         return None
+    # (and only where an "auto" is left for it to stand for: else auto_lr would be refused, though not given)
     if not (math.isfinite(lr) and lr > 0) or not any(uses_auto(s) for s in cfg.schedules.values()):
-        return None  # (no "auto" left for it to stand for: auto_lr would be refused, though not given)
+        return None
     cfg.auto_lr = float(lr)
     return f"note: auto_lr = {lr:g}, as given at an earlier start of this study in {cfg.out_dir} (another: a new --out)"
 
@@ -660,8 +663,7 @@ def _train_one(
 ) -> str:
     """Train one run (resuming its checkpoint), save its folder; returns the line that reports it."""
     d, folder = p.dist, run_dir(p.cfg.out_dir, name, seed)
-    # a run stopped before its first checkpoint (its config.json alone) starts over, as a new one
-    if (state == "new" or not (folder / results.CHECKPOINT).exists()) and d.is_main:
+    if state == "new" and d.is_main:
         store.write_json(folder / "config.json", run_config(p, name, seed, fp))
     elif d.is_main:  # resumed: on another number of processes, its BatchNorm saw other batches from here on
         doc = store.read_json(folder / "config.json")
