@@ -9,7 +9,8 @@
 #                                   default below), compiled (eager if
 #                                   compilation failed), its one-cycle sized to 85 s of training; then
 #                                   throughput (common recipe, lrlab eager with ATen's and Triton max pools,
-#                                   kernel profiles, then compiled with each); under 10 minutes in all
+#                                   kernel profiles, then compiled with each, in default mode and with CUDA
+#                                   graphs); under 10 minutes in all
 #   LRLAB_COMMIT=... bash benchmarks/gpu.sh study
 #                                   the CIFAR-10 study, configs/cifar10-study.toml, stopped at STUDY_LIMIT
 #                                   seconds (default 540; finished runs kept), its report built from the
@@ -52,7 +53,8 @@ checks() {  # $1: seconds after the start by which time to accuracy must end; $2
   # part runs under a time limit, so that a hang or a slow compile in one still leaves the other's figures.
   # One-cycle is sized to 85 s of training by the calibration run (two epochs of a scratch model, not
   # counted), so that the 90 s target is met or missed at the schedule's end, where accuracy peaks.
-  # TTA_POOL=triton runs it with lrlab's Triton max pools (default: ATen's, whose compiled speed is known).
+  # TTA_POOL=triton runs it with lrlab's Triton max pools (default: ATen's, the fastest compiled so far), and
+  # TTA_COMPILE=reduce-overhead with CUDA graphs (default: torch.compile's default mode).
   # TTA_SET: config keys for its recipe, as `--set`s (space-separated KEY=VALUE; TTA_SET= for none)
   timeout -k 5 "$(until_ 90)" python3 benchmarks/maxpool.py --device cuda 2>&1 | tee "$OUT/maxpool.txt" || true
   local sets=() kv
@@ -60,7 +62,7 @@ checks() {  # $1: seconds after the start by which time to accuracy must end; $2
   local tta=(python3 benchmarks/time_to_accuracy.py --data data/cifar10-train.tar.gz --target 0.91 --epochs auto
              --budget 85 --tta --pool-kernel "${TTA_POOL:-aten}" "${sets[@]}") compiled=1 left
   local rc=0
-  timeout -k 10 "$(until_ "$1")" "${tta[@]}" --compile 2>&1 | tee "$OUT/time_to_accuracy.txt" || rc=$?
+  timeout -k 10 "$(until_ "$1")" "${tta[@]}" --compile "${TTA_COMPILE:-default}" 2>&1 | tee "$OUT/time_to_accuracy.txt" || rc=$?
   if ((rc)); then
     # a compiler error (its traceback runs through torch._dynamo / torch._inductor) is not tried again below
     if grep -qE "torch\._(dynamo|inductor)" "$OUT/time_to_accuracy.txt"; then compiled=0; fi
@@ -71,13 +73,16 @@ checks() {  # $1: seconds after the start by which time to accuracy must end; $2
     fi
   fi
   # throughput: common recipe, fast path with ATen's and with Triton max pools, host syncs, a profile of the
-  # eager fast path, then compiled with ATen's pools (from the cache) and with Triton's (a new compilation,
-  # last: a time limit costs only its row). Bare, lrlab-without-augmentation, unfused and batch 1024 were
-  # measured on the H200 on 2026-11-27 (benchmarks/README.md); `--skip` leaves them out to give the
-  # compiled loops the time
+  # eager fast path, then compiled: default mode with ATen's pools (from the cache), then with Triton's (a new
+  # compilation), then CUDA graphs (reduce-overhead) with Triton's and with ATen's pools; a time limit costs
+  # the last rows. On the H200 on 2026-11-28 the compiled step with Triton pools kept the device busy 30 ms
+  # of its 43 ms: each profile line now says how much of a step the device idled, and CUDA graphs take the
+  # host's launches out of the step. Bare, lrlab-without-augmentation, unfused and batch 1024 were measured
+  # on the H200 on 2026-11-27 (benchmarks/README.md); `--skip` leaves them out to give the compiled loops
+  # the time
   local tp=(python3 benchmarks/throughput.py --device cuda --data data/cifar10-train.tar.gz --images 20000
             --skip bare,plain,unfused --triton-pools)
-  local compile=(--compile)
+  local compile=(--compile default,reduce-overhead)
   ((compiled)) || compile=()
   timeout -k 10 "$(until_ "$2")" "${tp[@]}" --seconds 6 --profile "$OUT/profile.txt" "${compile[@]}" 2>&1 \
     | tee "$OUT/throughput.txt" || true
@@ -109,7 +114,7 @@ study() {  # $1: seconds for the study, its report and its tarball
 
 summary() {
   echo; echo "== summary =="
-  grep -E "^(ratio|host syncs|GoogLeNet|lrlab|common|bare|torch.compile failed)" "$OUT"/throughput*.txt 2>/dev/null || true
+  grep -E "^(ratio|host syncs|GoogLeNet|lrlab|common|bare|torch.compile|profile of)" "$OUT"/throughput*.txt 2>/dev/null || true
   grep -E "^(all, per|ratio|outputs|registers|.*differs)" "$OUT/maxpool.txt" 2>/dev/null || true
   grep -E "^(calibration|time to|final|NVIDIA|.*one-cycle|== compiled run failed|epoch)" "$OUT/time_to_accuracy.txt" 2>/dev/null || true
   grep -E "(kept|finished|stopped|auto. LRs|wrote)" "$OUT/study.log" 2>/dev/null | tail -8 || true

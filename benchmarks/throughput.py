@@ -18,7 +18,8 @@ image). Examples:
 On CUDA it also counts the host-device synchronisations in one epoch of the fast path (torch's
 sync debug mode); --profile FILE writes the kernels that took the most time in one epoch of the eager
 fast path (before any compilation), and with --compile appends those of one compiled epoch (one file: the
-device tool returns at most 8).
+device tool returns at most 8), and prints each profiled epoch's device-busy and wall time a step.
+--compile default,reduce-overhead times each mode (reduce-overhead replays CUDA graphs).
 """
 
 from __future__ import annotations
@@ -177,6 +178,24 @@ def lrlab_loop(
 OPTIONAL_LOOPS = ("bare", "plain", "unfused")
 
 
+def compile_modes(text: str) -> list[str]:
+    """--compile's modes: torch.compile modes, comma-separated."""
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in modes if m not in COMPILE_MODES]
+    if bad or not modes:
+        raise argparse.ArgumentTypeError(f"not a torch.compile mode: {', '.join(bad) or repr(text)}; "
+                                         f"valid: {', '.join(COMPILE_MODES)}")  # fmt: skip
+    return list(dict.fromkeys(modes))
+
+
+def compiled_rows(modes: list[str], pools: list[str]) -> list[tuple[str, str]]:
+    """The compiled loops' (mode, pool kernel) in the order they are timed: first the first mode with ATen's
+    pools (the best row so far, whose compilation the time-to-accuracy run has cached), then Triton's pools in
+    each mode (less device time a step), then ATen's in the other modes; a time limit costs the last."""
+    rows = [(modes[0], "aten")] + [(m, "triton") for m in modes if "triton" in pools]
+    return rows + [(m, "aten") for m in modes[1:]]
+
+
 def loop_names(text: str) -> set[str]:
     names = {n.strip() for n in text.split(",") if n.strip()}
     if bad := sorted(names - set(OPTIONAL_LOOPS)):
@@ -197,10 +216,12 @@ def main() -> None:
     ap.add_argument(
         "--compile",
         nargs="?",
-        const="default",
-        choices=COMPILE_MODES,
+        const=["default"],
+        type=compile_modes,
         default=None,
-        help="also time lrlab's fast path under torch.compile (a mode may follow; default 'default')",
+        metavar="MODES",
+        help="also time lrlab's fast path under torch.compile; modes may follow, comma-separated, of "
+        f"{', '.join(COMPILE_MODES)} (default 'default')",
     )
     ap.add_argument("--large-batch", type=int, metavar="N", help="also time the eager fast path at batch N (e.g. 1024)")
     ap.add_argument("--skip", type=loop_names, default=set(), metavar="LOOPS",
@@ -296,41 +317,64 @@ def main() -> None:
               f"(expected: one per {LOG_EVERY} steps, plus a few per epoch)")  # fmt: skip
     if args.profile:  # of the eager fast path, before compiling: a slow compile or a time limit must not cost it
         profile(fast, args.profile, "eager fast path")
-    if args.compile:  # with ATen's max pools (TorchInductor lowers them itself), then with lrlab's Triton ones
-        for pool in ["aten"] + (["triton"] if "triton" in rows else []):  # (not where they failed eager)
-            compiled_row(args, build, split, mean, std, device, fast_batch, pool, common, fast, flops)
+    if args.compile:  # with ATen's max pools (TorchInductor lowers them itself), and with lrlab's Triton ones
+        pools = ["aten"] + (["triton"] if "triton" in rows else [])  # (not where they failed eager)
+        for mode, pool in compiled_rows(args.compile, pools):
+            compiled_row(args, build, split, mean, std, device, fast_batch, mode, pool, common, fast, flops)
 
 
-def compiled_row(args, build, split, mean, std, device, batch: int, pool: str, common, fast, flops: float) -> None:
-    """Compile lrlab's fast path (pool: train.pool_kernel), profile it (--profile), then time it beside the
-    common recipe and the eager fast path and print its row and ratios; a compiler failure prints why."""
-    comp = lrlab_loop(build, split, mean, std, device, batch, augment=True, fast=True, compile_=args.compile,
-                      pool=pool)  # fmt: skip
+def compiled_row(
+    args, build, split, mean, std, device, batch: int, mode: str, pool: str, common, fast, flops: float
+) -> None:  # fmt: skip
+    """Compile lrlab's fast path (torch.compile `mode`; pool: train.pool_kernel), profile it (--profile), then
+    time it beside the common recipe and the eager fast path and print its row and ratios; a compiler failure
+    prints why."""
+    comp = lrlab_loop(build, split, mean, std, device, batch, augment=True, fast=True, compile_=mode, pool=pool)
     t0 = time.perf_counter()
+    pools = "" if pool == "aten" else ", Triton max pools"
+    tag = ("" if mode == args.compile[0] else f" {mode}") + pools  # the first mode's ratios keep their words
     try:
         comp()  # first epoch: compilation
         sync()
     except Exception as e:  # a compiler failure on some card or version: the eager figures stand
-        print(f"torch.compile failed ({pool} max pools), its row left out: {type(e).__name__}: {str(e)[:500]}")
+        print(f"torch.compile {mode} failed ({pool} max pools), its row left out: {type(e).__name__}: "
+              f"{str(e)[:500]}")  # fmt: skip
         return
     warm = time.perf_counter() - t0
-    tag = "" if pool == "aten" else ", Triton max pools"
     if args.profile:  # before the timing: where the compiled step's time goes is what tells the next change
-        profile(comp, args.profile, f"compiled, {pool} max pools", append=True)
+        profile(comp, args.profile, f"compiled {mode}, {pool} max pools", append=True)
     # timed again beside the common recipe and the eager fast path, so its ratios are of one moment
     c_common, c_fast, c_comp = measure([common, fast, comp], args.seconds_per_loop, args.rounds)
-    label = f"lrlab fast path + torch.compile {args.compile}{tag} (1st epoch + compile {warm:.0f} s, untimed)"
+    label = f"lrlab fast path + torch.compile {mode}{pools} (1st epoch + compile {warm:.0f} s, untimed)"
     print(f"{label:<80} {batch:>5} {c_comp:>10.1f} {c_comp * flops / 1e12:>8.3f}")
     print(f"ratio lrlab compiled{tag} / common recipe (timed together after compilation): {c_comp / c_common:.2f}")
     print(f"ratio lrlab compiled{tag} / lrlab fast path eager (same rounds): {c_comp / c_fast:.2f}")
+    print(f"torch.compile so far: {dynamo_counts()}")
     sys.stdout.flush()
+
+
+def dynamo_counts() -> str:
+    """The graphs TorchDynamo has compiled and the graph breaks it took in this process (its counters: a private
+    API, so a version without them says so): a compiled step that breaks its graph pays for it on the host."""
+    try:
+        from torch._dynamo.utils import counters
+
+        return (f"{counters['stats']['unique_graphs']} graphs, "
+                f"{sum(counters['graph_break'].values())} graph breaks")  # fmt: skip
+    except Exception as e:  # (a torch without these counters)
+        return f"counters not read ({type(e).__name__})"
+
+
+def steps_of(run: Callable) -> int:
+    """Training steps in one epoch of an lrlab loop."""
+    trainer = run.trainer  # type: ignore[attr-defined]
+    return len(trainer.data.train) // trainer.cfg.batch_size
 
 
 def count_syncs(run: Callable) -> tuple[int, int]:
     """(host-device synchronisations, steps) in one epoch of a trainer, as torch's sync debug mode sees them
     (validation included: its batch is tiny here)."""
-    trainer = run.trainer  # type: ignore[attr-defined]
-    steps = len(trainer.data.train) // trainer.cfg.batch_size
+    steps = steps_of(run)
     sync()
     torch.cuda.set_sync_debug_mode("warn")
     try:
@@ -342,20 +386,43 @@ def count_syncs(run: Callable) -> tuple[int, int]:
     return sum("synchroniz" in str(w.message) for w in caught), steps
 
 
+def device_busy(events) -> float:
+    """Seconds the device was busy in a profile's events (torch.profiler's key_averages): the self time of its
+    own events (kernels, copies), as the table's "Self CUDA time total" sums them; the CPU ops' device time,
+    which counts their kernels again, is left out."""
+    from torch.autograd import DeviceType
+
+    return sum(e.self_device_time_total for e in events if e.device_type != DeviceType.CPU) / 1e6
+
+
 def profile(run: Callable, path: str, title: str, append: bool = False) -> None:
     """One epoch under torch.profiler; the kernels that took the most device time, as a table under `title` in
-    `path` (`append`: after the tables there, as the compiled loops' follow the eager one's)."""
+    `path` (`append`: after the tables there, as the compiled loops' follow the eager one's). Prints the epoch's
+    wall time a step and, on CUDA, the device's busy time a step: their gap is where the device waited (on the
+    host, or on a sync), which the table alone does not show."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    cuda = torch.cuda.is_available()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with torch_profile(activities=activities) as prof:
+        t0 = time.perf_counter()
         run()
         sync()
-    key = "cuda_time_total" if torch.cuda.is_available() else "cpu_time_total"
+        wall = time.perf_counter() - t0
+    events = prof.key_averages()
+    key = "cuda_time_total" if cuda else "cpu_time_total"
     with open(path, "a" if append else "w") as f:
-        f.write(f"== {title}: one epoch ==\n{prof.key_averages().table(sort_by=key, row_limit=40)}\n\n")
-    print(f"profile of one epoch ({title}): {path}")
+        f.write(f"== {title}: one epoch ==\n{events.table(sort_by=key, row_limit=40)}\n\n")
+    steps = steps_of(run)
+    said = f"wall {wall / steps * 1e3:.1f} ms a step under the profiler"
+    if cuda:
+        try:
+            busy = device_busy(events)
+            said = f"device busy {busy / steps * 1e3:.1f} ms, {said} ({max(0.0, 1 - busy / wall):.0%} idle)"
+        except Exception as e:  # a profiler of another version: the table was written all the same
+            said += f" (device time not read: {type(e).__name__}: {e})"
+    print(f"profile of one epoch ({title}): {said}; {path}")
 
 
 if __name__ == "__main__":

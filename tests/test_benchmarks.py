@@ -50,6 +50,24 @@ def test_throughput_prints_every_row_and_ratio(tmp_path):
         line = next(x for x in out.splitlines() if ratio in x)
         assert float(line.rsplit(":", 1)[1]) > 0
     assert "convolution" in (tmp_path / "prof.txt").read_text()
+    said = next(x for x in out.splitlines() if x.startswith("profile of one epoch (eager fast path): wall "))
+    assert float(said.split("wall ")[1].split()[0]) > 0  # ms a step (on CUDA also the device's busy time)
+
+
+def test_device_busy_sums_the_devices_own_events_once():
+    """The profile line's device-busy time: the device's events (kernels, copies), not the CPU ops' device time,
+    which counts the same kernels again."""
+    import runpy
+    from types import SimpleNamespace
+
+    from torch.autograd import DeviceType
+
+    busy = runpy.run_path(str(BENCH / "throughput.py"))["device_busy"]
+    events = [SimpleNamespace(device_type=DeviceType.CPU, self_device_time_total=3_000_000),  # aten::conv, say
+              SimpleNamespace(device_type=DeviceType.CUDA, self_device_time_total=2_000_000),  # its kernel
+              SimpleNamespace(device_type=DeviceType.CUDA, self_device_time_total=500_000)]  # fmt: skip
+    assert busy(events) == 2.5
+    assert "not a torch.compile mode: fast; valid: default" in refused("throughput.py", "--compile", "default,fast")
 
 
 def test_time_to_accuracy_runs_on_a_small_archive(tmp_path):
@@ -85,10 +103,11 @@ runpy.run_path({str(BENCH / "throughput.py")!r}, run_name="__main__")
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "torch.compile failed (aten max pools), its row left out: RuntimeError: no compiler here" in done.stdout
+    said = "torch.compile default failed (aten max pools), its row left out: RuntimeError: no compiler here"
+    assert said in done.stdout
     assert "ratio fused / unfused" in done.stdout and "compiled / common" not in done.stdout
     # the eager figures are printed before compilation starts (a time limit during it keeps them)
-    assert done.stdout.index("fast path / common recipe") < done.stdout.index("torch.compile failed")
+    assert done.stdout.index("fast path / common recipe") < done.stdout.index("torch.compile default failed")
 
 
 def test_throughput_times_the_compiled_loop_beside_the_common_recipe():
@@ -116,7 +135,7 @@ import runpy, sys, torch
 torch.compile = lambda net, mode="default": net
 sys.argv = ["throughput.py", "--seconds", "0.1", "--rounds", "1", "--images", "128", "--image-size", "8",
             "--width", "0.125", "--workers", "0", "--batch", "64", "--skip", "bare,plain,unfused", "--compile",
-            "--triton-pools"]
+            "default,reduce-overhead", "--triton-pools"]
 runpy.run_path({str(BENCH / "throughput.py")!r}, run_name="__main__")
 """
     env = {**os.environ, "TRITON_INTERPRET": "1"}
@@ -124,11 +143,17 @@ runpy.run_path({str(BENCH / "throughput.py")!r}, run_name="__main__")
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert any(x.startswith("lrlab fast path (crop+flip on device, Triton max pools)") for x in lines)
-    for ratio in ("Triton / ATen max pools (lrlab fast path, eager)", "fast path with Triton max pools / common",
-                  "compiled / common recipe", "compiled, Triton max pools / common recipe"):  # fmt: skip
+    compiled = ["compiled / common recipe", "compiled, Triton max pools / common recipe",
+                "compiled reduce-overhead, Triton max pools / common", "compiled reduce-overhead / common"]  # fmt: skip
+    for ratio in ["Triton / ATen max pools (lrlab fast path, eager)", "fast path with Triton max pools / common",
+                  *compiled]:  # fmt: skip
         assert float(next(x for x in lines if ratio in x).rsplit(":", 1)[1]) > 0, ratio
-    # the ATen row comes first: a time limit during the second compilation keeps it
-    assert done.stdout.index("compiled / common") < done.stdout.index("compiled, Triton max pools / common")
+    # the order: the first mode's ATen row (cached by time to accuracy), then Triton's rows, then ATen's in the
+    # other modes; a time limit during a later compilation keeps the earlier rows
+    at = [done.stdout.index(f"ratio lrlab {ratio}") for ratio in compiled]
+    assert at == sorted(at), at
+    assert any(x.startswith("lrlab fast path + torch.compile reduce-overhead, Triton max pools (1st") for x in lines)
+    assert sum(x.startswith("torch.compile so far: ") for x in lines) == 4
     assert "TRITON_INTERPRET" not in os.environ  # (this process's)
     assert "--triton-pools needs a CUDA device" in refused("throughput.py", "--triton-pools", "--device", "cpu")
 
@@ -156,7 +181,8 @@ runpy.run_path({str(BENCH / "throughput.py")!r}, run_name="__main__")
     assert said in out and "Triton max pools)" not in out and "compiled, Triton" not in out
     assert "ratio lrlab fast path / common recipe" in out and "ratio lrlab compiled / common recipe" in out
     profiles = (tmp_path / "prof.txt").read_text()  # the eager and the compiled profile, in one file
-    assert profiles.index("== eager fast path: one epoch ==") < profiles.index("== compiled, aten max pools: one")
+    eager, compiled = "== eager fast path: one epoch ==", "== compiled default, aten max pools: one epoch =="
+    assert profiles.index(eager) < profiles.index(compiled)
 
 
 def test_maxpool_times_each_pool_of_the_model_and_checks_the_triton_kernels():

@@ -157,14 +157,37 @@ def test_inputs_the_kernels_do_not_take_go_to_aten():
 
 
 def test_pool_kernel_setting():
-    with pytest.raises(ConfigError, match=r"train.pool_kernel: must be one of 'aten', 'triton', got 'fast'"):
+    with pytest.raises(ConfigError, match=r"train.pool_kernel: must be one of 'auto', 'aten', 'triton', got 'fast'"):
         load(None, {"train.pool_kernel": "fast"})
     with pytest.raises(ConfigError, match=r"train.pool_kernel: 'triton' needs a CUDA device \(this run is on cpu\)"):
         Speed.resolve(TrainConfig(pool_kernel="triton"), torch.device("cpu"))
     assert Speed.resolve(TrainConfig(), torch.device("cpu")).pool_kernel == "aten"
     # the same function: runs with either kernel are one setting (a study may resume with the other)
-    a, b = (setting(to_dict(StudyConfig(train=TrainConfig(pool_kernel=k)))) for k in ("aten", "triton"))
-    assert a == b
+    a, b, c = (setting(to_dict(StudyConfig(train=TrainConfig(pool_kernel=k)))) for k in ("aten", "triton", "auto"))
+    assert a == b == c
+
+
+def test_auto_pool_kernel_is_triton_on_a_cuda_device_when_eager(monkeypatch):
+    """The "auto" pool kernel (the default) picks lrlab's kernels where they were measured faster: eager, on a
+    CUDA device of compute capability 8.0 or more with Triton installed; ATen's when compiled, on the CPU, or
+    without Triton."""
+    from lrlab import kernels
+
+    cuda = torch.device("cuda")
+    capability = [(9, 0)]
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability[0])
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(kernels, "available", lambda: True)
+    assert Speed.resolve(TrainConfig(), cuda).pool_kernel == "triton"
+    assert Speed.resolve(TrainConfig(compile=True), cuda).pool_kernel == "aten"
+    assert Speed.resolve(TrainConfig(pool_kernel="aten"), cuda).pool_kernel == "aten"
+    assert Speed.resolve(TrainConfig(), torch.device("cpu")).pool_kernel == "aten"
+    capability[0] = (7, 5)
+    assert Speed.resolve(TrainConfig(), cuda).pool_kernel == "aten"
+    capability[0] = (8, 0)
+    assert Speed.resolve(TrainConfig(), cuda).pool_kernel == "triton"
+    monkeypatch.setattr(kernels, "available", lambda: False)
+    assert Speed.resolve(TrainConfig(), cuda).pool_kernel == "aten"
 
 
 def test_compiled_stats_reads_registers_and_spills_from_tritons_cache(monkeypatch):

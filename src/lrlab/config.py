@@ -89,7 +89,9 @@ class TrainConfig:
     data_on_device: str = "auto"  # auto | on | off: hold the split on the device as uint8 (auto: CUDA)
     compile: bool = False  # torch.compile the model (its compile time is reported separately)
     compile_mode: str = "default"  # torch.compile's mode; "reduce-overhead" replays CUDA graphs
-    pool_kernel: str = "aten"  # aten | triton: max pooling by PyTorch's kernels or lrlab's (CUDA; kernels.py)
+    # auto | aten | triton: max pooling by PyTorch's kernels or lrlab's (CUDA; kernels.py); auto: lrlab's where
+    # they were measured faster (kernels.auto_pool_kernel)
+    pool_kernel: str = "auto"
     ema: float | None = None  # weight EMA decay per step (e.g. 0.999) for the final evaluation
     tta_flip: bool = False  # final evaluation averages the logits of each image and its mirror
 
@@ -132,7 +134,7 @@ BRANCH5 = ("auto", "3x3", "3x3-3x3", "5x5")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 PRECISIONS = ("auto", "fp32", "bf16")
 SWITCHES = ("auto", "on", "off")
-POOL_KERNELS = ("aten", "triton")
+POOL_KERNELS = ("auto", "aten", "triton")
 INITS = ("auto", "fan_in", "fan_out")
 
 

@@ -134,7 +134,7 @@ def range_test(
     batch size and augmentation; the LR goes from start_lr to end_lr in `steps` geometric steps."""
     check_range(start_lr, end_lr, steps)
     saved = copy.deepcopy(model.state_dict())
-    speed = dataclasses.replace(Speed.resolve(cfg, device), compile=False)  # 100 steps: not worth compiling
+    speed = Speed.resolve(dataclasses.replace(cfg, compile=False), device)  # 100 steps: not worth compiling
     model.to(device).train()
     if speed.channels_last:
         model.to(memory_format=torch.channels_last)

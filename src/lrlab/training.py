@@ -132,19 +132,22 @@ class Speed:
     channels_last: bool  # NHWC memory layout (tensor cores prefer it)
     data_on_device: bool  # the whole split held on the device as uint8
     compile: bool  # torch.compile the training step's model
-    pool_kernel: str = "aten"  # max pooling by "aten" or lrlab's "triton" kernels
+    pool_kernel: str = "aten"  # max pooling by "aten" or lrlab's "triton" kernels ("auto" resolved)
 
     @classmethod
     def resolve(cls, cfg: TrainConfig, device: torch.device) -> Speed:
         cuda = device.type == "cuda"
         bf16 = {"auto": cuda and torch.cuda.is_bf16_supported(), "bf16": True, "fp32": False}[cfg.precision]
         on = {"auto": cuda, "on": True, "off": False}
-        if cfg.pool_kernel == "triton":
+        pool = cfg.pool_kernel
+        if pool == "triton":
             missing = [] if kernels.available() else ["the triton package (PyTorch's Linux CUDA builds install it)"]
             missing += [] if kernels.device_ok(device) else [f"a CUDA device (this run is on {device.type})"]
             if missing:
                 raise ConfigError(f"train.pool_kernel: 'triton' needs {' and '.join(missing)}; use 'aten'")
-        return cls(bf16, on[cfg.channels_last], on[cfg.data_on_device], cfg.compile, cfg.pool_kernel)
+        elif pool == "auto":
+            pool = kernels.auto_pool_kernel(device, cfg.compile)
+        return cls(bf16, on[cfg.channels_last], on[cfg.data_on_device], cfg.compile, pool)
 
     def autocast(self, device: torch.device) -> Any:
         return torch.autocast(device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
