@@ -3,7 +3,9 @@ training images (about 45,000 train / 5,000 validation, stratified; a few held o
 the wall time until the validation accuracy first reaches --target, and the final validation
 accuracy. Uses lrlab's fast path (data on the GPU, bf16, channels_last); --compile adds
 torch.compile, whose compile time is reported separately and not counted; --tta times the target
-a second time, with flip test-time augmentation (its extra validation passes counted).
+a second time, with flip test-time augmentation (its extra validation passes counted);
+--fastest-of aten:default,triton:reduce-overhead calibrates each compiled variant (max-pool kernel,
+compile mode; not counted) and trains the fastest.
 
   python benchmarks/time_to_accuracy.py --data data/cifar10-train.tar.gz --epochs auto --compile   # on a GPU
   python benchmarks/time_to_accuracy.py --data ... --limit 2000 --epochs 1 --width 0.25   # CPU smoke
@@ -55,6 +57,14 @@ def main() -> None:
     ap.add_argument("--pool-kernel", choices=config.POOL_KERNELS, default="aten",
                     help="train.pool_kernel: max pools by PyTorch's kernels or lrlab's Triton ones (CUDA)")  # fmt: skip
     ap.add_argument(
+        "--fastest-of",
+        type=candidates_arg,
+        metavar="POOL:MODE,...",
+        help="with --epochs auto: calibrate each compiled variant, a max-pool kernel (train.pool_kernel) and a "
+        "torch.compile mode, e.g. aten:default,triton:reduce-overhead, and train the fastest (a variant that "
+        "fails is said and left out; in place of --compile and --pool-kernel)",
+    )
+    ap.add_argument(
         "--tta",
         action="store_true",
         help="also time the target with flip test-time augmentation: after each epoch an extra validation pass "
@@ -63,6 +73,8 @@ def main() -> None:
     ap.add_argument("--set", dest="settings", type=parse_setting, action="append", default=[], metavar="KEY=VALUE",
                     help="any config key, as lrlab's --set, e.g. --set model.init=fan_in; repeatable")  # fmt: skip
     args = ap.parse_args()
+    if args.fastest_of and (args.epochs or args.compile or args.pool_kernel != "aten"):
+        ap.error("--fastest-of needs --epochs auto, and takes the place of --compile and --pool-kernel")
     doc = {
         "name": "time-to-accuracy",
         # 5,000 validation images; the held-out "test" part is set as small as the split allows and unused
@@ -91,9 +103,14 @@ def main() -> None:
     )
     bar = tqdm(disable=True)
     schedule, train_cfg = p.schedules["onecycle"], cfg.train
-    if not args.epochs:
-        args.epochs = calibrate(p, bar, args.budget)
-        train_cfg = dataclasses.replace(cfg.train, epochs=args.epochs)
+    if not args.epochs:  # --epochs auto: sized by the calibration of this setting, or of the fastest variant
+        if args.fastest_of:
+            train_cfg, per_epoch = fastest(p, bar, args.fastest_of)
+            args.pool_kernel, args.compile = train_cfg.pool_kernel, train_cfg.compile_mode
+        else:
+            per_epoch = epoch_seconds(p, bar, train_cfg)
+        args.epochs = fit(per_epoch, args.budget)
+        train_cfg = dataclasses.replace(train_cfg, epochs=args.epochs)
         spe = p.plan.steps_per_epoch
         schedule = compile_schedule(p.specs["onecycle"], Plan(args.epochs * spe, spe), "onecycle")
     trainer = Trainer(p.build, p.inputs, schedule, train_cfg, 0, p.device)
@@ -125,6 +142,7 @@ def main() -> None:
     name = torch.cuda.get_device_name() if p.device.type == "cuda" else "CPU"
     took = trainer.compile_seconds or 0.0
     compiled = f", compile {took:.0f} s (not counted)" if took >= 0.5 else ""
+    compiled = (f", torch.compile {args.compile}" if args.compile else "") + compiled
     print(f"\n{name}, torch {torch.__version__}, GoogLeNet width {args.width}, batch {args.batch}, one-cycle to "
           f"{args.max_lr}, {args.epochs} epoch{'s' * (args.epochs != 1)}, {args.pool_kernel} max pools"
           f"{compiled}{''.join(f', {k} = {v}' for k, v in args.settings)}")  # fmt: skip
@@ -148,20 +166,62 @@ def epochs_arg(text: str) -> int:
     return int(text)
 
 
-def calibrate(p, bar, budget: float) -> int:
-    """Epochs of this setting that fit in `budget` seconds: a scratch trainer runs two epochs (the first
-    compiles and autotunes, the second is timed, its validation pass included)."""
-    scratch = Trainer(p.build, p.inputs, p.schedules["onecycle"], p.cfg.train, 0, p.device)
+def candidates_arg(text: str) -> list[tuple[str, str]]:
+    """--fastest-of's variants: POOL:MODE pairs, comma-separated (POOL a train.pool_kernel, MODE a
+    torch.compile mode)."""
+    pairs = []
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        pool, _, mode = item.partition(":")
+        if pool not in ("aten", "triton") or mode not in COMPILE_MODES:
+            raise argparse.ArgumentTypeError(f"expected POOL:MODE with POOL aten or triton and MODE one of "
+                                             f"{', '.join(COMPILE_MODES)}; got {item!r}")  # fmt: skip
+        pairs.append((pool, mode))
+    if not pairs:
+        raise argparse.ArgumentTypeError("expected at least one POOL:MODE")
+    return list(dict.fromkeys(pairs))
+
+
+def epoch_seconds(p, bar, train_cfg) -> float:
+    """Seconds of one epoch of `train_cfg` (its validation pass included): a scratch trainer runs two epochs,
+    the first compiling and autotuning, the second timed."""
+    scratch = Trainer(p.build, p.inputs, p.schedules["onecycle"], train_cfg, 0, p.device)
     scratch.train_epoch(1, bar)
     sync()
     t0 = time.perf_counter()
     scratch.train_epoch(2, bar)
     sync()
-    per_epoch = time.perf_counter() - t0
-    del scratch
+    return time.perf_counter() - t0
+
+
+def fastest(p, bar, candidates: list[tuple[str, str]]):
+    """The train config of the fastest compiled variant (pool kernel, compile mode) by epoch_seconds, and its
+    epoch's seconds; a variant that fails (a compiler error, a kernel the card refuses) is said and left out.
+    The winner's compilation stays in torch's caches, so the timed run's own compilation is quick."""
+    timed = []
+    for pool, mode in candidates:
+        train_cfg = dataclasses.replace(p.cfg.train, compile=True, compile_mode=mode, pool_kernel=pool)
+        t0 = time.perf_counter()
+        try:
+            per_epoch = epoch_seconds(p, bar, train_cfg)
+        except Exception as e:  # one variant's failure costs that variant alone
+            first = (str(e).splitlines() or [""])[0][:300]
+            print(f"variant {pool}:{mode} failed, left out: {type(e).__name__}: {first}")
+            continue
+        print(f"variant {pool}:{mode}: an epoch takes {per_epoch:.2f} s (calibrated in "
+              f"{time.perf_counter() - t0:.0f} s, compilation included)")  # fmt: skip
+        timed.append((per_epoch, train_cfg))
+    if not timed:
+        raise SystemExit("time_to_accuracy.py: every --fastest-of variant failed")
+    per_epoch, best = min(timed, key=lambda t: t[0])
+    print(f"fastest: {best.pool_kernel}:{best.compile_mode}")
+    return best, per_epoch
+
+
+def fit(per_epoch: float, budget: float) -> int:
+    """Epochs of `per_epoch` seconds that fit in `budget` seconds (at least one), said."""
     epochs = max(1, int(budget / per_epoch))
-    fit = f"{epochs} epochs fit" if epochs > 1 else "1 epoch fits"
-    print(f"calibration: an epoch (its validation pass included) takes {per_epoch:.2f} s, so {fit} in {budget:g} s")
+    fits = f"{epochs} epochs fit" if epochs > 1 else "1 epoch fits"
+    print(f"calibration: an epoch (its validation pass included) takes {per_epoch:.2f} s, so {fits} in {budget:g} s")
     return epochs
 
 

@@ -86,6 +86,40 @@ def test_time_to_accuracy_runs_on_a_small_archive(tmp_path):
     assert "validation accuracy with flip TTA (its passes counted): " in out
 
 
+def test_time_to_accuracy_trains_the_fastest_variant_that_works(tmp_path):
+    """--fastest-of: each variant is calibrated, one that fails is said and left out, the fastest is trained
+    (here on the CPU, without a compiler: lrlab's Triton pools need a CUDA device, so that variant fails)."""
+    archive = cifar_like_archive(tmp_path / "c.tar.gz")
+    code = f"""
+import runpy, sys, torch
+torch.compile = lambda net, mode="default": net
+sys.path.insert(0, {str(BENCH)!r})
+sys.argv = ["time_to_accuracy.py", "--data", {str(archive)!r}, "--epochs", "auto", "--budget", "0.001",
+            "--width", "0.0625", "--batch", "16", "--max-lr", "0.05", "--device", "cpu",
+            "--fastest-of", sys.argv[1]]
+runpy.run_path({str(BENCH / "time_to_accuracy.py")!r}, run_name="__main__")
+"""
+
+    def tta(variants: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", code, variants], capture_output=True, text=True, timeout=300)
+
+    done = tta("triton:default,aten:reduce-overhead")
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "variant triton:default failed, left out: ConfigError: train.pool_kernel: 'triton' needs" in out
+    assert "variant aten:reduce-overhead: an epoch takes " in out and "fastest: aten:reduce-overhead" in out
+    assert out.index("fastest:") < out.index("calibration: an epoch") < out.index("epoch  1: val accuracy")
+    assert ", 1 epoch, aten max pools, torch.compile reduce-overhead\n" in out
+    done = tta("triton:default")
+    assert done.returncode == 1 and "every --fastest-of variant failed" in done.stderr
+    for args, said in (
+        (["--fastest-of", "aten:fast"], "expected POOL:MODE with POOL aten or triton and MODE one of default"),
+        (["--fastest-of", "aten:default"], "--fastest-of needs --epochs auto"),
+        (["--fastest-of", "aten:default", "--epochs", "auto", "--compile"], "takes the place of --compile"),
+    ):
+        assert said in refused("time_to_accuracy.py", "--data", "x", *args)
+
+
 def test_throughput_keeps_its_figures_when_compilation_fails():
     """A GPU session gets one try: a compiler that fails at the first step costs only the compiled row."""
     code = f"""
