@@ -133,6 +133,10 @@ def test_a_run_with_triton_pools_is_the_run_with_aten_s(tmp_path):
         runs = [root / k / "runs" / "standard" / "seed-0" for k in ("aten", "triton")]
         config = json.loads((runs[1] / "config.json").read_text())["config"]
         assert config["train"]["pool_kernel"] == "triton", config["train"]
+        # what ran, resolved: the kernels under Triton's interpreter; ATen's where the config said so
+        speeds = [json.loads((r / "config.json").read_text())["speed"] for r in runs]
+        assert [s["pool_kernel"] for s in speeds] == ["aten", "triton"], speeds
+        assert speeds[1]["channels_last"] is True and speeds[1]["bf16"] is False, speeds
         a, b = ((r / "epochs.csv").read_text() for r in runs)
         assert a.splitlines()[1].split(",")[:3] == b.splitlines()[1].split(",")[:3], (a, b)
         ta, tb = (json.loads((r / "result.json").read_text())["test"] for r in runs)

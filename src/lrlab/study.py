@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from queue import Empty
 from typing import Any
@@ -356,6 +356,8 @@ def run_config(p: Prepared, name: str, seed: int, fingerprint: str) -> dict[str,
             "cutout": p.inputs.cutout,
         },
         "config": config_mod.to_dict(p.cfg),
+        # how it ran: the config's "auto" speed settings (precision, layout, data, pool kernel) resolved
+        "speed": asdict(Speed.resolve(p.cfg.train, p.device)),
         "processes": p.dist.world,  # data-parallel under torchrun: BatchNorm sees each process's share
         "provenance": store.provenance(str(p.device)),
     }
