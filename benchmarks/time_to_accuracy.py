@@ -54,8 +54,9 @@ def main() -> None:
     ap.add_argument("--compile", nargs="?", const="default", choices=COMPILE_MODES, default=None,
                     help="torch.compile the model (a mode may follow; default 'default')")  # fmt: skip
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--pool-kernel", choices=config.POOL_KERNELS, default="aten",
-                    help="train.pool_kernel: max pools by PyTorch's kernels or lrlab's Triton ones (CUDA)")  # fmt: skip
+    ap.add_argument("--pool-kernel", choices=config.POOL_KERNELS,
+                    help="train.pool_kernel: max pools by PyTorch's kernels (the default here) or lrlab's Triton "
+                         "ones (CUDA), or auto")  # fmt: skip
     ap.add_argument(
         "--fastest-of",
         type=candidates_arg,
@@ -73,8 +74,9 @@ def main() -> None:
     ap.add_argument("--set", dest="settings", type=parse_setting, action="append", default=[], metavar="KEY=VALUE",
                     help="any config key, as lrlab's --set, e.g. --set model.init=fan_in; repeatable")  # fmt: skip
     args = ap.parse_args()
-    if args.fastest_of and (args.epochs or args.compile or args.pool_kernel != "aten"):
+    if args.fastest_of and (args.epochs or args.compile or args.pool_kernel):
         ap.error("--fastest-of needs --epochs auto, and takes the place of --compile and --pool-kernel")
+    args.pool_kernel = args.pool_kernel or "aten"
     doc = {
         "name": "time-to-accuracy",
         # 5,000 validation images; the held-out "test" part is set as small as the split allows and unused
@@ -143,8 +145,9 @@ def main() -> None:
     took = trainer.compile_seconds or 0.0
     compiled = f", compile {took:.0f} s (not counted)" if took >= 0.5 else ""
     compiled = (f", torch.compile {args.compile}" if args.compile else "") + compiled
+    pools = trainer.speed.pool_kernel + (" (auto)" if args.pool_kernel == "auto" else "")  # the kernels that ran
     print(f"\n{name}, torch {torch.__version__}, GoogLeNet width {args.width}, batch {args.batch}, one-cycle to "
-          f"{args.max_lr}, {args.epochs} epoch{'s' * (args.epochs != 1)}, {args.pool_kernel} max pools"
+          f"{args.max_lr}, {args.epochs} epoch{'s' * (args.epochs != 1)}, {pools} max pools"
           f"{compiled}{''.join(f', {k} = {v}' for k, v in args.settings)}")  # fmt: skip
     print(f"time to {args.target:.0%} validation accuracy: " + (f"{reached:.1f} s" if reached else "not reached"))
     if args.tta:
@@ -204,8 +207,8 @@ def fastest(p, bar, candidates: list[tuple[str, str]]):
         try:
             per_epoch = epoch_seconds(p, bar, train_cfg)
         except Exception as e:  # one variant's failure costs that variant alone
-            first = (str(e).splitlines() or [""])[0][:300]
-            print(f"variant {pool}:{mode} failed, left out: {type(e).__name__}: {first}")
+            first = (str(e).splitlines() or [""])[0][:300]  # the exception's module named: gpu.sh reads it
+            print(f"variant {pool}:{mode} failed, left out: {type(e).__module__}.{type(e).__qualname__}: {first}")
             continue
         print(f"variant {pool}:{mode}: an epoch takes {per_epoch:.2f} s (calibrated in "
               f"{time.perf_counter() - t0:.0f} s, compilation included)")  # fmt: skip

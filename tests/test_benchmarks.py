@@ -74,9 +74,10 @@ def test_time_to_accuracy_runs_on_a_small_archive(tmp_path):
     archive = cifar_like_archive(tmp_path / "c.tar.gz")
     out = run("time_to_accuracy.py", "--data", str(archive), "--epochs", "2", "--width", "0.0625", "--batch", "16",
               "--max-lr", "0.05", "--device", "cpu", "--tta", "--set", "model.init=fan_in",
-              "--set", "train.decay_norm_bias=false")  # fmt: skip
+              "--set", "train.decay_norm_bias=false", "--pool-kernel", "auto")  # fmt: skip
     assert "epoch  2: val accuracy" in out and "final validation accuracy" in out
-    assert "aten max pools, model.init = fan_in, train.decay_norm_bias = False\n" in out  # --set, said
+    # the kernels that ran (auto, resolved: ATen's on the CPU), and the --sets
+    assert "aten (auto) max pools, model.init = fan_in, train.decay_norm_bias = False\n" in out
     # --tta: a flip-TTA figure per epoch, counted on its own clock, which adds its passes to the plain one's
     # (at 0.1 s resolution: the tiny split's passes may round away)
     epochs = [x for x in out.splitlines() if x.startswith("epoch ")]
@@ -106,7 +107,7 @@ runpy.run_path({str(BENCH / "time_to_accuracy.py")!r}, run_name="__main__")
     done = tta("triton:default,aten:reduce-overhead")
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
-    assert "variant triton:default failed, left out: ConfigError: train.pool_kernel: 'triton' needs" in out
+    assert "failed, left out: lrlab.errors.ConfigError: train.pool_kernel: 'triton' needs" in out
     assert "variant aten:reduce-overhead: an epoch takes " in out and "fastest: aten:reduce-overhead" in out
     assert out.index("fastest:") < out.index("calibration: an epoch") < out.index("epoch  1: val accuracy")
     assert ", 1 epoch, aten max pools, torch.compile reduce-overhead\n" in out
@@ -116,8 +117,38 @@ runpy.run_path({str(BENCH / "time_to_accuracy.py")!r}, run_name="__main__")
         (["--fastest-of", "aten:fast"], "expected POOL:MODE with POOL aten or triton and MODE one of default"),
         (["--fastest-of", "aten:default"], "--fastest-of needs --epochs auto"),
         (["--fastest-of", "aten:default", "--epochs", "auto", "--compile"], "takes the place of --compile"),
+        (["--fastest-of", "aten:default", "--epochs", "auto", "--pool-kernel", "aten"], "and --pool-kernel"),
     ):
         assert said in refused("time_to_accuracy.py", "--data", "x", *args)
+
+
+def test_fastest_trains_the_variant_of_the_shortest_epoch(capsys):
+    """--fastest-of's choice among variants that work, and what it says of one that fails (its exception's
+    module too: gpu.sh reads a compiler's failure from it)."""
+    import runpy
+    from types import SimpleNamespace
+    from unittest import mock
+
+    from lrlab.config import TrainConfig
+
+    with mock.patch.object(sys, "path", [str(BENCH), *sys.path]):
+        fastest = runpy.run_path(str(BENCH / "time_to_accuracy.py"))["fastest"]
+    seconds = {("aten", "default"): 3.0, ("triton", "reduce-overhead"): 2.0, ("triton", "default"): 2.5}
+
+    def epoch_seconds(p, bar, cfg):
+        if cfg.compile_mode == "max-autotune":
+            raise RuntimeError("no autotuning here")
+        return seconds[cfg.pool_kernel, cfg.compile_mode]
+
+    fastest.__globals__["epoch_seconds"] = epoch_seconds
+    p = SimpleNamespace(cfg=SimpleNamespace(train=TrainConfig(epochs=3)))
+    variants = [("aten", "default"), ("aten", "max-autotune"), ("triton", "reduce-overhead"), ("triton", "default")]
+    best, per_epoch = fastest(p, None, variants)
+    assert (best.pool_kernel, best.compile_mode, best.compile, best.epochs, per_epoch) == (
+        "triton", "reduce-overhead", True, 3, 2.0)  # fmt: skip
+    out = capsys.readouterr().out
+    assert "variant aten:max-autotune failed, left out: builtins.RuntimeError: no autotuning here" in out
+    assert "variant triton:default: an epoch takes 2.50 s" in out and "fastest: triton:reduce-overhead" in out
 
 
 def test_throughput_keeps_its_figures_when_compilation_fails():
