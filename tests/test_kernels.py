@@ -182,6 +182,8 @@ def test_auto_pool_kernel_is_triton_on_a_cuda_device_when_eager(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability[0])
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     monkeypatch.setattr(kernels, "available", lambda: True)
+    faults = {cuda: None}
+    monkeypatch.setattr(kernels, "fault", faults.get)
     assert Speed.resolve(TrainConfig(), cuda).pool_kernel == "triton"
     assert Speed.resolve(TrainConfig(compile=True), cuda).pool_kernel == "aten"
     assert Speed.resolve(TrainConfig(pool_kernel="aten"), cuda).pool_kernel == "aten"
@@ -190,8 +192,39 @@ def test_auto_pool_kernel_is_triton_on_a_cuda_device_when_eager(monkeypatch):
     assert Speed.resolve(TrainConfig(), cuda).pool_kernel == "aten"
     capability[0] = (8, 0)
     assert Speed.resolve(TrainConfig(), cuda).pool_kernel == "triton"
+    faults[cuda] = "CompilationError: no PTX for this card"  # kernels that fail their check on the card
+    with pytest.warns(UserWarning, match=r"Triton max pools failed their check on cuda \(CompilationError: no PTX"):
+        assert Speed.resolve(TrainConfig(), cuda).pool_kernel == "aten"
+    faults[cuda] = None
     monkeypatch.setattr(kernels, "available", lambda: False)
     assert Speed.resolve(TrainConfig(), cuda).pool_kernel == "aten"
+
+
+def test_the_kernels_check_before_auto_picks_them():
+    """kernels.fault, run under Triton's interpreter: None where the kernels agree with ATen's, else why not
+    (an exception at the kernels' build or launch, or results that differ)."""
+    out = interpreted("""
+        import torch, torch.nn.functional as F
+        from lrlab import kernels
+        cpu = torch.device("cpu")
+        assert kernels.fault(cpu) is None
+        real = kernels.max_pool2d
+        def broken(*args):
+            raise RuntimeError("PTX .version 8.7 does not support .target sm_120\\nmore")
+        def off_by_one(x, k, s, p, ceil):
+            return real(x, k, s, p, ceil) + 1
+        for impl, said in ((broken, "RuntimeError: PTX .version 8.7 does not support .target sm_120"),
+                           (off_by_one, "its torch.float32 results differ from F.max_pool2d's on a test pool")):
+            kernels.max_pool2d = impl
+            kernels.fault.cache_clear()
+            assert kernels.fault(cpu) == said, kernels.fault(cpu)
+        kernels.max_pool2d = real
+        kernels.fault.cache_clear()
+        with torch.no_grad():  # the check takes its gradient whatever the caller's mode
+            assert kernels.fault(cpu) is None
+        print("ok")
+    """)
+    assert out.strip().endswith("ok")
 
 
 def test_compiled_stats_reads_registers_and_spills_from_tritons_cache(monkeypatch):

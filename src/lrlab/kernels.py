@@ -12,7 +12,8 @@ row-major order wins, a NaN wins (the last NaN, as in ATen), and a window with n
 its first position inside the image. Its gradient goes where ATen's goes, summed in fp32 over the outputs
 row by row (the order ATen's CPU kernel adds them in). The shape (channels, height, width) is a compile-time
 constant: one compilation per pool shape, a handful per model. `train.pool_kernel = "triton"` selects them
-(model.MaxPool2d), and "auto" (the default) on a CUDA device when the model is not compiled (auto_pool_kernel).
+(model.MaxPool2d), and "auto" (the default) on a CUDA device when the model is not compiled and they pass a
+check there (auto_pool_kernel, fault).
 On an H200 (2026-11-28) the eleven pools of a training step took 10.3 ms here against ATen's 25.3 ms, with
 outputs and gradients equal to ATen's to the bit. Triton is imported at the first call, so that the module
 loads without it; with TRITON_INTERPRET=1 the kernels run on the CPU (how the tests check them).
@@ -24,9 +25,11 @@ import contextlib
 import functools
 import importlib.util
 import os
+import warnings
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 MAX_WINDOW = 127  # window positions an int8 offset can name
@@ -55,12 +58,46 @@ AUTO_MIN_CAPABILITY = (8, 0)
 
 def auto_pool_kernel(device: torch.device, compiled: bool) -> str:
     """What train.pool_kernel = "auto" runs: "triton" on a CUDA device that Triton serves (AUTO_MIN_CAPABILITY)
-    when the model is not compiled, "aten" otherwise. On an H200 (benchmarks/README.md, 2026-11-28) these kernels
-    made the eager training step 1.39× as fast as ATen's pools, while the compiled step was faster with
+    when the model is not compiled and the kernels pass their check there (`fault`), "aten" otherwise (a failed
+    check is warned of: a default must not break a run). On an H200 (benchmarks/README.md, 2026-11-28) these
+    kernels made the eager training step 1.39× as fast as ATen's pools, while the compiled step was faster with
     TorchInductor's own pools (13,227 against 11,944 images/s)."""
     if device.type != "cuda" or compiled or not available():
         return "aten"
-    return "triton" if torch.cuda.get_device_capability(device) >= AUTO_MIN_CAPABILITY else "aten"
+    if torch.cuda.get_device_capability(device) < AUTO_MIN_CAPABILITY:
+        return "aten"
+    if (why := fault(device)) is not None:
+        warnings.warn(f"train.pool_kernel = 'auto': lrlab's Triton max pools failed their check on {device} "
+                      f"({why}); PyTorch's run instead", stacklevel=2)  # fmt: skip
+        return "aten"
+    return "triton"
+
+
+@functools.cache
+def fault(device: torch.device) -> str | None:
+    """None if the kernels run on `device` and agree with F.max_pool2d there, forward and gradient, on a small
+    pool in fp32 and bf16 (about a second, once a process: a few compilations); else what went wrong. What
+    "auto" checks before it picks them: Triton or a driver that cannot build them for a card, or a card they
+    miscompute on, leaves a run on ATen's pools instead of failing it."""
+    try:
+        g = torch.Generator().manual_seed(0)
+        with torch.enable_grad():  # (whatever the caller's mode: the check takes a gradient)
+            return _check(device, g)
+    except Exception as e:  # whatever a card or a toolchain raises: the run goes on with ATen's pools
+        return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
+
+
+def _check(device: torch.device, g: torch.Generator) -> str | None:
+    for dtype in (torch.float32, torch.bfloat16):
+        x = torch.randn(2, 3, 5, 6, generator=g).to(device, dtype).contiguous(memory_format=torch.channels_last)
+        a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+        ref, got = F.max_pool2d(a, 3, 2, 1, ceil_mode=True), max_pool2d(b, (3, 3), (2, 2), (1, 1), True)
+        grad = torch.randint(-3, 4, ref.shape, generator=g).to(device, dtype)  # integers: sums in any order agree
+        ref.backward(grad)
+        got.backward(grad)
+        if not (torch.equal(got, ref) and torch.equal(b.grad, a.grad)):
+            return f"its {dtype} results differ from F.max_pool2d's on a test pool"
+    return None
 
 
 def runs_on(x: Tensor) -> bool:
