@@ -76,7 +76,7 @@ def auto_pool_kernel(device: torch.device, compiled: bool) -> str:
 @functools.cache
 def fault(device: torch.device) -> str | None:
     """None if the kernels run on `device` and agree with F.max_pool2d there, forward and gradient, on a small
-    pool in fp32 and bf16 (about a second, once a process: a few compilations); else what went wrong. What
+    pool in fp32 and bf16 (once a process: four kernel builds, which Triton caches on disk); else what went wrong. What
     "auto" checks before it picks them: Triton or a driver that cannot build them for a card, or a card they
     miscompute on, leaves a run on ATen's pools instead of failing it."""
     try:
