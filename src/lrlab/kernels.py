@@ -76,9 +76,9 @@ def auto_pool_kernel(device: torch.device, compiled: bool) -> str:
 @functools.cache
 def fault(device: torch.device) -> str | None:
     """None if the kernels run on `device` and agree with F.max_pool2d there, forward and gradient, on a small
-    pool in fp32 and bf16 (once a process: four kernel builds, which Triton caches on disk); else what went wrong. What
-    "auto" checks before it picks them: Triton or a driver that cannot build them for a card, or a card they
-    miscompute on, leaves a run on ATen's pools instead of failing it."""
+    pool in fp32 and bf16 (once a process: four kernel builds, which Triton caches on disk); else what went
+    wrong. What "auto" checks before it picks them: Triton or a driver that cannot build them for a card, or a
+    card they miscompute on, leaves a run on ATen's pools instead of failing it."""
     try:
         g = torch.Generator().manual_seed(0)
         with torch.enable_grad():  # (whatever the caller's mode: the check takes a gradient)
