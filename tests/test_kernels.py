@@ -198,6 +198,12 @@ def test_auto_pool_kernel_is_triton_on_a_cuda_device_when_eager(monkeypatch):
     faults[cuda] = None
     monkeypatch.setattr(kernels, "available", lambda: False)
     assert Speed.resolve(TrainConfig(), cuda).pool_kernel == "aten"
+    # the early check (study.prepare's, before torchrun's rank has its device) refuses without resolving "auto",
+    # which would run the kernels' check on the current device
+    monkeypatch.setattr(kernels, "auto_pool_kernel", lambda *a: pytest.fail("auto resolved by Speed.check"))
+    Speed.check(TrainConfig(), cuda)
+    with pytest.raises(ConfigError, match="'triton' needs the triton package"):
+        Speed.check(TrainConfig(pool_kernel="triton"), cuda)
 
 
 def test_the_kernels_check_before_auto_picks_them():
@@ -220,8 +226,10 @@ def test_the_kernels_check_before_auto_picks_them():
             assert kernels.fault(cpu) == said, kernels.fault(cpu)
         kernels.max_pool2d = real
         kernels.fault.cache_clear()
-        with torch.no_grad():  # the check takes its gradient whatever the caller's mode
-            assert kernels.fault(cpu) is None
+        for mode in (torch.no_grad, torch.inference_mode):  # the check takes its gradient whatever the mode
+            kernels.fault.cache_clear()
+            with mode():
+                assert kernels.fault(cpu) is None, mode
         print("ok")
     """)
     assert out.strip().endswith("ok")

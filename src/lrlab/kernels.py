@@ -81,7 +81,8 @@ def fault(device: torch.device) -> str | None:
     card they miscompute on, leaves a run on ATen's pools instead of failing it."""
     try:
         g = torch.Generator().manual_seed(0)
-        with torch.enable_grad():  # (whatever the caller's mode: the check takes a gradient)
+        # (whatever the caller's mode, inference mode too: the check takes a gradient)
+        with torch.inference_mode(False), torch.enable_grad():
             return _check(device, g)
     except Exception as e:  # whatever a card or a toolchain raises: the run goes on with ATen's pools
         return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"

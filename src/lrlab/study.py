@@ -156,7 +156,7 @@ def prepare(
     check_schedule_names(cfg, names)
     data_mod.check_source(cfg.data)
     device = resolve_device(cfg.train.device)
-    Speed.resolve(cfg.train, device)  # its refusals (train.pool_kernel) before anything is loaded or written
+    Speed.check(cfg.train, device)  # its refusals (train.pool_kernel) before anything is loaded or written
     d = distributed.from_env(device)  # under torchrun: join the process group
     device = distributed.device_for(d, device)
     distributed.check_setup(d, cfg.train.batch_size, cfg.train.sync_bn, device)

@@ -134,19 +134,24 @@ class Speed:
     compile: bool  # torch.compile the training step's model
     pool_kernel: str = "aten"  # max pooling by "aten" or lrlab's "triton" kernels ("auto" resolved)
 
-    @classmethod
-    def resolve(cls, cfg: TrainConfig, device: torch.device) -> Speed:
-        cuda = device.type == "cuda"
-        bf16 = {"auto": cuda and torch.cuda.is_bf16_supported(), "bf16": True, "fp32": False}[cfg.precision]
-        on = {"auto": cuda, "on": True, "off": False}
-        pool = cfg.pool_kernel
-        if pool == "triton":
+    @staticmethod
+    def check(cfg: TrainConfig, device: torch.device) -> None:
+        """Raise ConfigError for settings this device cannot run (train.pool_kernel = "triton" without Triton or
+        a CUDA device), touching nothing on the device."""
+        if cfg.pool_kernel == "triton":
             missing = [] if kernels.available() else ["the triton package (PyTorch's Linux CUDA builds install it)"]
             missing += [] if kernels.device_ok(device) else [f"a CUDA device (this run is on {device.type})"]
             if missing:
                 raise ConfigError(f"train.pool_kernel: 'triton' needs {' and '.join(missing)}; use 'aten'")
-        elif pool == "auto":
-            pool = kernels.auto_pool_kernel(device, cfg.compile)
+
+    @classmethod
+    def resolve(cls, cfg: TrainConfig, device: torch.device) -> Speed:
+        """The settings for `device` (its index given: "auto" pool kernels are checked on it); raises as `check`."""
+        cls.check(cfg, device)
+        cuda = device.type == "cuda"
+        bf16 = {"auto": cuda and torch.cuda.is_bf16_supported(), "bf16": True, "fp32": False}[cfg.precision]
+        on = {"auto": cuda, "on": True, "off": False}
+        pool = kernels.auto_pool_kernel(device, cfg.compile) if cfg.pool_kernel == "auto" else cfg.pool_kernel
         return cls(bf16, on[cfg.channels_last], on[cfg.data_on_device], cfg.compile, pool)
 
     def autocast(self, device: torch.device) -> Any:
