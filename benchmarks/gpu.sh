@@ -80,14 +80,15 @@ checks() {  # $1: seconds after the start by which time to accuracy must end; $2
     fi
   fi
   # throughput: common recipe, fast path with ATen's and with Triton max pools, host syncs, a profile of the
-  # eager fast path, then compiled: default mode with ATen's pools (from the cache), then with Triton's (a new
-  # compilation), then CUDA graphs (reduce-overhead) with Triton's (from the cache) and with ATen's pools; a
-  # time limit costs the last rows. Each profile line says how much of a step the device idled. Bare,
+  # eager fast path, then compiled: first the two variants time to accuracy compiled (from the cache), ATen's
+  # pools in default mode and Triton's under CUDA graphs (reduce-overhead), then two new compilations, Triton's
+  # in default mode and ATen's under CUDA graphs; a time limit costs the last rows. Each profile line says how
+  # much of a step the device idled. Bare,
   # lrlab-without-augmentation, unfused and batch 1024 were measured on the H200 on 2026-11-27
   # (benchmarks/README.md); `--skip` leaves them out to give the compiled loops the time
   local tp=(python3 benchmarks/throughput.py --device cuda --data data/cifar10-train.tar.gz --images 20000
             --skip bare,plain,unfused --triton-pools)
-  local compile=(--compile default,reduce-overhead)
+  local compile=(--compile aten:default,triton:reduce-overhead,triton:default,aten:reduce-overhead)
   ((compiled)) || compile=()
   timeout -k 10 "$(until_ "$2")" "${tp[@]}" --seconds 6 --profile "$OUT/profile.txt" "${compile[@]}" 2>&1 \
     | tee "$OUT/throughput.txt" || true

@@ -19,7 +19,8 @@ On CUDA it also counts the host-device synchronisations in one epoch of the fast
 sync debug mode); --profile FILE writes the kernels that took the most time in one epoch of the eager
 fast path (before any compilation), and with --compile appends those of one compiled epoch (one file: the
 device tool returns at most 8), and prints each profiled epoch's device-busy and wall time a step.
---compile default,reduce-overhead times each mode (reduce-overhead replays CUDA graphs).
+--compile default,reduce-overhead times each mode (reduce-overhead replays CUDA graphs), with ATen's max pools
+and, with --triton-pools, lrlab's; --compile aten:default,triton:reduce-overhead times those rows, in that order.
 """
 
 from __future__ import annotations
@@ -178,20 +179,29 @@ def lrlab_loop(
 OPTIONAL_LOOPS = ("bare", "plain", "unfused")
 
 
-def compile_modes(text: str) -> list[str]:
-    """--compile's modes: torch.compile modes, comma-separated."""
-    modes = [m.strip() for m in text.split(",") if m.strip()]
-    bad = [m for m in modes if m not in COMPILE_MODES]
-    if bad or not modes:
-        raise argparse.ArgumentTypeError(f"not a torch.compile mode: {', '.join(bad) or repr(text)}; "
-                                         f"valid: {', '.join(COMPILE_MODES)}")  # fmt: skip
-    return list(dict.fromkeys(modes))
+def compile_spec(text: str) -> list[tuple[str | None, str]]:
+    """--compile's value: torch.compile modes, or POOL:MODE rows (POOL aten or triton), comma-separated, as
+    (pool or None, mode)."""
+    items = []
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        pool, _, mode = item.rpartition(":")
+        if mode not in COMPILE_MODES or pool not in ("", "aten", "triton"):
+            raise argparse.ArgumentTypeError(f"not a torch.compile mode or POOL:MODE row: {item!r}; modes: "
+                                             f"{', '.join(COMPILE_MODES)}; POOL: aten or triton")  # fmt: skip
+        items.append((pool or None, mode))
+    if not items or len({pool is None for pool, _ in items}) > 1:
+        raise argparse.ArgumentTypeError(f"expected modes, or POOL:MODE rows, not both: {text!r}")
+    return list(dict.fromkeys(items))
 
 
-def compiled_rows(modes: list[str], pools: list[str]) -> list[tuple[str, str]]:
-    """The compiled loops' (mode, pool kernel) in the order they are timed: first the first mode with ATen's
+def compiled_rows(spec: list[tuple[str | None, str]], pools: list[str]) -> list[tuple[str, str]]:
+    """The compiled loops' (mode, pool kernel) in the order they are timed (a time limit costs the last). POOL:MODE
+    rows: those, in their order (Triton's where its pools ran eager). Modes: first the first mode with ATen's
     pools (the best row so far, whose compilation the time-to-accuracy run has cached), then Triton's pools in
-    each mode (less device time a step), then ATen's in the other modes; a time limit costs the last."""
+    each mode (less device time a step), then ATen's in the other modes."""
+    if spec[0][0] is not None:
+        return [(mode, pool) for pool, mode in spec if pool in pools]
+    modes = [mode for _, mode in spec]
     rows = [(modes[0], "aten")] + [(m, "triton") for m in modes if "triton" in pools]
     return rows + [(m, "aten") for m in modes[1:]]
 
@@ -216,12 +226,13 @@ def main() -> None:
     ap.add_argument(
         "--compile",
         nargs="?",
-        const=["default"],
-        type=compile_modes,
+        const=[(None, "default")],
+        type=compile_spec,
         default=None,
         metavar="MODES",
         help="also time lrlab's fast path under torch.compile; modes may follow, comma-separated, of "
-        f"{', '.join(COMPILE_MODES)} (default 'default')",
+        f"{', '.join(COMPILE_MODES)} (default 'default'), or rows POOL:MODE (POOL aten or triton) to time "
+        "in that order",
     )
     ap.add_argument("--large-batch", type=int, metavar="N", help="also time the eager fast path at batch N (e.g. 1024)")
     ap.add_argument("--skip", type=loop_names, default=set(), metavar="LOOPS",
@@ -319,12 +330,15 @@ def main() -> None:
         profile(fast, args.profile, "eager fast path")
     if args.compile:  # with ATen's max pools (TorchInductor lowers them itself), and with lrlab's Triton ones
         pools = ["aten"] + (["triton"] if "triton" in rows else [])  # (not where they failed eager)
-        for mode, pool in compiled_rows(args.compile, pools):
-            compiled_row(args, build, split, mean, std, device, fast_batch, mode, pool, common, fast, flops)
+        compiled = compiled_rows(args.compile, pools)
+        for mode, pool in compiled:
+            compiled_row(args, build, split, mean, std, device, fast_batch, mode, pool, common, fast, flops,
+                         first_mode=compiled[0][0])  # fmt: skip
 
 
 def compiled_row(
-    args, build, split, mean, std, device, batch: int, mode: str, pool: str, common, fast, flops: float
+    args, build, split, mean, std, device, batch: int, mode: str, pool: str, common, fast, flops: float,
+    first_mode: str,
 ) -> None:  # fmt: skip
     """Compile lrlab's fast path (torch.compile `mode`; pool: train.pool_kernel), profile it (--profile), then
     time it beside the common recipe and the eager fast path and print its row and ratios; a compiler failure
@@ -332,7 +346,7 @@ def compiled_row(
     comp = lrlab_loop(build, split, mean, std, device, batch, augment=True, fast=True, compile_=mode, pool=pool)
     t0 = time.perf_counter()
     pools = "" if pool == "aten" else ", Triton max pools"
-    tag = ("" if mode == args.compile[0] else f" {mode}") + pools  # the first mode's ratios keep their words
+    tag = ("" if mode == first_mode else f" {mode}") + pools  # the first mode's ratios keep their words
     try:
         comp()  # first epoch: compilation
         sync()

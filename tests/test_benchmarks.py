@@ -69,7 +69,26 @@ def test_device_busy_sums_the_devices_own_events_once():
               SimpleNamespace(device_type=DeviceType.CUDA, self_device_time_total=2_000_000),  # its kernel
               SimpleNamespace(device_type=DeviceType.CUDA, self_device_time_total=500_000)]  # fmt: skip
     assert busy(events) == 2.5
-    assert "not a torch.compile mode: fast; valid: default" in refused("throughput.py", "--compile", "default,fast")
+
+
+def test_throughput_orders_its_compiled_rows():
+    """--compile's modes (ATen's row of the first mode, then Triton's rows, then ATen's of the other modes), or
+    POOL:MODE rows in their given order: the order decides which rows a time limit on a GPU costs."""
+    import runpy
+
+    script = runpy.run_path(str(BENCH / "throughput.py"))
+    spec, rows = script["compile_spec"], script["compiled_rows"]
+    both = ["aten", "triton"]
+    d, ro = "default", "reduce-overhead"
+    assert rows(spec(f"{d},{ro}"), both) == [(d, "aten"), (d, "triton"), (ro, "triton"), (ro, "aten")]
+    assert rows(spec("default,reduce-overhead"), ["aten"]) == [("default", "aten"), ("reduce-overhead", "aten")]
+    given = spec("aten:default, triton:reduce-overhead,triton:default,aten:default")  # (a repeat counts once)
+    assert rows(given, both) == [("default", "aten"), ("reduce-overhead", "triton"), ("default", "triton")]
+    assert rows(given, ["aten"]) == [("default", "aten")]  # Triton's rows go where its pools failed eager
+    for text, said in (("default,fast", "not a torch.compile mode or POOL:MODE row: 'fast'"),
+                       ("cudnn:default", "not a torch.compile mode or POOL:MODE row: 'cudnn:default'"),
+                       ("aten:default,reduce-overhead", "expected modes, or POOL:MODE rows, not both")):  # fmt: skip
+        assert said in refused("throughput.py", "--compile", text)
 
 
 def test_time_to_accuracy_runs_on_a_small_archive(tmp_path):
