@@ -27,7 +27,7 @@ from lrlab.errors import ConfigError
 from lrlab.schedules import Plan, compile_schedule
 from lrlab.study import prepare
 from lrlab.training import Trainer, evaluate
-from throughput import sync  # the script beside this one (its folder is on sys.path when run)
+from throughput import compile_spec, sync  # the script beside this one (its folder is on sys.path when run)
 
 
 def main() -> None:
@@ -170,18 +170,15 @@ def epochs_arg(text: str) -> int:
 
 
 def candidates_arg(text: str) -> list[tuple[str, str]]:
-    """--fastest-of's variants: POOL:MODE pairs, comma-separated (POOL a train.pool_kernel, MODE a
-    torch.compile mode)."""
-    pairs = []
-    for item in filter(None, (x.strip() for x in text.split(","))):
-        pool, _, mode = item.partition(":")
-        if pool not in ("aten", "triton") or mode not in COMPILE_MODES:
-            raise argparse.ArgumentTypeError(f"expected POOL:MODE with POOL aten or triton and MODE one of "
-                                             f"{', '.join(COMPILE_MODES)}; got {item!r}")  # fmt: skip
-        pairs.append((pool, mode))
-    if not pairs:
-        raise argparse.ArgumentTypeError("expected at least one POOL:MODE")
-    return list(dict.fromkeys(pairs))
+    """--fastest-of's variants: POOL:MODE pairs, comma-separated, read as throughput.py's --compile rows."""
+    try:
+        rows = compile_spec(text)
+    except argparse.ArgumentTypeError:
+        rows = [(None, "")]
+    if any(pool is None for pool, _ in rows):
+        raise argparse.ArgumentTypeError(f"expected POOL:MODE with POOL aten or triton and MODE one of "
+                                         f"{', '.join(COMPILE_MODES)}; got {text!r}")  # fmt: skip
+    return rows
 
 
 def epoch_seconds(p, bar, train_cfg) -> float:
