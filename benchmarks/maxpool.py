@@ -10,7 +10,9 @@ and its backward reads them. This measures the alternatives before the model cha
   separable       a k×k max as a max over k shifted views along the width, then along the height
                   (torch.maximum, no indices; its backward splits a tie's gradient, ATen's gives it to
                   the first maximum, so training would differ where a window holds equal maxima)
-  triton          lrlab's Triton kernels (kernels.py, train.pool_kernel = "triton"; CUDA only)
+  triton          lrlab's Triton kernels (kernels.py, train.pool_kernel = "triton"; CUDA only), in the block
+                  triton.autotune measured fastest for each pool (kernels.TUNED_BLOCKS)
+  triton fixed    the same kernels in their default block (kernels.BLOCK_ELEMENTS, kernels.WARPS)
   + compiled      each of those under torch.compile (--compile)
 
   python benchmarks/maxpool.py --device cuda --compile         # full width, batch 512, bf16
@@ -120,7 +122,7 @@ def main() -> None:
     dtype = torch.bfloat16 if cuda else torch.float32
     variants = dict(VARIANTS)
     if kernels.available() and kernels.device_ok(device):
-        variants["triton"] = triton
+        variants["triton"] = variants["triton fixed"] = triton  # (kernels.AUTOTUNE set per variant, below)
     if args.compile:
         variants |= {f"{n} compiled": torch.compile(f, dynamic=False) for n, f in list(variants.items())}
     shapes = pool_shapes(width, args.image_size)
@@ -137,6 +139,7 @@ def main() -> None:
             memory_format=torch.channels_last)  # fmt: skip
         cells, ref_grad = [], None
         for name, fn in variants.items():
+            kernels.AUTOTUNE = not name.startswith("triton fixed")
             out = fn(x, k, s, p, ceil)
             if out.shape != ref.shape or not torch.equal(out, ref):
                 wrong.append(f"{name}: output differs from F.max_pool2d's at {shape}")
@@ -151,6 +154,10 @@ def main() -> None:
     for name in variants:
         print(f"ratio aten / {name}: {totals['aten'] / totals[name]:.2f}")
     if "triton" in variants:
+        print(f"ratio triton fixed / triton (the blocks autotuning chose): "
+              f"{totals['triton fixed'] / totals['triton']:.2f}")  # fmt: skip
+        for line in kernels.tuned_blocks():
+            print(f"block, Triton {line}")
         for line in dict.fromkeys(kernels.compiled_stats()):  # (one per pool shape; most shapes compile alike)
             print(f"registers, Triton {line}")
     triton_note = "; Triton gradients equal to its too" if "triton" in variants else ""

@@ -93,16 +93,17 @@ def test_throughput_orders_its_compiled_rows():
 
 def test_time_to_accuracy_runs_on_a_small_archive(tmp_path):
     archive = cifar_like_archive(tmp_path / "c.tar.gz")
-    out = run("time_to_accuracy.py", "--data", str(archive), "--epochs", "2", "--width", "0.0625", "--batch", "16",
+    out = run("time_to_accuracy.py", "--data", str(archive), "--epochs", "3", "--width", "0.0625", "--batch", "16",
               "--max-lr", "0.05", "--device", "cpu", "--tta", "--set", "model.init=fan_in",
-              "--set", "train.decay_norm_bias=false", "--pool-kernel", "auto")  # fmt: skip
-    assert "epoch  2: val accuracy" in out and "final validation accuracy" in out
+              "--set", "train.decay_norm_bias=false", "--pool-kernel", "auto", "--eval-last", "2")  # fmt: skip
+    assert "epoch  3: val accuracy" in out and "final validation accuracy" in out
     # the kernels that ran (auto, resolved: ATen's on the CPU), and the --sets
-    assert "aten (auto) max pools, model.init = fan_in, train.decay_norm_bias = False\n" in out
-    # --tta: a flip-TTA figure per epoch, counted on its own clock, which adds its passes to the plain one's
-    # (at 0.1 s resolution: the tiny split's passes may round away)
+    assert ", 3 epochs, validated after the last 2, aten (auto) max pools, model.init = fan_in, " \
+           "train.decay_norm_bias = False\n" in out  # fmt: skip
+    # --eval-last 2: validated after epochs 2 and 3 only; --tta: a flip-TTA figure each time, counted on its own
+    # clock, which adds its passes to the plain one's (at 0.1 s resolution: the tiny split's passes may round away)
     epochs = [x for x in out.splitlines() if x.startswith("epoch ")]
-    assert len(epochs) == 2 and all("; with flip TTA " in x for x in epochs)
+    assert [x[:8] for x in epochs] == ["epoch  2", "epoch  3"] and all("; with flip TTA " in x for x in epochs)
     plain, tta = (float(x.split(",")[-1].split()[0]) for x in epochs[-1].split(";"))
     assert tta >= plain
     assert "validation accuracy with flip TTA (its passes counted): " in out
@@ -151,22 +152,38 @@ def test_fastest_trains_the_variant_of_the_shortest_epoch(capsys):
         fastest = runpy.run_path(str(BENCH / "time_to_accuracy.py"))["fastest"]
     seconds = {("aten", "default"): 3.0, ("triton", "reduce-overhead"): 2.0, ("triton", "default"): 2.5}
 
-    def epoch_seconds(p, bar, cfg):
+    def calibrate(p, inputs, bar, cfg, tta):
         if cfg.compile_mode == "max-autotune":
             raise RuntimeError("no autotuning here")
-        return seconds[cfg.pool_kernel, cfg.compile_mode]
+        return seconds[cfg.pool_kernel, cfg.compile_mode], 0.25 + tta * (cfg.pool_kernel == "triton")
 
-    fastest.__globals__["epoch_seconds"] = epoch_seconds
+    fastest.__globals__["calibrate"] = calibrate
     p = SimpleNamespace(cfg=SimpleNamespace(train=TrainConfig(epochs=3)))
     variants = [("aten", "default"), ("aten", "max-autotune"), ("triton", "reduce-overhead"), ("triton", "default")]
-    best, per_epoch = fastest(p, None, variants)
-    assert (best.pool_kernel, best.compile_mode, best.compile, best.epochs, per_epoch) == (
-        "triton", "reduce-overhead", True, 3, 2.0)  # fmt: skip
+    best, per_epoch, per_pass = fastest(p, None, None, variants, True)
+    assert (best.pool_kernel, best.compile_mode, best.compile, best.epochs, per_epoch, per_pass) == (
+        "triton", "reduce-overhead", True, 3, 2.0, 1.25)  # fmt: skip
     out = capsys.readouterr().out
     assert "variant aten:max-autotune failed, left out: builtins.RuntimeError: no autotuning here" in out
     assert "variant triton:default: an epoch takes 2.50 s" in out and "fastest: triton:reduce-overhead" in out
     with pytest.raises(SystemExit, match="every --fastest-of variant failed"):
-        fastest(p, None, [("aten", "max-autotune")])
+        fastest(p, None, None, [("aten", "max-autotune")], False)
+
+
+def test_fit_counts_the_validation_passes_in_the_budget(capsys):
+    """--epochs auto: the most epochs whose training and validation passes (after each of the last N, or each)
+    fit the budget."""
+    import runpy
+    from unittest import mock
+
+    with mock.patch.object(sys, "path", [str(BENCH), *sys.path]):
+        fit = runpy.run_path(str(BENCH / "time_to_accuracy.py"))["fit"]
+    assert fit(3.0, 0.5, 85.0, 0) == 24  # 24 × 3.5 = 84; 25 × 3.5 = 87.5
+    assert fit(3.0, 0.5, 85.0, 4) == 27  # 27 × 3 + 4 × 0.5 = 83; 28 × 3 + 2 = 86
+    assert fit(3.0, 0.5, 85.0, 40) == 24  # more passes than epochs: one after each
+    assert fit(3.0, 0.5, 1.0, 4) == 1
+    assert "an epoch of training takes 3.00 s and the validation after an epoch 0.50 s, so 1 epoch fits in 1 s" in (
+        capsys.readouterr().out)  # fmt: skip
 
 
 def test_throughput_keeps_its_figures_when_compilation_fails():
@@ -303,5 +320,6 @@ def test_time_to_accuracy_sizes_its_schedule_to_a_time_budget(tmp_path):
         (["--epochs", "0"], "expected a positive whole number or 'auto', got '0'"),
         (["--set", "train.epochs=3"], "--set train.epochs: this script's own flags set it"),
         (["--set", "model.int=fan_in"], "unknown config key 'model.int'"),
+        (["--eval-last", "-1"], "--eval-last must not be negative, got -1"),
     ):
         assert said in refused("time_to_accuracy.py", "--data", "x", *args)

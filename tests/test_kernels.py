@@ -251,3 +251,67 @@ def test_compiled_stats_reads_registers_and_spills_from_tritons_cache(monkeypatc
     assert kernels.compiled_stats() == ["forward: 86 registers, 0 bytes spilled, 8 warps"]
     monkeypatch.setattr(kernels, "_triton_kernels", lambda: (None, object(), object()))  # the interpreter's
     assert kernels.compiled_stats() == []
+
+
+def test_large_pools_on_a_cuda_device_run_in_the_block_measured_fastest(monkeypatch):
+    """kernels._launch: triton.autotune's kernels (TUNED_BLOCKS, timed on the card) for a large pool on a CUDA
+    device; the default block, untimed, for a small pool, off CUDA (Triton's interpreter) or with AUTOTUNE off.
+    Faked kernels record the launches (the timing itself needs a GPU: maxpool.py runs it there)."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from lrlab import kernels
+
+    launched = []
+
+    class Kernel:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def __getitem__(self, grid):
+            return lambda *args, **kw: launched.append((self.name, grid, args, kw))
+
+    names = ("fwd", "bwd", "fwd tuned", "bwd tuned")
+    fake = (SimpleNamespace(cdiv=lambda a, b: -(-a // b)), *(Kernel(n) for n in names))
+    monkeypatch.setattr(kernels, "_triton_kernels", lambda: fake)
+    monkeypatch.setattr(kernels, "_on", lambda x: contextlib.nullcontext())
+    gpu, cpu = SimpleNamespace(is_cuda=True), SimpleNamespace(is_cuda=False)
+    big = kernels.TUNE_MIN_ELEMENTS // 192 + 1  # positions: × 192 channels, just over the threshold
+    kernels._launch(1, gpu, big, 192, "args")
+    name, grid, args, kw = launched.pop()
+    # channel blocks × position blocks, in one dimension, for whichever block the tuner tries
+    assert (name, args, kw) == ("fwd tuned", ("args",), {}) and grid({"BLOCK_P": 32, "BLOCK_C": 64}) == (
+        3 * -(-big // 32),)  # fmt: skip
+    for which, like, positions, tune in ((2, gpu, big - 1, True), (1, cpu, big, True), (2, gpu, big, False)):
+        monkeypatch.setattr(kernels, "AUTOTUNE", tune)
+        kernels._launch(which, like, positions, 192, "args")
+        assert launched.pop() == (("fwd", "bwd")[which - 1], (3 * -(-positions // 32),), ("args", 32, 64),
+                                  {"num_warps": 8})  # fmt: skip
+    # the candidates for a pool's channels: the blocks of TUNED_BLOCKS, channels at most the next power of two,
+    # each once (at 3 channels, 2048 × 32 and 2048 × 64 are both 512 positions × 4 channels)
+    blocks = [(c.kwargs["BLOCK_P"], c.kwargs["BLOCK_C"], c.num_warps) for c in kernels._tuned_configs([], {"C": 3})]
+    assert blocks == [(512, 4, 8), (256, 4, 4), (128, 4, 2), (1024, 4, 16)]
+    assert len(kernels._tuned_configs([], {"C": 192})) == len(kernels.TUNED_BLOCKS)
+
+
+def test_the_autotuned_kernels_compute_what_the_default_block_does():
+    """The autotuned path's plumbing (its candidates made for the pool's channels, its grid from the block it runs)
+    under Triton's interpreter, where no timing can run: two candidates that come to one block at 5 channels, so
+    that triton.autotune runs that one untimed."""
+    out = interpreted("""
+        import torch, torch.nn.functional as F
+        from lrlab import kernels
+        kernels.TUNED_BLOCKS = ((1 << 12, 64, 4), (1 << 12, 32, 4))  # 512 positions × 8 channels, both
+        kernels._tunes = lambda like, total, channels: True
+        torch.manual_seed(0)
+        x = torch.randn(2, 5, 9, 9).contiguous(memory_format=torch.channels_last)
+        a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+        ref, got = F.max_pool2d(a, 3, 2, 1, ceil_mode=True), kernels.max_pool2d(b, (3, 3), (2, 2), (1, 1), True)
+        g = torch.randint(-3, 4, ref.shape).float()
+        ref.backward(g)
+        got.backward(g)
+        assert torch.equal(got, ref) and torch.equal(a.grad, b.grad)
+        print("\\n".join(kernels.tuned_blocks()))
+    """)
+    assert "forward (5, 9, 9, 5, 5, 3, 3, 2, 2, 1, 1, True" in out and "backward (5, 9, 9, 5, 5" in out
+    assert out.count(": 512 positions × 8 channels, 4 warps") == 2, out

@@ -11,9 +11,9 @@ Same function as F.max_pool2d (dilation 1), to the bit in the forward: the first
 row-major order wins, a NaN wins (the last NaN, as in ATen), and a window with no finite maximum points at
 its first position inside the image. Its gradient goes where ATen's goes, summed in fp32 over the outputs
 row by row (the order ATen's CPU kernel adds them in). The shape (channels, height, width) is a compile-time
-constant: one compilation per pool shape, a handful per model. `train.pool_kernel = "triton"` selects them
-(model.MaxPool2d), and "auto" (the default) on a CUDA device when the model is not compiled and they pass a
-check there (auto_pool_kernel, fault).
+constant: one compilation per pool shape and block (TUNED_BLOCKS; Triton caches them on disk).
+`train.pool_kernel = "triton"` selects them (model.MaxPool2d), and "auto" (the default) on a CUDA device when
+the model is not compiled and they pass a check there (auto_pool_kernel, fault).
 On an H200 (2026-11-28) the eleven pools of a training step took 10.3 ms here against ATen's 25.3 ms, with
 outputs and gradients equal to ATen's to the bit. Triton is imported at the first call, so that the module
 loads without it; with TRITON_INTERPRET=1 the kernels run on the CPU (how the tests check them).
@@ -33,12 +33,22 @@ import torch.nn.functional as F
 from torch import Tensor
 
 MAX_WINDOW = 127  # window positions an int8 offset can name
-# positions × channels per program (a power of two) and warps per program. Compiled offline for sm_90 (Triton
-# 3.8, ptxas; 2026-11-28) the 192×32×32 pool spilled at 4096 (forward at 4 warps: 255 registers a thread and 512
-# bytes of stack; backward at 8: 255 and 216 bytes) and did not at 2048 with 8 warps. On an H200 (Triton of
-# torch 2.11) no kernel spilled at these sizes: 55 to 78 registers a thread (maxpool.py prints compiled_stats)
-BLOCK_ELEMENTS = 2048
-WARPS_FORWARD, WARPS_BACKWARD = 8, 8
+# The default block: positions × channels per program (a power of two; channels at most 64) and warps per program.
+# Compiled offline for sm_90 (Triton 3.8, ptxas; 2026-11-28) the 192×32×32 pool spilled at 4096 (forward at 4
+# warps: 255 registers a thread and 512 bytes of stack; backward at 8: 255 and 216 bytes) and did not at 2048 with
+# 8 warps. On an H200 (Triton of torch 2.11) no kernel spilled at these sizes: 55 to 78 registers a thread
+# (maxpool.py prints compiled_stats)
+BLOCK_ELEMENTS, WARPS = 2048, 8
+# The blocks timed on a CUDA device (triton.autotune) at each pool shape's first call, the fastest kept for the
+# process: (elements a program, most channels a program, warps), the default first. In the profile of a compiled
+# training step on an H200 (2026-11-28) the pools ran at about a quarter of the memory bandwidth in the default
+# block, so its size is measured on the card rather than guessed. Every block computes the same values to the
+# bit (each output's window, and each input's gradient sum, is read in one fixed order), so the choice changes
+# speed only. The default runs untimed under Triton's interpreter, for small pools (TUNE_MIN_ELEMENTS), and where
+# AUTOTUNE is off.
+TUNED_BLOCKS = ((BLOCK_ELEMENTS, 64, WARPS), (1024, 64, 4), (2048, 32, 8), (512, 64, 2), (4096, 64, 16))
+AUTOTUNE = True
+TUNE_MIN_ELEMENTS = 1 << 20  # positions × channels
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)  # compared in fp32, which holds each of them exactly
 
 
@@ -134,18 +144,79 @@ def supported(x: Tensor, kernel: Sequence[int], stride: Sequence[int], padding: 
     )
 
 
-def _blocks(channels: int) -> tuple[int, int]:
-    block_c = min(64, 1 << max(0, channels - 1).bit_length())
-    return BLOCK_ELEMENTS // block_c, block_c
+def _block(channels: int, elements: int = 0, most_channels: int = 64) -> tuple[int, int]:
+    """(positions, channels) of a program's block of `elements` (default BLOCK_ELEMENTS) for a pool of `channels`."""
+    block_c = min(most_channels, 1 << max(0, channels - 1).bit_length())
+    return max(1, (elements or BLOCK_ELEMENTS) // block_c), block_c
+
+
+def _tuned_configs(_configs, named_args, **_kwargs):
+    """triton.autotune's candidates for a pool of named_args["C"] channels: TUNED_BLOCKS, each once."""
+    import triton
+
+    made = {}
+    for elements, most, warps in TUNED_BLOCKS:
+        bp, bc = _block(named_args["C"], elements, most)
+        made.setdefault((bp, bc, warps), triton.Config({"BLOCK_P": bp, "BLOCK_C": bc}, num_warps=warps))
+    return list(made.values())
 
 
 @functools.cache
 def _triton_kernels():
+    """(triton, forward, backward, forward autotuned, backward autotuned)."""
+    import functools as ft
+
     import triton
+    import triton.testing
 
     from lrlab import pool_triton
 
-    return triton, pool_triton.forward, pool_triton.backward
+    shape = ["C", "H", "W", "OH", "OW", "KH", "KW", "SH", "SW", "PH", "PW"]  # a pool's shape (not its batch)
+    tune = ft.partial(
+        triton.autotune,
+        # placeholders (autotune times more than one only): _tuned_configs makes them for the pool's channels
+        configs=[triton.Config({"BLOCK_P": e // m, "BLOCK_C": m}, num_warps=w) for e, m, w in TUNED_BLOCKS],
+        prune_configs_by={"early_config_prune": _tuned_configs},
+        do_bench=ft.partial(triton.testing.do_bench, warmup=5, rep=20),  # ms: a pool's kernel takes well under 1
+    )
+    forward, backward = pool_triton.forward, pool_triton.backward
+    return triton, forward, backward, tune(key=[*shape, "STORE_OFF"])(forward), tune(key=shape)(backward)
+
+
+def _launch(which: int, like: Tensor, total: int, channels: int, *args) -> None:
+    """Run kernel `which` (1: forward, 2: backward) over `total` positions × `channels`, on like's device."""
+    kernels = _triton_kernels()
+    triton = kernels[0]
+
+    def programs(bp: int, bc: int) -> int:
+        return triton.cdiv(total, bp) * triton.cdiv(channels, bc)  # one-dimensional: see pool_triton.tile
+
+    with _on(like):
+        if _tunes(like, total, channels):
+            kernels[which + 2][lambda meta: (programs(meta["BLOCK_P"], meta["BLOCK_C"]),)](*args)
+        else:
+            bp, bc = _block(channels)
+            kernels[which][(programs(bp, bc),)](*args, bp, bc, num_warps=WARPS)
+
+
+def _tunes(like: Tensor, total: int, channels: int) -> bool:
+    """Whether a launch over `total` positions × `channels` on like's device runs the autotuned kernels (a CUDA
+    graph captures the block that its warm-up, which PyTorch requires before a capture, chose)."""
+    return AUTOTUNE and like.is_cuda and total * channels >= TUNE_MIN_ELEMENTS
+
+
+def tuned_blocks() -> list[str]:
+    """A line per pool shape the autotuned kernels have chosen a block for in this process (maxpool.py prints
+    them): the shape's key and the block."""
+    if not available():
+        return []
+    lines = []
+    for name, fn in (("forward", _triton_kernels()[3]), ("backward", _triton_kernels()[4])):
+        for key, config in dict(getattr(fn, "cache", {})).items():
+            kw = getattr(config, "kwargs", {})
+            lines.append(f"{name} {key}: {kw.get('BLOCK_P')} positions × {kw.get('BLOCK_C')} channels, "
+                         f"{getattr(config, 'num_warps', '?')} warps")  # fmt: skip
+    return lines
 
 
 def compiled_stats() -> list[str]:
@@ -154,7 +225,7 @@ def compiled_stats() -> list[str]:
     the interpreter, before any launch, or where a Triton version keeps them elsewhere."""
     if not available():
         return []
-    _, fwd, bwd = _triton_kernels()
+    _, fwd, bwd, *_ = _triton_kernels()
     lines = []
     for name, fn in (("forward", fwd), ("backward", bwd)):
         for entry in dict(getattr(fn, "device_caches", {})).values():  # (kernels, ..., binder) per device
@@ -176,18 +247,13 @@ def _out_shape(x: Tensor, kernel: Sequence[int], stride: Sequence[int], padding:
 
 
 def _launch_forward(x: Tensor, kernel, stride, padding, ceil_mode: bool, store_offsets: bool) -> tuple[Tensor, Tensor]:
-    triton, fwd, _ = _triton_kernels()
     n, c, oh, ow = _out_shape(x, kernel, stride, padding, ceil_mode)
     out = _empty_nhwc(n, c, oh, ow, x)
     off = _empty_nhwc(n, c, oh, ow, x, torch.int8) if store_offsets else out  # (unused when not stored)
     total = n * oh * ow
     if total and c:
-        bp, bc = _blocks(c)
-        with _on(x):
-            fwd[(triton.cdiv(total, bp), triton.cdiv(c, bc))](
-                x, out, off, total, c, x.shape[2], x.shape[3], oh, ow, *kernel, *stride, *padding, store_offsets,
-                bp, bc, num_warps=WARPS_FORWARD,
-            )  # fmt: skip
+        _launch(1, x, total, c, x, out, off, total, c, x.shape[2], x.shape[3], oh, ow, *kernel, *stride, *padding,
+                store_offsets)  # fmt: skip
     return out, off
 
 
@@ -229,18 +295,12 @@ def max_pool2d_backward(
     padding: Sequence[int],
 ) -> Tensor:  # fmt: skip
     """The gradient of max_pool2d_with_offsets' input, (N, C, *input_hw) in NHWC memory."""
-    triton, _, bwd = _triton_kernels()
     grad, offsets = nhwc(grad), nhwc(offsets)
     n, c, oh, ow = grad.shape
     dx = _empty_nhwc(n, c, *input_hw, grad)
     total = n * input_hw[0] * input_hw[1]
     if total and c:
-        bp, bc = _blocks(c)
-        with _on(grad):
-            bwd[(triton.cdiv(total, bp), triton.cdiv(c, bc))](
-                grad, offsets, dx, total, c, *input_hw, oh, ow, *kernel, *stride, *padding, bp, bc,
-                num_warps=WARPS_BACKWARD,
-            )  # fmt: skip
+        _launch(2, grad, total, c, grad, offsets, dx, total, c, *input_hw, oh, ow, *kernel, *stride, *padding)
     return dx
 
 

@@ -9,9 +9,13 @@ import triton.language as tl
 @triton.jit
 def tile(total, C: tl.constexpr, H: tl.constexpr, W: tl.constexpr, BLOCK_P: tl.constexpr,
          BLOCK_C: tl.constexpr):  # fmt: skip
-    # this program's positions p (flat over N × H × W, as n, h, w) and channels c, and which of them exist
-    p = tl.program_id(0).to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)
-    c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    # this program's positions p (flat over N × H × W, as n, h, w) and channels c, and which of them exist. A
+    # one-dimensional grid, channel blocks fastest: the programs that run together read whole pixels (each a
+    # contiguous run of C values), so a cache line that straddles two channel blocks is fetched once, not twice
+    pid = tl.program_id(0)
+    blocks_c = (C + BLOCK_C - 1) // BLOCK_C  # (constexpr: of two constexprs)
+    p = (pid // blocks_c).to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)
+    c = (pid % blocks_c) * BLOCK_C + tl.arange(0, BLOCK_C)
     return p, c, p < total, c < C, p // (W * H), (p // W) % H, p % W
 
 
