@@ -8,6 +8,7 @@ import re
 import pytest
 import torch
 import torchvision
+from torch import nn
 
 from lrlab.config import ModelConfig
 from lrlab.errors import ConfigError
@@ -205,6 +206,29 @@ def fused_state(unfused: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             parts = [unfused[f"{block}.{b}.{rest}"] for b in ("branch1", "branch2.0", "branch3.0")]
             out[f"{block}.reduce.{rest}"] = parts[0] if rest.endswith("num_batches_tracked") else torch.cat(parts)
     return out
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_every_convolution_reads_a_dense_input(channels_last: bool) -> None:
+    """The fused 1×1's reduce slices are copied dense before their convs, in the model's layout (else PyTorch copies
+    them inside each conv, forward and backward: benchmarks/README.md)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    seen = []
+
+    class Inputs(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func in (torch.ops.aten.convolution.default, torch.ops.aten.convolution_backward.default):
+                seen.append((str(func), args[0].is_contiguous(memory_format=layout)))
+            return func(*args, **(kwargs or {}))
+
+    model = build_model(ModelConfig(width=0.125), 10, 3, (16, 16)).to(memory_format=layout)
+    x = torch.randn(2, 3, 16, 16).contiguous(memory_format=layout)
+    with Inputs():
+        model(x).sum().backward()
+    assert len(seen) == 2 * sum(isinstance(m, nn.Conv2d) for m in model.modules())
+    assert all(dense for _, dense in seen), [f for f, dense in seen if not dense]
 
 
 @pytest.mark.parametrize(
