@@ -6,19 +6,20 @@
 #   LRLAB_COMMIT=$(git rev-parse --short HEAD) bash benchmarks/gpu.sh checks
 #                                   time to 91 % validation accuracy (plain, and with flip TTA; recipe keys
 #                                   in TTA_SET, default below) by the fastest of the compiled variants in
-#                                   TTA_VARIANTS (eager if compilation failed), its one-cycle sized to 87 s of
-#                                   training and validation; then throughput (common recipe, lrlab eager with ATen's and
-#                                   Triton max pools, kernel profiles, then compiled with each, in default
-#                                   mode and with CUDA graphs); the max pools alone (ATen's, lrlab's Triton
-#                                   kernels) first; under 10 minutes in all
+#                                   TTA_VARIANTS (eager if compilation failed), its one-cycle sized to 87 s
+#                                   of training and validation; then throughput (common recipe, lrlab eager
+#                                   with ATen's and Triton max pools, kernel profiles, then compiled with
+#                                   each, with CUDA graphs and in default mode); the max pools alone (ATen's,
+#                                   lrlab's Triton kernels) first; under 10 minutes in all
 #   LRLAB_COMMIT=... bash benchmarks/gpu.sh study
 #                                   the CIFAR-10 study, configs/cifar10-study.toml, stopped at STUDY_LIMIT
 #                                   seconds (default 540; finished runs kept), its report built from the
 #                                   runs that finished; it continues a study left in /tmp/cifar10-study by an
 #                                   earlier call on the same machine, or carried as data/cifar10-study
 #   LRLAB_COMMIT=... bash benchmarks/gpu.sh all
-#                                   checks, then the study in what is left of 585 s (a session's 15 device
-#                                   minutes hold one such call and a `study` call that goes on with it)
+#                                   checks, then the study in what is left of 585 s: since 2026-11-28 checks
+#                                   take nearly all of it, so run `study` as a call of its own (a session's
+#                                   15 device minutes hold a `checks` call and a short `study` call)
 # Logs land in $OUT; the study comes back as $OUT/study.tgz (the device returns at most 8 files, two
 # folders deep at most). Every time limit sends SIGTERM, then SIGKILL 10 s later (-k 10).
 set -euo pipefail
@@ -136,7 +137,7 @@ summary() {
 case "${1:-}" in
   checks) checks 400 585 ;;
   study) study "${STUDY_LIMIT:-540}" ;;  # (a smaller limit rehearses the time-out on a CPU)
-  all) checks 330 470; study "$(until_ 585)" ;;
+  all) checks 400 585; study "$(until_ 585)" ;;
   *) echo "usage: bash benchmarks/gpu.sh checks|study|all" >&2; exit 2 ;;
 esac
 summary

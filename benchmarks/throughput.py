@@ -366,7 +366,7 @@ def compiled_row(
     print(f"{label:<80} {batch:>5} {c_comp:>10.1f} {c_comp * flops / 1e12:>8.3f}")
     print(f"ratio lrlab compiled{tag} / common recipe (timed together after compilation): {c_comp / c_common:.2f}")
     common_so_far.append(c_common)
-    print(f"ratio lrlab compiled{tag} / the common recipe's fastest figure in this run "
+    print(f"ratio lrlab compiled{tag} / the common recipe's fastest figure in this run so far "
           f"({max(common_so_far):.1f} images/s): {c_comp / max(common_so_far):.2f}")  # fmt: skip
     print(f"ratio lrlab compiled{tag} / lrlab fast path eager (same rounds): {c_comp / c_fast:.2f}")
     print(f"torch.compile so far: {dynamo_counts()}")

@@ -85,6 +85,8 @@ def main() -> None:
         ap.error("--fastest-of needs --epochs auto, and takes the place of --compile and --pool-kernel")
     if args.eval_last < 0:
         ap.error(f"--eval-last must not be negative, got {args.eval_last}")
+    if not 0 < args.budget < 1e6:
+        ap.error(f"--budget must be a positive number of seconds, got {args.budget}")
     args.pool_kernel = args.pool_kernel or "aten"
     doc = {
         "name": "time-to-accuracy",
@@ -175,7 +177,7 @@ def main() -> None:
             f"time to {args.target:.0%} validation accuracy with flip TTA (its passes counted): "
             + (f"{reached_tta:.1f} s" if reached_tta else "not reached")
         )
-    print(f"final validation accuracy: {final:.4f} after {elapsed:.1f} s of training")
+    print(f"final validation accuracy: {final:.4f} after {elapsed:.1f} s of training and validation")
     used = "" if args.tta else " (not used above)"
     print(f"final validation accuracy with flip test-time augmentation{used}: {final_tta:.4f}")
 
@@ -249,12 +251,10 @@ def fit(per_epoch: float, per_pass: float, budget: float, eval_last: int) -> int
     """The most epochs of `per_epoch` seconds that, with a validation pass of `per_pass` seconds after each of the
     last `eval_last` (0: after each), fit in `budget` seconds (at least one), said."""
 
-    def seconds(epochs: int) -> float:
-        return epochs * per_epoch + min(epochs, eval_last or epochs) * per_pass
-
-    epochs = 1
-    while seconds(epochs + 1) <= budget:
-        epochs += 1
+    epochs = int((budget - eval_last * per_pass) // per_epoch) if eval_last else 0  # each of the last N validated
+    if epochs < eval_last or not eval_last:  # (fewer epochs than that: every one validated)
+        epochs = int(budget // (per_epoch + per_pass))
+    epochs = max(1, epochs)
     fits = f"{epochs} epochs fit" if epochs > 1 else "1 epoch fits"
     print(f"calibration: an epoch of training takes {per_epoch:.2f} s and the validation after an epoch "
           f"{per_pass:.2f} s, so {fits} in {budget:g} s")  # fmt: skip

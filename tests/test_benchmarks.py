@@ -181,7 +181,9 @@ def test_fit_counts_the_validation_passes_in_the_budget(capsys):
     assert fit(3.0, 0.5, 85.0, 0) == 24  # 24 × 3.5 = 84; 25 × 3.5 = 87.5
     assert fit(3.0, 0.5, 85.0, 4) == 27  # 27 × 3 + 4 × 0.5 = 83; 28 × 3 + 2 = 86
     assert fit(3.0, 0.5, 85.0, 40) == 24  # more passes than epochs: one after each
+    assert fit(3.0, 0.5, 14.0, 4) == 4  # 4 × 3.5 = 14: the budget met exactly
     assert fit(3.0, 0.5, 1.0, 4) == 1
+    assert fit(0.5, 0.0, 1e5, 4) == 200_000  # (at once, however many)
     assert "an epoch of training takes 3.00 s and the validation after an epoch 0.50 s, so 1 epoch fits in 1 s" in (
         capsys.readouterr().out)  # fmt: skip
 
@@ -228,7 +230,7 @@ runpy.run_path({str(BENCH / "throughput.py")!r}, run_name="__main__")
     # and against the common recipe's fastest figure in the run: its eager row's or the compiled rounds', the
     # higher, so never a higher ratio than the one timed together
     together = float(next(x for x in lines if "(timed together" in x).rsplit(":", 1)[1])
-    line = next(x for x in lines if "compiled / the common recipe's fastest figure in this run (" in x)
+    line = next(x for x in lines if "compiled / the common recipe's fastest figure in this run so far (" in x)
     fastest, ratio = float(line.split("(")[1].split()[0]), float(line.rsplit(":", 1)[1])
     common = float(next(x for x in lines if x.startswith("common recipe")).split()[-2])
     assert fastest >= common and 0 < ratio <= together + 0.005
@@ -328,5 +330,6 @@ def test_time_to_accuracy_sizes_its_schedule_to_a_time_budget(tmp_path):
         (["--set", "train.epochs=3"], "--set train.epochs: this script's own flags set it"),
         (["--set", "model.int=fan_in"], "unknown config key 'model.int'"),
         (["--eval-last", "-1"], "--eval-last must not be negative, got -1"),
+        (["--budget", "inf"], "--budget must be a positive number of seconds, got inf"),
     ):
         assert said in refused("time_to_accuracy.py", "--data", "x", *args)

@@ -280,8 +280,9 @@ def test_large_pools_on_a_cuda_device_run_in_the_block_measured_fastest(monkeypa
     kernels._launch(1, gpu, big, 192, "args")
     name, grid, args, kw = launched.pop()
     # channel blocks × position blocks, in one dimension, for whichever block the tuner tries
-    assert (name, args, kw) == ("fwd tuned", ("args",), {}) and grid({"BLOCK_P": 32, "BLOCK_C": 64}) == (
-        3 * -(-big // 32),)  # fmt: skip
+    assert (name, args, kw) == ("fwd tuned", ("args",), {})
+    assert grid({"BLOCK_P": 16, "BLOCK_C": 64}) == (3 * -(-big // 16),)
+    assert grid({"BLOCK_P": 64, "BLOCK_C": 32}) == (6 * -(-big // 64),)
     for which, like, positions, tune in ((2, gpu, big - 1, True), (1, cpu, big, True), (2, gpu, big, False)):
         monkeypatch.setattr(kernels, "AUTOTUNE", tune)
         kernels._launch(which, like, positions, 192, "args")
@@ -294,17 +295,17 @@ def test_large_pools_on_a_cuda_device_run_in_the_block_measured_fastest(monkeypa
     assert len(kernels._tuned_configs([], {"C": 192})) == len(kernels.TUNED_BLOCKS)
 
 
-def test_the_autotuned_kernels_compute_what_the_default_block_does():
+def test_the_autotuned_kernels_agree_with_aten_s_in_the_block_they_run():
     """The autotuned path's plumbing (its candidates made for the pool's channels, its grid from the block it runs)
-    under Triton's interpreter, where no timing can run: two candidates that come to one block at 5 channels, so
-    that triton.autotune runs that one untimed."""
+    under Triton's interpreter, where no timing can run: two candidates that come to one block (not the default
+    one), so that triton.autotune runs that one untimed, in 13 position blocks × 2 channel blocks."""
     out = interpreted("""
         import torch, torch.nn.functional as F
         from lrlab import kernels
-        kernels.TUNED_BLOCKS = ((1 << 12, 64, 4), (1 << 12, 32, 4))  # 512 positions × 8 channels, both
+        kernels.TUNED_BLOCKS = ((256, 64, 4), (256, 64, 4))  # 4 positions × 64 channels, twice
         kernels._tunes = lambda like, total, channels: True
         torch.manual_seed(0)
-        x = torch.randn(2, 5, 9, 9).contiguous(memory_format=torch.channels_last)
+        x = torch.randn(2, 70, 9, 9).contiguous(memory_format=torch.channels_last)
         a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
         ref, got = F.max_pool2d(a, 3, 2, 1, ceil_mode=True), kernels.max_pool2d(b, (3, 3), (2, 2), (1, 1), True)
         g = torch.randint(-3, 4, ref.shape).float()
@@ -313,5 +314,5 @@ def test_the_autotuned_kernels_compute_what_the_default_block_does():
         assert torch.equal(got, ref) and torch.equal(a.grad, b.grad)
         print("\\n".join(kernels.tuned_blocks()))
     """)
-    assert "forward (5, 9, 9, 5, 5, 3, 3, 2, 2, 1, 1, True" in out and "backward (5, 9, 9, 5, 5" in out
-    assert out.count(": 512 positions × 8 channels, 4 warps") == 2, out
+    assert "forward (70, 9, 9, 5, 5, 3, 3, 2, 2, 1, 1, True" in out and "backward (70, 9, 9, 5, 5" in out
+    assert out.count(": 4 positions × 64 channels, 4 warps") == 2, out

@@ -219,8 +219,10 @@ def test_every_convolution_reads_a_dense_input(channels_last: bool) -> None:
 
     class Inputs(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if func in (torch.ops.aten.convolution.default, torch.ops.aten.convolution_backward.default):
+            if func is torch.ops.aten.convolution.default:
                 seen.append((str(func), args[0].is_contiguous(memory_format=layout)))
+            elif func is torch.ops.aten.convolution_backward.default:  # (grad_output, input, weight, ...)
+                seen.append((str(func), args[1].is_contiguous(memory_format=layout)))
             return func(*args, **(kwargs or {}))
 
     model = build_model(ModelConfig(width=0.125), 10, 3, (16, 16)).to(memory_format=layout)
