@@ -100,14 +100,16 @@ def test_same_seed_same_start_for_every_schedule(digits):
 
 
 def test_logged_losses_are_means_even_when_epochs_split_the_log_window(digits):
-    # 7 steps per epoch, a log every 10: a window that an epoch start cut short is still a mean
+    # 7 steps per epoch, a log every 10: a window that an epoch start or end cut short is still a mean, and
+    # each step is in one window (an epoch's steps after its last log are logged at its end)
     inputs, build = digits
     cfg = TrainConfig(epochs=4, batch_size=64)
     assert steps_per_epoch(len(inputs.train), 64) == 7
     sched = compile_schedule({"type": "constant", "lr": 1e-9}, plan_for(inputs, cfg))  # the loss stays put
     res = train_run(build, inputs, sched, cfg, seed=0, device=torch.device("cpu"), progress=False)
     epoch_loss = sum(e["train_loss"] for e in res.epochs) / len(res.epochs)
-    assert [s for s, _ in res.step_losses] == [9, 19]  # the index of each window's last step, as in lr.csv
+    # the index of each window's last step, as in lr.csv: epoch ends (6, 13, 20, 27) and every 10th step (9, 19)
+    assert [s for s, _ in res.step_losses] == [6, 9, 13, 19, 20, 27]
     # each epoch's row names its last step by index and that step's LR (the same numbering as lr.csv)
     assert [e["step"] for e in res.epochs] == [6, 13, 20, 27]
     assert all(abs(v - epoch_loss) < 0.2 * epoch_loss for _, v in res.step_losses), (res.step_losses, epoch_loss)

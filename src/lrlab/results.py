@@ -463,7 +463,7 @@ def dynamics(groups: dict[str, list[Run]], target: float) -> list[dict[str, Any]
             losses = [(int(s["step"]), float(s["loss"])) for s in r.csv("steps.csv")]
             total = r.config["plan"]["total_steps"]
             late = [v for s, v in losses if s > (1 - LATE) * total]
-            if len(late) >= 3:  # changes between 10-step windows: noise, not the downward trend
+            if len(late) >= 3:  # changes between logged windows (at most 10 steps): noise, not the downward trend
                 late_jitter.append(float(np.std(np.diff(late)) / np.mean(late)))
 
         def mean(key: str, rs: list[Run] = ok) -> float:

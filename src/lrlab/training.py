@@ -503,8 +503,11 @@ class Trainer:
             bar.update(1)
         if first_step is not None:
             te += self._settle_compile(first_step, time.perf_counter() - te, i + 1)
-        totals = d.sum(torch.stack([loss_sum, correct.to(loss_sum.dtype), torch.tensor(float(seen), device=device)]))
-        train_loss, train_acc = (totals[:2] / totals[2]).tolist()
+        seen_t = torch.tensor(float(seen), device=device)
+        totals = d.sum(torch.stack([loss_sum, correct.to(loss_sum.dtype), seen_t, window]))
+        train_loss, train_acc, window_sum = torch.cat([totals[:2] / totals[2], totals[3:]]).tolist()  # (one sync)
+        if in_window:  # the epoch's last steps since its last log: logged too, so that every step is in steps.csv
+            self.step_losses.append((self.step - 1, window_sum / (in_window * d.world)))
         # the same rule as the 10-step check, on the whole epoch: it also covers epochs shorter than
         # LOG_EVERY steps and an epoch's last steps after its last log
         if not math.isfinite(train_loss) or train_loss > self.bound:
