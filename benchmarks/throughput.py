@@ -331,21 +331,22 @@ def main() -> None:
     if args.compile:  # with ATen's max pools (TorchInductor lowers them itself), and with lrlab's Triton ones
         pools = ["aten"] + (["triton"] if "triton" in rows else [])  # (not where they failed eager)
         compiled = compiled_rows(args.compile, pools)
-        fastest_common = [speeds["common"]]  # the common recipe's figures so far (each compiled row adds one)
+        fastest_common = speeds["common"]  # the common recipe's fastest figure so far (each compiled row times it)
         for mode, pool in compiled:
-            compiled_row(args, build, split, mean, std, device, fast_batch, mode, pool, common, fast, flops,
-                         first_mode=compiled[0][0], common_so_far=fastest_common)  # fmt: skip
+            timed = compiled_row(args, build, split, mean, std, device, fast_batch, mode, pool, common, fast, flops,
+                                 first_mode=compiled[0][0], fastest_common=fastest_common)  # fmt: skip
+            fastest_common = max(fastest_common, timed or 0.0)
 
 
 def compiled_row(
     args, build, split, mean, std, device, batch: int, mode: str, pool: str, common, fast, flops: float,
-    first_mode: str, common_so_far: list[float],
-) -> None:  # fmt: skip
+    first_mode: str, fastest_common: float,
+) -> float | None:  # fmt: skip
     """Compile lrlab's fast path (torch.compile `mode`; pool: train.pool_kernel), profile it (--profile), then
     time it beside the common recipe and the eager fast path and print its row and ratios: to the common recipe
-    in the same rounds, and to the common recipe's fastest figure in the run so far (`common_so_far`, to which
-    this row's is added), which is the lower ratio where the common recipe ran slower in these rounds than
-    before; a compiler failure prints why."""
+    in the same rounds, and to the common recipe's fastest figure in the run so far (`fastest_common`, or this
+    row's), which is the lower ratio where the common recipe ran slower in these rounds than before. Returns the
+    common recipe's images/s in these rounds; None where the compiler failed (which it prints)."""
     comp = lrlab_loop(build, split, mean, std, device, batch, augment=True, fast=True, compile_=mode, pool=pool)
     t0 = time.perf_counter()
     pools = "" if pool == "aten" else ", Triton max pools"
@@ -356,7 +357,7 @@ def compiled_row(
     except Exception as e:  # a compiler failure on some card or version: the eager figures stand
         print(f"torch.compile {mode} failed ({pool} max pools), its row left out: {type(e).__name__}: "
               f"{str(e)[:500]}")  # fmt: skip
-        return
+        return None
     warm = time.perf_counter() - t0
     if args.profile:  # before the timing: where the compiled step's time goes is what tells the next change
         profile(comp, args.profile, f"compiled {mode}, {pool} max pools", append=True)
@@ -365,12 +366,13 @@ def compiled_row(
     label = f"lrlab fast path + torch.compile {mode}{pools} (1st epoch + compile {warm:.0f} s, untimed)"
     print(f"{label:<80} {batch:>5} {c_comp:>10.1f} {c_comp * flops / 1e12:>8.3f}")
     print(f"ratio lrlab compiled{tag} / common recipe (timed together after compilation): {c_comp / c_common:.2f}")
-    common_so_far.append(c_common)
+    fastest_common = max(fastest_common, c_common)
     print(f"ratio lrlab compiled{tag} / the common recipe's fastest figure in this run so far "
-          f"({max(common_so_far):.1f} images/s): {c_comp / max(common_so_far):.2f}")  # fmt: skip
+          f"({fastest_common:.1f} images/s): {c_comp / fastest_common:.2f}")  # fmt: skip
     print(f"ratio lrlab compiled{tag} / lrlab fast path eager (same rounds): {c_comp / c_fast:.2f}")
     print(f"torch.compile so far: {dynamo_counts()}")
     sys.stdout.flush()
+    return c_common
 
 
 def dynamo_counts() -> str:

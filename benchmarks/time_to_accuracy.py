@@ -251,9 +251,9 @@ def fit(per_epoch: float, per_pass: float, budget: float, eval_last: int) -> int
     """The most epochs of `per_epoch` seconds that, with a validation pass of `per_pass` seconds after each of the
     last `eval_last` (0: after each), fit in `budget` seconds (at least one), said."""
 
-    epochs = int((budget - eval_last * per_pass) // per_epoch) if eval_last else 0  # each of the last N validated
-    if epochs < eval_last or not eval_last:  # (fewer epochs than that: every one validated)
-        epochs = int(budget // (per_epoch + per_pass))
+    epochs = int(budget // (per_epoch + per_pass))  # each epoch validated
+    if eval_last and epochs >= eval_last:  # as many or more: only the last eval_last are
+        epochs = int((budget - eval_last * per_pass) // per_epoch)
     epochs = max(1, epochs)
     fits = f"{epochs} epochs fit" if epochs > 1 else "1 epoch fits"
     print(f"calibration: an epoch of training takes {per_epoch:.2f} s and the validation after an epoch "
