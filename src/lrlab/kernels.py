@@ -169,20 +169,18 @@ def _tuned_configs(_configs, named_args, **_kwargs):
 @functools.cache
 def _triton_kernels():
     """(triton, forward, backward, forward autotuned, backward autotuned)."""
-    import functools as ft
-
     import triton
     import triton.testing
 
     from lrlab import pool_triton
 
     shape = ["C", "H", "W", "OH", "OW", "KH", "KW", "SH", "SW", "PH", "PW"]  # a pool's shape (not its batch)
-    tune = ft.partial(
+    tune = functools.partial(
         triton.autotune,
         # placeholders (autotune times more than one only): _tuned_configs makes them for the pool's channels
         configs=[triton.Config({"BLOCK_P": e // m, "BLOCK_C": m}, num_warps=w) for e, m, w in TUNED_BLOCKS],
         prune_configs_by={"early_config_prune": _tuned_configs},
-        do_bench=ft.partial(triton.testing.do_bench, warmup=5, rep=20),  # ms: a pool's kernel takes well under 1
+        do_bench=functools.partial(triton.testing.do_bench, warmup=5, rep=20),  # ms: a pool's kernel takes well under 1
     )
     forward, backward = pool_triton.forward, pool_triton.backward
     return triton, forward, backward, tune(key=[*shape, "STORE_OFF"])(forward), tune(key=shape)(backward)
