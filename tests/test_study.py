@@ -1096,3 +1096,17 @@ def _start_method() -> str | None:
     import multiprocessing
 
     return multiprocessing.get_start_method(allow_none=True)
+
+
+def test_train_keeps_no_weights_of_a_diverged_run_and_does_not_train_it_again(tmp_path, capsys):
+    flags = ["--set", "data.limit=200", "--epochs", "2", "--batch-size", "32", "--width", "0.125", "--threads", "1",
+             "--no-progress", "--set", "schedules.standard.lr=1e4", "--out", str(tmp_path)]  # fmt: skip
+    run = tmp_path / "runs" / "standard" / "seed-0"
+    assert main(["train", "--schedule", "standard", *flags]) == 0
+    said = capsys.readouterr().out
+    assert "DIVERGED" in said and "its weights were not saved (no model.pt)" in said
+    assert json.loads((run / "result.json").read_text())["status"] == "diverged"
+    assert not (run / "model.pt").exists()  # NaN or huge weights: nothing worth loading
+    mtime = (run / "result.json").stat().st_mtime_ns
+    assert main(["train", "--schedule", "standard", *flags]) == 0  # finished: kept, not trained again
+    assert "training it again" not in capsys.readouterr().out and (run / "result.json").stat().st_mtime_ns == mtime

@@ -318,7 +318,8 @@ def _state(folder: Path, fingerprint: str, save_model: bool, echo: Callable[[str
         echo(f"{folder} held a run of another configuration that stopped before its first epoch ended: replacing it")
         shutil.rmtree(folder)
         return "new"
-    if state == "finished" and save_model and not (folder / "model.pt").exists():
+    # (a diverged run has no weights worth keeping: none were saved, and training it again would diverge again)
+    if state == "finished" and save_model and not (folder / "model.pt").exists() and results.read_run(folder).ok:
         echo(
             f"{folder} is finished but without its weights (a study does not keep them): training it again to "
             "save them; its result is replaced (the same on a CPU with the same threads and processes, close on a GPU "
@@ -396,7 +397,7 @@ def save_run(folder: Path, p: Prepared, sched: Schedule, seed: int, result: RunR
     }
     if result.test_pred is not None:
         out["test"] = classification_metrics(ds.test.labels.tolist(), result.test_pred.tolist(), ds.classes)
-    if p.cfg.save_model and result.model is not None:
+    if p.cfg.save_model and result.model is not None and result.status == "ok":  # (diverged: NaN or huge weights)
         save_checkpoint(folder / "model.pt", {k: v.cpu() for k, v in result.model.state_dict().items()})
     if p.cfg.tensorboard:
         from lrlab.tensorboard import write_run_events
@@ -690,6 +691,8 @@ def _train_one(
         dv = result.diverged
         of = "validation loss" if dv.get("loss_of") == "validation" else "loss"
         what = f"DIVERGED at step {dv['step']} (lr {dv['lr']:.3g}, {of} {dv['loss']:.3g})"
+        if p.cfg.save_model:
+            what += "; its weights were not saved (no model.pt)"
     resumed = f", resumed from epoch {result.resumed_from}" if result.resumed_from else ""
     compiled = f" (+ {result.compile_seconds:.1f} s compiling)" if result.compile_seconds >= 0.05 else ""
     return f"{what}, {result.seconds:.1f} s{compiled}{resumed}"
