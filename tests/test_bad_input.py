@@ -64,6 +64,8 @@ CASES = {
     "epochs 0": (lambda t: ["--epochs", "0"], "train.epochs: must be positive"),
     "negative LR": (lambda t: [toml(t / "c.toml", S + "type='constant'\nlr=-0.1\n")],
                     "schedules.s.lr: a learning rate must be positive"),
+    "LR past any use": (lambda t: [toml(t / "c.toml", S + "type='warmup'\nlr=1e308\nwarmup_steps=3\n")],
+                        "schedules.s.lr: a learning rate must be at most 1e+06 (no network trains above it)"),
     "unknown schedule type": (lambda t: [toml(t / "c.toml", S + "type='one-cycle'\nmax_lr=0.1\n")],
                               "schedules.s.type: unknown schedule type 'one-cycle' (did you mean 'onecycle'?)"),
     "max below base": (lambda t: [toml(t / "c.toml", S + "type='cyclic'\nbase_lr=0.1\nmax_lr=0.01\nup_epochs=1\n")],

@@ -19,6 +19,9 @@ from lrlab.schedules.presets import PRESETS
 _RENAMED = {"curve_type": "curve"}
 # LR keys that may be zero; every other key ending in "lr" must be positive
 _ZERO_LR_OK = ("min_lr", "base_lr", "end_lr", "warmup_start_lr")
+# the largest LR a key may hold: no network trains at 1e6 (SGD's largest useful LRs are tens: LARS), and the
+# curves' arithmetic near float's range overflowed (a warm-up to 1e308 peaked at inf): a typo, said as one
+MAX_LR = 1e6
 # `"auto"` LR keys: the LR range test's suggestion times this factor. The peak keys take the
 # suggestion itself; a cyclic base takes a tenth of it (Smith: base 3-4× below the peak, or lower).
 AUTO_FACTORS = {"lr": 1.0, "max_lr": 1.0, "base_lr": 0.1}
@@ -191,6 +194,9 @@ def _value(value: Any, tp: Any, key: str, where: str, zero_ok: bool = False) -> 
     n = _number(value, where)
     if key.endswith("lr") and (n < 0 or (n == 0 and not zero_ok and key not in _ZERO_LR_OK)):
         raise ConfigError(f"{where}: a learning rate must be positive, got {value!r}")
+    if key.endswith("lr") and n > MAX_LR:
+        raise ConfigError(f"{where}: a learning rate must be at most {MAX_LR:g} (no network trains above it), "
+                          f"got {value!r}")  # fmt: skip
     return n
 
 
