@@ -90,6 +90,29 @@ def test_a_mistyped_option_gets_the_closest_one(argv, said, capsys):
     assert ended.value.code == 2 and said in err and f"usage: lrlab {argv[0]}" in err, err
 
 
+@pytest.mark.parametrize(("rank", "local_rank", "says"), [("0", "0", True), ("3", "1", False), ("2", "0", True)])
+def test_under_torchrun_a_config_error_is_said_once_a_machine(rank, local_rank, says, monkeypatch, capsys):
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setenv("LOCAL_RANK", local_rank)
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert main(["schedules", "--set", "train.epochs=0"]) == 2  # refused on every rank: each exits with 2
+    err = capsys.readouterr().err
+    assert ("lrlab: error: train.epochs" in err) is says, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["study", "--seeds", "-1,2"], "seeds: a seed must be in [0, 2**32) (numpy's seeds), got -1"),
+        (["study", "--auto-lr", "-1e-3"], "auto_lr: must be a positive number, got -0.001"),
+        (["schedules", "--peak-lrs", "-.1,1"], "peak_lrs: every peak LR must be positive, got [-0.1, 1.0]"),
+    ],
+)
+def test_a_negative_value_gets_its_options_check_not_argparses_expected_one_argument(argv, said, capsys):
+    assert main(argv) == 2
+    assert said in capsys.readouterr().err
+
+
 def test_python_dash_m():
     res = subprocess.run([sys.executable, "-m", "lrlab", "--version"], capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout.startswith("lrlab ")

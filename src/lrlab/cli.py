@@ -8,6 +8,7 @@ import contextlib
 import difflib
 import io
 import os
+import re
 import signal
 import sys
 import threading
@@ -559,7 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
         help="train one schedule and seed (the unit torchrun parallelises)",
         description="Train one schedule of a config with one seed and save its run folder, "
-        "metrics and final weights (model.pt). Under torchrun the run is data-parallel "
+        "metrics and final weights (model.pt; none for a run that diverged). Under torchrun the run is data-parallel "
         "(DistributedDataParallel; --batch-size is the global batch).",
     )
     _config_args(p)
@@ -625,7 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; user errors print one line to stderr and return 2."""
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(_negatives_joined(sys.argv[1:] if argv is None else list(argv), parser))
     if extra:  # refused by the command's parser: its usage, and the options it does take
         args.parser.error(_unrecognized(extra, args.parser, getattr(args, "config", None)))
     # SIGTERM (a batch scheduler's stop, `kill`) ends lrlab like Ctrl-C: locks released, worker
@@ -635,7 +636,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except LrlabError as e:
-        if not getattr(e, "rank0", False) or os.environ.get("RANK", "0") == "0":  # rank 0's refusal: said once
+        if _says(e):
             print(f"lrlab: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:
@@ -658,6 +659,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             distributed.shutdown()
         if in_main:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _negatives_joined(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """`--seeds -1,2` as `--seeds=-1,2`: argparse takes a value that starts with a dash for an option unless it
+    is a plain number ('-1', '-0.5'), and says only "expected one argument"; joined, the value reaches the option's
+    own check, which says what is wrong with it. Only after options that take a value."""
+    # (argparse keeps no public list of its options: its actions are read as _unrecognized reads them)
+    commands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    parsers = [parser, *(c for a in commands for c in a.choices.values())]
+    valued = {o for p in parsers for a in p._actions if a.nargs != 0 for o in a.option_strings}
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in valued and re.match(r"-\.?\d", arg):
+            out[-1] += f"={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
+def _says(e: LrlabError) -> bool:
+    """Whether this process prints `e`. Under torchrun every rank meets the same refusal: rank 0's own
+    (a study folder it checked for all) is said by rank 0 alone, and a config's (the same command and files
+    on every rank of a machine) once a machine, by its local rank 0; any other, a rank's own, by that rank."""
+    if getattr(e, "rank0", False):
+        return os.environ.get("RANK", "0") == "0"
+    return not isinstance(e, ConfigError) or os.environ.get("LOCAL_RANK", "0") == "0"
 
 
 def _interrupt(signum: int, frame: Any) -> None:
