@@ -19,6 +19,9 @@ On CUDA it also counts the host-device synchronisations in one epoch of the fast
 sync debug mode); --profile FILE writes the kernels that took the most time in one epoch of the eager
 fast path (before any compilation), and with --compile appends those of one compiled epoch (one file: the
 device tool returns at most 8), and prints each profiled epoch's device-busy and wall time a step.
+Under each set of timings it prints what the machine did in each loop's time of each round (telemetry.py: the
+GPU's SM clock, power, temperature, utilisation and clock-event reasons from nvidia-smi; the CPUs' busy share and
+the CPU seconds of this process, its DataLoader workers and TorchInductor's compile workers).
 --compile default,reduce-overhead times each mode (reduce-overhead replays CUDA graphs), with ATen's max pools
 and, with --triton-pools, lrlab's; --compile aten:default,triton:reduce-overhead times those rows, in that order.
 """
@@ -46,6 +49,10 @@ from lrlab.data import Split, load_data
 from lrlab.model import build_model, macs_per_image
 from lrlab.schedules import Plan, compile_schedule
 from lrlab.training import LOG_EVERY, RunInputs, Trainer
+
+if (_here := os.path.dirname(os.path.abspath(__file__))) not in sys.path:  # run by runpy (the tests), not as a script
+    sys.path.insert(0, _here)
+from telemetry import Telemetry, table  # (benchmarks/telemetry.py, beside this script)
 
 COMMON_BATCH = 128  # the common recipe's batch (and the CPU default of the other loops)
 
@@ -76,11 +83,22 @@ def time_it(step: Callable[[], int], seconds: float) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def measure(loops: list[Callable[[], int]], seconds: float, rounds: int) -> list[float]:
+def measure(
+    loops: dict[str, Callable[[], int]], seconds: float, rounds: int, telemetry: Telemetry, title: str
+) -> list[float]:
     """Images/s of each loop: the median over `rounds` rounds, each timing every loop in turn for
     seconds / rounds, so that a drift of the machine's speed (clocks, other load) during the run
-    falls on all loops alike instead of on whichever was timed last."""
-    per_round = [[time_it(loop, seconds / rounds) for loop in loops] for _ in range(rounds)]
+    falls on all loops alike instead of on whichever was timed last. Prints, under `title`, what the
+    machine did in each loop's time of each round (telemetry.py)."""
+    per_round = []
+    for r in range(rounds):
+        speeds = []
+        for name, loop in loops.items():
+            with telemetry.window(f"{name} ({r + 1}/{rounds})") as w:
+                w.speed = time_it(loop, seconds / rounds)
+            speeds.append(w.speed)
+        per_round.append(speeds)
+    print(table(telemetry.windows[-rounds * len(loops) :], f"\nwhile timed ({title}):"))
     return [statistics.median(r[i] for r in per_round) for i in range(len(loops))]
 
 
@@ -302,7 +320,12 @@ def main() -> None:
     # eager loops first (above), measured and printed before any compilation: a slow or failing compile (or a
     # time limit during it) must not cost the figures the speed targets are judged on
     sync()
-    speeds = dict(zip(rows, measure([loop for _, loop, _ in rows.values()], secs, args.rounds), strict=True))
+    telemetry = Telemetry(gpu=cuda)
+    print(f"telemetry: {telemetry.gpu_note}")
+    speeds = dict(
+        zip(rows, measure({k: loop for k, (_, loop, _) in rows.items()}, secs, args.rounds, telemetry, "eager"),
+            strict=True)
+    )  # fmt: skip
     name = torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads"
     print(
         f"\nGoogLeNet width {args.width}, {size[0]}×{size[1]}, {len(split)} images, {name}, torch {torch.__version__}"
@@ -334,13 +357,14 @@ def main() -> None:
         fastest_common = speeds["common"]  # the common recipe's fastest figure so far (each compiled row times it)
         for mode, pool in compiled:
             timed = compiled_row(args, build, split, mean, std, device, fast_batch, mode, pool, common, fast, flops,
-                                 first_mode=compiled[0][0], fastest_common=fastest_common)  # fmt: skip
+                                 first_mode=compiled[0][0], fastest_common=fastest_common,
+                                 telemetry=telemetry)  # fmt: skip
             fastest_common = max(fastest_common, timed or 0.0)
 
 
 def compiled_row(
     args, build, split, mean, std, device, batch: int, mode: str, pool: str, common, fast, flops: float,
-    first_mode: str, fastest_common: float,
+    first_mode: str, fastest_common: float, telemetry: Telemetry,
 ) -> float | None:  # fmt: skip
     """Compile lrlab's fast path (torch.compile `mode`; pool: train.pool_kernel), profile it (--profile), then
     time it beside the common recipe and the eager fast path and print its row and ratios: to the common recipe
@@ -362,7 +386,8 @@ def compiled_row(
     if args.profile:  # before the timing: where the compiled step's time goes is what tells the next change
         profile(comp, args.profile, f"compiled {mode}, {pool} max pools", append=True)
     # timed again beside the common recipe and the eager fast path, so its ratios are of one moment
-    c_common, c_fast, c_comp = measure([common, fast, comp], args.seconds_per_loop, args.rounds)
+    loops = {"common": common, "fast": fast, f"compiled {mode} {pool}": comp}
+    c_common, c_fast, c_comp = measure(loops, args.seconds_per_loop, args.rounds, telemetry, f"{mode}, {pool} pools")
     label = f"lrlab fast path + torch.compile {mode}{pools} (1st epoch + compile {warm:.0f} s, untimed)"
     print(f"{label:<80} {batch:>5} {c_comp:>10.1f} {c_comp * flops / 1e12:>8.3f}")
     print(f"ratio lrlab compiled{tag} / common recipe (timed together after compilation): {c_comp / c_common:.2f}")

@@ -1,0 +1,206 @@
+"""What the machine did while a benchmark timed a loop: the GPU's SM clock, power, temperature, utilisation
+and clock-event reasons (nvidia-smi sampling every 200 ms in the background, where it exists), and on Linux
+the machine's CPU busy fraction and the CPU seconds of this process, of the processes under it (DataLoader
+workers) and of TorchInductor's compile workers among them (/proc).
+
+Written for one question: on the H200 the common recipe ran slower in the rounds timed after a
+torch.compile than in the rounds before it (2026-11-27 and -28), while the eager fast path timed beside it
+kept its speed. A clock or power limit after the compiled loop's busy seconds, or compile workers left
+running beside the DataLoader's, would each show here. NVML's Python module is not a torch dependency and
+nvidia-smi comes with the driver, hence a subprocess rather than bindings.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import select
+import shutil
+import statistics
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+GPU_FIELDS = "clocks.sm,power.draw,temperature.gpu,utilization.gpu"
+REASON_FIELDS = ("clocks_event_reasons.active", "clocks_throttle_reasons.active")  # (the old name, older drivers)
+# nvidia-smi's clock-event reason bits (nvidia-smi --help-query-gpu): why the SM clock is below its maximum
+REASONS = {
+    0x1: "idle",
+    0x2: "app clocks",
+    0x4: "SW power cap",
+    0x8: "HW slowdown",
+    0x10: "sync boost",
+    0x20: "SW thermal",
+    0x40: "HW thermal",
+    0x80: "HW power brake",
+    0x100: "display clocks",
+}
+
+
+def parse_sample(line: str) -> tuple[float, float, float, float, int | None] | None:
+    """One nvidia-smi CSV line (noheader, nounits): SM MHz, watts, °C, utilisation %, and the reason
+    bitmask where it was asked for; None for a line that is not one (an error, "[N/A]")."""
+    parts = [p.strip() for p in line.split(",")]
+    if len(parts) not in (4, 5):
+        return None
+    try:
+        nums = tuple(float(p) for p in parts[:4])
+        reasons = int(parts[4], 16) if len(parts) == 5 else None
+    except ValueError:
+        return None
+    return (*nums, reasons)  # type: ignore[return-value]
+
+
+def reason_names(mask: int | None) -> str:
+    if mask is None:
+        return "?"
+    names = [name for bit, name in REASONS.items() if mask & bit]
+    return "+".join(names) if names else "none"
+
+
+def cpu_busy_jiffies(stat: str) -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs from /proc/stat's text: busy is all but idle and iowait."""
+    fields = [int(x) for x in stat.splitlines()[0].split()[1:]]
+    return sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0), sum(fields)
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text()
+    except OSError:  # a process that ended between listing and reading; no /proc (not Linux)
+        return None
+
+
+def process_cpu(root: int) -> dict[int, tuple[str, float]]:
+    """Each process at or under `root`: its kind ("main", "compile worker", "sampler" (nvidia-smi, this module's)
+    or "child") and its CPU seconds so
+    far (user + system, all its threads), read from /proc; {} where there is none."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    parent, secs = {}, {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit() or (stat := _read(f"/proc/{entry}/stat")) is None:
+            continue
+        rest = stat.rsplit(")", 1)[1].split()  # (the name, in parentheses, may hold spaces)
+        pid = int(entry)
+        parent[pid], secs[pid] = int(rest[1]), (int(rest[11]) + int(rest[12])) / tick
+    out = {}
+    for pid in secs:
+        p, depth = pid, 0
+        while p not in (root, 0, 1) and p in parent and depth < 64:
+            p, depth = parent[p], depth + 1
+        if p != root:
+            continue
+        cmd = (_read(f"/proc/{pid}/cmdline") or "").replace("\0", " ")
+        kind = ("main" if pid == root else "compile worker" if "compile_worker" in cmd
+                else "sampler" if "nvidia-smi" in cmd else "child")  # fmt: skip
+        out[pid] = (kind, secs[pid])
+    return out
+
+
+@dataclass
+class Window:
+    label: str
+    seconds: float
+    speed: float = 0.0  # images/s, set by the caller
+    samples: list[tuple[float, float, float, float, int | None]] = field(default_factory=list)
+    cpu_busy: float | None = None  # the machine's busy fraction of all its CPUs
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # by kind of process
+    processes: dict[str, int] = field(default_factory=dict)
+
+
+class Telemetry:
+    """Describes each window `with t.window(label) as w:` of the benchmark, from the GPU samples that fell in
+    it and the CPU counters at its ends. `gpu`: sample with nvidia-smi (if it is there and answers)."""
+
+    def __init__(self, gpu: bool) -> None:
+        self.windows: list[Window] = []
+        self._samples: list[tuple[float, tuple]] = []
+        self._proc: subprocess.Popen[str] | None = None
+        self.gpu_note = "no GPU sampled"
+        if gpu and shutil.which("nvidia-smi"):
+            self._start()
+
+    def _start(self) -> None:
+        for fields in (*(f"{GPU_FIELDS},{r}" for r in REASON_FIELDS), GPU_FIELDS):
+            cmd = ["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits", "-lms", "200", "-i", "0"]
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            assert proc.stdout is not None
+            # its first line, or its error, within 10 s: a hung nvidia-smi must not hang the benchmark
+            first = proc.stdout.readline() if select.select([proc.stdout], [], [], 10)[0] else "(no answer in 10 s)"
+            if parse_sample(first) is not None:
+                self._proc, self.gpu_note = proc, f"nvidia-smi every 200 ms: {fields}"
+                atexit.register(self.close)
+                threading.Thread(target=self._read, daemon=True).start()
+                return
+            proc.kill()
+            proc.wait()
+            self.gpu_note = f"nvidia-smi did not answer: {first.strip()[:120]}"
+
+    def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for line in self._proc.stdout:
+            if (s := parse_sample(line)) is not None:
+                self._samples.append((time.perf_counter(), s))
+
+    @contextlib.contextmanager
+    def window(self, label: str) -> Iterator[Window]:
+        stat0, procs0 = _read("/proc/stat"), process_cpu(os.getpid())
+        t0 = time.perf_counter()
+        w = Window(label, 0.0)
+        try:
+            yield w
+        finally:
+            t1 = time.perf_counter()
+            stat1, procs1 = _read("/proc/stat"), process_cpu(os.getpid())
+            w.seconds = t1 - t0
+            w.samples = [s for t, s in list(self._samples) if t0 <= t <= t1]
+            if stat0 and stat1:
+                (b0, n0), (b1, n1) = cpu_busy_jiffies(stat0), cpu_busy_jiffies(stat1)
+                w.cpu_busy = (b1 - b0) / max(n1 - n0, 1)
+            for pid, (kind, secs) in procs1.items():
+                w.processes[kind] = w.processes.get(kind, 0) + 1
+                w.cpu_seconds[kind] = w.cpu_seconds.get(kind, 0.0) + secs - procs0.get(pid, (kind, 0.0))[1]
+            self.windows.append(w)
+
+    def close(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+
+
+def describe(w: Window) -> dict[str, str]:
+    """A window's row: medians of the GPU samples in it, the union of their clock-event reasons, the CPU figures."""
+    row = {"loop": w.label, "images/s": f"{w.speed:.1f}", "s": f"{w.seconds:.1f}"}
+    if w.samples:
+        for i, name in enumerate(("SM MHz", "W", "°C", "GPU %")):
+            row[name] = f"{statistics.median(s[i] for s in w.samples):.0f}"
+        masks = [s[4] for s in w.samples if s[4] is not None]
+        union = 0
+        for m in masks:
+            union |= m
+        row["clock reasons"] = reason_names(union if masks else None)
+    if w.cpu_busy is not None:
+        row["CPU busy %"] = f"{100 * w.cpu_busy:.0f}"
+    for kind in ("main", "child", "compile worker"):
+        if kind in w.processes:
+            row[f"{kind} CPU-s"] = f"{w.cpu_seconds.get(kind, 0.0):.1f}" + (
+                f" ({w.processes[kind]})" if kind != "main" else ""
+            )
+    return row
+
+
+def table(windows: list[Window], title: str) -> str:
+    """The windows as an aligned text table under `title`."""
+    rows = [describe(w) for w in windows]
+    if not rows:
+        return ""
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    width = {c: max(len(c), *(len(r.get(c, "")) for r in rows)) for c in cols}
+    lines = [title, "  ".join(c.ljust(width[c]) for c in cols)]
+    lines += ["  ".join(r.get(c, "").ljust(width[c]) for c in cols) for r in rows]
+    return "\n".join(lines)
