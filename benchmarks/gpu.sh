@@ -126,10 +126,10 @@ study() {  # $1: seconds for the study, its report and its tarball
 
 summary() {
   echo; echo "== summary =="
-  grep -E "^(ratio|host syncs|GoogLeNet|lrlab|common|bare|torch.compile|profile of)" "$OUT"/throughput*.txt 2>/dev/null || true
+  grep -E "^(ratio|host syncs|GoogLeNet|lrlab|common recipe|bare loop|torch.compile|profile of)" "$OUT"/throughput*.txt 2>/dev/null || true
   # what the machine did while the common recipe was timed, in each round (clocks, power, CPU): throughput.txt
   # has every loop's
-  grep -E "^(while timed|telemetry:|common \()" "$OUT"/throughput*.txt 2>/dev/null || true
+  grep -E "^(while timed|telemetry:|loop +images/s|common \()" "$OUT"/throughput*.txt 2>/dev/null || true
   grep -E "^(all, per|ratio|outputs|registers|.*differs)" "$OUT/maxpool.txt" 2>/dev/null || true
   grep -E "^(variant|fastest|calibration|time to|final|NVIDIA|.*one-cycle|== compiled run failed|epoch)" "$OUT/time_to_accuracy.txt" 2>/dev/null || true
   grep -E "(kept|finished|stopped|auto. LRs|wrote)" "$OUT/study.log" 2>/dev/null | tail -8 || true

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import datetime
 import os
 import select
 import shutil
@@ -25,7 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-GPU_FIELDS = "clocks.sm,power.draw,temperature.gpu,utilization.gpu"
+# the sample's own time first: a sample is placed by when nvidia-smi took it, not by when this process read it
+GPU_FIELDS = "timestamp,clocks.sm,power.draw,temperature.gpu,utilization.gpu"
 REASON_FIELDS = ("clocks_event_reasons.active", "clocks_throttle_reasons.active")  # (the old name, older drivers)
 # nvidia-smi's clock-event reason bits (nvidia-smi --help-query-gpu): why the SM clock is below its maximum
 REASONS = {
@@ -41,18 +43,20 @@ REASONS = {
 }
 
 
-def parse_sample(line: str) -> tuple[float, float, float, float, int | None] | None:
-    """One nvidia-smi CSV line (noheader, nounits): SM MHz, watts, °C, utilisation %, and the reason
-    bitmask where it was asked for; None for a line that is not one (an error, "[N/A]")."""
+def parse_sample(line: str) -> tuple[float, tuple[float, float, float, float, int | None]] | None:
+    """One nvidia-smi CSV line (noheader, nounits) as (when, on this machine's clock (time.time()); SM MHz,
+    watts, °C, utilisation %, the reason bitmask where it was asked for); None for a line that is not one (an
+    error, "[N/A]")."""
     parts = [p.strip() for p in line.split(",")]
-    if len(parts) not in (4, 5):
+    if len(parts) not in (5, 6):
         return None
     try:
-        nums = tuple(float(p) for p in parts[:4])
-        reasons = int(parts[4], 16) if len(parts) == 5 else None
+        when = datetime.datetime.strptime(parts[0], "%Y/%m/%d %H:%M:%S.%f").timestamp()  # (local time, as time())
+        nums = tuple(float(p) for p in parts[1:5])
+        reasons = int(parts[5], 16) if len(parts) == 6 else None
     except ValueError:
         return None
-    return (*nums, reasons)  # type: ignore[return-value]
+    return when, (*nums, reasons)  # type: ignore[return-value]
 
 
 def reason_names(mask: int | None) -> str:
@@ -104,7 +108,8 @@ def process_cpu(root: int) -> dict[int, tuple[str, float]]:
 @dataclass
 class Window:
     label: str
-    seconds: float
+    start: float  # time.time() at its ends
+    end: float = 0.0
     speed: float = 0.0  # images/s, set by the caller
     samples: list[tuple[float, float, float, float, int | None]] = field(default_factory=list)
     cpu_busy: float | None = None  # the machine's busy fraction of all its CPUs
@@ -113,51 +118,52 @@ class Window:
 
 
 class Telemetry:
-    """Describes each window `with t.window(label) as w:` of the benchmark, from the GPU samples that fell in
-    it and the CPU counters at its ends. `gpu`: sample with nvidia-smi (if it is there and answers)."""
+    """Describes each window `with t.window(label) as w:` of the benchmark, from the GPU samples taken in it and
+    the CPU counters at its ends. `gpu`: the GPU to sample with nvidia-smi (its index or UUID), or None."""
 
-    def __init__(self, gpu: bool) -> None:
+    def __init__(self, gpu: str | None) -> None:
         self.windows: list[Window] = []
         self._samples: list[tuple[float, tuple]] = []
         self._proc: subprocess.Popen[str] | None = None
         self.gpu_note = "no GPU sampled"
-        if gpu and shutil.which("nvidia-smi"):
-            self._start()
+        if gpu is not None and shutil.which("nvidia-smi"):
+            self._start(gpu)
 
-    def _start(self) -> None:
+    def _start(self, gpu: str) -> None:
+        # a line at a time through the pipe where coreutils' stdbuf can ask for it (C's stdio would hold ~80
+        # samples, 16 s of them): a table printed after a window then has that window's last samples
+        line_buffered = ["stdbuf", "-oL"] if shutil.which("stdbuf") else []
         for fields in (*(f"{GPU_FIELDS},{r}" for r in REASON_FIELDS), GPU_FIELDS):
-            cmd = ["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits", "-lms", "200", "-i", "0"]
+            cmd = [*line_buffered, "nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits",
+                   "-lms", "200", "-i", gpu]  # fmt: skip
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             assert proc.stdout is not None
             # its first line, or its error, within 10 s: a hung nvidia-smi must not hang the benchmark
             first = proc.stdout.readline() if select.select([proc.stdout], [], [], 10)[0] else "(no answer in 10 s)"
-            if parse_sample(first) is not None:
-                self._proc, self.gpu_note = proc, f"nvidia-smi every 200 ms: {fields}"
+            if (sample := parse_sample(first)) is not None:
+                self._samples.append(sample)
+                self._proc, self.gpu_note = proc, f"nvidia-smi every 200 ms, GPU {gpu}: {fields}"
                 atexit.register(self.close)
-                threading.Thread(target=self._read, daemon=True).start()
+                threading.Thread(target=self._read, args=(proc.stdout,), daemon=True).start()
                 return
             proc.kill()
             proc.wait()
             self.gpu_note = f"nvidia-smi did not answer: {first.strip()[:120]}"
 
-    def _read(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
-        for line in self._proc.stdout:
-            if (s := parse_sample(line)) is not None:
-                self._samples.append((time.perf_counter(), s))
+    def _read(self, lines: Iterator[str]) -> None:
+        for line in lines:
+            if (sample := parse_sample(line)) is not None:
+                self._samples.append(sample)
 
     @contextlib.contextmanager
     def window(self, label: str) -> Iterator[Window]:
         stat0, procs0 = _read("/proc/stat"), process_cpu(os.getpid())
-        t0 = time.perf_counter()
-        w = Window(label, 0.0)
+        w = Window(label, time.time())
         try:
             yield w
         finally:
-            t1 = time.perf_counter()
+            w.end = time.time()
             stat1, procs1 = _read("/proc/stat"), process_cpu(os.getpid())
-            w.seconds = t1 - t0
-            w.samples = [s for t, s in list(self._samples) if t0 <= t <= t1]
             if stat0 and stat1:
                 (b0, n0), (b1, n1) = cpu_busy_jiffies(stat0), cpu_busy_jiffies(stat1)
                 w.cpu_busy = (b1 - b0) / max(n1 - n0, 1)
@@ -165,6 +171,29 @@ class Telemetry:
                 w.processes[kind] = w.processes.get(kind, 0) + 1
                 w.cpu_seconds[kind] = w.cpu_seconds.get(kind, 0.0) + secs - procs0.get(pid, (kind, 0.0))[1]
             self.windows.append(w)
+
+    def gather(self, windows: list[Window], wait: float = 1.0) -> None:
+        """Give each window the GPU samples taken in it, waiting up to `wait` s for those of the last one."""
+        deadline = time.time() + wait
+        while self._proc is not None and windows and time.time() < deadline:
+            if self._samples and self._samples[-1][0] >= windows[-1].end:
+                break
+            time.sleep(0.05)
+        samples = list(self._samples)
+        for w in windows:
+            w.samples = [s for t, s in samples if w.start <= t <= w.end]
+
+    def table(self, windows: list[Window], title: str) -> str:
+        """The windows as an aligned text table under `title`, each with its GPU samples (gather)."""
+        self.gather(windows)
+        rows = [describe(w) for w in windows]
+        if not rows:
+            return ""
+        cols = list(dict.fromkeys(k for r in rows for k in r))
+        width = {c: max(len(c), *(len(r.get(c, "")) for r in rows)) for c in cols}
+        lines = [title, "  ".join(c.ljust(width[c]) for c in cols)]
+        lines += ["  ".join(r.get(c, "").ljust(width[c]) for c in cols) for r in rows]
+        return "\n".join(lines)
 
     def close(self) -> None:
         if self._proc is not None:
@@ -175,7 +204,7 @@ class Telemetry:
 
 def describe(w: Window) -> dict[str, str]:
     """A window's row: medians of the GPU samples in it, the union of their clock-event reasons, the CPU figures."""
-    row = {"loop": w.label, "images/s": f"{w.speed:.1f}", "s": f"{w.seconds:.1f}"}
+    row = {"loop": w.label, "images/s": f"{w.speed:.1f}", "s": f"{w.end - w.start:.1f}"}
     if w.samples:
         for i, name in enumerate(("SM MHz", "W", "°C", "GPU %")):
             row[name] = f"{statistics.median(s[i] for s in w.samples):.0f}"
@@ -192,15 +221,3 @@ def describe(w: Window) -> dict[str, str]:
                 f" ({w.processes[kind]})" if kind != "main" else ""
             )
     return row
-
-
-def table(windows: list[Window], title: str) -> str:
-    """The windows as an aligned text table under `title`."""
-    rows = [describe(w) for w in windows]
-    if not rows:
-        return ""
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    width = {c: max(len(c), *(len(r.get(c, "")) for r in rows)) for c in cols}
-    lines = [title, "  ".join(c.ljust(width[c]) for c in cols)]
-    lines += ["  ".join(r.get(c, "").ljust(width[c]) for c in cols) for r in rows]
-    return "\n".join(lines)

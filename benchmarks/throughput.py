@@ -52,7 +52,7 @@ from lrlab.training import LOG_EVERY, RunInputs, Trainer
 
 if (_here := os.path.dirname(os.path.abspath(__file__))) not in sys.path:  # run by runpy (the tests), not as a script
     sys.path.insert(0, _here)
-from telemetry import Telemetry, table  # (benchmarks/telemetry.py, beside this script)
+from telemetry import Telemetry  # (benchmarks/telemetry.py, beside this script)
 
 COMMON_BATCH = 128  # the common recipe's batch (and the CPU default of the other loops)
 
@@ -98,8 +98,15 @@ def measure(
                 w.speed = time_it(loop, seconds / rounds)
             speeds.append(w.speed)
         per_round.append(speeds)
-    print(table(telemetry.windows[-rounds * len(loops) :], f"\nwhile timed ({title}):"))
+    print(telemetry.table(telemetry.windows[-rounds * len(loops) :], f"\nwhile timed ({title}):"))
     return [statistics.median(r[i] for r in per_round) for i in range(len(loops))]
+
+
+def gpu_id(device: torch.device) -> str:
+    """The device as nvidia-smi names it: by UUID, since nvidia-smi neither orders GPUs as CUDA does nor reads
+    CUDA_VISIBLE_DEVICES (its index where torch gives no UUID)."""
+    uuid = str(getattr(torch.cuda.get_device_properties(device), "uuid", "") or "")
+    return (uuid if uuid.startswith("GPU-") else f"GPU-{uuid}") if uuid else str(device.index or 0)
 
 
 def sync() -> None:
@@ -320,7 +327,7 @@ def main() -> None:
     # eager loops first (above), measured and printed before any compilation: a slow or failing compile (or a
     # time limit during it) must not cost the figures the speed targets are judged on
     sync()
-    telemetry = Telemetry(gpu=cuda)
+    telemetry = Telemetry(gpu_id(device) if cuda else None)
     print(f"telemetry: {telemetry.gpu_note}")
     speeds = dict(
         zip(rows, measure({k: loop for k, (_, loop, _) in rows.items()}, secs, args.rounds, telemetry, "eager"),

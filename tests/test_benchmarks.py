@@ -342,53 +342,57 @@ def test_telemetry_describes_each_timed_window():
 
     t = runpy.run_path(str(BENCH / "telemetry.py"))
     parse, names = t["parse_sample"], t["reason_names"]
-    assert parse("1980, 512.30, 61, 100, 0x0000000000000004") == (1980.0, 512.3, 61.0, 100.0, 4)
-    assert parse("1980, 512.30, 61, 100") == (1980.0, 512.3, 61.0, 100.0, None)
+    when, sample = parse("2026/11/28 09:30:01.250, 1980, 512.30, 61, 100, 0x0000000000000004")
+    assert sample == (1980.0, 512.3, 61.0, 100.0, 4) and when % 1 == 0.25  # (local time, as time.time())
+    assert parse("2026/11/28 09:30:01.250, 1980, 512.30, 61, 100")[1] == (1980.0, 512.3, 61.0, 100.0, None)
     assert parse('Field "clocks_event_reasons.active" is not a valid field to query.') is None
-    assert parse("1980, [N/A], 61, 100") is None
+    assert parse("2026/11/28 09:30:01.250, 1980, [N/A], 61, 100") is None
     assert names(0x4 | 0x20) == "SW power cap+SW thermal" and names(0) == "none" and names(None) == "?"
     assert t["cpu_busy_jiffies"]("cpu  10 0 5 80 5 0 0 0 0 0\ncpu0 1 2 3 4\n") == (15, 100)
-    tel = t["Telemetry"](gpu=False)  # no nvidia-smi: the samples are put in by hand, stamped inside the window
+    tel = t["Telemetry"](None)  # no nvidia-smi: samples put in by hand, one of them taken before the window
     with tel.window("common (1/1)") as w:
-        import time
-
-        now = time.perf_counter()
-        tel._samples += [(now, (1500.0, 600.0, 70.0, 99.0, 0x4)), (now, (1700.0, 650.0, 71.0, 97.0, 0x0)),
-                         (now, (1600.0, 700.0, 72.0, 98.0, 0x20))]  # fmt: skip
         sum(i * i for i in range(2_000_000))  # some CPU time of this process (/proc counts in 10-ms ticks)
         w.speed = 3900.0
+    inside, before = (w.start + w.end) / 2, w.start - 0.1
+    tel._samples += [(before, (900.0, 100.0, 40.0, 0.0, 0x1)), (inside, (1500.0, 600.0, 70.0, 99.0, 0x4)),
+                     (inside, (1700.0, 650.0, 71.0, 97.0, 0x0)),
+                     (inside, (1600.0, 700.0, 72.0, 98.0, 0x20))]  # fmt: skip
+    text = tel.table(tel.windows, "while timed:")
     row = t["describe"](w)
     assert row["loop"] == "common (1/1)" and row["images/s"] == "3900.0"
-    assert (row["SM MHz"], row["W"], row["°C"], row["GPU %"]) == ("1600", "650", "71", "98")  # medians
-    assert row["clock reasons"] == "SW power cap+SW thermal"  # every reason seen in the window
+    assert (row["SM MHz"], row["W"], row["°C"], row["GPU %"]) == ("1600", "650", "71", "98")  # medians, in it
+    assert row["clock reasons"] == "SW power cap+SW thermal"  # every reason seen in the window (not "idle")
     if os.path.isdir("/proc"):
         assert 0 <= float(row["CPU busy %"]) <= 100 and w.cpu_seconds["main"] > 0 and "main CPU-s" in row
-    text = t["table"](tel.windows, "while timed:")
     assert text.splitlines()[0] == "while timed:" and "SW power cap+SW thermal" in text.splitlines()[2]
 
 
 def test_telemetry_samples_nvidia_smi_and_falls_back_to_the_old_reason_field(tmp_path, monkeypatch):
     """An nvidia-smi that knows only the older name of the clock-event field (older drivers): the sampler
-    retries with it, and its lines land in the window they were read in."""
+    retries with it, and each sample lands in the window it was taken in."""
     import runpy
-    import time
 
-    smi = tmp_path / "nvidia-smi"
+    smi = tmp_path / "nvidia-smi"  # (Python, not sh: a shell's `sleep` would be a process of its own)
     smi.write_text(
-        "#!/bin/sh\ncase \"$1\" in *clocks_event_reasons*) echo 'Field is not a valid field to query.'; exit 2;; esac\n"
-        "while true; do echo '1755, 401.5, 55, 93, 0x0000000000000024'; sleep 0.05; done\n"
+        f"#!{sys.executable}\nimport sys, time, datetime\n"
+        "if 'clocks_event_reasons' in sys.argv[1]:\n    print('Field is not a valid field to query.'); sys.exit(2)\n"
+        "while True:\n"
+        "    now = datetime.datetime.now().strftime('%Y/%m/%d %H:%M:%S.%f')[:-3]\n"
+        "    print(f'{now}, 1755, 401.5, 55, 93, 0x0000000000000024', flush=True); time.sleep(0.05)\n"
     )
     smi.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     t = runpy.run_path(str(BENCH / "telemetry.py"))
-    tel = t["Telemetry"](gpu=True)
+    tel = t["Telemetry"]("0")
     try:
         assert tel.gpu_note.endswith("clocks_throttle_reasons.active"), tel.gpu_note
         with tel.window("fast (1/1)") as w:
-            time.sleep(0.6)
+            sum(i * i for i in range(3_000_000))
+        tel.gather([w])
         assert len(w.samples) >= 3 and w.samples[0] == (1755.0, 401.5, 55.0, 93.0, 0x24)
         row = t["describe"](w)
         assert row["clock reasons"] == "SW power cap+SW thermal" and row["SM MHz"] == "1755"
-        assert "sampler CPU-s" not in row  # (the sampler's own process is not one of the benchmark's)
+        if os.path.isdir("/proc"):  # the sampler is told apart from the benchmark's own children
+            assert w.processes.get("sampler") == 1 and "child" not in w.processes, w.processes
     finally:
         tel.close()

@@ -1109,4 +1109,6 @@ def test_train_keeps_no_weights_of_a_diverged_run_and_does_not_train_it_again(tm
     assert not (run / "model.pt").exists()  # NaN or huge weights: nothing worth loading
     mtime = (run / "result.json").stat().st_mtime_ns
     assert main(["train", "--schedule", "standard", *flags]) == 0  # finished: kept, not trained again
-    assert "training it again" not in capsys.readouterr().out and (run / "result.json").stat().st_mtime_ns == mtime
+    said = capsys.readouterr().out
+    assert "diverged: it has no weights to save (no model.pt); --fresh trains it again" in said
+    assert "training it again" not in said and (run / "result.json").stat().st_mtime_ns == mtime

@@ -575,7 +575,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="the study's workers: on a CPU a run trains on --threads / N threads, so give the study's N to "
-        "train a run of it again alike (a finished run without model.pt is trained again, its result replaced)",
+        "train a run of it again alike (a finished run without model.pt is trained again, its result replaced, "
+        "unless it diverged)",
     )
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="show a progress bar")
     p.set_defaults(func=cmd_train)
@@ -666,11 +667,14 @@ def _negatives_joined(argv: list[str], parser: argparse.ArgumentParser) -> list[
     is a plain number ('-1', '-0.5'), and says only "expected one argument"; joined, the value reaches the option's
     own check, which says what is wrong with it. Only after options that take a value."""
     # (argparse keeps no public list of its options: its actions are read as _unrecognized reads them)
-    commands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    parsers = [parser, *(c for a in commands for c in a.choices.values())]
-    valued = {o for p in parsers for a in p._actions if a.nargs != 0 for o in a.option_strings}
+    subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    commands = {name: c for a in subparsers for name, c in a.choices.items()}
+    command = next((commands[a] for a in argv if a in commands), None)  # (no top-level option takes a value)
+    valued = {o for a in command._actions if a.nargs != 0 for o in a.option_strings} if command else set()
     out: list[str] = []
-    for arg in argv:
+    for i, arg in enumerate(argv):
+        if arg == "--":  # what follows is positional, as given
+            return out + argv[i:]
         if out and out[-1] in valued and re.match(r"-\.?\d", arg):
             out[-1] += f"={arg}"
         else:
@@ -682,6 +686,8 @@ def _says(e: LrlabError) -> bool:
     """Whether this process prints `e`. Under torchrun every rank meets the same refusal: rank 0's own
     (a study folder it checked for all) is said by rank 0 alone, and a config's (the same command and files
     on every rank of a machine) once a machine, by its local rank 0; any other, a rank's own, by that rank."""
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:  # (one process: a LOCAL_RANK left by another launcher)
+        return True
     if getattr(e, "rank0", False):
         return os.environ.get("RANK", "0") == "0"
     return not isinstance(e, ConfigError) or os.environ.get("LOCAL_RANK", "0") == "0"

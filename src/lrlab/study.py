@@ -312,22 +312,25 @@ def run_state(folder: Path, fingerprint: str, schedule: tuple[str, dict[str, Any
 
 def _state(folder: Path, fingerprint: str, save_model: bool, echo: Callable[[str], None]) -> str:
     """run_state, but a finished run without the weights that `lrlab train` asks for (a study does not
-    keep them) is trained again, from an empty folder (no second set of TensorBoard events), and said so."""
+    keep them) is trained again, from an empty folder (no second set of TensorBoard events), and said so; one
+    that diverged is kept, without weights, and said so."""
     state = run_state(folder, fingerprint)
     if state == "stale":
         echo(f"{folder} held a run of another configuration that stopped before its first epoch ended: replacing it")
         shutil.rmtree(folder)
         return "new"
-    # (a diverged run has no weights worth keeping: none were saved, and training it again would diverge again)
-    if state == "finished" and save_model and not (folder / "model.pt").exists() and results.read_run(folder).ok:
-        echo(
-            f"{folder} is finished but without its weights (a study does not keep them): training it again to "
-            "save them; its result is replaced (the same on a CPU with the same threads and processes, close on a GPU "
-            "or on another number of processes)"
-        )
-        shutil.rmtree(folder)
-        return "new"
-    return state
+    if state != "finished" or not save_model or (folder / "model.pt").exists():
+        return state
+    if not results.read_run(folder).ok:  # no weights worth keeping, and trained again it would diverge again
+        echo(f"{folder} diverged: it has no weights to save (no model.pt); --fresh trains it again")
+        return state
+    echo(
+        f"{folder} is finished but without its weights (a study does not keep them): training it again to "
+        "save them; its result is replaced (the same on a CPU with the same threads and processes, close on a GPU "
+        "or on another number of processes)"
+    )
+    shutil.rmtree(folder)
+    return "new"
 
 
 def run_config(p: Prepared, name: str, seed: int, fingerprint: str) -> dict[str, Any]:
