@@ -119,17 +119,19 @@ class Window:
 
 class Telemetry:
     """Describes each window `with t.window(label) as w:` of the benchmark, from the GPU samples taken in it and
-    the CPU counters at its ends. `gpu`: the GPU to sample with nvidia-smi (its index or UUID), or None."""
+    the CPU counters at its ends. `gpu`: the GPU to sample with nvidia-smi (its UUID or index; comma-separated,
+    each tried in turn), or None."""
 
     def __init__(self, gpu: str | None) -> None:
         self.windows: list[Window] = []
         self._samples: list[tuple[float, tuple]] = []
         self._proc: subprocess.Popen[str] | None = None
         self.gpu_note = "no GPU sampled"
-        if gpu is not None and shutil.which("nvidia-smi"):
-            self._start(gpu)
+        for one in (gpu or "").split(",") if shutil.which("nvidia-smi") else []:
+            if self._start(one.strip()):
+                break
 
-    def _start(self, gpu: str) -> None:
+    def _start(self, gpu: str) -> bool:
         # a line at a time through the pipe where coreutils' stdbuf can ask for it (C's stdio would hold ~80
         # samples, 16 s of them): a table printed after a window then has that window's last samples
         line_buffered = ["stdbuf", "-oL"] if shutil.which("stdbuf") else []
@@ -145,10 +147,11 @@ class Telemetry:
                 self._proc, self.gpu_note = proc, f"nvidia-smi every 200 ms, GPU {gpu}: {fields}"
                 atexit.register(self.close)
                 threading.Thread(target=self._read, args=(proc.stdout,), daemon=True).start()
-                return
+                return True
             proc.kill()
             proc.wait()
-            self.gpu_note = f"nvidia-smi did not answer: {first.strip()[:120]}"
+            self.gpu_note = f"nvidia-smi did not answer for GPU {gpu}: {first.strip()[:120]}"
+        return False
 
     def _read(self, lines: Iterator[str]) -> None:
         for line in lines:

@@ -103,10 +103,11 @@ def measure(
 
 
 def gpu_id(device: torch.device) -> str:
-    """The device as nvidia-smi names it: by UUID, since nvidia-smi neither orders GPUs as CUDA does nor reads
-    CUDA_VISIBLE_DEVICES (its index where torch gives no UUID)."""
+    """The device as nvidia-smi names it, for telemetry.py: by UUID, since nvidia-smi neither orders GPUs as CUDA
+    does nor reads CUDA_VISIBLE_DEVICES; then its index, tried where nvidia-smi takes no such UUID."""
     uuid = str(getattr(torch.cuda.get_device_properties(device), "uuid", "") or "")
-    return (uuid if uuid.startswith("GPU-") else f"GPU-{uuid}") if uuid else str(device.index or 0)
+    index = str(device.index or 0)
+    return f"{uuid if uuid.startswith('GPU-') else f'GPU-{uuid}'},{index}" if uuid else index
 
 
 def sync() -> None:

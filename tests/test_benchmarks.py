@@ -368,14 +368,15 @@ def test_telemetry_describes_each_timed_window():
 
 
 def test_telemetry_samples_nvidia_smi_and_falls_back_to_the_old_reason_field(tmp_path, monkeypatch):
-    """An nvidia-smi that knows only the older name of the clock-event field (older drivers): the sampler
-    retries with it, and each sample lands in the window it was taken in."""
+    """An nvidia-smi that knows only the older name of the clock-event field (older drivers) and GPUs by index:
+    the sampler retries with those, and each sample lands in the window it was taken in."""
     import runpy
 
     smi = tmp_path / "nvidia-smi"  # (Python, not sh: a shell's `sleep` would be a process of its own)
     smi.write_text(
         f"#!{sys.executable}\nimport sys, time, datetime\n"
         "if 'clocks_event_reasons' in sys.argv[1]:\n    print('Field is not a valid field to query.'); sys.exit(2)\n"
+        "if sys.argv[-1].startswith('GPU-'):\n    print('No devices were found'); sys.exit(6)\n"
         "while True:\n"
         "    now = datetime.datetime.now().strftime('%Y/%m/%d %H:%M:%S.%f')[:-3]\n"
         "    print(f'{now}, 1755, 401.5, 55, 93, 0x0000000000000024', flush=True); time.sleep(0.05)\n"
@@ -383,9 +384,10 @@ def test_telemetry_samples_nvidia_smi_and_falls_back_to_the_old_reason_field(tmp
     smi.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     t = runpy.run_path(str(BENCH / "telemetry.py"))
-    tel = t["Telemetry"]("0")
+    tel = t["Telemetry"]("GPU-0b1c,0")  # a UUID this nvidia-smi does not take, then an index
     try:
-        assert tel.gpu_note.endswith("clocks_throttle_reasons.active"), tel.gpu_note
+        assert tel.gpu_note.endswith("GPU 0: timestamp,clocks.sm,power.draw,temperature.gpu,utilization.gpu,"
+                                     "clocks_throttle_reasons.active"), tel.gpu_note  # fmt: skip
         with tel.window("fast (1/1)") as w:
             sum(i * i for i in range(3_000_000))
         tel.gather([w])
