@@ -288,8 +288,9 @@ def test_schedules_says_it_runs_a_range_test_and_reuses_a_studys(tmp_path, capsy
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--steps", "0"], "--steps: must be at least 1, got 0"),
-        (["--steps", "10", "--steps-per-epoch", "0"], "--steps-per-epoch: must be at least 1"),
+        (["--steps", "0"], "--steps: must be in [1, 10,000,000] (each step is computed), got 0"),
+        (["--steps", "1000000000"], "--steps: must be in [1, 10,000,000] (each step is computed), got 1000000000"),
+        (["--steps", "10", "--steps-per-epoch", "0"], "--steps-per-epoch: must be in [1, 10,000,000]"),
         (["--steps-per-epoch", "3"], "--steps-per-epoch: goes with --steps"),
     ],
 )

@@ -128,8 +128,10 @@ def test_range_test_restores_weights_and_stops_on_divergence():
 
 def test_find_lr_command(tmp_path, capsys):
     args = ["find-lr", "--limit", "300", "--batch-size", "32", "--width", "0.125", "--steps", "40"]
-    assert main([*args, "--out", str(tmp_path)]) == 0
-    printed = capsys.readouterr().out
+    assert main([*args, "--out", str(tmp_path), "--progress"]) == 0
+    said = capsys.readouterr()
+    printed = said.out
+    assert "find-lr: step 40/40 (100%)" in said.err  # --progress into a pipe: its bar as lines, to the end
     assert "steepest" in printed and "valley" in printed and "weights restored" in printed
     assert "with the LR at " in printed
     saved = json.loads((tmp_path / "find-lr.json").read_text())
@@ -196,6 +198,8 @@ def test_range_test_trains_as_the_run_does():
     assert F.cross_entropy(twin.forward_with_aux(x)[0], train.labels[idx]).item() != bf16_loss  # fp32 differs
 
 
-def test_find_lr_refuses_bad_steps_before_making_its_folder(tmp_path, capsys):
-    assert main(["find-lr", "--steps", "0", "--out", str(tmp_path / "x")]) == 2
-    assert "steps must be at least 10, got 0" in capsys.readouterr().err and not (tmp_path / "x").exists()
+@pytest.mark.parametrize("steps", ["0", "100001"])
+def test_find_lr_refuses_bad_steps_before_making_its_folder(steps, tmp_path, capsys):
+    assert main(["find-lr", "--steps", steps, "--out", str(tmp_path / "x")]) == 2
+    said = f"steps must be in [10, 100,000], got {steps}"
+    assert said in capsys.readouterr().err and not (tmp_path / "x").exists()

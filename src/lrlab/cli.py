@@ -21,6 +21,10 @@ from lrlab import __version__
 from lrlab import config as config_mod
 from lrlab.errors import ConfigError, LrlabError, choices
 
+# the most steps `lrlab schedules --steps` previews: each is computed (about 1 µs a schedule on a CPU core), and
+# ten million is already more than a 90-epoch ImageNet run (450,000 steps at batch 256) by far
+MAX_PREVIEW_STEPS = 10_000_000
+
 EXAMPLES = """\
 examples:
   lrlab study                                  the six settings of the original study on digits
@@ -249,18 +253,18 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
+    cfg = _load(args, select=False)  # checked before torch loads (seconds): a mistake is said at once
     from lrlab.study import run_study
 
-    cfg = _load(args, select=False)
     run_study(cfg, fresh=args.fresh, progress=args.progress, shard=args.shard, only=_schedule_names(args, cfg))
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    args.seeds = [args.seed]  # checked with the config, as --seeds is
+    cfg = _load(args)  # (before torch loads, as in cmd_study)
     from lrlab.study import run_study
 
-    args.seeds = [args.seed]  # checked with the config, as --seeds is
-    cfg = _load(args)
     cfg.save_model, cfg.peak_lrs = True, None
     only = [args.schedule or next(iter(cfg.schedules))]
     run_study(cfg, fresh=args.fresh, progress=args.progress, only=only, command="train")
@@ -310,12 +314,9 @@ def _floats(text: str) -> list[float]:
 
 
 def cmd_schedules(args: argparse.Namespace) -> int:
-    from lrlab import plots, store
-    from lrlab.data import check_name
-    from lrlab.results import read_study_doc, recorded_range_test
+    from lrlab import store
     from lrlab.schedules import FAMILIES, PRESETS, Plan, compile_schedule, family_fields, resolve_auto
     from lrlab.schedules.compile import REQUIRED, toml_text
-    from lrlab.study import auto_lr_needed, check_auto_lr, describe_auto, keep_given, prepare, run_variants
 
     if args.families:
         flags: dict[str, str] = {}  # dest -> its first option (--set and --unset share one)
@@ -337,8 +338,8 @@ def cmd_schedules(args: argparse.Namespace) -> int:
             print(f"preset {name:<16} " + ", ".join(f"{k}={toml_text(v)}" for k, v in preset.items()))
         return 0
     for flag, value in (("--steps", args.steps), ("--steps-per-epoch", args.steps_per_epoch)):
-        if value is not None and value < 1:
-            raise ConfigError(f"{flag}: must be at least 1, got {value}")
+        if value is not None and not 1 <= value <= MAX_PREVIEW_STEPS:
+            raise ConfigError(f"{flag}: must be in [1, {MAX_PREVIEW_STEPS:,}] (each step is computed), got {value}")
     if args.steps_per_epoch is not None and args.steps is None:
         raise ConfigError("--steps-per-epoch: goes with --steps (without it the data's real steps per epoch are used)")
     # checked before any work (the range test of "auto" LRs can take minutes)
@@ -347,9 +348,15 @@ def cmd_schedules(args: argparse.Namespace) -> int:
             raise ConfigError(f"{flag} {out}: names a folder; give a file name, e.g. {out}schedules.{ext}")
         if out:
             store.landing(Path(out), make_parents=False)
+    cfg = _load(args)
+    # (the modules that load torch or matplotlib, seconds, after the checks above: a mistake is said at once)
+    from lrlab import plots
+    from lrlab.data import check_name
+    from lrlab.results import read_study_doc, recorded_range_test
+    from lrlab.study import auto_lr_needed, check_auto_lr, describe_auto, keep_given, prepare, run_variants
+
     if args.plot:
         plots.image_format(Path(args.plot))
-    cfg = _load(args)
     if args.steps:
         check_name(cfg.data)  # (the data is not read: its name is still checked, as a study would)
         check_auto_lr(cfg)
@@ -416,6 +423,7 @@ def cmd_find_lr(args: argparse.Namespace) -> int:
     from lrlab.lr_finder import check_range, plot_range_test, range_test
     from lrlab.schedules import AUTO_FACTORS, AUTO_RULE
     from lrlab.study import prepare
+    from lrlab.training import progress_bar
 
     check_range(args.start_lr, args.end_lr, args.steps)  # before any work or any folder
     cfg = _load(args)
@@ -427,7 +435,11 @@ def cmd_find_lr(args: argparse.Namespace) -> int:
     store.open_out(out)  # before the test, not after it
     seed = cfg.seeds[0]
     torch_seed(seed)
-    test = range_test(p.build(), p.inputs, cfg.train, p.device, seed, args.start_lr, args.end_lr, args.steps)
+    bar = progress_bar(args.steps, 0, "find-lr", args.progress)  # (it stops early where the loss diverges)
+    try:
+        test = range_test(p.build(), p.inputs, cfg.train, p.device, seed, args.start_lr, args.end_lr, args.steps, bar)
+    finally:
+        bar.close()
     rows = [
         {"step": i, "lr": lr, "loss": loss, "smoothed": sm}
         for i, (lr, loss, sm) in enumerate(zip(test.lrs, test.losses, test.smoothed, strict=True))
@@ -613,11 +625,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end-lr", type=float, default=config_mod.RANGE_END_LR, metavar="LR",
                    help="last LR (default %(default)g)")  # fmt: skip
     p.add_argument("--steps", type=int, default=config_mod.RANGE_STEPS, metavar="N",
-                   help="optimizer steps (default %(default)s)")  # fmt: skip
+                   help=f"optimizer steps, at most {config_mod.MAX_RANGE_STEPS:,} (default %(default)s)")  # fmt: skip
     p.add_argument("--seeds", type=_seeds, metavar="N|A,B",
                    help="the first seed gives the initial weights (3 is a count: seed 0; '3,' is seed 3)")  # fmt: skip
     p.add_argument("--seed", action=_NotSeed, help=argparse.SUPPRESS)
     p.add_argument("--out", type=_given, metavar="DIR", help="output folder (default: runs/<study name>/find-lr)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="show a progress bar (default: only on a terminal)")  # fmt: skip
     p.set_defaults(func=cmd_find_lr)
     for command in sub.choices.values():  # main() refuses a command's unknown options with its own usage
         command.set_defaults(parser=command)

@@ -29,6 +29,7 @@ DEFAULT_CONFIG = "six-settings"
 # loss fall by only 1 % before the sweep ended, too little to tell the valley from the plateau's noise
 # (the valley rule suggested 0.0013); 200 steps from 1e-5 gave a 5.4 % fall and a valley at 0.036.
 RANGE_START_LR, RANGE_END_LR, RANGE_STEPS = 1e-5, 10.0, 200
+MAX_RANGE_STEPS = 100_000  # more than a range test needs by far (hundreds): a typo, refused before hours of it
 # the most seeds a count may ask for: ten times what seeds-to-plan searches (stats.MAX_SEEDS); a count of 10**9,
 # a typo or a test's random input, would otherwise build a list of 10**9 seeds and exhaust the memory
 MAX_SEED_COUNT = 10_000

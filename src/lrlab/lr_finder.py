@@ -13,12 +13,13 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from lrlab.config import RANGE_END_LR, RANGE_START_LR, RANGE_STEPS, TrainConfig
+from lrlab.config import MAX_RANGE_STEPS, RANGE_END_LR, RANGE_START_LR, RANGE_STEPS, TrainConfig
 from lrlab.errors import ConfigError
 from lrlab.model import set_pool_kernel
 from lrlab.training import (
@@ -116,8 +117,8 @@ def check_range(start_lr: float, end_lr: float, steps: int) -> None:
             raise ConfigError(f"find-lr: {flag} must be a finite number, got {lr:g}")
     if not 0 < start_lr < end_lr:
         raise ConfigError(f"find-lr: need 0 < start_lr < end_lr, got {start_lr:g} and {end_lr:g}")
-    if steps < 10:
-        raise ConfigError(f"find-lr: steps must be at least 10, got {steps}")
+    if not 10 <= steps <= MAX_RANGE_STEPS:
+        raise ConfigError(f"find-lr: steps must be in [10, {MAX_RANGE_STEPS:,}], got {steps}")
 
 
 def range_test(
@@ -129,9 +130,11 @@ def range_test(
     start_lr: float = RANGE_START_LR,
     end_lr: float = RANGE_END_LR,
     steps: int = RANGE_STEPS,
+    bar: Any = None,
 ) -> RangeTest:
     """Run the test on `model` (its weights are restored afterwards) with the run's optimizer,
-    batch size and augmentation; the LR goes from start_lr to end_lr in `steps` geometric steps."""
+    batch size and augmentation; the LR goes from start_lr to end_lr in `steps` geometric steps.
+    `bar`: a tqdm-like progress bar, advanced a step at a time (closed by the caller), or None."""
     check_range(start_lr, end_lr, steps)
     saved = copy.deepcopy(model.state_dict())
     speed = Speed.resolve(dataclasses.replace(cfg, compile=False), device)  # 100 steps: not worth compiling
@@ -173,6 +176,9 @@ def range_test(
             stopped = True
             break
         best = min(best, smooth)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(lr=f"{lr:.3g}", loss=f"{smooth:.3g}", refresh=False)
     model.load_state_dict(saved)
     model.to(memory_format=torch.contiguous_format)
     finite = [k for k, v in enumerate(smoothed) if math.isfinite(v)]
