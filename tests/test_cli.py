@@ -127,6 +127,27 @@ def test_a_negative_value_is_joined_only_to_an_option_of_its_command():
     assert _negatives_joined(["study", "--set", "train.epochs=-1"], parser) == ["study", "--set", "train.epochs=-1"]
 
 
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["schedules", "--set", "train.epochs=3", "--epochs", "2"],
+         "train.epochs: given twice, as --epochs 2 and as --set train.epochs=3; give it once"),
+        (["study", "--limit", "5", "--unset", "data.limit"],
+         "data.limit: given twice, as --limit 5 and as --unset data.limit; give it once"),
+        (["study", "--seeds", "2", "--set", "seeds=3"], "seeds: given twice, as --seeds 2 and as --set seeds=3"),
+        (["train", "--set", "seeds=[3]"], "seeds: `lrlab train` trains one seed, --seed N (default 0)"),
+    ],
+)  # fmt: skip
+def test_a_key_given_by_its_flag_and_by_set_is_refused_naming_both(argv, said, capsys):
+    assert main(argv) == 2
+    assert said in capsys.readouterr().err
+
+
+def test_a_key_given_alike_by_its_flag_and_by_set_is_taken(capsys):
+    assert main(["schedules", "--epochs", "2", "--set", "train.epochs=2", "--steps", "10"]) == 0
+    assert "valid for 10 steps" in capsys.readouterr().out
+
+
 def test_python_dash_m():
     res = subprocess.run([sys.executable, "-m", "lrlab", "--version"], capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout.startswith("lrlab ")
@@ -339,11 +360,11 @@ def test_bad_flag_value_is_an_argparse_error(capsys):
 def test_set_overrides_any_key_with_toml_values():
     from lrlab.cli import _load, build_parser
 
-    args = build_parser().parse_args(["study", "--epochs", "3", "--set", "train.ema=0.999", "--set", "train.epochs=2",
+    args = build_parser().parse_args(["study", "--epochs", "2", "--set", "train.ema=0.999", "--set", "train.epochs=2",
                                       "--set", "schedules.onecycle.max_lr=0.2", "--set", "data.name=digits",
                                       "--set", "seeds=[4, 5]", "--compile"])  # fmt: skip
     cfg = _load(args)
-    assert cfg.train.ema == 0.999 and cfg.train.epochs == 2  # --set wins over the named flag
+    assert cfg.train.ema == 0.999 and cfg.train.epochs == 2  # (alike by the named flag: no conflict)
     assert cfg.schedules["onecycle"]["max_lr"] == 0.2 and cfg.data.name == "digits" and cfg.seeds == [4, 5]
     assert cfg.train.compile is True
 

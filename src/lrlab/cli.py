@@ -204,24 +204,36 @@ def parse_setting(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+_TOP_LEVEL_FLAGS = ("seeds", "out", "peak_lrs", "baseline", "tensorboard", "workers", "auto_lr")  # (dest = key)
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    over = {k: v for k, v in vars(args).items() if "." in k and v is not None}
-    over.update(getattr(args, "settings", []))  # --set comes last: it wins over the named flags
+    """The config keys the command line gives: its named flags' (dest = key), then --set's and --unset's in their
+    order. A key given by a flag and by --set or --unset with another value is refused, naming both: which of
+    them the user meant to win would be a guess (the two spellings are easy to leave in a command by mistake)."""
+    named = {k: v for k, v in vars(args).items() if ("." in k or k in _TOP_LEVEL_FLAGS) and v not in (None, "")}
+    over = dict(named)
+    for key, value in getattr(args, "settings", []):
+        if key == "seeds" and args.command == "train":
+            raise ConfigError("seeds: `lrlab train` trains one seed, --seed N (default 0); leave seeds out of --set "
+                              "and --unset")  # fmt: skip
+        if key in named and (value is config_mod.UNSET or value != named[key]):
+            flag = _flag_of(args, key)
+            given = "--unset " + key if value is config_mod.UNSET else f"--set {key}={value!r}"
+            raise ConfigError(f"{key}: given twice, as {flag} {named[key]!r} and as {given}; give it once")
+        over[key] = value
     return over
+
+
+def _flag_of(args: argparse.Namespace, dest: str) -> str:
+    """The option that sets `dest` in the command's parser (its first spelling)."""
+    return next((a.option_strings[0] for a in args.parser._actions if a.dest == dest and a.option_strings), dest)
 
 
 def _load(args: argparse.Namespace, select: bool = True) -> config_mod.StudyConfig:
     """The config with the command line's overrides; select: --schedules makes it a study of those only
     (previews; `study` passes them to run_study instead, which keeps the study whole)."""
-    over = _overrides(args)
-    if getattr(args, "seeds", None) is not None:
-        over["seeds"] = args.seeds
-    if getattr(args, "out", None):
-        over["out"] = args.out
-    for key in ("peak_lrs", "baseline", "tensorboard", "workers", "auto_lr"):
-        if getattr(args, key, None) is not None:
-            over[key] = getattr(args, key)
-    cfg = config_mod.load(args.config, over)
+    cfg = config_mod.load(args.config, _overrides(args))
     if select and (names := _schedule_names(args, cfg)) is not None:
         from lrlab.study import select_schedules
 
