@@ -85,6 +85,18 @@ CASES = {
     "width past memory": (lambda t: ["--width", "10000"], "model.width: 10000 makes a model too large for this"),
     "a schedule named twice": (lambda t: ["--schedules", "standard,standard"],
                                "--schedules: 'standard' is named twice"),
+    "an LR in [train]": (lambda t: ["--set", "train.lr=0.1"],
+                         "unknown config key 'train.lr' (an LR is a schedule's: schedules.<name>.lr or max_lr, or "),
+    "lr on one-cycle": (lambda t: ["--set", "schedules.onecycle.lr=0.1"],
+                        "schedules.onecycle.lr: not a parameter of 'onecycle' (its LRs: 'max_lr')"),
+    "a length in two units": (lambda t: ["--set", "schedules.cyclic.up_frac=0.5"],
+                              "schedules.cyclic.up_frac: the length 'up' is given twice, as up_epochs and as up_frac; "
+                              "give one of them (--unset schedules.cyclic.up_epochs removes the first)"),
+    "another family's spelling": (lambda t: ["--set", "schedules.onecycle.anneal=cosine"],
+                                  "must be one of 'cos', 'linear', got 'cosine' (did you mean 'cos'?)"),
+    "nothing left to train on": (lambda t: ["--set", "data.val_frac=0.9"],
+                                 "val_frac + test_frac must be below 1 (none would be left to train on), got 0.9 + "),
+    "a bundled study misspelt": (lambda t: ["six-setting"], "(did you mean 'six-settings'?)"),
     "nested too deeply": (lambda t: [toml(t / "c.toml", "x = " + "[" * 5000 + "]" * 5000 + "\n")],
                           "is not valid TOML here: values nested too deeply"),
 }  # fmt: skip

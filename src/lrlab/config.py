@@ -206,6 +206,8 @@ def _build(cls: type, doc: Any, where: str) -> Any:
         full = f"{where}.{key}" if where else key
         if key not in names:
             hint = did_you_mean(key, names) or _in_a_section(cls, key)
+            if not hint and key.endswith("lr"):  # `train.lr`: an LR belongs to a schedule
+                hint = " (an LR is a schedule's: schedules.<name>.lr or max_lr, or --peak-lrs for every schedule)"
             raise ConfigError(f"unknown config key {full!r}{hint}; valid keys here: {choices(names)}")
         if cls is StudyConfig and key == "seeds" and isinstance(value, int) and not isinstance(value, bool):
             if not 1 <= value <= MAX_SEED_COUNT:
@@ -231,7 +233,8 @@ def _check(cfg: StudyConfig) -> None:
     # 0 only where the data brings that split (a val/ or test/ folder, an official test split): data.py checks
     need(0 <= d.val_frac < 1, "data.val_frac", f"must be in [0, 1), got {d.val_frac}")
     need(0 <= d.test_frac < 1, "data.test_frac", f"must be in [0, 1), got {d.test_frac}")
-    need(d.val_frac + d.test_frac < 1, "data.val_frac", "val_frac + test_frac must be below 1")
+    left = f"(none would be left to train on), got {d.val_frac} + {d.test_frac}"
+    need(d.val_frac + d.test_frac < 1, "data.val_frac", f"val_frac + test_frac must be below 1 {left}")
     need(0 <= d.split_seed < 2**32, "data.split_seed", f"must be in [0, 2**32) (numpy's seeds), got {d.split_seed}")
     need(d.limit is None or d.limit > 0, "data.limit", f"must be positive, got {d.limit}")
     need(d.image_size is None or d.image_size > 0, "data.image_size", "must be positive")
@@ -379,8 +382,10 @@ def read_document(source: str | None) -> dict[str, Any]:
         text = resources.files("lrlab").joinpath("configs").joinpath(source + ".toml").read_text(encoding="utf-8")
     else:
         setting = f" (a setting? --set {source})" if "=" in source else ""  # `--set a=1 b=2`: b=2 is the config
+        close = did_you_mean(source, bundled_configs()) if not setting else ""
         raise ConfigError(
-            f"config {source!r} is neither a file nor a bundled study{setting}; bundled: {choices(bundled_configs())}"
+            f"config {source!r} is neither a file nor a bundled study{setting}{close}; bundled: "
+            f"{choices(bundled_configs())}"
         )
     try:
         doc = tomllib.loads(text)

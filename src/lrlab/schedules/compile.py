@@ -222,18 +222,26 @@ def parse_spec(spec: Any, where: str = "schedule", zero_ok: bool = False) -> Spe
     cls = FAMILIES[spec["type"]]
     keys = _keys(cls)
     kwargs: dict[str, Any] = {}
+    given_as: dict[str, str] = {}  # a field's key in the spec (a length's unit)
     for key, value in spec.items():
         if key == "type":
             continue
         if key not in keys:
+            hint = did_you_mean(key, keys)
+            lr_keys = [k for k in keys if k.endswith("lr") and not k.startswith("warmup")]
+            if not hint and key.endswith("lr") and lr_keys:  # `lr` on a family whose peak is `max_lr`, say
+                hint = f" (its LRs: {choices(lr_keys)})"
             raise ConfigError(
-                f"{where}.{key}: not a parameter of {family!r}{did_you_mean(key, keys)}; "
-                f"valid: {choices(valid_keys(family))}"
+                f"{where}.{key}: not a parameter of {family!r}{hint}; valid: {choices(valid_keys(family))}"
             )
         name, tp = keys[key]
         if name in kwargs:
-            raise ConfigError(f"{where}.{key}: the length {name!r} is given twice; give one of its units")
-        kwargs[name] = _value(value, tp, key, f"{where}.{key}", zero_ok)
+            other = given_as[name]  # (a config's length, and another unit of it from --set)
+            raise ConfigError(
+                f"{where}.{key}: the length {name!r} is given twice, as {other} and as {key}; give one of them "
+                f"(--unset {where}.{other} removes the first)"
+            )
+        kwargs[name], given_as[name] = _value(value, tp, key, f"{where}.{key}", zero_ok), key
     missing = [
         f.name
         for f in dataclasses.fields(cls)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lrlab.errors import ConfigError, choices
+from lrlab.errors import ConfigError, choices, did_you_mean
 
 UNITS = ("steps", "epochs", "frac")
 # The longest length in steps: beyond 2**53 a float no longer tells one step from the next (and
@@ -59,7 +59,8 @@ ANNEALS: dict[str, Callable[[float, float, float], float]] = {
 def pick(table: dict[str, Any], name: str, value: str, field: Field) -> Any:
     """table[value], or a ConfigError naming the field and the valid values."""
     if value not in table:
-        raise ConfigError(f"{field(name)}: must be one of {choices(table)}, got {value!r}")
+        close = did_you_mean(value, table) if isinstance(value, str) else ""  # ('cosine' where a family says 'cos')
+        raise ConfigError(f"{field(name)}: must be one of {choices(table)}, got {value!r}{close}")
     return table[value]
 
 
