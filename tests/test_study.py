@@ -1112,3 +1112,14 @@ def test_train_keeps_no_weights_of_a_diverged_run_and_does_not_train_it_again(tm
     said = capsys.readouterr().out
     assert "diverged: it has no weights to save (no model.pt); --fresh trains it again" in said
     assert "training it again" not in said and (run / "result.json").stat().st_mtime_ns == mtime
+
+
+def test_a_study_of_one_seed_says_nothing_was_tested(study, tmp_path, capsys):
+    _, out, _, _ = study
+    shutil.copytree(out / "runs", tmp_path / "runs", ignore=shutil.ignore_patterns("seed-1"))
+    assert main(["report", str(tmp_path)]) == 0
+    console = capsys.readouterr().out
+    md = (tmp_path / "report.md").read_text()
+    said = "One seed each: nothing could be tested, so the highest mean is one draw of initial weights and batch order"
+    assert said in md and "a lead, not a win" not in md  # (not even a lead: no test was made)
+    assert "one seed each: nothing could be tested" in console and "rerun with `--seeds 3` or more" in console

@@ -546,6 +546,8 @@ def _document(
         alike = [n for n in (row["schedule"] for row in table) if ranks.get(n) == 1 and n not in best]
         it = "it" if len(best) == 1 else "them"
         said = f" The seeds do not tell {it} apart from {_and(alike)} (rank 1 too): a lead, not a win." if alike else ""
+        if all(row["accuracy"].n <= 1 for row in table):  # nothing was tested: not even "a lead"
+            said = f" One seed each: {ONE_SEED}."
         top = f": **{best[0]}**" if len(best) == 1 else f", tied: {_and([f'**{b}**' for b in best])}"
         rows = {row["schedule"]: row for row in table}
         # (of the schedules tied with it too: one that finished a seed of three ranks on that seed alone)
@@ -658,6 +660,14 @@ def _diverged(r: Run) -> str:
     return f"diverged at step {d.get('step')} (LR {d.get('lr', math.nan):.3g})" if d else r.result["status"]
 
 
+# what a study of one seed per schedule can say (report.md's verdict and the console's note)
+ONE_SEED = (
+    "nothing could be tested, so the highest mean is one draw of initial weights and batch order, "
+    "not a ranking (every rank is 1); rerun with `--seeds 3` or more into the same folder (its finished runs are "
+    "kept) to tell whether a difference is real"
+)
+
+
 def _console(
     cfg: dict[str, Any], runs: list[Run], table: list[dict[str, Any]], comps: list[stats.Comparison],
     ranks: dict[str, int], baseline: str, stand_in: str | None, absent: list[str], notes: list[tuple[str, str]],
@@ -683,6 +693,8 @@ def _console(
     note += "".join(f"\n{label}: {text}" for label, text in notes)
     if not any(r.ok for r in runs):  # (as report.md says it)
         note += "\nevery run diverged: no schedule can be recommended; lower the LRs (lrlab find-lr shows which train)"
+    elif all(row["accuracy"].n <= 1 for row in table):
+        note += f"\none seed each: {ONE_SEED}"
     for best in dict.fromkeys(c.baseline for c in peak_comps):
         mine = [c for c in peak_comps if c.baseline == best]
         tested = any(c.n > 1 for c in mine)
