@@ -401,6 +401,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
             print(describe_auto(prepared.auto_lr))
     many = "s" * (len(schedules) != 1)
     print(f"{len(schedules)} schedule{many} valid for {plan.total_steps} steps ({plan.steps_per_epoch} per epoch):")
+    wide = max([16, *map(len, schedules)])  # (an LR axis's names, 'uneven-cyclic@0.01', are longer)
     for name, sch in schedules.items():
         lrs = [sch.lr(i) for i in range(plan.total_steps)]
         notes = [
@@ -408,7 +409,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
             f", reads {sch.metric}" if sch.metric else "",
         ]
         print(
-            f"  {name:<16} {sch.spec['type']:<15} LR first {lrs[0]:.4g}, peak {max(lrs):.4g}, "
+            f"  {name:<{wide}} {sch.spec['type']:<15} LR first {lrs[0]:.4g}, peak {max(lrs):.4g}, "
             f"last {lrs[-1]:.4g}, mean {sum(lrs) / len(lrs):.4g}" + "".join(notes)
         )
         for note in sch.notes:

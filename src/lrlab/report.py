@@ -599,7 +599,8 @@ def _document(
         else "reached a target (none here: no run finished)"
     )
     doc.p(
-        "Validation accuracy at the best and the last epoch; epochs and seconds until validation accuracy first "
+        "Means over each schedule's finished seeds: validation accuracy at the best epoch (with that epoch's mean, "
+        "so it can fall between two) and the last; epochs and seconds until validation accuracy first "
         f"{reached}; late loss jitter: how much the training loss "
         f"jumps between its logged values (steps.csv: each the mean over the steps since the last, at most 10, "
         f"within an epoch) over the last {LATE:.0%} of the steps (standard deviation of the changes over the mean "
