@@ -36,6 +36,24 @@ def test_colors_are_tab10_then_their_light_shades():
     assert len(set(_colors([f"s{i}" for i in range(60)]).values())) == 60  # was 20: s20 took s0's colour
 
 
+def test_an_lr_axis_gives_each_schedule_a_hue_and_each_peak_a_shade_of_it():
+    import colorsys
+
+    import matplotlib.pyplot as plt
+
+    from lrlab.plots import _colors
+
+    names = [f"{b}@{p}" for b in ("standard", "onecycle") for p in ("0.01", "0.1", "1")]
+    colors = _colors(names)
+    assert len(set(colors.values())) == 6
+    for i, b in enumerate(("standard", "onecycle")):
+        mine = [colors[f"{b}@{p}"][:3] for p in ("0.01", "0.1", "1")]
+        hue = colorsys.rgb_to_hsv(*plt.get_cmap("tab10")(i)[:3])[0]
+        assert all(abs(colorsys.rgb_to_hsv(*c)[0] - hue) < 0.02 for c in mine)  # the schedule's own hue
+        assert sum(mine[0]) < sum(mine[1]) < sum(mine[2])  # dark at its first peak, light at its last
+    assert _colors(["a", "b"]) == {"a": plt.get_cmap("tab10")(0), "b": plt.get_cmap("tab10")(1)}  # (no axis)
+
+
 def test_a_line_on_top_of_an_earlier_one_is_dashed():
     from lrlab.plots import _dashes
 

@@ -11,6 +11,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never open a window
+import matplotlib.colors as mcolors
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.backend_bases import FigureCanvasBase
@@ -81,7 +82,24 @@ def _colors(names: list[str]) -> dict[str, Any]:
     tab20 = plt.get_cmap("tab20")
     palette = [tab20(i) for i in (*range(0, 20, 2), *range(1, 20, 2))]
     palette += [plt.get_cmap(m)(i) for i in range(20) for m in ("tab20b", "tab20c")]
+    bases = list(dict.fromkeys(n.split("@")[0] for n in names))
+    if len(bases) < len(names) and len(bases) <= 10:  # an LR axis: a hue per schedule, a shade per peak LR
+        return _shades(names, {b: palette[i] for i, b in enumerate(bases)})
     return {n: palette[i % len(palette)] for i, n in enumerate(names)}
+
+
+def _shades(names: list[str], hues: dict[str, Any]) -> dict[str, Any]:
+    """Each `schedule@peak` name in its schedule's hue, from dark (its first peak) to light (its last): the
+    lines of one schedule read as one family, its peaks in order (18 lines in 18 unrelated colours did not)."""
+    out = {}
+    for base, hue in hues.items():
+        mine = [n for n in names if n.split("@")[0] == base]
+        for k, name in enumerate(mine):
+            f = -0.45 + k / (len(mine) - 1) if len(mine) > 1 else 0.0  # -0.45 (darker) .. 0.55 (lighter)
+            rgb = np.asarray(mcolors.to_rgb(hue))
+            rgb = rgb * (1 + f) if f < 0 else rgb + (1 - rgb) * f
+            out[name] = (*rgb.tolist(), 1.0)
+    return out
 
 
 def _dashes(series: dict[str, Any]) -> dict[str, Any]:
