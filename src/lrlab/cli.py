@@ -346,6 +346,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
             'warmup_curve="linear" ("cos"), momentum (a table)'
         )
         print("a length key ending in _* is written _steps, _epochs or _frac; keys without a value are required")
+        print("plateau's patience and cooldown count epochs (it reads the metric it watches once an epoch)")
         for name, preset in PRESETS.items():
             print(f"preset {name:<16} " + ", ".join(f"{k}={toml_text(v)}" for k, v in preset.items()))
         return 0
