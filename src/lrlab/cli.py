@@ -226,7 +226,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _flag_of(args: argparse.Namespace, dest: str) -> str:
-    """The option that sets `dest` in the command's parser (its first spelling)."""
+    """The option that sets `dest` in the command's parser (its first spelling; --set's for --set and --unset's
+    shared dest), else `dest` itself (a positional)."""
     return next((a.option_strings[0] for a in args.parser._actions if a.dest == dest and a.option_strings), dest)
 
 
@@ -331,10 +332,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     from lrlab.schedules.compile import REQUIRED, toml_text
 
     if args.families:
-        flags: dict[str, str] = {}  # dest -> its first option (--set and --unset share one)
-        for a in args.parser._actions:
-            flags.setdefault(a.dest, a.option_strings[0] if a.option_strings else a.dest)
-        given = [flags.get(k, k) for k, v in vars(args).items()
+        given = [_flag_of(args, k) for k, v in vars(args).items()
                  if k not in ("command", "families", "func", "parser") and v not in (None, [])]  # fmt: skip
         if given:  # ignored, they would pass unseen: a --plot written nowhere, a config never read
             raise ConfigError(f"--families: lists the families only; leave out {', '.join(dict.fromkeys(given))}")

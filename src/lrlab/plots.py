@@ -94,10 +94,10 @@ def _shades(names: list[str], hues: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for base, hue in hues.items():
         mine = [n for n in names if n.split("@")[0] == base]
+        base_rgb = np.asarray(mcolors.to_rgb(hue))
         for k, name in enumerate(mine):
             f = -0.45 + k / (len(mine) - 1) if len(mine) > 1 else 0.0  # -0.45 (darker) .. 0.55 (lighter)
-            rgb = np.asarray(mcolors.to_rgb(hue))
-            rgb = rgb * (1 + f) if f < 0 else rgb + (1 - rgb) * f
+            rgb = base_rgb * (1 + f) if f < 0 else base_rgb + (1 - base_rgb) * f
             out[name] = (*rgb.tolist(), 1.0)
     return out
 

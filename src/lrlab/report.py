@@ -546,7 +546,7 @@ def _document(
         alike = [n for n in (row["schedule"] for row in table) if ranks.get(n) == 1 and n not in best]
         it = "it" if len(best) == 1 else "them"
         said = f" The seeds do not tell {it} apart from {_and(alike)} (rank 1 too): a lead, not a win." if alike else ""
-        if all(row["accuracy"].n <= 1 for row in table):  # nothing was tested: not even "a lead"
+        if _one_seed_each(table):  # nothing was tested: not even "a lead"
             said = f" One seed each: {ONE_SEED}."
         top = f": **{best[0]}**" if len(best) == 1 else f", tied: {_and([f'**{b}**' for b in best])}"
         rows = {row["schedule"]: row for row in table}
@@ -669,6 +669,11 @@ ONE_SEED = (
 )
 
 
+def _one_seed_each(table: list[dict[str, Any]]) -> bool:
+    """Whether no schedule finished more than one seed: then no test was made, and every rank is 1."""
+    return all(row["accuracy"].n <= 1 for row in table)
+
+
 def _console(
     cfg: dict[str, Any], runs: list[Run], table: list[dict[str, Any]], comps: list[stats.Comparison],
     ranks: dict[str, int], baseline: str, stand_in: str | None, absent: list[str], notes: list[tuple[str, str]],
@@ -694,7 +699,7 @@ def _console(
     note += "".join(f"\n{label}: {text}" for label, text in notes)
     if not any(r.ok for r in runs):  # (as report.md says it)
         note += "\nevery run diverged: no schedule can be recommended; lower the LRs (lrlab find-lr shows which train)"
-    elif all(row["accuracy"].n <= 1 for row in table):
+    elif _one_seed_each(table):
         note += f"\none seed each: {ONE_SEED}"
     for best in dict.fromkeys(c.baseline for c in peak_comps):
         mine = [c for c in peak_comps if c.baseline == best]

@@ -192,11 +192,12 @@ def _value(value: Any, tp: Any, key: str, where: str, zero_ok: bool = False) -> 
             raise ConfigError(f"{where}: expected a whole number, got {value!r}")
         return value
     n = _number(value, where)
-    if key.endswith("lr") and (n < 0 or (n == 0 and not zero_ok and key not in _ZERO_LR_OK)):
-        raise ConfigError(f"{where}: a learning rate must be positive, got {value!r}")
-    if key.endswith("lr") and n > MAX_LR:
-        raise ConfigError(f"{where}: a learning rate must be at most {MAX_LR:g} (no network trains above it), "
-                          f"got {value!r}")  # fmt: skip
+    if key.endswith("lr"):
+        if n < 0 or (n == 0 and not zero_ok and key not in _ZERO_LR_OK):
+            raise ConfigError(f"{where}: a learning rate must be positive, got {value!r}")
+        if n > MAX_LR:
+            raise ConfigError(f"{where}: a learning rate must be at most {MAX_LR:g} (no network trains above it), "
+                              f"got {value!r}")  # fmt: skip
     return n
 
 
