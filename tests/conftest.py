@@ -20,3 +20,14 @@ def _private_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:  # os.environ: subprocesses (CLI, torchrun) inherit it
         mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
         yield
+
+
+@pytest.fixture
+def short_range_test(monkeypatch):
+    """A study's LR range test in 40 steps, not config.RANGE_STEPS: for tests of what a study does with the test's
+    answer (record, reuse, refuse), not of the answer itself. Patched where the study calls it."""
+    import functools
+
+    from lrlab import lr_finder, study
+
+    monkeypatch.setattr(study, "range_test", functools.partial(lr_finder.range_test, steps=40))

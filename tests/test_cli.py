@@ -290,7 +290,7 @@ def test_an_lr_axis_needs_the_auto_value_only_where_a_fixed_lr_sits_beside_it(tm
         assert max(lrs) == pytest.approx(1.0) and min(lrs) == pytest.approx(0.1)
 
 
-def test_schedules_says_it_runs_a_range_test_and_reuses_a_studys(tmp_path, capsys):
+def test_schedules_says_it_runs_a_range_test_and_reuses_a_studys(tmp_path, capsys, short_range_test):
     cfg = tmp_path / "auto.toml"
     cfg.write_text('[schedules.oc]\ntype = "onecycle"\nmax_lr = "auto"\n')
     flags = ["--set", "data.limit=200", "--epochs", "1", "--batch-size", "32", "--width", "0.125", "--threads", "1",

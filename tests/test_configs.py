@@ -36,7 +36,7 @@ def cifar_like_archive(path, per_class=12):
     return path
 
 
-def test_cifar10_study_runs_end_to_end_with_a_small_limit(tmp_path):
+def test_cifar10_study_runs_end_to_end_with_a_small_limit(tmp_path, short_range_test):
     archive = cifar_like_archive(tmp_path / "cifar10-train.tar.gz")
     out = tmp_path / "out"
     small = ["--limit", "40", "--epochs", "2", "--width", "0.0625", "--batch-size", "10", "--seeds", "1"]

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchvision.datasets.utils
 from PIL import Image
 
 from lrlab import data
@@ -556,7 +557,7 @@ def test_download_failure_is_a_data_error(tmp_path, monkeypatch):
         assert url == "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(data, "download_url", offline)
+    monkeypatch.setattr(torchvision.datasets.utils, "download_url", offline)
     cfg = DataConfig(name="cifar100", data_dir=str(tmp_path), download=True)
     check_source(cfg)  # download=True: a missing folder is fine before the run
     with pytest.raises(DataError, match=r"could not fetch cifar100.*unreachable"):

@@ -107,7 +107,7 @@ def test_torchrun_two_nodes_without_a_shared_folder_match_one_process(tmp_path):
 
 def test_shards_merge_into_the_unsharded_study(tmp_path):
     common = ["study", "--limit", "150", "--epochs", "1", "--batch-size", "32", "--width", "0.125", "--seeds", "2",
-              "--schedules", "standard,cyclic,onecycle", "--no-progress"]  # fmt: skip
+              "--schedules", "standard,cyclic,onecycle", "--workers", "1", "--no-progress"]  # fmt: skip
     assert main([*common, "--out", str(tmp_path / "all")]) == 0
     assert main([*common, "--shard", "1/2", "--out", str(tmp_path / "s1")]) == 0
     assert main([*common, "--shard", "2/2", "--out", str(tmp_path / "s2")]) == 0

@@ -815,7 +815,7 @@ def test_a_test_split_without_a_class_of_training_is_named_and_its_columns_are_e
     assert row.endswith("| — |") and row.count("—") == 1  # fox: no test images, no F1; cat and dog have one
 
 
-def test_a_resumed_study_keeps_its_lr_range_test(tmp_path):
+def test_a_resumed_study_keeps_its_lr_range_test(tmp_path, short_range_test):
     """The range test behind "auto" LRs runs once per study folder: a second start (more seeds, or after a
     kill) uses the recorded answer, so that every run of the study shares one LR (on a GPU the test's
     losses, and so its answer, vary a little between starts). A record of another setting is not used."""

@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
@@ -27,9 +28,6 @@ from PIL import Image, UnidentifiedImageError
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.utils import resample
-from torchvision.datasets import CIFAR10, CIFAR100
-from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
-from torchvision.datasets.utils import check_integrity, download_url
 
 from lrlab import store
 from lrlab.config import DataConfig
@@ -131,10 +129,19 @@ DATASETS: dict[str, str] = {
 _NAMES = ["digits", "cifar10", "cifar100", "imagefolder:PATH"]
 _OFFICIAL, _HELD_OUT = "official test split", "held out from the training pool"
 # name -> (torchvision class, label key in the pickles); file names, url and md5 come from torchvision
-_CIFAR = {"cifar10": (CIFAR10, "labels"), "cifar100": (CIFAR100, "fine_labels")}
+_CIFAR = {"cifar10": ("CIFAR10", "labels"), "cifar100": ("CIFAR100", "fine_labels")}
 _GREY = {"1", "L", "LA", "I", "F"}  # single-channel PIL modes (LA: grey with alpha), and I;16 in every byte order
 # the archives tarfile reads (compression found from the bytes), by name ending
 _ARCHIVES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+
+
+def _torchvision_cifar(name: str) -> Any:
+    """torchvision's class for the CIFAR `name` (its file names, url and md5), imported when first asked for:
+    importing torchvision imports TorchDynamo (2 to 3 s of every process's start on a 2-core CPU), and the
+    digits never need it."""
+    from torchvision import datasets
+
+    return getattr(datasets, _CIFAR[name][0])
 
 
 def _grey(mode: str) -> bool:
@@ -336,7 +343,9 @@ def fetch_cifar(name: str, root: Path, url: str | None = None, md5: str | None =
     """Download and extract the official python-format archive of name into root; returns its folder."""
     if name not in _CIFAR:
         raise unknown("CIFAR dataset", name, list(_CIFAR))
-    tv, root = _CIFAR[name][0], Path(root)
+    from torchvision.datasets.utils import check_integrity, download_url
+
+    tv, root = _torchvision_cifar(name), Path(root)
     url, md5, archive = url or tv.url, md5 or tv.tgz_md5, Path(root) / tv.filename
     try:
         if url.startswith("file:"):  # torchvision's downloader fails on file:// URLs (no response length)
@@ -370,7 +379,7 @@ def _extract(archive: Path, root: Path) -> None:
 
 def _cifar_names(name: str) -> tuple[list[str], str, str]:
     """The official python-format CIFAR's train files, test file and meta file."""
-    tv = _CIFAR[name][0]
+    tv = _torchvision_cifar(name)
     return [f for f, _ in tv.train_list], tv.test_list[0][0], tv.meta["filename"]
 
 
@@ -382,7 +391,7 @@ def _cifar_missing(name: str, folder: Path) -> list[str]:
 
 def _cifar_files(cfg: DataConfig) -> tuple[Path, list[str], str, str]:
     """The CIFAR folder and its train files, test file and meta file; DataError if any is missing."""
-    folder = Path(cfg.data_dir) / _CIFAR[cfg.name][0].base_folder
+    folder = Path(cfg.data_dir) / _torchvision_cifar(cfg.name).base_folder
     train, test, meta = _cifar_names(cfg.name)
     if missing := _cifar_missing(cfg.name, folder):
         what = "does not exist" if not folder.is_dir() else f"lacks {', '.join(missing)}"
@@ -415,7 +424,7 @@ def _load_cifar(cfg: DataConfig) -> Dataset:
         except DataError:
             fetch_cifar(cfg.name, Path(cfg.data_dir))
     folder, train, test, meta = _cifar_files(cfg)
-    label_key, names_key = _CIFAR[cfg.name][1], _CIFAR[cfg.name][0].meta["key"]
+    label_key, names_key = _CIFAR[cfg.name][1], _torchvision_cifar(cfg.name).meta["key"]
     names = _unpickle(folder / meta, [names_key])[names_key]
     classes = [c.decode() if isinstance(c, bytes) else str(c) for c in names]
 
@@ -490,6 +499,8 @@ def _index(
     and one listing code for folders and archives gives both the same classes, order and errors. Unlike
     ImageFolder it skips hidden names (a Jupyter .ipynb_checkpoints folder is not a class, a macOS ._x.png
     is not an image)."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
+
     files = {p: f for p, f in files.items() if not any(q.startswith(".") for q in p)}
     dirs = {d for d in dirs if not any(q.startswith(".") for q in d)}
     tops = {p[0] for p in dirs}

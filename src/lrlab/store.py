@@ -197,8 +197,9 @@ def git_state(folder: Path | None = None) -> tuple[str | None, bool | None]:
 
 def provenance(device: str) -> dict[str, Any]:
     """What ran: versions, commit, host and device, saved with every result."""
+    from importlib.metadata import version
+
     import torch
-    import torchvision
 
     commit, dirty = git_state()
     info: dict[str, Any] = {
@@ -207,7 +208,7 @@ def provenance(device: str) -> dict[str, Any]:
         "git_dirty": dirty,
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torchvision": version("torchvision"),  # (not imported for it: importing it takes seconds)
         "platform": platform.platform(),
         "device": device,
         "torch_threads": torch.get_num_threads(),
