@@ -2,42 +2,71 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import runpy
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
+import torch
 
 from tests.test_configs import cifar_like_archive
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
+@contextlib.contextmanager
+def as_script(script: str, *args: str) -> Iterator[None]:
+    """`python benchmarks/SCRIPT ARGS`, run in this process: a process of its own spends about 10 s importing torch,
+    torchvision and TorchDynamo on a 2-core CPU. As a script: its folder first on the path, where
+    time_to_accuracy.py finds throughput.py."""
+    with mock.patch.object(sys, "argv", [script, *args]), mock.patch.object(sys, "path", [str(BENCH), *sys.path]):
+        yield
+
+
 def run(script: str, *args: str) -> str:
-    done = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300)
+    """A script's standard output; it must succeed (the torch.compile and kernel patches of the test that calls it
+    hold while it runs)."""
+    out = io.StringIO()
+    with as_script(script, *args), contextlib.redirect_stdout(out):
+        try:
+            runpy.run_path(str(BENCH / script), run_name="__main__")
+        except SystemExit as stop:
+            assert not stop.code, f"{script} exited with {stop.code}: {out.getvalue()[-3000:]}"
+    return out.getvalue()
+
+
+def run_apart(script: str, *args: str, prelude: str = "") -> str:
+    """A script's standard output, run in a process of its own under Triton's interpreter (TRITON_INTERPRET is read
+    when the kernels are defined), after `prelude` (Python: patches); it must succeed."""
+    code = f"import runpy, sys\n{prelude}\nsys.argv = {[script, *args]!r}\n" \
+           f"runpy.run_path({str(BENCH / script)!r}, run_name='__main__')\n"  # fmt: skip
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
 
 def refused(script: str, *args: str) -> str:
-    """A script's refusal of its arguments (exit 2), run in this process (a process of its own spends seconds
-    importing torch): its stderr."""
-    import contextlib
-    import io
-    import runpy
-    from unittest import mock
-
+    """A script's refusal of its arguments (exit 2), run in this process: its stderr."""
     err = io.StringIO()
-    # (as a script: its folder first on the path, where time_to_accuracy.py finds throughput.py)
-    with (mock.patch.object(sys, "argv", [script, *args]), mock.patch.object(sys, "path", [str(BENCH), *sys.path]),
-          contextlib.redirect_stderr(err)):  # fmt: skip
+    with as_script(script, *args), contextlib.redirect_stderr(err):
         try:
             runpy.run_path(str(BENCH / script), run_name="__main__")
         except SystemExit as stop:
             assert stop.code == 2, err.getvalue()
             return err.getvalue()
     raise AssertionError(f"{script} {args} ran")
+
+
+def no_compiler(net, mode="default"):
+    """torch.compile's stand-in: the compiled rows' bookkeeping without a compiler."""
+    return net
 
 
 def test_throughput_prints_every_row_and_ratio(tmp_path):
@@ -59,7 +88,6 @@ def test_throughput_prints_every_row_and_ratio(tmp_path):
 def test_device_busy_sums_the_devices_own_events_once():
     """The profile line's device-busy time: the device's events (kernels, copies), not the CPU ops' device time,
     which counts the same kernels again."""
-    import runpy
     from types import SimpleNamespace
 
     from torch.autograd import DeviceType
@@ -74,8 +102,6 @@ def test_device_busy_sums_the_devices_own_events_once():
 def test_throughput_orders_its_compiled_rows():
     """--compile's modes (ATen's row of the first mode, then Triton's rows, then ATen's of the other modes), or
     POOL:MODE rows in their given order: the order decides which rows a time limit on a GPU costs."""
-    import runpy
-
     script = runpy.run_path(str(BENCH / "throughput.py"))
     spec, rows = script["compile_spec"], script["compiled_rows"]
     both = ["aten", "triton"]
@@ -113,19 +139,11 @@ def test_time_to_accuracy_trains_the_fastest_variant_that_works(tmp_path, capsys
     """--fastest-of: each variant is calibrated, one that fails is said and left out, the fastest is trained
     (here on the CPU, in this process, without a compiler: lrlab's Triton pools need a CUDA device, so that
     variant fails)."""
-    import runpy
-    from unittest import mock
-
-    import torch
-
     archive = cifar_like_archive(tmp_path / "c.tar.gz")
-    argv = ["time_to_accuracy.py", "--data", str(archive), "--epochs", "auto", "--budget", "0.001", "--width",
-            "0.0625", "--batch", "16", "--max-lr", "0.05", "--device", "cpu",
-            "--fastest-of", "triton:default,aten:reduce-overhead"]  # fmt: skip
-    with (mock.patch.object(sys, "argv", argv), mock.patch.object(sys, "path", [str(BENCH), *sys.path]),
-          mock.patch.object(torch, "compile", lambda net, mode="default": net)):  # fmt: skip
-        runpy.run_path(str(BENCH / "time_to_accuracy.py"), run_name="__main__")
-    out = capsys.readouterr().out
+    with mock.patch.object(torch, "compile", no_compiler):
+        out = run("time_to_accuracy.py", "--data", str(archive), "--epochs", "auto", "--budget", "0.001", "--width",
+                  "0.0625", "--batch", "16", "--max-lr", "0.05", "--device", "cpu",
+                  "--fastest-of", "triton:default,aten:reduce-overhead")  # fmt: skip
     assert "failed, left out: lrlab.errors.ConfigError: train.pool_kernel: 'triton' needs" in out
     assert "variant aten:reduce-overhead: an epoch takes " in out and "fastest: aten:reduce-overhead" in out
     assert out.index("fastest:") < out.index("calibration: an epoch") < out.index("epoch  1: val accuracy")
@@ -142,9 +160,7 @@ def test_time_to_accuracy_trains_the_fastest_variant_that_works(tmp_path, capsys
 def test_fastest_trains_the_variant_of_the_shortest_epoch(capsys):
     """--fastest-of's choice among variants that work, and what it says of one that fails (its exception's
     module too: gpu.sh reads a compiler's failure from it)."""
-    import runpy
     from types import SimpleNamespace
-    from unittest import mock
 
     from lrlab.config import TrainConfig
 
@@ -173,9 +189,6 @@ def test_fastest_trains_the_variant_of_the_shortest_epoch(capsys):
 def test_fit_counts_the_validation_passes_in_the_budget(capsys):
     """--epochs auto: the most epochs whose training and validation passes (after each of the last N, or each)
     fit the budget."""
-    import runpy
-    from unittest import mock
-
     with mock.patch.object(sys, "path", [str(BENCH), *sys.path]):
         fit = runpy.run_path(str(BENCH / "time_to_accuracy.py"))["fit"]
     assert fit(3.0, 0.5, 85.0, 0) == 24  # 24 × 3.5 = 84; 25 × 3.5 = 87.5
@@ -190,39 +203,30 @@ def test_fit_counts_the_validation_passes_in_the_budget(capsys):
 
 def test_throughput_keeps_its_figures_when_compilation_fails():
     """A GPU session gets one try: a compiler that fails at the first step costs only the compiled row."""
-    code = f"""
-import runpy, sys, torch
-class Broken(torch.nn.Module):
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-    def forward(self, *args):
-        raise RuntimeError("no compiler here")
-torch.compile = lambda net, mode="default": Broken(net)
-sys.argv = ["throughput.py", "--seconds", "0.1", "--rounds", "1", "--images", "128", "--image-size", "8",
-            "--width", "0.125", "--workers", "0", "--batch", "64", "--compile"]
-runpy.run_path({str(BENCH / "throughput.py")!r}, run_name="__main__")
-"""
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+
+    class Broken(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, *args):
+            raise RuntimeError("no compiler here")
+
+    with mock.patch.object(torch, "compile", lambda net, mode="default": Broken(net)):
+        out = run("throughput.py", "--seconds", "0.1", "--rounds", "1", "--images", "128", "--image-size", "8",
+                  "--width", "0.125", "--workers", "0", "--batch", "64", "--compile")  # fmt: skip
     said = "torch.compile default failed (aten max pools), its row left out: RuntimeError: no compiler here"
-    assert said in done.stdout
-    assert "ratio fused / unfused" in done.stdout and "compiled / common" not in done.stdout
+    assert said in out
+    assert "ratio fused / unfused" in out and "compiled / common" not in out
     # the eager figures are printed before compilation starts (a time limit during it keeps them)
-    assert done.stdout.index("fast path / common recipe") < done.stdout.index("torch.compile default failed")
+    assert out.index("fast path / common recipe") < out.index("torch.compile default failed")
 
 
 def test_throughput_times_the_compiled_loop_beside_the_common_recipe():
-    code = f"""
-import runpy, sys, torch
-torch.compile = lambda net, mode="default": net  # the compiled row's bookkeeping, without a compiler
-sys.argv = ["throughput.py", "--seconds", "0.1", "--rounds", "1", "--images", "128", "--image-size", "8",
-            "--width", "0.125", "--workers", "0", "--batch", "64", "--compile"]
-runpy.run_path({str(BENCH / "throughput.py")!r}, run_name="__main__")
-"""
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.splitlines()
+    with mock.patch.object(torch, "compile", no_compiler):
+        out = run("throughput.py", "--seconds", "0.1", "--rounds", "1", "--images", "128", "--image-size", "8",
+                  "--width", "0.125", "--workers", "0", "--batch", "64", "--compile")  # fmt: skip
+    lines = out.splitlines()
     row = next(x for x in lines if x.startswith("lrlab fast path + torch.compile default (1st epoch + compile"))
     assert float(row.split()[-2]) > 0
     for ratio in ("compiled / common recipe (timed together", "compiled / lrlab fast path eager"):
@@ -239,18 +243,11 @@ runpy.run_path({str(BENCH / "throughput.py")!r}, run_name="__main__")
 def test_throughput_times_triton_pools_eager_and_compiled():
     # the rows' bookkeeping under Triton's interpreter, without a compiler (on the CPU the fast path keeps
     # NCHW, which the kernels leave to ATen: test_kernels.py checks the kernels themselves in a run)
-    code = f"""
-import runpy, sys, torch
-torch.compile = lambda net, mode="default": net
-sys.argv = ["throughput.py", "--seconds", "0.1", "--rounds", "1", "--images", "128", "--image-size", "8",
-            "--width", "0.125", "--workers", "0", "--batch", "64", "--skip", "bare,plain,unfused", "--compile",
-            "default,reduce-overhead", "--triton-pools"]
-runpy.run_path({str(BENCH / "throughput.py")!r}, run_name="__main__")
-"""
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.splitlines()
+    out = run_apart("throughput.py", "--seconds", "0.1", "--rounds", "1", "--images", "128", "--image-size", "8",
+                    "--width", "0.125", "--workers", "0", "--batch", "64", "--skip", "bare,plain,unfused",
+                    "--compile", "default,reduce-overhead", "--triton-pools",
+                    prelude="import torch\ntorch.compile = lambda net, mode='default': net")  # fmt: skip
+    lines = out.splitlines()
     assert any(x.startswith("lrlab fast path (crop+flip on device, Triton max pools)") for x in lines)
     compiled = ["compiled / common recipe", "compiled, Triton max pools / common recipe",
                 "compiled reduce-overhead, Triton max pools / common", "compiled reduce-overhead / common"]  # fmt: skip
@@ -259,7 +256,7 @@ runpy.run_path({str(BENCH / "throughput.py")!r}, run_name="__main__")
         assert float(next(x for x in lines if ratio in x).rsplit(":", 1)[1]) > 0, ratio
     # the order: the first mode's ATen row (cached by time to accuracy), then Triton's rows, then ATen's in the
     # other modes; a time limit during a later compilation keeps the earlier rows
-    at = [done.stdout.index(f"ratio lrlab {ratio}") for ratio in compiled]
+    at = [out.index(f"ratio lrlab {ratio}") for ratio in compiled]
     assert at == sorted(at), at
     assert any(x.startswith("lrlab fast path + torch.compile reduce-overhead, Triton max pools (1st") for x in lines)
     assert sum(x.startswith("torch.compile so far: ") for x in lines) == 4
@@ -267,25 +264,20 @@ runpy.run_path({str(BENCH / "throughput.py")!r}, run_name="__main__")
     assert "--triton-pools needs a CUDA device" in refused("throughput.py", "--triton-pools", "--device", "cpu")
 
 
-def test_throughput_keeps_its_figures_when_the_triton_pools_fail(tmp_path):
+def test_throughput_keeps_its_figures_when_the_triton_pools_fail(tmp_path, monkeypatch):
     """Triton kernels new on a card: their failure costs their row alone (it ended the run before any figure
     was printed), and their compiled row is not tried."""
-    code = f"""
-import runpy, sys, torch
-import lrlab.kernels as k
-def broken(*args):
-    raise RuntimeError("no such PTX on this card")
-k.runs_on, k.supported, k.max_pool2d = (lambda x: True), (lambda *a: True), broken
-torch.compile = lambda net, mode="default": net
-sys.argv = ["throughput.py", "--seconds", "0.1", "--rounds", "1", "--images", "128", "--image-size", "8",
-            "--width", "0.125", "--workers", "0", "--batch", "64", "--skip", "bare,plain,unfused", "--compile",
-            "--triton-pools", "--profile", {str(tmp_path / "prof.txt")!r}]
-runpy.run_path({str(BENCH / "throughput.py")!r}, run_name="__main__")
-"""
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = done.stdout
+    import lrlab.kernels as k
+
+    def broken(*args):
+        raise RuntimeError("no such PTX on this card")
+
+    monkeypatch.setenv("TRITON_INTERPRET", "1")  # (--triton-pools asks for it on a CPU; the kernels here fail)
+    with (mock.patch.multiple(k, runs_on=lambda x: True, supported=lambda *a: True, max_pool2d=broken),
+          mock.patch.object(torch, "compile", no_compiler)):  # fmt: skip
+        out = run("throughput.py", "--seconds", "0.1", "--rounds", "1", "--images", "128", "--image-size", "8",
+                  "--width", "0.125", "--workers", "0", "--batch", "64", "--skip", "bare,plain,unfused", "--compile",
+                  "--triton-pools", "--profile", str(tmp_path / "prof.txt"))  # fmt: skip
     said = "Triton max pools failed, row left out: RuntimeError: no such PTX on this card"
     assert said in out and "Triton max pools)" not in out and "compiled, Triton" not in out
     assert "ratio lrlab fast path / common recipe" in out and "ratio lrlab compiled / common recipe" in out
@@ -298,11 +290,8 @@ def test_maxpool_times_each_pool_of_the_model_and_checks_the_triton_kernels():
     out = run("maxpool.py", "--repeats", "1", "--batch", "2", "--width", "0.125", "--image-size", "16")
     assert "all, per training step" in out and "ratio aten / separable" in out and "triton" not in out
     assert "outputs equal to F.max_pool2d's everywhere" in out
-    done = subprocess.run([sys.executable, str(BENCH / "maxpool.py"), "--repeats", "1", "--batch", "2", "--width",
-                           "0.125", "--image-size", "16"], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "TRITON_INTERPRET": "1"})  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "ratio aten / triton" in done.stdout and "Triton gradients equal to its too" in done.stdout
+    out = run_apart("maxpool.py", "--repeats", "1", "--batch", "2", "--width", "0.125", "--image-size", "16")
+    assert "ratio aten / triton" in out and "Triton gradients equal to its too" in out
 
 
 def test_throughput_leaves_out_the_loops_it_is_told_to():
@@ -338,8 +327,6 @@ def test_time_to_accuracy_sizes_its_schedule_to_a_time_budget(tmp_path):
 def test_telemetry_describes_each_timed_window():
     """throughput.py's account of what the machine did while it timed each loop (why the common recipe ran slower
     after a compile on the H200): nvidia-smi's lines, clock-event reasons, the CPU's busy share, child processes."""
-    import runpy
-
     t = runpy.run_path(str(BENCH / "telemetry.py"))
     parse, names = t["parse_sample"], t["reason_names"]
     when, sample = parse("2026/11/28 09:30:01.250, 1980, 512.30, 61, 100, 0x0000000000000004")
@@ -370,8 +357,6 @@ def test_telemetry_describes_each_timed_window():
 def test_telemetry_samples_nvidia_smi_and_falls_back_to_the_old_reason_field(tmp_path, monkeypatch):
     """An nvidia-smi that knows only the older name of the clock-event field (older drivers) and GPUs by index:
     the sampler retries with those, and each sample lands in the window it was taken in."""
-    import runpy
-
     smi = tmp_path / "nvidia-smi"  # (Python, not sh: a shell's `sleep` would be a process of its own)
     smi.write_text(
         f"#!{sys.executable}\nimport sys, time, datetime\n"

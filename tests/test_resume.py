@@ -27,7 +27,7 @@ limit = 600
 [model]
 width = 0.125
 [train]
-epochs = 6
+epochs = 3
 batch_size = 32
 threads = 1
 [schedules.standard]
@@ -117,7 +117,7 @@ def _alive(pid: int) -> bool:
 def test_stopping_a_parallel_study_stops_its_workers_at_once(tmp_path, how):
     cfg = tmp_path / "study.toml"
     # three runs on two workers: one waits in the queue, and no worker may start it
-    text = CONFIG.replace('name = "resume"', 'name = "resume"\nworkers = 2').replace("epochs = 6", "epochs = 40")
+    text = CONFIG.replace('name = "resume"', 'name = "resume"\nworkers = 2').replace("epochs = 3", "epochs = 40")
     cfg.write_text(text + '[schedules.third]\ntype = "constant"\nlr = 0.02\n')
     out = tmp_path / "out"
     cmd = [str(LRLAB), "study", str(cfg), "--out", str(out), "--no-progress"]
@@ -213,7 +213,7 @@ def test_resume_may_change_how_a_run_is_executed(tmp_path, capsys):
     """Device, threads and compilation are not part of a run's identity: a study begun one way resumes
     another (e.g. eager after a compiler failure), keeping its finished runs."""
     args = ["study", "--limit", "150", "--epochs", "1", "--batch-size", "32", "--width", "0.125",
-            "--schedules", "standard,cyclic", "--no-progress", "--out", str(tmp_path)]  # fmt: skip
+            "--schedules", "standard,cyclic", "--workers", "1", "--no-progress", "--out", str(tmp_path)]  # fmt: skip
     assert main([*args, "--threads", "1"]) == 0
     capsys.readouterr()
     assert main([*args, "--threads", "2", "--compile", "--set", "train.compile_mode=reduce-overhead"]) == 0

@@ -476,3 +476,15 @@ def test_shown_p_values_and_intervals_never_look_more_significant_than_they_are(
 def test_a_difference_without_spread_lies_inside_its_interval():
     (c,) = compare({"a": {0: 0.80, 1: 0.85, 2: 0.90}, "b": {0: 0.85, 1: 0.90, 2: 0.95}}, "a")
     assert c.no_spread and c.diff_ci_low <= c.diff_mean <= c.diff_ci_high  # was 0.05000000000000001 > 0.05
+
+
+@pytest.mark.parametrize("d", [[0.02, -0.01, 0.03, 0.05], [0.01, 0.01, 0.01], [0.0, 0.0], [0.04]])
+def test_one_tests_p_value_is_the_one_both_give(d):
+    """compare_to_best and neighbour_tests ask for one test's p-value of each pair and leave the other uncomputed:
+    the asked one is what computing both gives (also where equal differences make the t-test take Wilcoxon's)."""
+    y = [0.5] * len(d)
+    x = [a + b for a, b in zip(y, d, strict=True)]
+    both = stats._pvalues(x, y)
+    for k, test in enumerate(stats.TESTS):
+        alone = stats._pvalues(x, y, tests=[test])
+        assert alone[k] == both[k] or (math.isnan(alone[k]) and math.isnan(both[k])), test

@@ -475,7 +475,8 @@ def test_fresh_replaces_a_damaged_run(study, tmp_path):
     _, out, _, _ = study
     shutil.copytree(out / "runs", tmp_path / "runs")
     (tmp_path / "runs" / "onecycle" / "seed-0" / "result.json").write_text("{broken")
-    quick = ["--limit", "200", "--epochs", "2", "--batch-size", "32", "--width", "0.125", "--no-progress"]
+    quick = ["--limit", "200", "--epochs", "2", "--batch-size", "32", "--width", "0.125", "--workers", "1",
+             "--no-progress"]  # fmt: skip
     assert main(["study", "--schedules", "onecycle", "--seeds", "2", *quick, "--fresh", "--out", str(tmp_path)]) == 0
     assert json.loads((tmp_path / "runs" / "onecycle" / "seed-0" / "result.json").read_text())["status"] == "ok"
 

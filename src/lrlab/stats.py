@@ -138,22 +138,27 @@ def differences(x: Sequence[float], y: Sequence[float]) -> np.ndarray:
     return np.round(np.asarray(x, dtype=float) - np.asarray(y, dtype=float), 12)
 
 
-def _pvalues(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
-    """Two-sided paired p-values (t-test, Wilcoxon) for x - y; nan with fewer than two pairs."""
+def _pvalues(x: Sequence[float], y: Sequence[float], tests: Sequence[str] = TESTS) -> tuple[float, float]:
+    """Two-sided paired p-values (t-test, Wilcoxon) for x - y; nan with fewer than two pairs, and for a test not
+    in `tests` (not computed: scipy's tests take a millisecond or two each, and compare_to_best asks for one test
+    of every pair of entries)."""
     if len(x) < 2:
         return NAN, NAN
     d = differences(x, y)
     if not np.any(d):
         # All differences zero: no evidence of a difference. scipy gives nan (0/0) for the t-test, so say it here.
         return 1.0, 1.0
+    alike = bool(np.all(d == d[0]))
     # Signed-rank test (Wilcoxon 1945), scipy defaults: zero differences dropped, exact null distribution for
     # small n. With n pairs its smallest two-sided p is 2/2^n, so 5 seeds can never reach 0.05.
-    p_w = float(sps.wilcoxon(d).pvalue)
-    if np.all(d == d[0]):
+    p_w = float(sps.wilcoxon(d).pvalue) if alike or "wilcoxon" in tests else NAN
+    if alike:
         # Every seed moved by the same amount: the t-test sees no spread and gives p = 0 (t infinite). With
         # accuracy on a few hundred images, two seeds that both gain one image do that by chance; the
         # signed-rank p (the sign test's 2/2^n here) is the honest figure, so the t-test reports it too.
         return p_w, p_w
+    if "t-test" not in tests:
+        return NAN, p_w
     with warnings.catch_warnings():
         # Near-constant differences make scipy warn about precision loss; t -> ±inf and p -> 0 is the right limit.
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -239,7 +244,7 @@ def compare_to_best(
         return []
     best = max(means, key=means.__getitem__)
     pairs = list(itertools.combinations(results, 2))
-    raw = [_of(test, _pvalues(*paired(results[a], results[b]))) for a, b in pairs]  # two-sided: either order
+    raw = [_of(test, _pvalues(*paired(results[a], results[b]), tests=[test])) for a, b in pairs]  # two-sided
     adjusted = dict(zip(pairs, holm(raw), strict=True))
     rows = _against(results, best, level)
     mine = [adjusted.get((r[0], best), adjusted.get((best, r[0]), NAN)) for r in rows]
@@ -311,7 +316,8 @@ def neighbour_tests(results: Mapping[str, Mapping[int, float]], test: str = "t-t
     pairs = []
     for hi, lo in itertools.pairwise(alive):
         x, y = paired(results[lo], results[hi])
-        pairs.append((hi, lo, len(x), float(differences(x, y).mean()) if x else NAN, _of(test, _pvalues(x, y))))
+        p = _of(test, _pvalues(x, y, tests=[test]))
+        pairs.append((hi, lo, len(x), float(differences(x, y).mean()) if x else NAN, p))
     adjusted = holm([p for *_, p in pairs])
     return [Neighbour(*row, q) for row, q in zip(pairs, adjusted, strict=True)]
 
