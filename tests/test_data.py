@@ -659,3 +659,20 @@ def test_a_folder_is_decoded_one_image_at_a_time(tmp_path, monkeypatch):
     read = lambda n: Path(n).read_bytes()  # noqa: E731
     assert torch.equal(data._decode(names, read, str, 8), data._decode(names, read, str, 8, "RGB"))
     assert data._decode(names[:1], read, str, None).shape == (1, 1, 40, 40)  # grey alone: one channel
+
+
+def test_data_keys_a_source_does_not_read_are_named():
+    """--download on the bundled digits, --stream on CIFAR, --loader-workers without --stream: acted on by nothing,
+    so said (a note each), where they were ignored in silence."""
+    from lrlab.data import unread
+
+    assert unread(DataConfig()) == [] and unread(DataConfig(name="cifar10", download=True, data_dir="/d")) == []
+    assert unread(DataConfig(name="imagefolder:/x", stream=True, loader_workers=8)) == []
+    (digits,) = unread(DataConfig(download=True, data_dir="/d"))
+    assert digits.startswith("data.download and data.data_dir not read: the digits come with scikit-learn")
+    (folder,) = unread(DataConfig(name="imagefolder:/x", data_dir="/d"))
+    assert folder.startswith("data.data_dir not read: an image folder is read from /x")
+    stream, workers = unread(DataConfig(name="cifar100", stream=True, loader_workers=0))
+    assert stream.startswith("data.stream not read: cifar100 is held in memory")
+    assert workers.startswith("data.loader_workers not read")
+    assert unread(DataConfig(name="imagefolder:/x", loader_workers=2))[0].startswith("data.loader_workers not read")

@@ -153,6 +153,21 @@ def test_find_lr_says_the_lr_and_the_loss_where_it_diverged(tmp_path, capsys, mo
     assert "stopped when the loss diverged (smoothed loss 9.3) with the LR at 8.19; weights restored" in printed
 
 
+def test_find_lr_takes_a_config_whose_schedules_do_not_fit_its_steps(tmp_path, capsys, monkeypatch):
+    """The test trains no schedule: the default study's uneven-cyclic, whose half-epoch rise is under a step at
+    --limit 100, refused find-lr --limit 100. Its keys are still checked; a data key it does not read is said."""
+    from lrlab import lr_finder
+
+    curve = [2.3 - 0.1 * i for i in range(10)]
+    fell = RangeTest([1e-3 * 2**i for i in range(10)], curve, curve, False, {"valley": 0.01}, 0.4)
+    monkeypatch.setattr(lr_finder, "range_test", lambda *a, **k: fell)
+    args = ["find-lr", "--limit", "100", "--width", "0.125", "--download", "--out", str(tmp_path)]
+    assert main(args) == 0
+    assert "note: data.download not read: the digits come with scikit-learn" in capsys.readouterr().out
+    assert main([*args, "--set", "schedules.standard.lr=-1"]) == 2
+    assert "schedules.standard.lr: a learning rate must be positive, got -1" in capsys.readouterr().err
+
+
 def test_auto_lr_in_a_study_uses_the_valley_rule():
     cfg = config.load(None, QUICK)
     cfg.schedules = {

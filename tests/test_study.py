@@ -954,11 +954,13 @@ def test_auto_lr_flag_reaches_the_config(tmp_path, capsys):
     assert 'auto_lr: no schedule has an "auto" LR' in capsys.readouterr().err
 
 
-def test_a_limit_above_the_training_split_is_said(tmp_path, capsys):
+def test_a_limit_above_the_training_split_and_an_unread_data_key_are_said(tmp_path, capsys):
     args = ["study", "--schedules", "standard", "--limit", "5000", "--epochs", "1", "--batch-size", "128", "--width",
-            "0.125", "--no-progress", "--out", str(tmp_path)]  # fmt: skip
+            "0.125", "--no-progress", "--download", "--out", str(tmp_path)]  # fmt: skip
     assert main(args) == 0
-    assert "note: data.limit: 5000 is more than the 1257 training images the split leaves" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "note: data.limit: 5000 is more than the 1257 training images the split leaves" in out
+    assert "note: data.download not read: the digits come with scikit-learn" in out  # (and so are said)
 
 
 def test_a_limit_below_the_number_of_classes_is_said(tmp_path, capsys):

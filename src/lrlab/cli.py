@@ -431,7 +431,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
 
 def cmd_find_lr(args: argparse.Namespace) -> int:
     from lrlab import store
-    from lrlab.data import check_out
+    from lrlab.data import check_out, unread
     from lrlab.lr_finder import check_range, plot_range_test, range_test
     from lrlab.schedules import AUTO_FACTORS, AUTO_RULE
     from lrlab.study import prepare
@@ -441,10 +441,14 @@ def cmd_find_lr(args: argparse.Namespace) -> int:
     cfg = _load(args)
     out = Path(args.out) if args.out else cfg.out_dir / "find-lr"
     check_out(cfg.data, out)
-    p = prepare(cfg, auto_lr=False)
+    # only=[]: the schedules, which the test does not train, checked for their keys alone, not for their fit to the
+    # config's steps (the default study's uneven-cyclic refused --limit 100 as too few steps for its rise)
+    p = prepare(cfg, auto_lr=False, only=[])
     if not p.dist.is_main:  # under torchrun: the test is one process's work (a study shares rank 0's result)
         return 0
     store.open_out(out)  # before the test, not after it
+    for note in unread(cfg.data):
+        print(f"note: {note}")
     seed = cfg.seeds[0]
     torch_seed(seed)
     bar = progress_bar(args.steps, 0, "find-lr", args.progress)  # (it stops early where the loss diverges)

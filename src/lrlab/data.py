@@ -725,6 +725,23 @@ def check_out(cfg: DataConfig, out: Path) -> None:
         )
 
 
+def unread(cfg: DataConfig) -> list[str]:
+    """Notes on the data keys set away from their defaults that cfg's source does not read (--download on the
+    bundled digits, say), each saying why, so that a setting expected to act is not ignored in silence."""
+    default = DataConfig()
+    kind, path = _parse(cfg.name)
+    notes = []
+    fetched = [f"data.{k}" for k in ("download", "data_dir") if getattr(cfg, k) != getattr(default, k)]
+    if kind not in _CIFAR and fetched:
+        source = "the digits come with scikit-learn" if path is None else f"an image folder is read from {path}"
+        notes.append(f"{' and '.join(fetched)} not read: {source} (they place and fetch cifar10 and cifar100)")
+    if path is None and cfg.stream:
+        notes.append(f"data.stream not read: {cfg.name} is held in memory (image folders are streamed)")
+    if not (path is not None and cfg.stream) and cfg.loader_workers != default.loader_workers:
+        notes.append("data.loader_workers not read: its processes decode the images of a streamed image folder")
+    return notes
+
+
 def check_name(cfg: DataConfig) -> None:
     """Refuse a data.name that names no kind of source (without looking at the data)."""
     _parse(cfg.name)

@@ -621,6 +621,8 @@ def _run_all(
     elif cfg.data.limit is not None and cfg.data.limit < len(ds.train):  # (data._subsample's floor)
         echo(f"note: data.limit: {cfg.data.limit} is fewer than the {len(ds.classes)} classes; each keeps one "
              f"training image, {len(ds.train)} in all")  # fmt: skip
+    for note in data_mod.unread(cfg.data):
+        echo(f"note: {note}")
     for name, sched in p.schedules.items():
         for note in sched.notes:
             echo(f"note: schedules.{name}: {note}")
