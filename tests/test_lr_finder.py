@@ -168,7 +168,7 @@ def test_find_lr_takes_a_config_whose_schedules_do_not_fit_its_steps(tmp_path, c
     assert "schedules.standard.lr: a learning rate must be positive, got -1" in capsys.readouterr().err
 
 
-def test_auto_lr_in_a_study_uses_the_valley_rule():
+def test_auto_lr_in_a_study_uses_the_valley_rule(short_range_test):
     cfg = config.load(None, QUICK)
     cfg.schedules = {
         "auto-cyclic": {"type": "cyclic", "base_lr": "auto", "max_lr": "auto", "up_epochs": 1},
