@@ -662,7 +662,7 @@ def test_a_folder_is_decoded_one_image_at_a_time(tmp_path, monkeypatch):
 
 
 def test_data_keys_a_source_does_not_read_are_named():
-    """--download on the bundled digits, --stream on CIFAR, --loader-workers without --stream: acted on by nothing,
+    """--download on the bundled digits, --stream on CIFAR, data.loader_workers without --stream: acted on by nothing,
     so said (a note each), where they were ignored in silence."""
     from lrlab.data import unread
 
