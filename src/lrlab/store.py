@@ -197,10 +197,16 @@ def git_state(folder: Path | None = None) -> tuple[str | None, bool | None]:
 
 def provenance(device: str) -> dict[str, Any]:
     """What ran: versions, commit, host and device, saved with every result."""
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
     import torch
 
+    try:
+        torchvision = version("torchvision")  # (not imported for it: importing it takes seconds)
+    except PackageNotFoundError:  # a build without package metadata
+        import torchvision as tv
+
+        torchvision = tv.__version__
     commit, dirty = git_state()
     info: dict[str, Any] = {
         "lrlab": lrlab.__version__,
@@ -208,7 +214,7 @@ def provenance(device: str) -> dict[str, Any]:
         "git_dirty": dirty,
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "torchvision": version("torchvision"),  # (not imported for it: importing it takes seconds)
+        "torchvision": torchvision,
         "platform": platform.platform(),
         "device": device,
         "torch_threads": torch.get_num_threads(),
