@@ -31,8 +31,10 @@ def as_script(script: str, *args: str) -> Iterator[None]:
 
 def run(script: str, *args: str) -> str:
     """A script's standard output; it must succeed (the torch.compile and kernel patches of the test that calls it
-    hold while it runs)."""
+    hold while it runs). On the CPU unless args say --device: the tests' expectations are the CPU's, and on a
+    GPU a script run in this process would leave its nvidia-smi sampler and kernel settings behind."""
     out = io.StringIO()
+    args = args if "--device" in args else (*args, "--device", "cpu")
     with as_script(script, *args), contextlib.redirect_stdout(out):
         try:
             runpy.run_path(str(BENCH / script), run_name="__main__")

@@ -182,6 +182,24 @@ def test_auto_lr_in_a_study_uses_the_valley_rule(short_range_test):
     assert p.specs["fixed"] == {"type": "constant", "lr": 0.05}
 
 
+def test_range_test_reads_a_streamed_split_with_the_runs_loader_workers(monkeypatch):
+    """data.loader_workers decode a streamed image folder's batches in the range test as in the run (the test read
+    them in its own process)."""
+    from lrlab import lr_finder
+
+    p = prepare(config.load(None, {**QUICK, "data.loader_workers": 3}))
+    asked = []
+
+    def spy(*args, **kwargs):
+        asked.append(args[4:] + tuple(kwargs.values()))
+        return batches(*args, **kwargs)
+
+    batches = lr_finder.batches
+    monkeypatch.setattr(lr_finder, "batches", spy)
+    range_test(p.build(), p.inputs, p.cfg.train, p.device, steps=10)
+    assert asked and all(a == (3,) for a in asked), asked
+
+
 def test_range_test_trains_as_the_run_does():
     """The range test measures the loss as the run's training step makes it: under the run's precision
     and layout (here bf16 autocast and channels_last on the CPU) and with its auxiliary heads."""

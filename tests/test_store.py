@@ -107,3 +107,16 @@ def test_a_file_that_cannot_be_written_is_one_line_naming_it(tmp_path, monkeypat
     ):
         store.write_json(path, {"a": 1})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_provenance_names_torchvisions_build_without_importing_it():
+    """The version with its build tag (+cu130, +cpu), as torchvision.__version__ gives it, read without the import
+    that takes seconds."""
+    import subprocess
+    import sys
+
+    code = "import sys; from lrlab import store; print(store.torchvision_version(), 'torchvision' in sys.modules)"
+    said = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    import torchvision
+
+    assert said == [torchvision.__version__, "False"]

@@ -156,7 +156,7 @@ def range_test(
     def stream():  # batches forever, a new order each pass
         while True:
             order = torch.randperm(len(train), generator=order_gen).to(train.labels.device)
-            yield from batches(train, cfg.batch_size, order, device)
+            yield from batches(train, cfg.batch_size, order, device, data.loader_workers)  # (a streamed split's)
 
     it = stream()
     for i in range(steps):  # the run's own training step: autocast, layout and auxiliary heads alike
@@ -179,6 +179,7 @@ def range_test(
         if bar is not None:
             bar.update(1)
             bar.set_postfix(lr=f"{lr:.3g}", loss=f"{smooth:.3g}", refresh=False)
+    it.close()  # a streamed split's DataLoader workers stop now, not when the generator is collected
     model.load_state_dict(saved)
     model.to(memory_format=torch.contiguous_format)
     finite = [k for k, v in enumerate(smoothed) if math.isfinite(v)]

@@ -312,6 +312,7 @@ class Neighbour:
 def neighbour_tests(results: Mapping[str, Mapping[int, float]], test: str = "t-test") -> list[Neighbour]:
     """Each schedule with a finite value against the one directly above it in the ranking order (`_order`), paired
     by seed over every seed the two share, Holm-adjusted together: the tests rank_with_ties ranks by."""
+    _check(test)
     alive = _order(results)
     pairs = []
     for hi, lo in itertools.pairwise(alive):

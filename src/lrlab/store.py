@@ -195,18 +195,25 @@ def git_state(folder: Path | None = None) -> tuple[str | None, bool | None]:
     return commit, None if status is None else bool(status)
 
 
-def provenance(device: str) -> dict[str, Any]:
-    """What ran: versions, commit, host and device, saved with every result."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    import torch
+def torchvision_version() -> str:
+    """torchvision.__version__ with its build tag (0.29.1+cu130; the package metadata says 0.29.1), read from its
+    version.py, not imported: importing torchvision takes seconds."""
+    import importlib.util
 
     try:
-        torchvision = version("torchvision")  # (not imported for it: importing it takes seconds)
-    except PackageNotFoundError:  # a build without package metadata
-        import torchvision as tv
+        spec = importlib.util.find_spec("torchvision")
+        text = (Path(spec.submodule_search_locations[0]) / "version.py").read_text()
+        return re.search(r"^__version__ = ['\"]([^'\"]+)['\"]", text, re.M).group(1)
+    except (AttributeError, TypeError, IndexError, OSError):  # laid out otherwise: ask the package itself
+        import torchvision
 
-        torchvision = tv.__version__
+        return torchvision.__version__
+
+
+def provenance(device: str) -> dict[str, Any]:
+    """What ran: versions, commit, host and device, saved with every result."""
+    import torch
+
     commit, dirty = git_state()
     info: dict[str, Any] = {
         "lrlab": lrlab.__version__,
@@ -214,7 +221,7 @@ def provenance(device: str) -> dict[str, Any]:
         "git_dirty": dirty,
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "torchvision": torchvision,
+        "torchvision": torchvision_version(),
         "platform": platform.platform(),
         "device": device,
         "torch_threads": torch.get_num_threads(),
