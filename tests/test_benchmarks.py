@@ -8,7 +8,6 @@ import os
 import runpy
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
 
@@ -20,13 +19,18 @@ from tests.test_configs import cifar_like_archive
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-@contextlib.contextmanager
-def as_script(script: str, *args: str) -> Iterator[None]:
-    """`python benchmarks/SCRIPT ARGS`, run in this process: a process of its own spends about 10 s importing torch,
-    torchvision and TorchDynamo on a 2-core CPU. As a script: its folder first on the path, where
-    time_to_accuracy.py finds throughput.py."""
-    with mock.patch.object(sys, "argv", [script, *args]), mock.patch.object(sys, "path", [str(BENCH), *sys.path]):
-        yield
+def exit_code(script: str, *args: str, into: contextlib.AbstractContextManager) -> int | str | None:
+    """`python benchmarks/SCRIPT ARGS` run in this process (a process of its own spends about 10 s importing torch,
+    torchvision and TorchDynamo on a 2-core CPU), its output redirected by `into`: its exit status, None where it
+    ends without sys.exit. As a script: its folder first on the path, where time_to_accuracy.py finds
+    throughput.py."""
+    argv = mock.patch.object(sys, "argv", [script, *args])
+    with argv, mock.patch.object(sys, "path", [str(BENCH), *sys.path]), into:
+        try:
+            runpy.run_path(str(BENCH / script), run_name="__main__")
+        except SystemExit as stop:
+            return stop.code
+    return None
 
 
 def run(script: str, *args: str) -> str:
@@ -35,11 +39,8 @@ def run(script: str, *args: str) -> str:
     GPU a script run in this process would leave its nvidia-smi sampler and kernel settings behind."""
     out = io.StringIO()
     args = args if "--device" in args else (*args, "--device", "cpu")
-    with as_script(script, *args), contextlib.redirect_stdout(out):
-        try:
-            runpy.run_path(str(BENCH / script), run_name="__main__")
-        except SystemExit as stop:
-            assert not stop.code, f"{script} exited with {stop.code}: {out.getvalue()[-3000:]}"
+    code = exit_code(script, *args, into=contextlib.redirect_stdout(out))
+    assert not code, f"{script} exited with {code}: {out.getvalue()[-3000:]}"
     return out.getvalue()
 
 
@@ -57,13 +58,9 @@ def run_apart(script: str, *args: str, prelude: str = "") -> str:
 def refused(script: str, *args: str) -> str:
     """A script's refusal of its arguments (exit 2), run in this process: its stderr."""
     err = io.StringIO()
-    with as_script(script, *args), contextlib.redirect_stderr(err):
-        try:
-            runpy.run_path(str(BENCH / script), run_name="__main__")
-        except SystemExit as stop:
-            assert stop.code == 2, err.getvalue()
-            return err.getvalue()
-    raise AssertionError(f"{script} {args} ran")
+    code = exit_code(script, *args, into=contextlib.redirect_stderr(err))
+    assert code == 2, f"{script} {args}: exit {code}: {err.getvalue()}"
+    return err.getvalue()
 
 
 def no_compiler(net, mode="default"):

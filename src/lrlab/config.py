@@ -22,6 +22,7 @@ from lrlab.errors import ConfigError, choices, did_you_mean
 
 # The study that `lrlab study` runs with no config argument (a file in src/lrlab/configs/).
 DEFAULT_CONFIG = "six-settings"
+SWEEP_SEP = "@"  # a run of the LR axis is named <schedule>@<peak LR> (study.run_variants; plots read it back)
 
 # The LR range test's sweep (`lrlab find-lr` and "auto" LRs): from 1e-5 (below any LR that trains a
 # network from scratch; starting lower spends the steps on a flat curve) to 10, in 200 steps.

@@ -26,6 +26,7 @@ from matplotlib.ticker import (
 )
 
 from lrlab import store
+from lrlab.config import SWEEP_SEP
 from lrlab.errors import unknown
 from lrlab.results import LEVEL, Run
 from lrlab.stats import Comparison
@@ -82,18 +83,20 @@ def _colors(names: list[str]) -> dict[str, Any]:
     tab20 = plt.get_cmap("tab20")
     palette = [tab20(i) for i in (*range(0, 20, 2), *range(1, 20, 2))]
     palette += [plt.get_cmap(m)(i) for i in range(20) for m in ("tab20b", "tab20c")]
-    bases = list(dict.fromkeys(n.split("@")[0] for n in names))
-    if len(bases) < len(names) and len(bases) <= 10:  # an LR axis: a hue per schedule, a shade per peak LR
-        return _shades(names, {b: palette[i] for i, b in enumerate(bases)})
+    families: dict[str, list[str]] = {}  # schedule -> its names (its peaks, on an LR axis)
+    for n in names:
+        families.setdefault(n.split(SWEEP_SEP)[0], []).append(n)
+    if len(families) < len(names) and len(families) <= 10:  # an LR axis: a hue per schedule, a shade per peak LR
+        return _shades(families, palette)
     return {n: palette[i % len(palette)] for i, n in enumerate(names)}
 
 
-def _shades(names: list[str], hues: dict[str, Any]) -> dict[str, Any]:
-    """Each `schedule@peak` name in its schedule's hue, from dark (its first peak) to light (its last): the
-    lines of one schedule read as one family, its peaks in order (18 lines in 18 unrelated colours did not)."""
+def _shades(families: dict[str, list[str]], palette: list[Any]) -> dict[str, Any]:
+    """Each schedule's `schedule@peak` names in its hue (palette's in turn), from dark (its first peak) to light
+    (its last): the lines of one schedule read as one family, its peaks in order (18 lines in 18 unrelated colours
+    did not)."""
     out = {}
-    for base, hue in hues.items():
-        mine = [n for n in names if n.split("@")[0] == base]
+    for hue, mine in zip(palette, families.values(), strict=False):
         base_rgb = np.asarray(mcolors.to_rgb(hue))
         for k, name in enumerate(mine):
             f = -0.45 + k / (len(mine) - 1) if len(mine) > 1 else 0.0  # -0.45 (darker) .. 0.55 (lighter)

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from lrlab import config as config_mod
 from lrlab import data as data_mod
 from lrlab import distributed, report, results, store
-from lrlab.config import StudyConfig
+from lrlab.config import SWEEP_SEP, StudyConfig
 from lrlab.distributed import SINGLE, Dist
 from lrlab.errors import ConfigError, LrlabError, unknown
 from lrlab.lr_finder import range_test
@@ -56,8 +56,6 @@ from lrlab.training import (
     steps_per_epoch,
     train_run,
 )
-
-SWEEP_SEP = "@"  # a run of the LR axis is named <schedule>@<peak LR>
 
 
 def run_dir(out: Path, schedule: str, seed: int) -> Path:
