@@ -333,6 +333,11 @@ def test_onecycle_too_short_says_how_many_steps_it_needs():
     for tiny in (5e-324, 1e-25):
         with pytest.raises(ConfigError, match=r"needs more than 2\*\*53 \(9\.01e\+15\) steps"):
             compile_schedule({**spec, "peak_frac": tiny}, Plan(100, 1), "s")
-    # three phases: rise and fall each take peak_frac, so 0.5 and above can never fit
-    with pytest.raises(ConfigError, match=r"three_phase .* below 0\.5, got 0\.6"):
+    # three phases: rise and fall each take peak_frac, so above 0.5 can never fit; at 0.5 torch's phase ends
+    # leave the tail a step (its OneCycleLR takes it), fastai's none
+    with pytest.raises(ConfigError, match=r"three_phase .* at most 0\.5, got 0\.6"):
         compile_schedule({**spec, "peak_frac": 0.6, "three_phase": True}, Plan(1000, 10), "s")
+    half = {**spec, "peak_frac": 0.5, "three_phase": True}
+    assert lrs(half, Plan(100, 10))[-1] == pytest.approx(0.1 / 25 / 1e4)
+    with pytest.raises(ConfigError, match=r"three_phase .* below 0\.5 \(with convention fastai\), got 0\.5"):
+        compile_schedule({**half, "convention": "fastai"}, Plan(1000, 10), "s")

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lrlab.errors import ConfigError
-from lrlab.schedules import FAMILIES, PRESETS, Plan, compile_schedule, family_fields
+from lrlab.schedules import FAMILIES, PRESETS, WARMUP_CURVES, Plan, compile_schedule, family_fields
 
 from .test_schedules import REQUIRED_KEYS
 
@@ -52,7 +52,9 @@ def valid_specs(draw):
     spec = {"type": family, **draw(st.fixed_dictionaries(FAMILY_PARAMS[family]))}
     if draw(st.booleans()) and family != "warmup":
         spec["warmup_frac"] = draw(frac)
-        spec["warmup_curve"] = draw(st.sampled_from(["linear", "cos"]))
+        spec["warmup_curve"] = draw(st.sampled_from(WARMUP_CURVES))
+        if spec["warmup_curve"] == "constant":  # (it holds warmup_start_lr: 0 is refused)
+            spec["warmup_start_lr"] = draw(st.floats(1e-7, 1e-5))
     return spec
 
 

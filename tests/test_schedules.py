@@ -121,7 +121,9 @@ def test_triangular2_fades_over_thousands_of_cycles():
 
 @pytest.mark.parametrize("three_phase", [False, True])
 @pytest.mark.parametrize("anneal", ["cos", "linear"])
-@pytest.mark.parametrize(("pct", "div", "final", "total"), [(0.3, 25, 1e4, 100), (0.25, 10, 1e5, 237)])
+@pytest.mark.parametrize(
+    ("pct", "div", "final", "total"), [(0.3, 25, 1e4, 100), (0.25, 10, 1e5, 237), (0.5, 25, 1e4, 100)]
+)  # (three phases at pct 0.5: torch leaves the tail one step)
 def test_onecycle_matches_torch(three_phase, anneal, pct, div, final, total):
     spec = {
         "type": "onecycle",
@@ -191,6 +193,35 @@ def test_warmup_joins_without_jump(family):
     assert abs(v[10] - v[9]) <= v[10] / 10 + 1e-12  # the last ramp step is one tenth of the target
     body = lrs({"type": family, **base}, Plan(90, 10))
     assert v[10:] == pytest.approx(body)  # after warm-up the family runs over the remaining steps
+
+
+@pytest.mark.parametrize("curve", ["linear", "constant"])
+@pytest.mark.parametrize("then", ["cosine", "multistep"])
+def test_warmup_matches_torch_sequential(curve, then):
+    # torch: SequentialLR([LinearLR or ConstantLR for W steps, the family over the remaining steps], [W])
+    T, W, lr, start = 100, 12, 0.4, 0.04
+    body = {"cosine": {"type": "cosine", "lr": lr, "min_lr": 0.002}, "multistep": {"type": "multistep", "lr": lr,
+            "milestones_steps": [30, 60], "gamma": 0.5}}[then]  # fmt: skip
+    spec = {**body, "warmup_steps": W, "warmup_start_lr": start, "warmup_curve": curve}
+    sched = torch.optim.lr_scheduler
+
+    def make(opt):
+        warm = (
+            sched.LinearLR(opt, start_factor=start / lr, end_factor=1.0, total_iters=W)
+            if curve == "linear"
+            else sched.ConstantLR(opt, factor=start / lr, total_iters=W)
+        )
+        rest = (
+            sched.CosineAnnealingLR(opt, T_max=T - W, eta_min=0.002)
+            if then == "cosine"
+            else sched.MultiStepLR(opt, milestones=[30, 60], gamma=0.5)
+        )
+        return sched.SequentialLR(opt, [warm, rest], milestones=[W])
+
+    v = lrs(spec, Plan(T, 10))
+    assert_close(v, torch_lrs(make, T, lr), rel=1e-7)
+    if curve == "constant":
+        assert v[:W] == [start] * W and v[W] == lr
 
 
 def test_fractions_land_on_the_intended_step():
@@ -405,6 +436,11 @@ def test_trace_covers_every_step():
         ({"type": "constant", "lr": 0.1, "warmup_frac": 1.5}, "schedules.s.warmup_frac"),
         ({"type": "constant", "lr": 0.1, "warmup_steps": 5, "warmup_epochs": 1}, "given twice"),
         ({"type": "warmup", "lr": 0.1}, "warmup_steps"),
+        (
+            {"type": "cosine", "lr": 0.1, "warmup_steps": 5, "warmup_curve": "constant"},
+            "schedules.s.warmup_start_lr: a constant warm-up holds warmup_start_lr, which is 0",
+        ),
+        ({"type": "cosine", "lr": 0.1, "warmup_steps": 5, "warmup_curve": "step"}, "schedules.s.warmup_curve"),
         ({"type": "cyclic", "base_lr": 0.5, "max_lr": 0.1, "up_steps": 5}, "schedules.s.max_lr"),
         ({"type": "cyclic", "base_lr": 0.1, "max_lr": 0.5, "up_steps": 0}, "schedules.s.up_steps"),
         (

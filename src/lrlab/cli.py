@@ -328,7 +328,15 @@ def _floats(text: str) -> list[float]:
 
 def cmd_schedules(args: argparse.Namespace) -> int:
     from lrlab import store
-    from lrlab.schedules import FAMILIES, PRESETS, Plan, compile_schedule, family_fields, resolve_auto
+    from lrlab.schedules import (
+        FAMILIES,
+        PRESETS,
+        WARMUP_CURVES,
+        Plan,
+        compile_schedule,
+        family_fields,
+        resolve_auto,
+    )
     from lrlab.schedules.compile import REQUIRED, toml_text
 
     if args.families:
@@ -341,7 +349,9 @@ def cmd_schedules(args: argparse.Namespace) -> int:
             print(f"{name:<12} {params}")
         print(
             "every type also takes: warmup_* (a warm-up before it), warmup_start_lr=0, "
-            'warmup_curve="linear" ("cos"), momentum (a table)'
+            'warmup_curve="linear" ('
+            + ", ".join(f'"{c}"' for c in WARMUP_CURVES[1:])
+            + "; constant holds warmup_start_lr, then steps up), momentum (a table)"
         )
         print("a length key ending in _* is written _steps, _epochs or _frac; keys without a value are required")
         print("plateau's patience and cooldown count epochs (it reads the metric it watches once an epoch)")

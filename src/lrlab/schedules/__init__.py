@@ -6,8 +6,9 @@ plan)` checks the spec against the run's real number of optimizer steps and retu
 whose `lr(step)` has no hidden state, so a resumed run continues the same trace from its step.
 
 Every family takes a warm-up (`warmup_steps|_epochs|_frac`, `warmup_start_lr`, `warmup_curve`)
-that ramps to the family's first value, after which the family runs over the remaining steps (no
-jump where they meet), and an optional momentum schedule (`momentum = {type = "inverse", ...}`
+that ramps to the family's first value (or holds `warmup_start_lr` and then steps up to it:
+`warmup_curve = "constant"`), after which the family runs over the remaining steps (no jump
+where a ramp meets it), and an optional momentum schedule (`momentum = {type = "inverse", ...}`
 or any family's table giving momentum values).
 """
 
@@ -24,7 +25,7 @@ from lrlab.schedules.compile import (
     uses_auto,
     valid_keys,
 )
-from lrlab.schedules.core import Duration, Plan, Spec
+from lrlab.schedules.core import WARMUP_CURVES, Duration, Plan, Spec
 from lrlab.schedules.families import FAMILIES
 from lrlab.schedules.presets import PRESETS
 
@@ -33,6 +34,7 @@ __all__ = [
     "AUTO_RULE",
     "FAMILIES",
     "PRESETS",
+    "WARMUP_CURVES",
     "Duration",
     "Plan",
     "Schedule",

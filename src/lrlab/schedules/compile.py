@@ -11,7 +11,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lrlab.errors import ConfigError, choices, did_you_mean
-from lrlab.schedules.core import MAX_STEPS, UNITS, Duration, Fn, Plan, Spec, cos_anneal, in_steps, pick
+from lrlab.schedules.core import (
+    MAX_STEPS,
+    UNITS,
+    WARMUP_CURVES,
+    Duration,
+    Fn,
+    Plan,
+    Spec,
+    cos_anneal,
+    in_steps,
+    pick,
+)
 from lrlab.schedules.families import FAMILIES
 from lrlab.schedules.presets import PRESETS
 
@@ -338,7 +349,9 @@ def compile_schedule(
             f"{fld('warmup_' + parsed.warmup.unit)}: the warm-up ({W:g} steps{whole}) must be shorter than "
             f"the run ({plan.total_steps} steps)"
         )
-    ramp = pick({"linear": None, "cos": None}, "warmup_curve", parsed.warmup_curve, fld) or parsed.warmup_curve
+    # constant: hold warmup_start_lr, then jump (torch's ConstantLR in a SequentialLR; the "constant
+    # warm-up" of He et al. 2016 and Goyal et al. 2017)
+    ramp = pick(dict(zip(WARMUP_CURVES, WARMUP_CURVES, strict=True)), "warmup_curve", parsed.warmup_curve, fld)
     # After a warm-up the family runs over the remaining steps as if training began there: its
     # lengths, milestones and fractions count from the warm-up's end (torch's SequentialLR, timm's
     # warmup_prefix); the offset lets a metric-driven family find the run's epochs.
@@ -351,6 +364,11 @@ def compile_schedule(
             raise ConfigError(
                 f"{fld('warmup_start_lr')}: a warm-up rises; {start:g} is above the schedule's first LR {first:g}"
             )
+        if ramp == "constant" and start == 0:
+            raise ConfigError(
+                f"{fld('warmup_start_lr')}: a constant warm-up holds warmup_start_lr, which is 0 [the default]: it "
+                "would train nothing; give the LR to hold (e.g. a tenth of the schedule's first LR)"
+            )
         if first == 0:  # (SGDR's cycle_warmup starts each cycle, the first too, at its min_lr)
             raise ConfigError(
                 f"{fld('warmup_' + parsed.warmup.unit)}: the warm-up rises to the schedule's first LR, which is 0 "
@@ -360,6 +378,8 @@ def compile_schedule(
         def lr(s: int) -> float:
             if s >= W_int:
                 return body(s - W_int)
+            if ramp == "constant":
+                return start
             if ramp == "cos":
                 return cos_anneal(start, first, s / W_int)
             return start + (first - start) * s / W_int

@@ -54,6 +54,7 @@ ANNEALS: dict[str, Callable[[float, float, float], float]] = {
     "cos": cos_anneal,
     "linear": lin_anneal,
 }
+WARMUP_CURVES = ("linear", "cos", "constant")  # how a warm-up reaches the schedule's first LR
 
 
 def pick(table: dict[str, Any], name: str, value: str, field: Field) -> Any:
@@ -102,7 +103,7 @@ class Spec:
 
     warmup: Duration | None = None  # a warm-up before the family's own curve
     warmup_start_lr: float = 0.0  # LR at the first step of the warm-up
-    warmup_curve: str = "linear"  # linear | cos
+    warmup_curve: str = "linear"  # one of WARMUP_CURVES
     momentum: dict[str, Any] | None = None  # a momentum/beta1 schedule (see compile.py)
 
     def watched_metric(self) -> str | None:

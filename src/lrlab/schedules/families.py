@@ -523,10 +523,13 @@ class OneCycle(Spec):
 
         ends = phase_ends(T)
         values = [(lo, hi), (hi, lo), (lo, end)] if self.three_phase else [(lo, hi), (hi, end)]
-        if self.three_phase and p >= 0.5:
+        # with three_phase the rise and the fall each take peak_frac of the run; torch ends them a step
+        # early (its OneCycleLR takes 0.5 and leaves the tail a step), fastai at s/T = 2p (0.5: no tail)
+        if self.three_phase and (p > 0.5 or (p == 0.5 and self.convention == "fastai")):
+            most = "at most 0.5" if self.convention == "torch" else "below 0.5 (with convention fastai)"
             raise ConfigError(
                 f"{field('peak_frac')}: with three_phase the rise and the fall each take peak_frac of the run, "
-                f"so it must be below 0.5, got {p:g}"
+                f"so it must be {most}, got {p:g}"
             )
         if empty(ends):  # too few steps: say how many this peak_frac needs (the rise must hold p·T > 1)
             # from 1/p a few steps on; past MAX_STEPS a step no longer changes a float (a tiny p hung)
