@@ -96,6 +96,16 @@ def test_cosine_over_a_decay_length_then_holds():
     assert lrs({"type": "cosine", "lr": 0.4, "decay_frac": 1.0}) == lrs({"type": "cosine", "lr": 0.4})
 
 
+@pytest.mark.parametrize(("lb", "ub", "decay"), [(-7.0, 3.0, None), (-6.0, 4.0, 60)])
+def test_tanh_matches_timm_formula(lb, ub, decay):
+    # timm TanhLRScheduler(t_initial=T, lb, ub, lr_min) stepped per update, one cycle: lr_min + ½(lr − lr_min)
+    # (1 − tanh(lb(1 − t/T) + ub·t/T)), then lr_min past T (cycle_limit 1); written out, timm not a dependency
+    T = decay or 100
+    theirs = [0.01 + 0.5 * 0.39 * (1 - math.tanh(lb * (1 - s / T) + ub * s / T)) if s < T else 0.01 for s in range(100)]
+    spec = {"type": "tanh", "lr": 0.4, "min_lr": 0.01, "lb": lb, "ub": ub}
+    assert_close(lrs({**spec, **({"decay_steps": decay} if decay else {})}), theirs)
+
+
 def test_plateau_matches_torch():
     metric = [1.0, 0.9, 0.91, 0.92, 0.93, 0.89, 0.95, 0.96, 0.97, 0.98, 0.99, 1.0, 0.5, 0.6, 0.7, 0.8]
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
@@ -239,6 +249,8 @@ def test_explicit_momentum_schedule():
         ({"type": "multistep", "lr": 0.1, "milestones_frac": [0.5, 2]}, "milestones_frac"),
         ({"type": "exponential", "lr": 0.1, "gamma": 1.5}, "gamma"),
         ({"type": "polynomial", "lr": 0.1, "power": 0}, "power"),
+        ({"type": "tanh", "lr": 0.1, "lb": 3, "ub": -7}, "schedules.s.lb: must be below ub (-7) for the LR to fall"),
+        ({"type": "tanh", "lr": 0.1, "min_lr": 0.2}, "schedules.s.min_lr"),
         ({"type": "plateau", "lr": 0.1, "watch": "train_loss"}, "watch"),
         ({"type": "plateau", "lr": 0.1, "patience": 1.5}, "patience"),
         ({"type": "flat_anneal", "lr": 0.1, "flat_frac": 1.0}, "flat_frac"),

@@ -30,6 +30,7 @@ FAMILY_PARAMS = {
     "polynomial": {"lr": lr, "power": st.floats(0.1, 4), "decay_frac": st.floats(0.1, 1)},
     "inverse_time": {"lr": lr, "decay_rate": st.floats(0, 10), "every_frac": frac, "staircase": st.booleans()},
     "cosine": {"lr": lr, "decay_frac": st.floats(0.1, 1)},
+    "tanh": {"lr": lr, "lb": st.floats(-10, 0), "ub": st.floats(0.5, 6), "decay_frac": st.floats(0.1, 1)},
     "anneal": {"lr": lr, "curve": st.sampled_from(["cosine", "linear", "step"])},
     "sgdr": {"lr": lr, "period_frac": frac, "t_mult": st.floats(1, 3), "peak_decay": factor},
     "cyclic": {

@@ -538,6 +538,7 @@ REQUIRED_KEYS = {
     "inverse_time": {"lr": 0.1, "decay_rate": 0.5, "every_epochs": 1},
     "polynomial": {"lr": 0.1},
     "cosine": {"lr": 0.1},
+    "tanh": {"lr": 0.1},
     "anneal": {"lr": 0.1},
     "sgdr": {"lr": 0.1, "period_epochs": 2},
     "cyclic": {"base_lr": 0.01, "max_lr": 0.1, "up_epochs": 1},

@@ -62,7 +62,7 @@ def _never(what: str, at: float, plan: Plan) -> str:
     return f"{what} is step {at:g}, after {_last_step(plan)}: it never applies"
 
 
-def _short_decay(spec: Polynomial | Cosine, plan: Plan, floor: str) -> list[str]:
+def _short_decay(spec: Polynomial | Cosine | Tanh, plan: Plan, floor: str) -> list[str]:
     """A note where a decay given longer than the run (decay_epochs = 200 in a 100-epoch run) is cut
     short by the run's end: the LR never comes down to its floor."""
     # longer than the run itself, which is the default (torch's T_max): the default curve is not noted
@@ -249,6 +249,41 @@ class Cosine(Spec):
         _check_min(self.lr, self.min_lr, field)
         T = positive_steps(self.decay, plan, "decay", field) if self.decay else plan.total_steps
         return lambda s: cos_anneal(self.lr, self.min_lr, min(s, T) / T)
+
+    def bounds(self) -> tuple[float, float]:
+        return self.min_lr, self.lr
+
+    def notes(self, plan: Plan) -> list[str]:
+        return _short_decay(self, plan, "min_lr")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tanh(Spec):
+    """timm's TanhLRScheduler (Hsueh et al. 2019) without restarts: from about `lr` down to about
+    `min_lr` along 1 - tanh over [lb, ub] across `decay` (default: the run, timm's t_initial), then
+    min_lr (timm's cycle_limit 1). lb and ub are timm's defaults since 2021; the curve starts
+    (1 - tanh(lb))/2 and ends (1 - tanh(ub))/2 of the way from min_lr to lr."""
+
+    lr: float
+    min_lr: float = 0.0
+    lb: float = -7.0
+    ub: float = 3.0
+    decay: Duration | None = field(default=None, metadata={"unset": "(the run)"})
+
+    def curve(self, plan: Plan, field: Field) -> Fn:
+        _check_min(self.lr, self.min_lr, field)
+        if not self.lb < self.ub:  # (the curve falls as its argument rises from lb to ub)
+            raise ConfigError(f"{field('lb')}: must be below ub ({self.ub:g}) for the LR to fall, got {self.lb:g}")
+        T = positive_steps(self.decay, plan, "decay", field) if self.decay else plan.total_steps
+        lo, hi, lb, ub = self.min_lr, self.lr, self.lb, self.ub
+
+        def value(s: int) -> float:
+            if s >= T:
+                return lo
+            t = s / T
+            return lo + 0.5 * (hi - lo) * (1 - math.tanh(lb * (1 - t) + ub * t))
+
+        return value
 
     def bounds(self) -> tuple[float, float]:
         return self.min_lr, self.lr
@@ -710,6 +745,7 @@ FAMILIES: dict[str, type[Spec]] = {
     "inverse_time": InverseTime,
     "polynomial": Polynomial,
     "cosine": Cosine,
+    "tanh": Tanh,
     "anneal": Anneal,
     "sgdr": SGDR,
     "cyclic": Cyclic,
