@@ -41,6 +41,14 @@ def toml(path: Path, text: str) -> str:
 S = "[schedules.s]\n"
 CASES = {
     "misspelled schedule": (lambda t: ["--schedules", "standard,onecylce"], "did you mean 'onecycle'"),
+    "baseline left out": (lambda t: ["--unset", "schedules.standard"],
+                          "baseline: 'standard' is not a schedule of this study; valid: 'cyclic', 'warmup', "
+                          "'annealing', 'onecycle', 'uneven-cyclic' (give one with --baseline NAME, or --unset "
+                          "baseline for the first)"),
+    "auto_lr out of order": (lambda t: [toml(t / "c.toml", S + "type='cyclic'\nbase_lr='auto'\nmax_lr=0.05\n"
+                                              "up_epochs=1\n"), "--auto-lr", "1"],
+                             'schedules.s.max_lr: must be at least base_lr (0.05 < 0.1) ("auto" LRs: 1 (given '
+                             "(auto_lr)))"),
     "unknown dataset": (lambda t: ["--data", "mnist"], "valid: 'digits', 'cifar10', 'cifar100', 'imagefolder:PATH'"),
     "missing CIFAR files": (lambda t: ["--data", "cifar10", "--data-dir", str(t / "none")], "--download"),
     "missing folder": (lambda t: ["--data", f"imagefolder:{t / 'nowhere'}"], "does not exist"),
@@ -153,7 +161,8 @@ def test_empty_names_and_paths_are_refused_not_read_as_left_out(tmp_path, capsys
     tree(tmp_path / "d")
     for argv in (["study", "--out", ""], ["train", "--schedule", " "], ["report", str(tmp_path), "--out", ""],
                  ["report", str(tmp_path), "--baseline", ""], ["schedules", "--plot", ""], ["find-lr", "--out", ""],
-                 ["schedules", "--csv", ""]):  # fmt: skip
+                 ["schedules", "--csv", ""], ["study", "--data", ""], ["study", "--data-dir", ""], ["study", ""],
+                 ["train", "--device", ""], ["find-lr", "--model", ""], ["schedules", ""]):  # fmt: skip
         with pytest.raises(SystemExit) as stop:
             main(argv)
         err = capsys.readouterr().err
@@ -164,6 +173,16 @@ def test_previews_refuse_what_a_study_would_refuse_or_ignore(tmp_path, capsys):
     plot = tmp_path / "fam.png"
     for argv, needle in (
         (["--steps", "100", "--auto-lr", "0.1"], 'auto_lr: no schedule has an "auto" LR'),
+        (
+            [
+                toml(tmp_path / "a.toml", S + "type='cyclic'\nbase_lr='auto'\nmax_lr=0.05\nup_steps=5\n"),
+                "--steps",
+                "100",
+                "--auto-lr",
+                "1",
+            ],
+            'must be at least base_lr (0.05 < 0.1) ("auto" LRs: 1 (given (auto_lr)))',
+        ),
         (["--steps", "100", "--data", "mnist"], "unknown dataset 'mnist'"),
         (["--families", "--plot", str(plot)], "--families: lists the families only; leave out --plot"),
         (["--families", "--steps", "0", "--set", "x=1"], "leave out --set, --steps"),

@@ -949,6 +949,30 @@ def test_a_start_that_needs_no_range_test_keeps_the_recorded_one(tmp_path, monke
     assert len(tests) == 1  # the third start reused the first's test
 
 
+def test_train_names_a_run_of_the_lr_axis(tmp_path, capsys):
+    """On an LR axis `train` trains the run it names (<schedule>@<peak>) and keeps the study's axis in study.json; it
+    trained the bare schedule and recorded no axis, and the report then held a duplicate of one peak's row."""
+    axis = config.load(None, {"peak_lrs": [0.05, 0.1]})
+    assert config.train_run(axis, "onecycle@0.1") == ("onecycle", 0.1)
+    assert config.train_run(axis, None) == ("standard", 0.05)  # the first run of the study
+    assert config.train_run(config.load(None, {}), "onecycle") == ("onecycle", None)
+    for name, said in (("onecycle", "'onecycle' is on this study's LR axis (peak LRs 0.05, 0.1): name one of its "
+                                    "runs: onecycle@0.05, onecycle@0.1"),
+                       ("onecycle@0.2", "'onecycle@0.2' is not a run of this study's LR axis"),
+                       ("onecycl@0.1", "unknown schedule 'onecycl' (did you mean 'onecycle'?)")):  # fmt: skip
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            config.train_run(axis, name)
+    with pytest.raises(ConfigError, match="a run of an LR axis, but this config has no peak_lrs"):
+        config.train_run(config.load(None, {}), "onecycle@0.1")
+    args = ["train", "--schedule", "standard@0.1", "--peak-lrs", "0.05,0.1", "--limit", "200", "--epochs", "1",
+            "--batch-size", "32", "--width", "0.125", "--no-progress", "--out", str(tmp_path)]  # fmt: skip
+    assert main(args) == 0
+    assert "1 schedule at peak LR 0.1 × 1 seed" in capsys.readouterr().out
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["standard@0.1"]
+    assert (tmp_path / "runs" / "standard@0.1" / "seed-0" / "model.pt").exists()
+    assert json.loads((tmp_path / "study.json").read_text())["config"]["peak_lrs"] == [0.05, 0.1]
+
+
 def test_auto_lr_flag_reaches_the_config(tmp_path, capsys):
     assert main(["study", "--auto-lr", "0.02", "--out", str(tmp_path)]) == 2  # the default config has no "auto"
     assert 'auto_lr: no schedule has an "auto" LR' in capsys.readouterr().err
@@ -1117,6 +1141,16 @@ def test_train_keeps_no_weights_of_a_diverged_run_and_does_not_train_it_again(tm
     assert "training it again" not in said and (run / "result.json").stat().st_mtime_ns == mtime
 
 
+def test_a_refused_report_writes_nothing(study, tmp_path, capsys):
+    # a --baseline without runs was refused after summary.csv had been rewritten: the folder contradicted itself
+    _, out, _, _ = study
+    shutil.copytree(out, tmp_path / "c")
+    before = {f.name: f.read_bytes() for f in (tmp_path / "c").iterdir() if f.is_file()}
+    assert main(["report", str(tmp_path / "c"), "--baseline", "standrd"]) == 2
+    assert "baseline 'standrd' has no runs here (did you mean 'standard'?)" in capsys.readouterr().err
+    assert {f.name: f.read_bytes() for f in (tmp_path / "c").iterdir() if f.is_file()} == before
+
+
 def test_a_study_of_one_seed_says_nothing_was_tested(study, tmp_path, capsys):
     _, out, _, _ = study
     shutil.copytree(out / "runs", tmp_path / "runs", ignore=shutil.ignore_patterns("seed-1"))
@@ -1125,4 +1159,7 @@ def test_a_study_of_one_seed_says_nothing_was_tested(study, tmp_path, capsys):
     md = (tmp_path / "report.md").read_text()
     said = "One seed each: nothing could be tested, so the highest mean is one draw of initial weights and batch order"
     assert said in md and "a lead, not a win" not in md  # (not even a lead: no test was made)
-    assert "one seed each: nothing could be tested" in console and "rerun with `--seeds 3` or more" in console
+    assert (
+        "one seed each: nothing could be tested" in console
+        and "rerun `lrlab study` with `--seeds 3` or more" in console
+    )

@@ -70,13 +70,9 @@ def _unrecognized(extra: list[str], command: argparse.ArgumentParser, config: st
     return said
 
 
-def _peak_lrs_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--peak-lrs",
-        type=_floats,
-        metavar="A,B",
-        help="LR axis: every schedule at each of these peak LRs (its shape kept)",
-    )
+def _peak_lrs_arg(p: argparse.ArgumentParser, help: str = "LR axis: every schedule at each of these peak LRs (its "
+                  "shape kept)") -> None:  # fmt: skip
+    p.add_argument("--peak-lrs", type=_floats, metavar="A,B", help=help)
 
 
 def _seeds(text: str) -> int | list[int]:
@@ -98,6 +94,7 @@ def _config_args(p: argparse.ArgumentParser, omit: tuple[str, ...] = ()) -> None
         "config",
         nargs="?",
         default=None,
+        type=_given,
         help=f"a study TOML file or a bundled study name (default: {config_mod.DEFAULT_CONFIG!r}; "
         f"bundled: {', '.join(config_mod.bundled_configs())})",
     )
@@ -110,10 +107,11 @@ def _config_args(p: argparse.ArgumentParser, omit: tuple[str, ...] = ()) -> None
     add(
         "--data",
         dest="data.name",
+        type=_given,
         metavar="NAME",
         help="digits | cifar10 | cifar100 | imagefolder:PATH (a folder with train/<class>/ or its .tar.gz)",
     )
-    add("--data-dir", dest="data.data_dir", metavar="DIR", help="where cifar10/cifar100 live")
+    add("--data-dir", dest="data.data_dir", type=_given, metavar="DIR", help="where cifar10/cifar100 live")
     add(
         "--download",
         dest="data.download",
@@ -144,9 +142,9 @@ def _config_args(p: argparse.ArgumentParser, omit: tuple[str, ...] = ()) -> None
     )
     add("--epochs", dest="train.epochs", type=int, metavar="N")
     add("--batch-size", dest="train.batch_size", type=int, metavar="N")
-    add("--model", dest="model.stem", metavar="STEM", help="GoogLeNet stem: auto | cifar | imagenet")
+    add("--model", dest="model.stem", type=_given, metavar="STEM", help="GoogLeNet stem: auto | cifar | imagenet")
     add("--width", dest="model.width", type=float, metavar="W", help="channel multiplier (1.0 = paper)")
-    add("--device", dest="train.device", metavar="DEV", help="auto | cpu | cuda")
+    add("--device", dest="train.device", type=_given, metavar="DEV", help="auto | cpu | cuda")
     add(
         "--threads",
         dest="train.threads",
@@ -278,9 +276,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = _load(args)  # (before torch loads, as in cmd_study)
     from lrlab.study import run_study
 
-    cfg.save_model, cfg.peak_lrs = True, None
-    only = [args.schedule or next(iter(cfg.schedules))]
-    run_study(cfg, fresh=args.fresh, progress=args.progress, only=only, command="train")
+    schedule, peak = config_mod.train_run(cfg, args.schedule)
+    cfg.save_model = True
+    run_study(cfg, fresh=args.fresh, progress=args.progress, only=[schedule], peak=peak, command="train")
     return 0
 
 
@@ -374,7 +372,15 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     from lrlab import plots
     from lrlab.data import check_name
     from lrlab.results import read_study_doc, recorded_range_test
-    from lrlab.study import auto_lr_needed, check_auto_lr, describe_auto, keep_given, prepare, run_variants
+    from lrlab.study import (
+        auto_lr_needed,
+        check_auto_lr,
+        describe_auto,
+        given_auto_refused,
+        keep_given,
+        prepare,
+        run_variants,
+    )
 
     if args.plot:
         plots.image_format(Path(args.plot))
@@ -385,11 +391,17 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         plan = Plan(args.steps, spe)
         # --auto-lr: "auto" LRs need no range test, so they preview without data too; nor do they on an LR axis
         # that scales all of a spec's LRs to each peak (only the ratios between them are kept): a stand-in
-        given = cfg.auto_lr if auto_lr_needed(cfg, cfg.schedules) else 1.0
+        needed = auto_lr_needed(cfg, cfg.schedules)
+        given = cfg.auto_lr if needed else 1.0
         specs = {n: resolve_auto(s, given) if given else s for n, s in cfg.schedules.items()}
         if cfg.peak_lrs:  # the LR axis's runs, as the study would train them
             specs = run_variants(specs, cfg.peak_lrs, plan)[1]
-        schedules = {n: compile_schedule(s, plan, n) for n, s in specs.items()}
+        try:
+            schedules = {n: compile_schedule(s, plan, n) for n, s in specs.items()}
+        except ConfigError as e:
+            if not needed or cfg.auto_lr is None:  # (not needed: 1.0 stands in on an LR axis, scaled away)
+                raise
+            raise given_auto_refused(e, cfg.auto_lr) from None
         if cfg.auto_lr:
             print(describe_auto({"lr": cfg.auto_lr, "rule": "given"}))
     else:  # the real step count of this config's data and batch size, and a range test where "auto" LRs need one
@@ -603,9 +615,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_args(p)
     p.add_argument(
-        "--schedule", type=_given, metavar="NAME", help="the config's schedule to train (default: its first)"
+        "--schedule",
+        type=_given,
+        metavar="NAME",
+        help="the config's schedule to train (default: its first); on an LR axis (peak_lrs) one of its runs, "
+        "NAME@PEAK, e.g. onecycle@0.1",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and batch order (default 0)")
+    _peak_lrs_arg(p, "the study's LR axis, as given to lrlab study; --schedule then names one of its runs")
     p.add_argument("--out", type=_given, metavar="DIR", help="output folder (default: runs/<study name>)")
     p.add_argument("--fresh", action="store_true", help="discard an earlier run in the output folder")
     p.add_argument(

@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from lrlab.errors import ConfigError, choices, did_you_mean
+from lrlab.errors import ConfigError, choices, did_you_mean, unknown
 
 # The study that `lrlab study` runs with no config argument (a file in src/lrlab/configs/).
 DEFAULT_CONFIG = "six-settings"
@@ -304,7 +304,8 @@ def _check(cfg: StudyConfig) -> None:
         need(isinstance(spec, dict), f"schedules.{name}", "must be a table with a `type` key")
     if cfg.baseline is not None and cfg.baseline not in cfg.schedules:
         raise ConfigError(
-            f"baseline: {cfg.baseline!r} is not a schedule of this study; valid: {choices(cfg.schedules)}"
+            f"baseline: {cfg.baseline!r} is not a schedule of this study; valid: {choices(cfg.schedules)} (give one "
+            "with --baseline NAME, or --unset baseline for the first)"
         )
 
 
@@ -331,6 +332,34 @@ _NOT_SETTING_IN = (("train", "device"), ("train", "threads"), ("train", "compile
 # Keys added to the setting after results had been saved without them: left out at their default (which
 # is what those runs did), so that such runs keep their fingerprints and still pair with new ones
 _ADDED_LATER = {("model", "init"): ModelConfig.init, ("train", "decay_norm_bias"): TrainConfig.decay_norm_bias}
+
+
+def train_run(cfg: StudyConfig, name: str | None) -> tuple[str, float | None]:
+    """The schedule and peak LR (None: no LR axis) of the run `lrlab train --schedule NAME` names: a schedule of
+    the config, or on a study with an LR axis (peak_lrs) one of its runs, <schedule>@<peak>; None: the first run.
+    A schedule name alone on an LR axis is refused: which peak was meant would be a guess."""
+    peaks = cfg.peak_lrs or []
+    runs = [f"{n}{SWEEP_SEP}{p:g}" for n in cfg.schedules for p in peaks] if peaks else list(cfg.schedules)
+    if name is None:
+        name = runs[0]
+    base, sep, _ = name.partition(SWEEP_SEP)
+    if base not in cfg.schedules:
+        raise unknown("schedule", base, cfg.schedules)
+    if not sep and not peaks:
+        return base, None
+    if not peaks:
+        raise ConfigError(
+            f"schedule {name!r}: a run of an LR axis, but this config has no peak_lrs; train {base!r}, or give "
+            "the study's peak LRs (--peak-lrs)"
+        )
+    if name not in runs:
+        what = "is on this study's LR axis" if not sep else "is not a run of this study's LR axis"
+        mine = [r for r in runs if r.startswith(base + SWEEP_SEP)]
+        raise ConfigError(
+            f"schedule {name!r} {what} (peak LRs {', '.join(f'{p:g}' for p in peaks)}): name one of its runs: "
+            f"{', '.join(mine)}"
+        )
+    return base, next(p for p in peaks if f"{base}{SWEEP_SEP}{p:g}" == name)
 
 
 def setting_value(flat: dict[str, Any], dotted: str) -> Any:

@@ -196,14 +196,14 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     check_one_spec(runs)  # (after the auto LRs: runs of two range tests differ in their specs too)
     order = run_order(dirs, runs)
     runs = sort_runs(runs, order)
-    store.open_out(out)
-    store.write_csv(out / "summary.csv", summary_rows(runs), SUMMARY_COLUMNS)
     groups = by_name(runs, order)
     table = study_table(groups)
     docs = study_docs(dirs)
     cfg = docs[0]["config"] if docs else runs[0].config["config"]
     baseline, stand_in = _baseline(baseline, cfg, groups, order)
-    comps = comparisons(groups, baseline)
+    comps = comparisons(groups, baseline)  # (refuses a --baseline without runs: before anything is written)
+    store.open_out(out)
+    store.write_csv(out / "summary.csv", summary_rows(runs), SUMMARY_COLUMNS)
     store.write_csv(out / "comparisons.csv", _csv_rows(comps), COMPARISON_COLUMNS)
     peak_comps = peak_comparisons(groups)
     if peak_comps:
@@ -444,7 +444,8 @@ def _document(
         f"GoogLeNet ({model.get('stem', m['stem'])} stem, width {m['width']}, {model.get('parameters', 0):,} "
         f"parameters{init}) on **{data['name']}** (train {data['train']}, validation {data['val']}, test "
         f"{data['test']} images; test split: {data['test_source']}), {t['optimizer']} (momentum {t['momentum']}, "
-        f"weight decay {t['weight_decay']}{decayed}) for {t['epochs']} epochs, batch {t['batch_size']}, seeds "
+        f"weight decay {t['weight_decay']}{decayed}) for {t['epochs']} epoch{'s' * (t['epochs'] != 1)}, "
+        f"batch {t['batch_size']}, seeds "
         f"{seeds}. For a seed, every schedule starts from the same initial weights and sees the same batches.{merged}"
     )
     # Holm's m: the comparisons with a p-value, per baseline (on an LR axis, one per peak LR)
@@ -664,13 +665,13 @@ def _diverged(r: Run) -> str:
 # what a study of one seed per schedule can say (report.md's verdict and the console's note)
 ONE_SEED = (
     "nothing could be tested, so the highest mean is one draw of initial weights and batch order, "
-    "not a ranking (every rank is 1); rerun with `--seeds 3` or more into the same folder (its finished runs are "
-    "kept) to tell whether a difference is real"
+    "not a ranking (every schedule that finished ranks 1); rerun `lrlab study` with `--seeds 3` or more into the "
+    "same folder (its finished runs are kept) to tell whether a difference is real"
 )
 
 
 def _one_seed_each(table: list[dict[str, Any]]) -> bool:
-    """Whether no schedule finished more than one seed: then no test was made, and every rank is 1."""
+    """Whether no schedule finished more than one seed: then no test was made, and every finished schedule ranks 1."""
     return all(row["accuracy"].n <= 1 for row in table)
 
 

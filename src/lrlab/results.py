@@ -16,7 +16,7 @@ import numpy as np
 
 from lrlab import config as config_mod
 from lrlab import stats, store
-from lrlab.errors import LrlabError
+from lrlab.errors import LrlabError, did_you_mean
 from lrlab.metrics import ALL_METRICS
 
 RUNS_DIR = "runs"  # inside a study folder: runs/<schedule>/seed-<k>/
@@ -415,7 +415,9 @@ def comparisons(groups: dict[str, list[Run]], baseline: str, metric: str = "accu
     bases = {n: rs[0].config.get("base_schedule", n) for n, rs in groups.items()}
     names = list(bases.values())
     if baseline not in groups and baseline not in names:
-        raise LrlabError(f"baseline {baseline!r} has no runs here; schedules: {', '.join(dict.fromkeys(names))}")
+        known = list(dict.fromkeys(names))
+        raise LrlabError(f"baseline {baseline!r} has no runs here{did_you_mean(baseline, known)}; schedules: "
+                         f"{', '.join(known)}")  # fmt: skip
     out = []
     for peak in dict.fromkeys(peaks.values()):
         at = {n: {r.seed: r.metric(metric) for r in groups[n]} for n in groups if peaks[n] == peak}

@@ -143,9 +143,14 @@ def _torch_threads(n: int | None) -> Iterator[None]:
 
 
 def prepare(
-    cfg: StudyConfig, auto_lr: bool = True, earlier: dict[str, Any] | None = None, only: list[str] | None = None
+    cfg: StudyConfig,
+    auto_lr: bool = True,
+    earlier: dict[str, Any] | None = None,
+    only: list[str] | None = None,
+    peak: float | None = None,
 ) -> Prepared:
-    """Load the data and compile every schedule (`only`: these) against the real step count; raises LrlabError.
+    """Load the data and compile every schedule (`only`: these; `peak`: at this one of the LR axis's peak LRs)
+    against the real step count; raises LrlabError.
     With auto_lr, "auto" LRs are resolved by an LR range test (else checked with a stand-in); `earlier` is
     a range test's record from an earlier start of this study (study.json), used instead of a new test when
     it was made for the same setting and data: on a GPU the test's losses vary a little from run to run, and
@@ -207,7 +212,7 @@ def prepare(
         auto = d.share(auto)
         specs = {n: resolve_auto(s, auto["lr"]) for n, s in specs.items()}
     specs = {n: resolve_auto(s, stand_ins[n]) for n, s in specs.items()}  # where no test ran (a worker's start)
-    variants, run_specs = run_variants(specs, cfg.peak_lrs, plan)
+    variants, run_specs = run_variants(specs, cfg.peak_lrs if peak is None else [peak], plan)
     try:
         schedules = {run: compile_schedule(spec, plan, run) for run, spec in run_specs.items()}
     except ConfigError as e:  # an "auto" LR and a fixed one that only the range test's answer puts out of order
@@ -228,7 +233,10 @@ def stand_in(spec: Any, auto_lr: float | None, check: Callable[[Any], Any]) -> f
     when given, else the first stand-in that passes (an error raised is the 1.0 stand-in's); the range test's
     answer is checked after the test."""
     if auto_lr is not None or not uses_auto(spec):
-        check(resolve_auto(spec, auto_lr or 1.0) if isinstance(spec, dict) else spec)
+        try:
+            check(resolve_auto(spec, auto_lr or 1.0) if isinstance(spec, dict) else spec)
+        except ConfigError as e:  # a given auto_lr puts it out of order: named, as a range test's answer is
+            raise e if auto_lr is None or not uses_auto(spec) else given_auto_refused(e, auto_lr) from None
         return auto_lr or 1.0
     first = None
     for lr in AUTO_STAND_INS:
@@ -425,8 +433,10 @@ def run_study(
     shard: tuple[int, int] | None = None,
     only: list[str] | None = None,
     command: str = "study",
+    peak: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every run of the study (or of its shard; `only`: of these schedules) not already finished in the
+    """Run every run of the study (or of its shard; `only`: of these schedules; `peak`: at this peak LR of its LR
+    axis only) not already finished in the
     output folder (an interrupted one continues from its last checkpoint; `fresh` discards these runs' folders
     first); returns the table. The study stays whole under `only` (study.json, the report's order and
     baseline): a part trained into a folder that holds the rest changes nothing else. Under torchrun every rank
@@ -442,7 +452,7 @@ def run_study(
     earlier = results.recorded_range_test(recorded, cfg.out_dir)
     if (note := keep_given(cfg, earlier)) and os.environ.get("RANK", "0") == "0":
         echo(note)
-    p = prepare(cfg, earlier=earlier, only=only)
+    p = prepare(cfg, earlier=earlier, only=only, peak=peak)
     d, out = p.dist, cfg.out_dir
     if not d.is_main:
         echo = _silent
@@ -555,6 +565,11 @@ def _with_earlier_schedules(doc: dict[str, Any], recorded: dict[str, Any]) -> di
     return doc
 
 
+def given_auto_refused(e: ConfigError, auto_lr: float) -> ConfigError:
+    """A spec's refusal once a given auto_lr stands for its "auto" LRs, naming that LR."""
+    return ConfigError(f"{e} ({describe_auto({'rule': 'given', 'lr': auto_lr})})")
+
+
 def describe_auto(auto: dict[str, Any]) -> str:
     """The line that says what "auto" LRs stand for and where the value came from."""
     how = "given (auto_lr)" if auto["rule"] == "given" else f"{auto['rule']} rule of an LR range test"
@@ -600,7 +615,8 @@ def _run_all(
     """Write study.json (`recorded`: the folder's earlier one) and train the runs not finished yet; `command`
     (study, train) heads the first line."""
     cfg, ds, out, d = p.cfg, p.dataset, p.cfg.out_dir, p.dist
-    axis = f" × {len(cfg.peak_lrs)} peak LRs" if cfg.peak_lrs else ""
+    peaks = list(dict.fromkeys(pk for _, pk in p.variants.values() if pk is not None))
+    axis = f" at peak LR {peaks[0]:g}" if len(peaks) == 1 else f" × {len(peaks)} peak LRs" if peaks else ""
     ranks = f" on {d.world} processes" if d.enabled else ""
 
     def count(n: int, what: str) -> str:
