@@ -43,8 +43,8 @@ CASES = {
     "misspelled schedule": (lambda t: ["--schedules", "standard,onecylce"], "did you mean 'onecycle'"),
     "baseline left out": (lambda t: ["--unset", "schedules.standard"],
                           "baseline: 'standard' is not a schedule of this study; valid: 'cyclic', 'warmup', "
-                          "'annealing', 'onecycle', 'uneven-cyclic' (give one with --baseline NAME, or --unset "
-                          "baseline for the first)"),
+                          "'annealing', 'onecycle', 'uneven-cyclic' (give one with --set baseline=NAME, or "
+                          "--unset baseline for the first)"),
     "auto_lr out of order": (lambda t: [toml(t / "c.toml", S + "type='cyclic'\nbase_lr='auto'\nmax_lr=0.05\n"
                                               "up_epochs=1\n"), "--auto-lr", "1"],
                              'schedules.s.max_lr: must be at least base_lr (0.05 < 0.1) ("auto" LRs: 1 (given '
@@ -183,13 +183,38 @@ def test_previews_refuse_what_a_study_would_refuse_or_ignore(tmp_path, capsys):
             ],
             'must be at least base_lr (0.05 < 0.1) ("auto" LRs: 1 (given (auto_lr)))',
         ),
+        # a refusal at any LR is not the given auto_lr's: not said to be (a fixed schedule beside, or a warm-up)
+        (
+            [
+                toml(
+                    tmp_path / "b.toml",
+                    S + "type='constant'\nlr='auto'\n[schedules.b]\ntype='constant'\nlr=0.1\nwarmup_steps=200\n",
+                ),
+                "--steps",
+                "100",
+                "--auto-lr",
+                "0.05",
+            ],
+            "schedules.b.warmup_steps: the warm-up (200 steps) must be shorter than the run (100 steps)$",
+        ),
+        (
+            [
+                toml(tmp_path / "c.toml", S + "type='constant'\nlr='auto'\nwarmup_steps=200\n"),
+                "--steps",
+                "100",
+                "--auto-lr",
+                "0.05",
+            ],
+            "schedules.s.warmup_steps: the warm-up (200 steps) must be shorter than the run (100 steps)$",
+        ),
         (["--steps", "100", "--data", "mnist"], "unknown dataset 'mnist'"),
         (["--families", "--plot", str(plot)], "--families: lists the families only; leave out --plot"),
         (["--families", "--steps", "0", "--set", "x=1"], "leave out --set, --steps"),
         (["--families", "c.toml", "--width", "2"], "leave out config, --width"),
     ):
         assert main(["schedules", *argv]) == 2, argv
-        assert needle in capsys.readouterr().err, argv
+        err = capsys.readouterr().err.strip()
+        assert err.endswith(needle[:-1]) if needle.endswith("$") else needle in err, argv  # $: all that is said
     assert not plot.exists()
     for flag in ("--compile", "--sync-bn"):  # a preview trains nothing: refused as unknown, not ignored
         with pytest.raises(SystemExit) as stop:

@@ -964,6 +964,17 @@ def test_train_names_a_run_of_the_lr_axis(tmp_path, capsys):
             config.train_run(axis, name)
     with pytest.raises(ConfigError, match="a run of an LR axis, but this config has no peak_lrs"):
         config.train_run(config.load(None, {}), "onecycle@0.1")
+    for spelling in ("onecycle@0.10", "onecycle@1e-1"):  # the same number
+        assert config.train_run(axis, spelling) == ("onecycle", 0.1)
+    fine = config.load(None, {"peak_lrs": [0.0123456789]})
+    assert config.train_run(fine, "standard@0.0123457") == ("standard", 0.0123456789)  # as the run's name writes it
+    # the folder's recorded axis: used where --peak-lrs is left out, and must match where given
+    assert config.train_axis(None, [0.05, 0.1], tmp_path) == [0.05, 0.1]
+    assert config.train_axis([0.05, 0.1], [0.05, 0.1], tmp_path) == [0.05, 0.1]
+    assert config.train_axis([0.3], None, tmp_path) == config.train_axis([0.3], "junk", tmp_path) == [0.3]
+    for given in ([0.1], [0.1, 0.05]):
+        with pytest.raises(ConfigError, match=r"is not the LR axis of the study in .* leave --peak-lrs out"):
+            config.train_axis(given, [0.05, 0.1], tmp_path)
     args = ["train", "--schedule", "standard@0.1", "--peak-lrs", "0.05,0.1", "--limit", "200", "--epochs", "1",
             "--batch-size", "32", "--width", "0.125", "--no-progress", "--out", str(tmp_path)]  # fmt: skip
     assert main(args) == 0
@@ -971,6 +982,10 @@ def test_train_names_a_run_of_the_lr_axis(tmp_path, capsys):
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["standard@0.1"]
     assert (tmp_path / "runs" / "standard@0.1" / "seed-0" / "model.pt").exists()
     assert json.loads((tmp_path / "study.json").read_text())["config"]["peak_lrs"] == [0.05, 0.1]
+    # into that folder without --peak-lrs: the study's axis, so a schedule alone is refused, not trained beside it
+    assert main(["train", "--schedule", "standard", *args[5:]]) == 2
+    assert "'standard' is on this study's LR axis (peak LRs 0.05, 0.1)" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["standard@0.1"]
 
 
 def test_auto_lr_flag_reaches_the_config(tmp_path, capsys):

@@ -272,12 +272,19 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from lrlab.results import read_study_doc
+
     args.seeds = [args.seed]  # checked with the config, as --seeds is
     cfg = _load(args)  # (before torch loads, as in cmd_study)
-    from lrlab.study import run_study
-
+    recorded = read_study_doc(cfg.out_dir).get("config", {}).get("peak_lrs")
+    if (axis := config_mod.train_axis(cfg.peak_lrs, recorded, cfg.out_dir)) != cfg.peak_lrs:
+        if os.environ.get("RANK", "0") == "0":  # (under torchrun: said once)
+            print(f"note: peak_lrs = {axis}, the LR axis of the study in {cfg.out_dir}")
+        cfg.peak_lrs = axis
     schedule, peak = config_mod.train_run(cfg, args.schedule)
     cfg.save_model = True
+    from lrlab.study import run_study
+
     run_study(cfg, fresh=args.fresh, progress=args.progress, only=[schedule], peak=peak, command="train")
     return 0
 
@@ -372,15 +379,8 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     from lrlab import plots
     from lrlab.data import check_name
     from lrlab.results import read_study_doc, recorded_range_test
-    from lrlab.study import (
-        auto_lr_needed,
-        check_auto_lr,
-        describe_auto,
-        given_auto_refused,
-        keep_given,
-        prepare,
-        run_variants,
-    )
+    from lrlab.schedules import Schedule
+    from lrlab.study import auto_lr_needed, check_auto_lr, describe_auto, keep_given, prepare, run_variants, stand_in
 
     if args.plot:
         plots.image_format(Path(args.plot))
@@ -392,16 +392,17 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         # --auto-lr: "auto" LRs need no range test, so they preview without data too; nor do they on an LR axis
         # that scales all of a spec's LRs to each peak (only the ratios between them are kept): a stand-in
         needed = auto_lr_needed(cfg, cfg.schedules)
-        given = cfg.auto_lr if needed else 1.0
-        specs = {n: resolve_auto(s, given) if given else s for n, s in cfg.schedules.items()}
-        if cfg.peak_lrs:  # the LR axis's runs, as the study would train them
-            specs = run_variants(specs, cfg.peak_lrs, plan)[1]
-        try:
-            schedules = {n: compile_schedule(s, plan, n) for n, s in specs.items()}
-        except ConfigError as e:
-            if not needed or cfg.auto_lr is None:  # (not needed: 1.0 stands in on an LR axis, scaled away)
-                raise
-            raise given_auto_refused(e, cfg.auto_lr) from None
+
+        def runs_of(name: str, spec: dict[str, Any]) -> dict[str, Schedule]:  # on an LR axis, as a study trains
+            variants = run_variants({name: spec}, cfg.peak_lrs, plan)[1]
+            return {run: compile_schedule(s, plan, run) for run, s in variants.items()}
+
+        schedules = {}
+        for n, spec in cfg.schedules.items():
+            # (not needed: 1.0 stands in on an LR axis, scaled away; needed without auto_lr: refused as "auto")
+            lr = (stand_in(spec, cfg.auto_lr, lambda s, n=n: runs_of(n, s)) if needed and cfg.auto_lr is not None
+                  else None if needed else 1.0)  # fmt: skip
+            schedules.update(runs_of(n, resolve_auto(spec, lr) if lr else spec))
         if cfg.auto_lr:
             print(describe_auto({"lr": cfg.auto_lr, "rule": "given"}))
     else:  # the real step count of this config's data and batch size, and a range test where "auto" LRs need one

@@ -305,7 +305,7 @@ def _check(cfg: StudyConfig) -> None:
     if cfg.baseline is not None and cfg.baseline not in cfg.schedules:
         raise ConfigError(
             f"baseline: {cfg.baseline!r} is not a schedule of this study; valid: {choices(cfg.schedules)} (give one "
-            "with --baseline NAME, or --unset baseline for the first)"
+            "with --set baseline=NAME, or --unset baseline for the first)"
         )
 
 
@@ -334,15 +334,31 @@ _NOT_SETTING_IN = (("train", "device"), ("train", "threads"), ("train", "compile
 _ADDED_LATER = {("model", "init"): ModelConfig.init, ("train", "decay_norm_bias"): TrainConfig.decay_norm_bias}
 
 
+def train_axis(given: list[float] | None, recorded: Any, folder: Path) -> list[float] | None:
+    """The LR axis `lrlab train` trains a run of: the one the study in its output folder recorded (`recorded`, its
+    study.json's peak_lrs), where --peak-lrs is left out (its run would otherwise be trained off the axis, beside
+    the study's, and the record erased); --peak-lrs must then be the same. Without a record: `given`."""
+    if not (isinstance(recorded, list) and recorded and all(isinstance(x, (int, float)) for x in recorded)):
+        return given
+    if given is None:
+        return [float(x) for x in recorded]
+    if [float(x) for x in given] != [float(x) for x in recorded]:
+        raise ConfigError(
+            f"peak_lrs: {', '.join(map(repr, given))} is not the LR axis of the study in {folder} "
+            f"({', '.join(map(repr, recorded))}); leave --peak-lrs out to train a run of it, or choose another --out"
+        )
+    return given
+
+
 def train_run(cfg: StudyConfig, name: str | None) -> tuple[str, float | None]:
     """The schedule and peak LR (None: no LR axis) of the run `lrlab train --schedule NAME` names: a schedule of
-    the config, or on a study with an LR axis (peak_lrs) one of its runs, <schedule>@<peak>; None: the first run.
-    A schedule name alone on an LR axis is refused: which peak was meant would be a guess."""
+    the config, or on a study with an LR axis (peak_lrs) one of its runs, <schedule>@<peak> (the peak as the
+    run's name writes it, or any spelling of the same number); None: the first run. A schedule name alone on an
+    LR axis is refused: which peak was meant would be a guess."""
     peaks = cfg.peak_lrs or []
-    runs = [f"{n}{SWEEP_SEP}{p:g}" for n in cfg.schedules for p in peaks] if peaks else list(cfg.schedules)
     if name is None:
-        name = runs[0]
-    base, sep, _ = name.partition(SWEEP_SEP)
+        name = next(iter(cfg.schedules)) + (f"{SWEEP_SEP}{peaks[0]:g}" if peaks else "")
+    base, sep, text = name.partition(SWEEP_SEP)
     if base not in cfg.schedules:
         raise unknown("schedule", base, cfg.schedules)
     if not sep and not peaks:
@@ -352,14 +368,18 @@ def train_run(cfg: StudyConfig, name: str | None) -> tuple[str, float | None]:
             f"schedule {name!r}: a run of an LR axis, but this config has no peak_lrs; train {base!r}, or give "
             "the study's peak LRs (--peak-lrs)"
         )
-    if name not in runs:
+    try:
+        want = float(text) if sep else math.nan
+    except ValueError:
+        want = math.nan
+    found = [p for p in peaks if p == want or f"{p:g}" == f"{want:g}"]
+    if not found:
         what = "is on this study's LR axis" if not sep else "is not a run of this study's LR axis"
-        mine = [r for r in runs if r.startswith(base + SWEEP_SEP)]
         raise ConfigError(
             f"schedule {name!r} {what} (peak LRs {', '.join(f'{p:g}' for p in peaks)}): name one of its runs: "
-            f"{', '.join(mine)}"
+            f"{', '.join(f'{base}{SWEEP_SEP}{p:g}' for p in peaks)}"
         )
-    return base, next(p for p in peaks if f"{base}{SWEEP_SEP}{p:g}" == name)
+    return base, found[0]
 
 
 def setting_value(flat: dict[str, Any], dotted: str) -> Any:

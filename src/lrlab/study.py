@@ -230,13 +230,19 @@ AUTO_STAND_INS = (1.0, *(10.0**k for k in range(-6, 3) if k != 0))
 
 def stand_in(spec: Any, auto_lr: float | None, check: Callable[[Any], Any]) -> float:
     """The LR that `spec`'s "auto" LRs stand for before a range test, `check`ed on the spec they give: auto_lr
-    when given, else the first stand-in that passes (an error raised is the 1.0 stand-in's); the range test's
-    answer is checked after the test."""
+    when given (a refusal that only this LR meets names it), else the first stand-in that passes (an error raised
+    is the 1.0 stand-in's); the range test's answer is checked after the test."""
     if auto_lr is not None or not uses_auto(spec):
         try:
             check(resolve_auto(spec, auto_lr or 1.0) if isinstance(spec, dict) else spec)
-        except ConfigError as e:  # a given auto_lr puts it out of order: named, as a range test's answer is
-            raise e if auto_lr is None or not uses_auto(spec) else given_auto_refused(e, auto_lr) from None
+        except ConfigError as e:
+            if auto_lr is None or not uses_auto(spec):
+                raise
+            try:  # a refusal at every LR is not the given one's (a warm-up longer than the run)
+                stand_in(spec, None, check)
+            except ConfigError:
+                raise e from None
+            raise given_auto_refused(e, auto_lr) from None
         return auto_lr or 1.0
     first = None
     for lr in AUTO_STAND_INS:

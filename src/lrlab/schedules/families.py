@@ -576,7 +576,8 @@ class OneCycle(Spec):
             after, total = (f" after the {W}-step warm-up", " in all") if W else ("", "")
             raise ConfigError(
                 f"{field('peak_frac')}: {p:g} of {T} steps{after} leaves a phase of the cycle empty; one-cycle with "
-                f"this peak_frac needs {need} steps{total} (more epochs or a smaller batch), or a peak_frac nearer 0.5"
+                f"this peak_frac needs {need} steps{total} (more epochs or a smaller batch)"
+                + (", or a peak_frac nearer 0.5" if p != 0.5 else "")
             )
 
         def value(s: int) -> float:
