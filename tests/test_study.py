@@ -1160,6 +1160,8 @@ def test_a_refused_report_writes_nothing(study, tmp_path, capsys):
     # a --baseline without runs was refused after summary.csv had been rewritten: the folder contradicted itself
     _, out, _, _ = study
     shutil.copytree(out, tmp_path / "c")
+    for name in ("summary.csv", "comparisons.csv"):  # (a rewrite would give them back their rows)
+        (tmp_path / "c" / name).write_text("kept\n")
     before = {f.name: f.read_bytes() for f in (tmp_path / "c").iterdir() if f.is_file()}
     assert main(["report", str(tmp_path / "c"), "--baseline", "standrd"]) == 2
     assert "baseline 'standrd' has no runs here (did you mean 'standard'?)" in capsys.readouterr().err

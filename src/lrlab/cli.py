@@ -70,8 +70,10 @@ def _unrecognized(extra: list[str], command: argparse.ArgumentParser, config: st
     return said
 
 
-def _peak_lrs_arg(p: argparse.ArgumentParser, help: str = "LR axis: every schedule at each of these peak LRs (its "
-                  "shape kept)") -> None:  # fmt: skip
+AXIS_HELP = "LR axis: every schedule at each of these peak LRs (its shape kept)"
+
+
+def _peak_lrs_arg(p: argparse.ArgumentParser, help: str = AXIS_HELP) -> None:
     p.add_argument("--peak-lrs", type=_floats, metavar="A,B", help=help)
 
 

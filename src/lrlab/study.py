@@ -441,12 +441,11 @@ def run_study(
     command: str = "study",
     peak: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every run of the study (or of its shard; `only`: of these schedules; `peak`: at this peak LR of its LR
-    axis only) not already finished in the
-    output folder (an interrupted one continues from its last checkpoint; `fresh` discards these runs' folders
-    first); returns the table. The study stays whole under `only` (study.json, the report's order and
-    baseline): a part trained into a folder that holds the rest changes nothing else. Under torchrun every rank
-    runs this, and only rank 0 writes."""
+    """Run every run of the study (or of its shard; `only`: of these schedules; `peak`: at this peak LR of its LR axis
+    only) not already finished in the output folder (an interrupted one continues from its last checkpoint; `fresh`
+    discards these runs' folders first); returns the table. The study stays whole under `only` (study.json, the
+    report's order and baseline): a part trained into a folder that holds the rest changes nothing else. Under
+    torchrun every rank runs this, and only rank 0 writes."""
     t0 = time.perf_counter()
     if cfg.tensorboard:
         from lrlab.tensorboard import check_available
