@@ -22,7 +22,7 @@ from lrlab.errors import ConfigError, choices, did_you_mean, unknown
 
 # The study that `lrlab study` runs with no config argument (a file in src/lrlab/configs/).
 DEFAULT_CONFIG = "six-settings"
-SWEEP_SEP = "@"  # a run of the LR axis is named <schedule>@<peak LR> (study.run_variants; plots read it back)
+SWEEP_SEP = "@"  # a run of the LR axis is named <schedule>@<peak LR> (run_name; plots read it back)
 
 # The LR range test's sweep (`lrlab find-lr` and "auto" LRs): from 1e-5 (below any LR that trains a
 # network from scratch; starting lower spends the steps on a flat curve) to 10, in 200 steps.
@@ -334,6 +334,11 @@ _NOT_SETTING_IN = (("train", "device"), ("train", "threads"), ("train", "compile
 _ADDED_LATER = {("model", "init"): ModelConfig.init, ("train", "decay_norm_bias"): TrainConfig.decay_norm_bias}
 
 
+def run_name(schedule: str, peak: float | None) -> str:
+    """A run's name: its schedule's, or on an LR axis <schedule>@<peak LR> (as the run folders and reports name it)."""
+    return schedule if peak is None else f"{schedule}{SWEEP_SEP}{peak:g}"
+
+
 def train_axis(given: list[float] | None, recorded: Any, folder: Path) -> list[float] | None:
     """The LR axis `lrlab train` trains a run of: the one the study in its output folder recorded (`recorded`, its
     study.json's peak_lrs), where --peak-lrs is left out (its run would otherwise be trained off the axis, beside
@@ -357,7 +362,7 @@ def train_run(cfg: StudyConfig, name: str | None) -> tuple[str, float | None]:
     LR axis is refused: which peak was meant would be a guess."""
     peaks = cfg.peak_lrs or []
     if name is None:
-        name = next(iter(cfg.schedules)) + (f"{SWEEP_SEP}{peaks[0]:g}" if peaks else "")
+        name = run_name(next(iter(cfg.schedules)), peaks[0] if peaks else None)
     base, sep, text = name.partition(SWEEP_SEP)
     if base not in cfg.schedules:
         raise unknown("schedule", base, cfg.schedules)
@@ -377,7 +382,7 @@ def train_run(cfg: StudyConfig, name: str | None) -> tuple[str, float | None]:
         what = "is on this study's LR axis" if not sep else "is not a run of this study's LR axis"
         raise ConfigError(
             f"schedule {name!r} {what} (peak LRs {', '.join(f'{p:g}' for p in peaks)}): name one of its runs: "
-            f"{', '.join(f'{base}{SWEEP_SEP}{p:g}' for p in peaks)}"
+            f"{', '.join(run_name(base, p) for p in peaks)}"
         )
     return base, found[0]
 

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from lrlab import config as config_mod
 from lrlab import data as data_mod
 from lrlab import distributed, report, results, store
-from lrlab.config import SWEEP_SEP, StudyConfig
+from lrlab.config import StudyConfig
 from lrlab.distributed import SINGLE, Dist
 from lrlab.errors import ConfigError, LrlabError, unknown
 from lrlab.lr_finder import range_test
@@ -218,7 +218,7 @@ def prepare(
     except ConfigError as e:  # an "auto" LR and a fixed one that only the range test's answer puts out of order
         if auto is None:
             raise
-        raise ConfigError(f"{e} ({describe_auto(auto)})") from None
+        raise auto_refused(e, auto) from None
     return Prepared(cfg, ds, inputs, plan, variants, run_specs, schedules, device, build, model_info, auto, d, only)
 
 
@@ -242,7 +242,7 @@ def stand_in(spec: Any, auto_lr: float | None, check: Callable[[Any], Any]) -> f
                 stand_in(spec, None, check)
             except ConfigError:
                 raise e from None
-            raise given_auto_refused(e, auto_lr) from None
+            raise auto_refused(e, {"rule": "given", "lr": auto_lr}) from None
         return auto_lr or 1.0
     first = None
     for lr in AUTO_STAND_INS:
@@ -277,7 +277,7 @@ def run_variants(
     run_specs: dict[str, dict[str, Any]] = {}
     for name, spec in specs.items():
         for peak in peak_lrs or [None]:
-            run = name if peak is None else f"{name}{SWEEP_SEP}{peak:g}"
+            run = config_mod.run_name(name, peak)
             variants[run] = (name, peak)
             run_specs[run] = spec if peak is None else scale_to_peak(spec, peak, plan)
     return variants, run_specs
@@ -570,9 +570,10 @@ def _with_earlier_schedules(doc: dict[str, Any], recorded: dict[str, Any]) -> di
     return doc
 
 
-def given_auto_refused(e: ConfigError, auto_lr: float) -> ConfigError:
-    """A spec's refusal once a given auto_lr stands for its "auto" LRs, naming that LR."""
-    return ConfigError(f"{e} ({describe_auto({'rule': 'given', 'lr': auto_lr})})")
+def auto_refused(e: ConfigError, auto: dict[str, Any]) -> ConfigError:
+    """A spec's refusal once the LR that its "auto" LRs stand for is known (`auto`: a range test's record, or
+    auto_lr given), naming that LR and where it came from."""
+    return ConfigError(f"{e} ({describe_auto(auto)})")
 
 
 def describe_auto(auto: dict[str, Any]) -> str:
