@@ -276,6 +276,17 @@ def test_streaming_reads_every_header_like_memory_reads_every_image(tmp_path):
         load_data(cfg_for(grey, stream=True))  # up front, not as a collate error mid-training
 
 
+def test_channel_statistics_are_the_same_streamed_or_in_memory(tmp_path, monkeypatch):
+    """From one even sample of the training images in both: streamed, reading every image for them is out of the
+    question, and statistics from all images in memory made a streamed run of more than the sample's images train
+    unlike the same run held in memory."""
+    monkeypatch.setattr(data, "STATS_SAMPLE", 7)  # fewer than the 30-odd training images
+    root = make_tree(tmp_path / "t", n=15)
+    memory, streamed = load_data(cfg_for(root)), load_data(cfg_for(root, stream=True))
+    assert streamed.streamed and not memory.streamed
+    assert len(memory.train) > 7 and memory.channel_stats() == streamed.channel_stats()
+
+
 def test_a_file_that_fails_mid_stream_is_named_in_one_line(tmp_path):
     from lrlab.training import batches
 
@@ -333,7 +344,7 @@ def test_differing_sizes_need_image_size(tmp_path):
     write_images(root / "train", classes=["frog"], size=(10, 6))
     with pytest.raises(DataError, match=r"data\.image_size") as e:
         load_data(cfg_for(root))
-    assert "10×6" in str(e.value) and "8×8" in str(e.value)
+    assert "height×width 8×8" in str(e.value) and "6×10" in str(e.value)  # in the header's order: 6 high, 10 wide
     ds = load_data(cfg_for(root, image_size=5))
     assert ds.image_size == (5, 5) and all(s.images.shape[1:] == (3, 5, 5) for s in splits(ds))
 
@@ -344,7 +355,9 @@ def test_differing_sizes_need_image_size(tmp_path):
 def test_missing_path_and_missing_train_folder(tmp_path):
     with pytest.raises(DataError, match="nowhere") as e:
         load_data(cfg_for(tmp_path / "nowhere"))
-    assert "--download" not in str(e.value)
+    assert "--download" not in str(e.value) and "current folder" not in str(e.value)
+    with pytest.raises(DataError, match=r"^nowhere does not exist \(from the current folder, /"):
+        load_data(cfg_for(Path("nowhere")))  # relative: where it was looked for
     with pytest.raises(DataError, match=r"lrlab does not ship it: --data cifar10 --download fetches CIFAR-10$"):
         check_source(cfg_for(tmp_path / "data" / "cifar10-train.tar.gz"))  # the bundled CIFAR-10 configs' copy
     write_images(tmp_path / "flat")
@@ -359,8 +372,12 @@ def test_missing_path_and_missing_train_folder(tmp_path):
 def test_empty_class_folder_and_no_images(tmp_path):
     root = make_tree(tmp_path / "d")
     (root / "train" / "zebra").mkdir()
-    with pytest.raises(DataError, match=r"train/zebra has no images"):
+    with pytest.raises(DataError, match=r"train/zebra has no images$"):
         check_source(cfg_for(root))
+    (root / "train" / "zebra" / "a.gif").write_bytes(b"GIF89a")  # not an image extension torchvision reads
+    with pytest.raises(DataError, match=r"train/zebra has no images \(1 other file: image extensions are \.jpg"):
+        check_source(cfg_for(root))
+    (root / "train" / "zebra" / "a.gif").unlink()
     archive = make_tgz(root, tmp_path / "d.tar.gz")
     with pytest.raises(DataError, match=r"train/zebra in .*d\.tar\.gz has no images"):
         load_data(cfg_for(archive))
@@ -425,6 +442,14 @@ def test_a_split_fraction_may_be_0_only_where_the_data_has_that_split(tmp_path):
         load_data(cfg_for(root, val_frac=0))
     write_images(root / "val", n=2, seed=8)
     assert len(load_data(cfg_for(root, val_frac=0, test_frac=0)).val) == 6
+    # a fraction set for a split the source gives is not read: said
+    cfg = cfg_for(root, val_frac=0.3, test_frac=0.3)
+    val, test = data.unread(cfg, load_data(cfg))
+    assert val.startswith("data.val_frac not read: ") and "the val split of its own" in val
+    assert test.startswith("data.test_frac not read: ") and "the test split of its own" in test
+    (root / "val").rename(tmp_path / "elsewhere")  # drawn from train: read
+    assert [n.split()[0] for n in data.unread(cfg, load_data(cfg))] == ["data.test_frac"]
+    assert data.unread(cfg_for(root), load_data(cfg_for(root))) == []  # the defaults: nothing to say
 
 
 def test_corrupt_archive(tmp_path):
@@ -560,8 +585,19 @@ def test_download_failure_is_a_data_error(tmp_path, monkeypatch):
     monkeypatch.setattr(torchvision.datasets.utils, "download_url", offline)
     cfg = DataConfig(name="cifar100", data_dir=str(tmp_path), download=True)
     check_source(cfg)  # download=True: a missing folder is fine before the run
-    with pytest.raises(DataError, match=r"could not fetch cifar100.*unreachable"):
+    with pytest.raises(DataError, match=r"could not fetch cifar100.*unreachable") as e:
         load_data(cfg)
+    assert "md5" not in str(e.value)
+    # an archive copied in by hand: without --download the message says it is there; cut short, the failed
+    # fetch says why it was not used
+    (tmp_path / "cifar-100-python.tar.gz").write_bytes(b"\x1f\x8b cut short")
+    with pytest.raises(DataError, match=r"cifar-100-python\.tar\.gz is there: --download .* extracts it"):
+        load_data(dataclasses.replace(cfg, download=False))
+    with pytest.raises(DataError, match=r"unreachable \(.*cifar-100-python\.tar\.gz was there, but its md5 is not"):
+        load_data(cfg)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DataError, match=r"^data\.data_dir: .*file is a file"):
+        load_data(dataclasses.replace(cfg, data_dir=str(tmp_path / "file")))
 
 
 def test_source_digest_is_remembered_until_a_file_changes(tmp_path, monkeypatch):

@@ -73,6 +73,68 @@ def test_torchrun_two_processes_match_one(tmp_path, resident):
         assert "holds a run of a different configuration" in res.stderr and "[rank1]" not in res.stderr, res.stderr
 
 
+# `lrlab train` with its first dropout masks recorded per rank, and optionally stopped (as by Ctrl-C on every
+# rank) when an epoch begins, after the previous epoch's checkpoint
+RECORDING = """
+import os, sys
+import torch
+import torch.nn.functional as F
+from lrlab import training
+from lrlab.cli import main
+
+masks, real_dropout, real_epoch = [], F.dropout, training.Trainer.train_epoch
+stop = int(os.environ.get("STOP_AT_EPOCH", "0"))
+
+def dropout(x, p=0.5, training=True, inplace=False):
+    y = real_dropout(x, p, training, inplace)
+    if training and p > 0 and len(masks) < 4:
+        masks.append(torch.where(x != 0, y != 0, -1))  # kept or dropped; -1 where x is 0 (either way)
+    return y
+
+def train_epoch(self, epoch, bar):
+    if epoch == stop:
+        raise KeyboardInterrupt
+    return real_epoch(self, epoch, bar)
+
+F.dropout, training.Trainer.train_epoch = dropout, train_epoch
+code = main(sys.argv[1:])
+torch.save(masks, os.environ["MASKS"] + "-rank" + os.environ["RANK"] + ".pt")
+sys.exit(code)
+"""
+
+
+def test_torchrun_ranks_draw_their_own_dropout_masks_and_resume_with_them(tmp_path):
+    """With one random stream on every rank, a rank's sample i got rank 0's sample i's dropout mask: the global
+    batch had half as many independent masks as one process's. Each rank's stream is saved at each checkpoint, so
+    that a run stopped and resumed under torchrun ends with the weights of one that ran through."""
+    cfg = tmp_path / "ddp.toml"
+    cfg.write_text(CONFIG.replace("dropout = 0.0 ", "dropout = 0.5 ").replace("epochs = 2", "epochs = 3"))
+    (tmp_path / "record.py").write_text(RECORDING)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def run(out: str, **extra: str) -> subprocess.CompletedProcess:
+        cmd = [str(BIN / "torchrun"), "--nproc_per_node=2", str(tmp_path / "record.py"), "train", str(cfg),
+               "--out", str(tmp_path / out), "--no-progress"]  # fmt: skip
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                              env={**env, "MASKS": str(tmp_path / out), **extra})  # fmt: skip
+
+    res = run("through")
+    assert res.returncode == 0, res.stdout + res.stderr
+    first = [torch.load(tmp_path / f"through-rank{r}.pt") for r in (0, 1)]
+    assert len(first[0]) == len(first[1]) == 4
+    for a, b in zip(*first, strict=True):  # the masks where both ranks' inputs are not 0: not the same
+        seen = (a >= 0) & (b >= 0)
+        assert seen.float().mean() > 0.5 and (a[seen] != b[seen]).float().mean() > 0.2
+    stopped = run("resumed", STOP_AT_EPOCH="2")
+    assert stopped.returncode != 0 and (tmp_path / "resumed/runs/onecycle/seed-0/checkpoint.pt").exists(), (
+        stopped.stdout + stopped.stderr
+    )
+    res = run("resumed")
+    assert res.returncode == 0 and "resumed from epoch 1" in res.stdout, res.stdout + res.stderr
+    a, b = (torch.load(tmp_path / d / "runs/onecycle/seed-0/model.pt") for d in ("through", "resumed"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -289,6 +289,8 @@ def test_describe_method():
     )
     text = describe_method("wilcoxon", 1, level=0.9, alpha=0.01)
     assert "90 %" in text and "Wilcoxon signed-rank" in text and "1 comparison," in text and "alpha 0.01" in text
+    one = describe_method("t-test", 0, seeds=1)  # no interval to speak of
+    assert "without an interval" in one and "±" not in one and "t-interval" not in one
 
 
 def _with_effect(d: float) -> list[float]:

@@ -12,6 +12,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -98,9 +99,14 @@ def test_report_states_n_interval_and_test(study):
     html = (out / "report.html").read_text()
     printed = "\n".join(lines)
     for name in cfg.schedules:
-        assert f"| {name} |" in md and f"| {name} |" in printed and f"<td>{name}</td>" in html
+        assert f"| {name} |" in md and f"| {name} |" in printed and f"<td class=\"t\">{name}</td>" in html
     assert "95 % t-interval" in md and "paired t-test" in md and "Holm" in md and "| n |" in md.replace(" n |", " n |")
     assert "Against the baseline (standard)" in md and "Wilcoxon" in md
+    # numbers right-aligned, so that their digits line up; names and words (a verdict, a status) to the left
+    header = next(line for line in md.splitlines() if line.startswith("| schedule |") and "verdict" in line)
+    rule = md.splitlines()[md.splitlines().index(header) + 1]
+    aligned = dict(zip(header.strip("|").split("|"), rule.strip("|").split("|"), strict=True))
+    assert aligned[" schedule "] == aligned[" verdict "] == "---" and aligned[" p (Holm) "] == "---:", aligned
     assert "Holm-adjusted over 5 comparisons, alpha 0.05" in md and "at α/5 (Holm's strictest step)" in md
     assert "data:image/png;base64," in html and "plots/" not in html.split("<body>")[1]  # self-contained
     assert md.count("![") == 6
@@ -132,7 +138,7 @@ def test_rerun_keeps_finished_runs_and_refuses_another_config(study):
         run_study(changed, progress=False, echo=lines.append)
 
 
-def test_report_rebuilds_identical_summary_from_copied_run_folders(study, tmp_path):
+def test_report_rebuilds_identical_summary_from_copied_run_folders(study, tmp_path, capsys):
     _, out, _, _ = study
     copy = tmp_path / "copy"
     shutil.copytree(out / "runs", copy / "runs")  # run folders alone: no study.json, no summary
@@ -146,6 +152,12 @@ def test_report_rebuilds_identical_summary_from_copied_run_folders(study, tmp_pa
     assert main(["report", str(other), "--out", str(copy)]) == 2
     assert (copy / "report.md").read_text() == before
     assert main(["report", str(other), str(copy), "--out", str(copy)]) == 0  # among the DIRs: merged there
+    assert "note: the report in" not in capsys.readouterr().out  # (other's runs are copy's too)
+    shutil.move(copy / "runs" / "onecycle", tmp_path / "onecycle")  # now only other holds them
+    shutil.move(tmp_path / "onecycle", other / "runs" / "onecycle")
+    assert main(["report", str(other), str(copy), "--out", str(copy)]) == 0
+    seeds = len(list((other / "runs" / "onecycle").iterdir()))
+    assert f"note: the report in {copy} covers {seeds} runs of the other folders" in capsys.readouterr().out
     # a report needs no torch: it is not loaded, not even at the exit (a process group is shut down there)
     code = f"import sys; from lrlab.cli import main; main(['report', {str(copy)!r}]); print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
@@ -188,6 +200,14 @@ def test_runs_of_one_process_and_of_several_compared_are_said(study, tmp_path, c
     path.write_text(json.dumps({**json.loads(path.read_text()), "processes": 2}))  # as torchrun would record it
     assert main(["report", str(tmp_path)]) == 0
     assert "note: runs trained on 1 and 2 processes are compared here" in capsys.readouterr().out
+    assert "data-parallel" not in (tmp_path / "report.md").read_text()
+    for path in (tmp_path / "runs").glob("*/seed-*/config.json"):  # all on two: the report's setup says so
+        path.write_text(json.dumps({**json.loads(path.read_text()), "processes": 2}))
+    assert main(["report", str(tmp_path)]) == 0
+    assert "compared here" not in capsys.readouterr().out
+    batch = json.loads(path.read_text())["config"]["train"]["batch_size"]
+    said = f"batch {batch} (data-parallel on 2 processes: {batch // 2} images each)"
+    assert said in (tmp_path / "report.md").read_text()
 
 
 def test_a_run_no_better_than_the_commonest_class_is_said(study, tmp_path, capsys):
@@ -281,6 +301,8 @@ def test_report_of_one_seed_says_nothing_was_tested(study, tmp_path):
     assert main(["report", str(tmp_path)]) == 0
     md = (tmp_path / "report.md").read_text()
     assert "no interval or p-values: they need at least two seeds" in md and "Holm-adjusted" not in md
+    assert "t-interval" not in md and "half-width" not in md  # (the method sentence spoke of intervals not shown)
+    assert "t-interval" in (out / "report.md").read_text()  # the study's own, of two seeds
 
 
 def test_a_report_without_comparisons_leaves_no_differences_plot_of_an_earlier_one(study, tmp_path):
@@ -730,10 +752,15 @@ def test_tensorboard_events(tmp_path):
     assert len(list(events.iterdir())) == 1
 
 
-def test_streaming_from_disk_trains_exactly_like_memory(tmp_path):
-    """data.stream decodes each batch in DataLoader workers; same images, same order, same result."""
+def test_streaming_from_disk_trains_exactly_like_memory(tmp_path, monkeypatch, capsys):
+    """data.stream decodes each batch in DataLoader workers; same images, same order, same result (also with more
+    training images than the channel statistics' sample)."""
     import numpy as np
     from PIL import Image
+
+    from lrlab import data
+
+    monkeypatch.setattr(data, "STATS_SAMPLE", 20)
 
     rng = np.random.default_rng(0)
     for c in ("a", "b", "c"):
@@ -745,13 +772,22 @@ def test_streaming_from_disk_trains_exactly_like_memory(tmp_path):
     common = ["study", "--data", f"imagefolder:{tmp_path / 'imgs'}", "--epochs", "2", "--batch-size", "16", "--width",
               "0.125", "--schedules", "onecycle", "--workers", "1", "--threads", "1", "--no-progress"]  # fmt: skip
     assert main([*common, "--out", str(tmp_path / "memory")]) == 0
-    assert main([*common, "--stream", "--out", str(tmp_path / "stream")]) == 0
+    # (on the device asked for: not read, the images come from disk, and config.json says so)
+    assert main([*common, "--stream", "--set", 'train.data_on_device="on"', "--out", str(tmp_path / "stream")]) == 0
+    run = json.loads((tmp_path / "stream/runs/onecycle/seed-0/config.json").read_text())
+    assert run["config"]["train"]["data_on_device"] == "on" and run["speed"]["data_on_device"] is False
     a, b = (json.loads((tmp_path / d / "runs/onecycle/seed-0/result.json").read_text()) for d in ("memory", "stream"))
     assert a["test"] == b["test"] and a["best_val_accuracy"] == b["best_val_accuracy"]
     assert (
         read_csv(tmp_path / "memory/runs/onecycle/seed-0/epochs.csv")[-1]["train_loss"]
         == read_csv(tmp_path / "stream/runs/onecycle/seed-0/epochs.csv")[-1]["train_loss"]
     )
+    # the same images as an archive: other bytes, so other data to the folder's runs, and the refusal says why
+    with tarfile.open(tmp_path / "imgs.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "imgs", arcname=".")
+    args = [*common, "--data", f"imagefolder:{tmp_path / 'imgs.tar.gz'}", "--out", str(tmp_path / "memory")]
+    assert main(args) == 2
+    assert "so the same images as a folder and as its archive differ" in capsys.readouterr().err
 
 
 def test_a_run_in_two_folders_is_kept_once_if_identical_and_refused_if_not(tmp_path):

@@ -312,7 +312,25 @@ def cmd_report(args: argparse.Namespace) -> int:
         built = build_report(out, dirs, baseline=args.baseline)
     print(built.console)
     print(f"wrote {out}/{written(out)}")
+    if extra := _merged_in(out, dirs):
+        print(f"note: the report in {out} covers {extra} run{'s' * (extra > 1)} of the other folders, which "
+              f"{out}/{RUNS_DIR} does not hold: `lrlab report {out}` alone rebuilds the report of its own "
+              "runs")  # fmt: skip
     return 0
+
+
+def _merged_in(out: Path, dirs: list[Path]) -> int:
+    """How many runs (schedule and seed) of the other DIRs a report merged into one of them (`out`) covers that
+    out's own run folders lack."""
+    from lrlab.results import RUNS_DIR
+
+    def runs(d: Path) -> set[Path]:  # (a finished run has its result.json)
+        return {p.relative_to(d / RUNS_DIR) for p in (d / RUNS_DIR).glob("*/seed-*/result.json")}
+
+    others = {d.resolve() for d in dirs} - {out.resolve()}
+    if len(others) == len(set(d.resolve() for d in dirs)):  # out is not among them
+        return 0
+    return len(set().union(*(runs(d) for d in others)) - runs(out))
 
 
 def _given(text: str) -> str:
@@ -472,7 +490,7 @@ def cmd_find_lr(args: argparse.Namespace) -> int:
     if not p.dist.is_main:  # under torchrun: the test is one process's work (a study shares rank 0's result)
         return 0
     store.open_out(out)  # before the test, not after it
-    for note in unread(cfg.data):
+    for note in unread(cfg.data, p.dataset):
         print(f"note: {note}")
     seed = cfg.seeds[0]
     torch_seed(seed)

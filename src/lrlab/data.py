@@ -34,7 +34,9 @@ from lrlab.config import DataConfig
 from lrlab.errors import DataError, LrlabError, unknown
 
 CIFAR_COPY = "cifar10-train.tar.gz"  # configs/cifar10-*.toml read data/<this>, a JPEG copy of CIFAR-10's train split
-STATS_SAMPLE = 2048  # images the channel statistics are computed from when streaming
+# training images the channel statistics are computed from (an even sample; all when fewer): held in memory or
+# streamed from disk alike, so that a streamed run trains exactly as one held in memory
+STATS_SAMPLE = 2048
 
 
 class LazyImages:
@@ -89,6 +91,12 @@ class Dataset:
     test: Split
     test_source: str  # "official test split" or "held out from the training pool"
     files_hash: str  # sha256 hex over the source's bytes; identifies the data
+    val_given: bool = False  # the validation split is the source's own (a val/ folder), not drawn from train
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the images are read from disk batch by batch (data.stream), not held in memory."""
+        return isinstance(self.train.images, LazyImages)
 
     @property
     def num_classes(self) -> int:
@@ -103,11 +111,10 @@ class Dataset:
         return (self.train.images.shape[2], self.train.images.shape[3])
 
     def channel_stats(self) -> tuple[list[float], list[float]]:
-        """Per-channel mean and (population) std of the training images, in [0, 1] units (of an
-        even sample of STATS_SAMPLE images when they are streamed from disk)."""
+        """Per-channel mean and (population) std of the training images, in [0, 1] units, over an even sample of
+        STATS_SAMPLE of them (all when fewer): a streamed split reads only those from disk."""
         x = self.train.images
-        if isinstance(x, LazyImages):
-            x = x[torch.linspace(0, len(x) - 1, min(len(x), STATS_SAMPLE)).long()]
+        x = x[torch.linspace(0, len(x) - 1, min(len(x), STATS_SAMPLE)).long()]
         total = torch.zeros(x.shape[1], dtype=torch.float64)
         squares = torch.zeros_like(total)
         for chunk in x.split(4096):  # chunks: 50,000 CIFAR images as float64 would be 1.2 GB at once
@@ -348,6 +355,11 @@ def fetch_cifar(name: str, root: Path, url: str | None = None, md5: str | None =
 
     tv, root = _torchvision_cifar(name), Path(root)
     url, md5, archive = url or tv.url, md5 or tv.tgz_md5, Path(root) / tv.filename
+    if root.exists() and not root.is_dir():
+        raise DataError(f"data.data_dir: {root} is a file; the {name} files go in a folder (--data-dir)")
+    # an archive copied in by hand (a machine offline) that fails the md5: said, whatever the download then does
+    bad = archive.is_file() and not check_integrity(str(archive), md5)
+    why = f" ({archive} was there, but its md5 is not the official {md5}: cut short or another file)" * bad
     try:
         if url.startswith("file:"):  # torchvision's downloader fails on file:// URLs (no response length)
             root.mkdir(parents=True, exist_ok=True)
@@ -360,7 +372,7 @@ def fetch_cifar(name: str, root: Path, url: str | None = None, md5: str | None =
             download_url(url, str(root), filename=tv.filename, md5=md5)
         _extract(archive, root)
     except (OSError, RuntimeError, tarfile.TarError, EOFError, zlib.error) as e:  # URLError: OSError; md5: Runtime
-        raise DataError(f"could not fetch {name} from {url} into {root}: {e}") from None
+        raise DataError(f"could not fetch {name} from {url} into {root}: {e}{why}") from None
     if missing := _cifar_missing(name, root / tv.base_folder):
         raise DataError(f"the {name} archive from {url} lacks {', '.join(missing)} (in {tv.base_folder}/)")
     return root / tv.base_folder
@@ -396,9 +408,12 @@ def _cifar_files(cfg: DataConfig) -> tuple[Path, list[str], str, str]:
     train, test, meta = _cifar_names(cfg.name)
     if missing := _cifar_missing(cfg.name, folder):
         what = "does not exist" if not folder.is_dir() else f"lacks {', '.join(missing)}"
+        archive = Path(cfg.data_dir) / _torchvision_cifar(cfg.name).filename
+        fix = (f"{archive} is there: --download (data.download = true) checks its md5 and extracts it, with no "
+               "download" if archive.is_file() else "--download (data.download = true) fetches them")  # fmt: skip
         raise DataError(
             f"{cfg.name}: {folder} {what}; expected the official python-format files there "
-            f"({', '.join([*train, test, meta])}); --download (data.download = true) fetches them"
+            f"({', '.join([*train, test, meta])}); {fix}"
         )
     return folder, train, test, meta
 
@@ -523,15 +538,17 @@ def _index(
         for c in folders(name):
             if c not in to_idx:
                 raise DataError(f"class folder {shown(f'{name}/{c}')} is not a class of train/")
-        images = [p for p in files if len(p) > k + 2 and p[: k + 1] == (*prefix, name)]
-        images = [p for p in images if has_file_allowed_extension(p[-1], IMG_EXTENSIONS)]
+        listed = [p for p in files if len(p) > k + 2 and p[: k + 1] == (*prefix, name)]
+        images = [p for p in listed if has_file_allowed_extension(p[-1], IMG_EXTENSIONS)]
         items = [(files[p], to_idx[p[k + 1]]) for p in images]
         if not items:
             raise DataError(f"no images in {shown(name)} (image extensions: {' '.join(IMG_EXTENSIONS)})")
         have = {label for _, label in items}
         for c in folders(name):
             if to_idx[c] not in have:
-                raise DataError(f"class folder {shown(f'{name}/{c}')} has no images")
+                other = sum(p[k + 1] == c for p in listed)  # files of other kinds (.gif, .txt...): skipped, said
+                why = f" ({other} other file{'s' * (other != 1)}: image extensions are {' '.join(IMG_EXTENSIONS)})"
+                raise DataError(f"class folder {shown(f'{name}/{c}')} has no images{why * bool(other)}")
         return sorted(items, key=lambda t: (t[1], *posixpath.split(t[0])))  # by class, folder, file name
 
     vals = [name for name in VAL_FOLDERS if (*prefix, name) in dirs]
@@ -588,11 +605,12 @@ def _readable(name: str, shown: Callable[[str], str]) -> Iterator[None]:
 
 
 def _one_size(sizes: dict[tuple[int, int], str], shown: Callable[[str], str]) -> None:
-    """`sizes` maps each (width, height) met to a file of that size."""
+    """`sizes` maps each (width, height) met to a file of that size; said as height×width, as the study's header
+    gives the input size."""
     if len(sizes) > 1:
         (a, fa), (b, fb) = list(sizes.items())[:2]
         raise DataError(
-            f"images differ in size ({a[0]}×{a[1]} in {shown(fa)}, {b[0]}×{b[1]} in {shown(fb)}); "
+            f"images differ in size (height×width {a[1]}×{a[0]} in {shown(fa)}, {b[1]}×{b[0]} in {shown(fb)}); "
             "set data.image_size to resize them all to one square size, e.g. data.image_size = 32 or 64"
         )
 
@@ -629,7 +647,10 @@ def _folder(path: Path) -> Iterator[tuple[list[str], list, list | None, list | N
     if not path.exists():
         # the bundled CIFAR-10 configs name the project's development copy, which is not distributed
         hint = "; lrlab does not ship it: --data cifar10 --download fetches CIFAR-10" if path.name == CIFAR_COPY else ""
-        raise DataError(f"{path} does not exist; expected a folder or .tar.gz holding train/<class>/<image>{hint}")
+        where = "" if path.is_absolute() else f" (from the current folder, {Path.cwd()})"
+        raise DataError(
+            f"{path} does not exist{where}; expected a folder or .tar.gz holding train/<class>/<image>{hint}"
+        )
     if path.is_dir():
 
         def read_files(names: list[str]) -> dict[str, bytes]:
@@ -706,7 +727,7 @@ def _load_folder(cfg: DataConfig, path: Path) -> Dataset:
         end = start + len(split)
         splits.append(Split(x.part(start, end) if isinstance(x, LazyImages) else x[start:end], labels))
         start = end
-    return Dataset(cfg.name, classes, *splits, _HELD_OUT if test is None else _OFFICIAL, digest)
+    return Dataset(cfg.name, classes, *splits, _HELD_OUT if test is None else _OFFICIAL, digest, val is not None)
 
 
 # ---- entry points -------------------------------------------------------------------------------
@@ -726,12 +747,18 @@ def check_out(cfg: DataConfig, out: Path) -> None:
         )
 
 
-def unread(cfg: DataConfig) -> list[str]:
+def unread(cfg: DataConfig, ds: Dataset | None = None) -> list[str]:
     """Notes on the data keys set away from their defaults that cfg's source does not read (--download on the
-    bundled digits, say), each saying why, so that a setting expected to act is not ignored in silence."""
+    bundled digits, say), each saying why, so that a setting expected to act is not ignored in silence; with the
+    loaded dataset `ds`, also the split fractions of splits that the source gives."""
     default = DataConfig()
     kind, path = _parse(cfg.name)
     notes = []
+    if ds is not None:
+        for part, given in (("val", ds.val_given), ("test", ds.test_source == _OFFICIAL)):
+            if given and getattr(cfg, f"{part}_frac") != getattr(default, f"{part}_frac"):
+                what = "the official test split" if kind in _CIFAR else f"the {part} split of its own"
+                notes.append(f"data.{part}_frac not read: {cfg.name} has {what}, used as it is")
     fetched = [f"data.{k}" for k in ("download", "data_dir") if getattr(cfg, k) != getattr(default, k)]
     if kind not in _CIFAR and fetched:
         source = "the digits come with scikit-learn" if path is None else f"an image folder is read from {path}"

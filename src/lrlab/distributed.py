@@ -9,6 +9,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -63,12 +64,27 @@ class Dist:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def collect(self, obj: Any) -> list[Any]:
+        """Every rank's value of `obj`, in rank order, on every rank."""
+        if not self.enabled:
+            return [obj]
+        out: list[Any] = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()
 
 
 SINGLE = Dist()
+
+
+def rank_seed(seed: int, rank: int, step: int = 0) -> int:
+    """The seed of rank `rank`'s own random stream (dropout masks) from a run's seed, and from the step at
+    which the stream begins (a resume on more ranks than the checkpoint has streams for). NumPy's
+    SeedSequence, made for exactly this (spawning independent streams from one seed), mixes the three."""
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
 
 
 def from_env(device: torch.device) -> Dist:

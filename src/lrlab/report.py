@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,7 @@ class Doc:
                 out.append(b[1])
             elif b[0] == "table":
                 out.append("| " + " | ".join(b[1]) + " |")
-                out.append("|" + "|".join(["---"] + ["---:"] * (len(b[1]) - 1)) + "|")
+                out.append("|" + "|".join("---:" if n else "---" for n in _numeric_columns(b[2], len(b[1]))) + "|")
                 out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in b[2]]
             else:  # (GitHub shows an image's alt text nowhere: the caption is a line of its own)
                 out.append(f"![{b[2]}]({b[1]})\n\n*{b[2]}*")
@@ -121,8 +122,10 @@ class Doc:
             elif b[0] == "p":
                 body.append(f"<p>{inline(b[1])}</p>")
             elif b[0] == "table":
-                head = "".join(f"<th>{inline(c)}</th>" for c in b[1])
-                rows = "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>" for r in b[2])
+                left = [' class="t"' * (not n) for n in _numeric_columns(b[2], len(b[1]))]  # text: to the left
+                head = "".join(f"<th{a}>{inline(c)}</th>" for c, a in zip(b[1], left, strict=True))
+                rows = "".join("<tr>" + "".join(f"<td{a}>{inline(c)}</td>" for c, a in zip(r, left, strict=True))
+                               + "</tr>" for r in b[2])  # fmt: skip
                 body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
             else:
                 data = base64.b64encode((root / b[1]).read_bytes()).decode()
@@ -131,6 +134,17 @@ class Doc:
                     f"<figcaption>{inline(b[2])}</figcaption></figure>"
                 )
         return HTML_PAGE.format(title=html.escape(title), body="\n".join(body))
+
+
+# a cell of a number: a value, a bound ("> 64"), an interval ("[-0.1, +0.2]", "0.5 ± 0.1") or "—" (none)
+_NUMBER = re.compile(r"^(?:[<>≤≥] ?|\[)?[-−+]?(?:\d|\.\d|inf|nan|—$)")
+
+
+def _numeric_columns(rows: list[list[str]], width: int) -> list[bool]:
+    """Which columns of a table hold numbers, most of their cells (an interval's column has "no spread" where there
+    is none): right-aligned, so that their digits line up. The first, the row's name, never does, and text columns
+    (a verdict, a status) stay left-aligned."""
+    return [i > 0 and 2 * sum(bool(_NUMBER.match(r[i])) for r in rows) > len(rows) for i in range(width)]
 
 
 HTML_PAGE = """<!doctype html>
@@ -143,7 +157,7 @@ h1 {{ border-bottom: 2px solid #ddd; padding-bottom: .3em; }} h2 {{ margin-top: 
 table {{ border-collapse: collapse; margin: 1em 0; font-variant-numeric: tabular-nums; display: block;
          overflow-x: auto; max-width: 100%; }}
 th, td {{ border: 1px solid #ddd; padding: .35em .7em; text-align: right; }} td {{ white-space: nowrap; }}
-th:first-child, td:first-child {{ text-align: left; }} thead {{ background: #f4f6f8; }}
+th.t, td.t {{ text-align: left; }} thead {{ background: #f4f6f8; }}
 tbody tr:nth-child(even) {{ background: #fafafa; }}
 figure {{ margin: 1.5em 0; }} img {{ max-width: 100%; }} figcaption {{ color: #666; font-size: 90%; }}
 code {{ background: #f2f2f2; padding: 0 .25em; border-radius: 3px; }}
@@ -425,6 +439,14 @@ def _seeds(n: float) -> str:
     return "—" if math.isnan(n) else f"> {stats.MAX_SEEDS}" if math.isinf(n) else f"{n:.0f}"
 
 
+def _per_process(runs: list[Run], batch: int) -> str:
+    """Where every run trained data-parallel on one number of processes (torchrun), what each process's
+    BatchNorm saw; mixed numbers have a note of their own (results.mixed_processes)."""
+    counts = {int(r.config.get("processes") or 1) for r in runs}
+    n = counts.pop() if len(counts) == 1 else 1
+    return f" (data-parallel on {n} processes: {batch // n} images each)" if n > 1 else ""
+
+
 def _document(
     cfg: dict[str, Any], runs: list[Run], table: list[dict[str, Any]], comps: list[stats.Comparison],
     ranks: dict[str, int], dyn: list[dict[str, Any]], baseline: str, stand_in: str | None, best: list[str],
@@ -445,18 +467,19 @@ def _document(
         f"parameters{init}) on **{data['name']}** (train {data['train']}, validation {data['val']}, test "
         f"{data['test']} images; test split: {data['test_source']}), {t['optimizer']} (momentum {t['momentum']}, "
         f"weight decay {t['weight_decay']}{decayed}) for {t['epochs']} epoch{'s' * (t['epochs'] != 1)}, "
-        f"batch {t['batch_size']}, seeds "
+        f"batch {t['batch_size']}{_per_process(runs, t['batch_size'])}, seeds "
         f"{seeds}. For a seed, every schedule starts from the same initial weights and sees the same batches.{merged}"
     )
     # Holm's m: the comparisons with a p-value, per baseline (on an LR axis, one per peak LR)
     m = max((c.holm_m for c in comps), default=0)
     within = "each peak LR" if len({c.baseline for c in comps}) > 1 else ""
+    most = max((row["accuracy"].n for row in table), default=0)  # a schedule's finished seeds, at most
     doc.h(2, "Results")
     doc.p(
-        f"Test-split metrics. {MACRO} {stats.describe_method(TEST, m, LEVEL, ALPHA, within)} "
-        "± is the half-width of the interval; n is the number of finished seeds. Rank: by mean accuracy; a "
-        "schedule not distinguishable from the one above (paired tests of neighbours, corrected together for "
-        "multiple testing) shares its rank, unless another test of this report (against the baseline, or between "
+        f"Test-split metrics. {MACRO} {stats.describe_method(TEST, m, LEVEL, ALPHA, within, most)} "
+        f"{'± is the half-width of the interval; ' * (most > 1)}n is the number of finished seeds. Rank: by mean "
+        "accuracy; a schedule not distinguishable from the one above (paired tests of neighbours, corrected together "
+        "for multiple testing) shares its rank, unless another test of this report (against the baseline, or between "
         "the peak LRs of one schedule) told it apart from a schedule of that rank: it then starts a rank of its "
         "own. Ties chain, so a rank may hold schedules further apart than neighbours, and a rank below another "
         "does not say that the two differ."

@@ -395,10 +395,15 @@ def ranking_means(results: Mapping[str, Mapping[int, float]]) -> dict[str, float
     return {name: float(x.mean()) for name, x in means.items() if x.size}
 
 
-def describe_method(test: str, comparisons: int, level: float = 0.95, alpha: float = 0.05, within: str = "") -> str:
+def describe_method(
+    test: str, comparisons: int, level: float = 0.95, alpha: float = 0.05, within: str = "", seeds: int = 2
+) -> str:
     """One sentence for reports saying how the numbers were made; `within` names the groups Holm adjusts in
-    separately ("each peak LR"), and 0 comparisons leaves the testing out."""
+    separately ("each peak LR"), 0 comparisons leaves the testing out, and `seeds`, the most seeds of a
+    schedule, 1 says that there is no interval."""
     _check(test, level, alpha)
+    if seeds <= 1:
+        return "One seed per schedule: its value, without an interval (one seed has none) and untested."
     plural = "comparison" if comparisons == 1 else "comparisons"
     scope = f" within {within}" if within else ""
     tested = (

@@ -373,7 +373,7 @@ def run_config(p: Prepared, name: str, seed: int, fingerprint: str) -> dict[str,
         },
         "config": config_mod.to_dict(p.cfg),
         # how it ran: the config's "auto" speed settings (precision, layout, data, pool kernel) resolved
-        "speed": asdict(Speed.resolve(p.cfg.train, p.device)),
+        "speed": asdict(Speed.resolve(p.cfg.train, p.device, ds.streamed)),
         "processes": p.dist.world,  # data-parallel under torchrun: BatchNorm sees each process's share
         "provenance": store.provenance(str(p.device)),
     }
@@ -535,9 +535,13 @@ def _check_folder(out: Path, trains: set[Path], fresh: bool, p: Prepared) -> Non
             if fresh or results.other_setting(kept, mine)
             else ", or --fresh to replace them (this command trains each of them again)"
         )
+        why = (
+            " (the digest of the data's bytes: an archive's own, a folder's files', so the same images as a "
+            "folder and as its archive differ; give the data as the folder's runs had it)"
+        ) * (key == "data_files")
         raise ConfigError(
             f"{out} holds runs of another setting ({key} is {theirs!r} in {run.folder}, "
-            f"{config_mod.setting_value(mine, key)!r} here), "
+            f"{config_mod.setting_value(mine, key)!r} here{why}), "
             f"which a report cannot pair with these: choose another --out{fix}"
         )
     # runs of a schedule this start trains, other seeds of it (the same seed is its fingerprint's to refuse),
@@ -641,7 +645,7 @@ def _run_all(
     elif cfg.data.limit is not None and cfg.data.limit < len(ds.train):  # (data._subsample's floor)
         echo(f"note: data.limit: {cfg.data.limit} is fewer than the {len(ds.classes)} classes; each keeps one "
              f"training image, {len(ds.train)} in all")  # fmt: skip
-    for note in data_mod.unread(cfg.data):
+    for note in data_mod.unread(cfg.data, ds):
         echo(f"note: {note}")
     for name, sched in p.schedules.items():
         for note in sched.notes:

@@ -26,7 +26,7 @@ from lrlab import kernels, store
 from lrlab.augment import Augment, crop_pad, run_augment
 from lrlab.config import TrainConfig
 from lrlab.data import LazyImages, Split
-from lrlab.distributed import SINGLE, Dist, check_setup, wrap
+from lrlab.distributed import SINGLE, Dist, check_setup, rank_seed, wrap
 from lrlab.errors import ConfigError, DataError
 from lrlab.model import set_pool_kernel
 from lrlab.schedules import Schedule
@@ -145,14 +145,15 @@ class Speed:
                 raise ConfigError(f"train.pool_kernel: 'triton' needs {' and '.join(missing)}; use 'aten'")
 
     @classmethod
-    def resolve(cls, cfg: TrainConfig, device: torch.device) -> Speed:
-        """The settings for `device` (its index given: "auto" pool kernels are checked on it); raises as `check`."""
+    def resolve(cls, cfg: TrainConfig, device: torch.device, streamed: bool = False) -> Speed:
+        """The settings for `device` (its index given: "auto" pool kernels are checked on it); raises as `check`.
+        `streamed`: the images are read from disk batch by batch, so not held on the device whatever the config."""
         cls.check(cfg, device)
         cuda = device.type == "cuda"
         bf16 = {"auto": cuda and torch.cuda.is_bf16_supported(), "bf16": True, "fp32": False}[cfg.precision]
         on = {"auto": cuda, "on": True, "off": False}
         pool = kernels.auto_pool_kernel(device, cfg.compile) if cfg.pool_kernel == "auto" else cfg.pool_kernel
-        return cls(bf16, on[cfg.channels_last], on[cfg.data_on_device], cfg.compile, pool)
+        return cls(bf16, on[cfg.channels_last], on[cfg.data_on_device] and not streamed, cfg.compile, pool)
 
     def autocast(self, device: torch.device) -> Any:
         return torch.autocast(device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
@@ -367,7 +368,7 @@ class Trainer:
         self.model = build_model().to(device)
         self.init_hash = state_hash(self.model)
         check_setup(d, cfg.batch_size, cfg.sync_bn, device)
-        self.speed = speed = Speed.resolve(cfg, device)
+        self.speed = speed = Speed.resolve(cfg, device, isinstance(data.train.images, LazyImages))
         if speed.channels_last:
             self.model.to(memory_format=torch.channels_last)
         set_pool_kernel(self.model, speed.pool_kernel)
@@ -375,6 +376,9 @@ class Trainer:
             torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
         # what the step calls: (logits, aux logits), inside DistributedDataParallel under torchrun
         self.net = wrap(Outputs(self.model), d, device, cfg.sync_bn)
+        self.seed = seed
+        if d.rank:  # dropout: each rank draws its own masks (rank 0 goes on as one process would); with the
+            torch.manual_seed(rank_seed(seed, d.rank))  # same stream, a rank's sample i had rank 0's sample i's mask
         if speed.compile:
             self.net = torch.compile(self.net, mode=cfg.compile_mode)
         # compilation time: the first step's excess over the epoch's other steps (None: not measured yet);
@@ -399,10 +403,18 @@ class Trainer:
 
     # -- checkpoints: everything a resumed run needs to continue bit for bit on the CPU --
 
-    def state_dict(self) -> dict[str, Any]:
-        rng = {"torch": torch.get_rng_state(), "order": self.order_gen.get_state(), "aug": self.aug_gen.get_state()}
+    def own_rng(self) -> dict[str, torch.Tensor]:
+        """This process's global random state (dropout masks): each rank has its own."""
+        rng = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return rng
+
+    def state_dict(self, ranks: list[dict[str, torch.Tensor]] | None = None) -> dict[str, Any]:
+        """`ranks`: every rank's own_rng under torchrun (collected by the caller: a collective call)."""
+        rng = {**self.own_rng(), "order": self.order_gen.get_state(), "aug": self.aug_gen.get_state()}
+        if ranks is not None and len(ranks) > 1:
+            rng["ranks"] = ranks
         return {
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
@@ -429,11 +441,16 @@ class Trainer:
         self.schedule.history[:] = state["history"]
         if self.ema is not None and state.get("ema") is not None:
             self.ema.load_state_dict(state["ema"])
-        torch.set_rng_state(state["rng"]["torch"])
         self.order_gen.set_state(state["rng"]["order"])
         self.aug_gen.set_state(state["rng"]["aug"])
-        if "cuda" in state["rng"] and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        ranks = state["rng"].get("ranks") or [state["rng"]]  # one process's checkpoint: rank 0's stream alone
+        if self.d.rank < len(ranks):
+            own = ranks[self.d.rank]
+            torch.set_rng_state(own["torch"])
+            if "cuda" in own and self.device.type == "cuda":
+                torch.cuda.set_rng_state(own["cuda"], self.device)
+        else:  # resumed on more ranks than it was saved from: a new stream for this one, from this step
+            torch.manual_seed(rank_seed(self.seed, self.d.rank, self.step))
 
     # -- training --
 
@@ -616,10 +633,12 @@ def train_run(
         diverged = trainer.train_epoch(epoch, bar)
         if diverged is not None:
             break
-        if checkpoint is not None and d.is_main:
-            trainer.seconds += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            save_checkpoint(checkpoint, {"fingerprint": fingerprint, "trainer": trainer.state_dict()})
+        if checkpoint is not None:
+            ranks = d.collect(trainer.own_rng())  # every rank's dropout stream, so that a resume goes on with each
+            if d.is_main:
+                trainer.seconds += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                save_checkpoint(checkpoint, {"fingerprint": fingerprint, "trainer": trainer.state_dict(ranks)})
     bar.close()
     seconds = trainer.seconds + time.perf_counter() - t0
     t, pred = trainer, None
