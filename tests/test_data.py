@@ -369,6 +369,16 @@ def test_missing_path_and_missing_train_folder(tmp_path):
         check_source(cfg_for(tmp_path / "notes.txt"))
 
 
+def test_an_unlabelled_test_folder_is_said_to_be_one(tmp_path):
+    root = make_tree(tmp_path / "kaggle")
+    write_images(root / "test", classes=["x"])
+    for f in (root / "test" / "x").iterdir():  # Kaggle's test/: images without class folders
+        f.rename(root / "test" / f.name)
+    (root / "test" / "x").rmdir()
+    with pytest.raises(DataError, match=r"no class folders in .*test; .*images without labels cannot be scored"):
+        check_source(cfg_for(root))
+
+
 def test_empty_class_folder_and_no_images(tmp_path):
     root = make_tree(tmp_path / "d")
     (root / "train" / "zebra").mkdir()
@@ -529,7 +539,7 @@ def test_cifar_missing_and_broken(tmp_path):
     with pytest.raises(DataError, match=r"data_batch_3 has no key 'labels'"):
         load_data(cfg)
     (folder / "data_batch_3").write_bytes(b"garbage")
-    with pytest.raises(DataError, match=r"data_batch_3"):
+    with pytest.raises(DataError, match=r"data_batch_3.*remove .*cifar-10-batches-py and --download fetches it again"):
         load_data(cfg)
 
 

@@ -78,6 +78,9 @@ def test_sigkill_then_rerun_resumes_exactly(tmp_path):
         assert [e["val_loss"] for e in got_epochs] == [e["val_loss"] for e in ref_epochs]
     assert not (second / "checkpoint.pt").exists()
     assert len(store.read_csv(tmp_path / "victim" / "summary.csv")) == 2
+    # what ran from the resume on is recorded beside what ran at the start (the report compares them)
+    (resumed,) = json.loads((second / "config.json").read_text())["resumes"]
+    assert resumed["from_epoch"] >= 1 and resumed["provenance"]["device"] == "cpu"
 
 
 def _workers(pid: int) -> list[int]:
@@ -181,6 +184,14 @@ def test_a_locked_folder_is_refused_with_the_holder(tmp_path, capsys):
     (out / ".lock").unlink()
     assert main(["report", str(out)]) == 2  # a folder without runs: refused, and left without a lock file
     assert "no finished runs" in capsys.readouterr().err and list(out.iterdir()) == []
+    # a lock that cannot be taken (a read-only folder; here .lock is a folder, which root cannot open either): one
+    # line, not a traceback
+    (out / "runs").mkdir()
+    (out / ".lock").mkdir()
+    assert main(["report", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lrlab: error: cannot lock {out} (") and err.count("\n") == 1, err
+    assert f"lrlab report {out} --out OTHER" in err
 
 
 @pytest.mark.parametrize(
@@ -188,6 +199,7 @@ def test_a_locked_folder_is_refused_with_the_holder(tmp_path, capsys):
 )
 def test_changed_config_on_resume_is_refused_unless_fresh(tmp_path, capsys, change, said):
     base = {"--epochs": "1", "--width": "0.125"}
+    key = said.split(" is ")[0]
     args = ["study", "--limit", "150", "--batch-size", "32", "--schedules", "standard", "--no-progress",
             "--out", str(tmp_path)]  # fmt: skip
     assert main([*args, *[x for kv in base.items() for x in kv]]) == 0
@@ -207,6 +219,11 @@ def test_changed_config_on_resume_is_refused_unless_fresh(tmp_path, capsys, chan
     assert main([*args, *changed, "--set", "schedules.standard.lr=0.2"]) == 0
     assert "held a run of another configuration that stopped before its first epoch ended" in capsys.readouterr().out
     assert (run / "result.json").exists()
+    # part-trained (a checkpoint), under another setting than this start's: what differs is named here too
+    (run / "result.json").unlink()
+    (run / "checkpoint.pt").write_bytes(b"")
+    assert main([*args, *[x for kv in base.items() for x in kv], "--set", "schedules.standard.lr=0.2"]) == 2
+    assert f"holds a run of a different configuration ({key} is {change[1]} there, " in capsys.readouterr().err
 
 
 def test_resume_may_change_how_a_run_is_executed(tmp_path, capsys):

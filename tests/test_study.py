@@ -99,7 +99,7 @@ def test_report_states_n_interval_and_test(study):
     html = (out / "report.html").read_text()
     printed = "\n".join(lines)
     for name in cfg.schedules:
-        assert f"| {name} |" in md and f"| {name} |" in printed and f"<td class=\"t\">{name}</td>" in html
+        assert f"| {name} |" in md and f"| {name} |" in printed and f'<td class="t">{name}</td>' in html
     assert "95 % t-interval" in md and "paired t-test" in md and "Holm" in md and "| n |" in md.replace(" n |", " n |")
     assert "Against the baseline (standard)" in md and "Wilcoxon" in md
     # numbers right-aligned, so that their digits line up; names and words (a verdict, a status) to the left
@@ -190,6 +190,47 @@ def test_a_report_of_a_study_with_no_finished_run_says_it_is_part_trained(study,
     (tmp_path / "s" / "runs" / "standard" / "seed-0" / "checkpoint.pt").write_bytes(b"")  # stopped mid-run
     assert main(["report", str(tmp_path / "s")]) == 2
     assert "1 run part-trained there: rerun the study to finish them" in capsys.readouterr().err
+
+
+def test_a_rerun_with_fewer_seeds_or_without_a_schedule_plans_no_more_of_them(study, tmp_path, capsys):
+    """A study stopped with --seeds 3 and rerun with 2, or a schedule since dropped from the config: the report
+    named their runs as not finished forever (study.json's plan only grew), even after their folders were gone."""
+    _, out, _, _ = study
+    copy = tmp_path / "s"
+    shutil.copytree(out, copy)
+    doc = json.loads((copy / "study.json").read_text())
+    doc["planned"] += [["standard", 2], ["warmup", 2], ["gone", 0]]  # a third seed begun, a schedule since dropped
+    (copy / "study.json").write_text(json.dumps(doc))
+    assert main(["report", str(copy)]) == 0
+    assert "not finished: 3 of the 15 planned runs have no result here" in capsys.readouterr().out
+    flags = ["--set", "data.limit=200", "--epochs", "2", "--batch-size", "32", "--width", "0.125", "--seeds", "2",
+             "--workers", "1", "--no-progress", "--out", str(copy)]  # fmt: skip
+    assert main(["study", "--schedules", "standard", *flags]) == 0  # a part: the others' plans stand
+    assert "not finished: 1 of the 13 planned runs have no result here: warmup (seed 2)" in capsys.readouterr().out
+    assert main(["study", *flags]) == 0  # the whole study, with 2 seeds: nothing is missing, nothing trained
+    printed = capsys.readouterr().out
+    assert "not finished" not in printed and printed.count("kept (finished earlier)") == 12
+    assert json.loads((copy / "study.json").read_text())["planned"] == doc["planned"][:12]
+
+
+def test_runs_that_ran_on_other_code_or_threads_are_said(study, tmp_path, capsys):
+    """The report named the first run's commit, device and versions as if every run had them: runs trained into a
+    folder after a commit, or resumed with another thread count, were not told apart."""
+    _, out, _, _ = study
+    assert "not every run ran alike" not in (out / "report.md").read_text()  # one start, one machine: nothing
+    shutil.copytree(out / "runs", tmp_path / "runs")
+    path = tmp_path / "runs" / "cyclic" / "seed-1" / "config.json"
+    doc = json.loads(path.read_text())
+    prov = doc["provenance"]
+    later = {**prov, "git_commit": "abc1234", "git_dirty": False, "torch_threads": prov["torch_threads"] + 1}
+    path.write_text(json.dumps({**doc, "resumes": [{"from_epoch": 1, "provenance": later}]}))
+    assert main(["report", str(tmp_path)]) == 0
+    md = (tmp_path / "report.md").read_text()
+    commit = (prov["git_commit"] or "n/a")[:12]
+    assert f"commit {commit}{' with uncommitted changes' * bool(prov['git_dirty'])} in 12 runs, abc1234 in 1 run" in md
+    assert f"torch threads {prov['torch_threads']} in 12 runs, {prov['torch_threads'] + 1} in 1 run" in md
+    assert "(a resumed run counts under what ran before and after its resume)" in md
+    assert "The first run: lrlab " in md
 
 
 def test_runs_of_one_process_and_of_several_compared_are_said(study, tmp_path, capsys):
@@ -343,9 +384,26 @@ def test_train_gives_the_weights_of_a_finished_run_and_fresh_touches_only_its_ru
     flags = ["--set", "data.limit=200", "--epochs", "2", "--batch-size", "32", "--width", "0.125",
              "--threads", "1", "--no-progress", "--out", str(copy)]  # fmt: skip
     run = copy / "runs" / "annealing" / "seed-0"
+    # stopped (Ctrl-C) while training it again: the finished result stays, beside the new training's checkpoint
+    from lrlab import training
+
+    real = training.Trainer.train_epoch
+
+    def stopped(self, epoch, bar):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real(self, epoch, bar)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(training.Trainer, "train_epoch", stopped)
+        assert main(["train", "--schedule", "annealing", "--seed", "0", *flags]) == 130
+    assert (run / "result.json").read_text() == (out / "runs/annealing/seed-0/result.json").read_text()
+    assert (run / "checkpoint.pt").is_file() and not (run / "model.pt").exists()
+    capsys.readouterr()
     assert main(["train", "--schedule", "annealing", "--seed", "0", *flags]) == 0
     assert (run / "model.pt").is_file()  # the finished run was trained again for its weights, and said so
     said = capsys.readouterr().out
+    assert "resumed from epoch 1" in said and not (run / "checkpoint.pt").exists()
     assert "is finished but without its weights (a study does not keep them): training it again" in said
     assert said.startswith("lrlab train 'six-settings': 1 schedule × 1 seed on digits")
     before, after = (json.loads((d / "runs/annealing/seed-0/result.json").read_text()) for d in (out, copy))
@@ -475,10 +533,12 @@ def test_a_part_of_a_study_keeps_its_baseline_and_order(study, tmp_path, capsys)
     shutil.copytree(out / "runs", tmp_path / "runs")
     shutil.copy(out / "study.json", tmp_path / "study.json")
     quick = ["--limit", "200", "--epochs", "2", "--batch-size", "32", "--width", "0.125", "--no-progress"]
-    assert main(["study", "--schedules", "onecycle", "--seeds", "2", *quick, "--out", str(tmp_path)]) == 0
+    # (a schedule it does not train, set otherwise: study.json keeps the spec its runs in the folder are of)
+    assert main(["study", "--schedules", "onecycle", "--seeds", "2", *quick, "--set", "schedules.cyclic.max_lr=0.9",
+                 "--out", str(tmp_path)]) == 0  # fmt: skip
     assert "(finished earlier)" in capsys.readouterr().out
-    study_order = list(json.loads((out / "study.json").read_text())["config"]["schedules"])
-    assert list(json.loads((tmp_path / "study.json").read_text())["config"]["schedules"]) == study_order
+    recorded = json.loads((out / "study.json").read_text())["config"]["schedules"]
+    assert json.loads((tmp_path / "study.json").read_text())["config"]["schedules"] == recorded  # the order too
     assert (tmp_path / "comparisons.csv").read_text() == (out / "comparisons.csv").read_text()
     assert "Against the baseline (standard)" in (tmp_path / "report.md").read_text()
     part = tmp_path / "part"
@@ -487,7 +547,7 @@ def test_a_part_of_a_study_keeps_its_baseline_and_order(study, tmp_path, capsys)
     assert said in capsys.readouterr().out and said in (part / "report.md").read_text()
     assert {r["baseline"] for r in read_csv(part / "comparisons.csv")} == {"cyclic"}
     saved = json.loads((part / "runs" / "cyclic" / "seed-0" / "config.json").read_text())["config"]
-    assert list(saved["schedules"]) == study_order  # a worker's run records the whole study, as study.json does
+    assert list(saved["schedules"]) == list(recorded)  # a worker's run records the whole study, as study.json does
     assert main(["study", "--schedules", "standard", *quick, "--out", str(part)]) == 0
     assert [r["schedule"] for r in read_csv(part / "summary.csv")] == ["standard", "cyclic", "onecycle"]
     assert {r["baseline"] for r in read_csv(part / "comparisons.csv")} == {"standard"}

@@ -426,7 +426,10 @@ def _unpickle(path: Path, keys: list[str]) -> dict:
             raw = pickle.load(f, encoding="latin1")
         d = {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
     except Exception as e:  # a corrupt pickle can raise almost anything
-        raise DataError(f"cannot read {path}: {type(e).__name__}: {e}") from None
+        raise DataError(
+            f"cannot read {path}: {type(e).__name__}: {e} (a damaged copy: remove {path.parent} and --download "
+            "fetches it again)"
+        ) from None
     for k in keys:
         if k not in d:
             raise DataError(f"{path} has no key {k!r} (it has {', '.join(map(repr, d))})")
@@ -534,7 +537,13 @@ def _index(
 
     def part(name: str) -> list[tuple[str, int]]:
         if not folders(name):
-            raise DataError(f"no class folders in {shown(name)}; expected {shown(name + '/<class>/<image>')}")
+            # (a Kaggle test/ of unlabelled images: nothing there can be scored)
+            unlabelled = "; images without labels cannot be scored: move that folder out of the tree" * (
+                name != "train" and any(len(p) == k + 2 and p[: k + 1] == (*prefix, name) for p in files)
+            )
+            raise DataError(
+                f"no class folders in {shown(name)}; expected {shown(name + '/<class>/<image>')}{unlabelled}"
+            )
         for c in folders(name):
             if c not in to_idx:
                 raise DataError(f"class folder {shown(f'{name}/{c}')} is not a class of train/")

@@ -39,6 +39,7 @@ from lrlab.results import (
     load_runs,
     missing_runs,
     mixed_processes,
+    mixed_provenance,
     peak_comparisons,
     run_order,
     sort_runs,
@@ -281,6 +282,7 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     absent = absent_classes(runs)
     notes = [(label, text) for label, text in (("not finished", missing_runs(docs, runs, dirs)),
                                                   ("note", mixed_processes(runs)),
+                                                  ("note", mixed_provenance(runs)),
                                                   ("learned nothing", at_chance(runs)),
                                                   ("note", _ranked_on(accuracy)),
                                                   ("note", _conflicts(accuracy, apart))) if text]  # fmt: skip
@@ -661,8 +663,9 @@ def _document(
     )  # fmt: skip
     prov = rc["provenance"]
     device = " ".join(filter(None, [prov["device"], prov.get("device_name")]))
+    first = "The first run: " if mixed_provenance(runs) else ""  # (the note above says how the others differ)
     doc.p(
-        f"lrlab {prov['lrlab']} (commit {prov.get('git_commit') or 'n/a'}"
+        f"{first}lrlab {prov['lrlab']} (commit {prov.get('git_commit') or 'n/a'}"
         f"{' with uncommitted changes' if prov.get('git_dirty') else ''}), torch {prov['torch']}, torchvision "
         f"{prov['torchvision']}, device {device}; "
         f"data sha256 {data['files_hash'][:16]}…. Each run folder `runs/<schedule>/seed-<k>/`"

@@ -322,6 +322,45 @@ def mixed_processes(runs: list[Run]) -> str | None:
     )
 
 
+# what ran, as the report names it: (label, how a run's provenance gives it); CPU threads change a CPU run's numbers
+_RAN = (
+    (
+        "commit",
+        lambda p: f"{(p.get('git_commit') or 'n/a')[:12]}{' with uncommitted changes' * bool(p.get('git_dirty'))}",
+    ),
+    ("lrlab", lambda p: p.get("lrlab")),
+    ("torch", lambda p: p.get("torch")),
+    ("device", lambda p: " ".join(filter(None, [p.get("device"), p.get("device_name")]))),
+    ("torch threads", lambda p: p.get("torch_threads") if str(p.get("device")).startswith("cpu") else None),
+)
+
+
+def mixed_provenance(runs: list[Run]) -> str | None:
+    """A sentence where the runs compared ran on other code, versions, devices or CPU thread counts, counting a
+    resumed run under what ran before and after its resume (config.json's `resumes`); else None."""
+    said = []
+    for label, of in _RAN:
+        counts: dict[str, int] = {}
+        for r in runs:
+            starts = [
+                r.config.get("provenance") or {},
+                *(x.get("provenance") or {} for x in r.config.get("resumes", [])),
+            ]
+            for value in dict.fromkeys(str(v) for p in starts if (v := of(p)) not in (None, "")):
+                counts[value] = counts.get(value, 0) + 1
+        if len(counts) > 1:
+            said.append(f"{label} " + ", ".join(f"{v} in {n} run{'s' * (n != 1)}" for v, n in counts.items()))
+    if not said:
+        return None
+    resumed = " (a resumed run counts under what ran before and after its resume)" * any(
+        r.config.get("resumes") for r in runs
+    )
+    return (
+        f"not every run ran alike: {'; '.join(said)}{resumed}. On a CPU the thread count changes the numbers a "
+        "little; other code or versions may change them more"
+    )
+
+
 def commonest_class(run: Run) -> float | None:
     """The test accuracy of always answering the test split's commonest class (the confusion matrix's row
     sums), for a finished run; else None."""

@@ -243,7 +243,13 @@ class FolderLock:
     def __enter__(self) -> FolderLock:
         import fcntl  # Unix only, like the rest of lrlab's file handling
 
-        f = open(self.path, "a+", encoding="utf-8")
+        try:
+            f = open(self.path, "a+", encoding="utf-8")
+        except OSError as e:  # a read-only folder (a report of a study on read-only storage), .lock not a file
+            raise LrlabError(
+                f"cannot lock {self.path.parent} ({self.path}: {e.strerror or e}): lrlab writes there; "
+                f"`lrlab report {self.path.parent} --out OTHER` reports on a folder that cannot be written"
+            ) from None
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

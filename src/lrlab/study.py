@@ -292,12 +292,17 @@ def run_fingerprint(cfg: StudyConfig, spec: dict[str, Any], peak: float | None, 
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def run_state(folder: Path, fingerprint: str, schedule: tuple[str, dict[str, Any]] | None = None) -> str:
+def run_state(
+    folder: Path,
+    fingerprint: str,
+    schedule: tuple[str, dict[str, Any]] | None = None,
+    setting: dict[str, Any] | None = None,
+) -> str:
     """'new' (also one of this configuration that stopped before its first checkpoint), 'partial' (with a
     checkpoint), 'finished', or 'stale': a run of another configuration that stopped before its first checkpoint
     (e.g. at an unreadable image met while streaming), which holds nothing to keep. A folder of another
     configuration with a checkpoint or result is refused (the caller passes --fresh to replace it), naming a key of
-    `schedule` (name, spec) that differs."""
+    `schedule` (name, spec), or else of `setting` (results.setting_of this start's config), that differs."""
     try:
         saved_config = store.read_json(folder / "config.json")
         saved = saved_config["fingerprint"]
@@ -311,6 +316,11 @@ def run_state(folder: Path, fingerprint: str, schedule: tuple[str, dict[str, Any
             key = results.differing(there, schedule[1])[0]
             was, now = (repr(spec[key]) if key in spec else "unset" for spec in (there, schedule[1]))
             what = f" (schedules.{schedule[0]}.{key} is {was} there, {now} here)"
+        elif setting is not None and isinstance(saved_config.get("config"), dict):  # epochs, model, data...
+            theirs = results.setting_of(saved_config["config"], (saved_config.get("data") or {}).get("files_hash"))
+            if key := next(iter(results.differing(theirs, setting)), None):
+                was, now = (repr(config_mod.setting_value(doc, key)) for doc in (theirs, setting))
+                what = f" ({key} is {was} there, {now} here)"
         raise ConfigError(
             f"{folder} holds a run of a different configuration{what}; rerun with --fresh to replace it, "
             "or choose another --out"
@@ -324,8 +334,7 @@ def run_state(folder: Path, fingerprint: str, schedule: tuple[str, dict[str, Any
 
 def _state(folder: Path, fingerprint: str, save_model: bool, echo: Callable[[str], None]) -> str:
     """run_state, but a finished run without the weights that `lrlab train` asks for (a study does not
-    keep them) is trained again, from an empty folder (no second set of TensorBoard events), and said so; one
-    that diverged is kept, without weights, and said so."""
+    keep them) is trained again ('again'), and said so; one that diverged is kept, without weights, and said so."""
     state = run_state(folder, fingerprint)
     if state == "stale":
         echo(f"{folder} held a run of another configuration that stopped before its first epoch ended: replacing it")
@@ -338,11 +347,10 @@ def _state(folder: Path, fingerprint: str, save_model: bool, echo: Callable[[str
         return state
     echo(
         f"{folder} is finished but without its weights (a study does not keep them): training it again to "
-        "save them; its result is replaced (the same on a CPU with the same threads and processes, close on a GPU "
-        "or on another number of processes)"
+        "save them; its result is replaced when the new one is saved (the same on a CPU with the same threads and "
+        "processes, close on a GPU or on another number of processes), and kept if this is stopped before"
     )
-    shutil.rmtree(folder)
-    return "new"
+    return "again"  # in its folder: the finished files stay until save_run replaces them (result.json last)
 
 
 def run_config(p: Prepared, name: str, seed: int, fingerprint: str) -> dict[str, Any]:
@@ -476,9 +484,10 @@ def run_study(
             # what differs (without --fresh also among the runs this start would train)
             _check_folder(out, {run_dir(out, n, s) for n, s in keys}, fresh, p)
             if not fresh:
+                setting = results.setting_of(config_mod.to_dict(cfg), p.dataset.files_hash)
                 for (n, s), fp in fingerprints.items():
                     base = p.variants[n][0]
-                    run_state(run_dir(out, n, s), fp, (base, cfg.schedules[base]))
+                    run_state(run_dir(out, n, s), fp, (base, cfg.schedules[base]), setting)
             store.open_out(out)
             held.enter_context(store.FolderLock(out))  # (another study writing the folder)
         except LrlabError as e:
@@ -490,7 +499,7 @@ def run_study(
         if d.is_main and fresh:  # only the runs this command trains: another shard's or schedule's stay
             for name, seed in keys:
                 shutil.rmtree(run_dir(out, name, seed), ignore_errors=True)
-        _run_all(p, fingerprints, recorded, progress, echo, command)
+        _run_all(p, fingerprints, recorded, progress, echo, command, command == "study" and shard is None)
         baseline = cfg.baseline or next(iter(cfg.schedules))
         # a shard's folder may hold none of the baseline's runs: its comparison waits for a merged report
         comparable = d.is_main and (
@@ -555,22 +564,34 @@ def _check_folder(out: Path, trains: set[Path], fresh: bool, p: Prepared) -> Non
         )
 
 
-def _planned(recorded: dict[str, Any], runs: list[tuple[str, int]]) -> list[list[Any]]:
+def _planned(
+    recorded: dict[str, Any], runs: list[tuple[str, int]], schedules: list[str], replace: bool
+) -> list[list[Any]]:
     """The runs ([name, seed]) that the starts of the study in a folder set out to train: the earlier starts'
     (`recorded`, its study.json), then this one's. A report names those without a result (a stop, a failed
-    machine); a schedule dropped from the config, or another shard's runs, were never this folder's to train."""
-    earlier = recorded.get("planned")
+    machine); a schedule dropped from the config (not among `schedules`), or another shard's runs, were never this
+    folder's to train. `replace`: this start plans every seed of the schedules it trains (a whole study, not a
+    shard's share or `lrlab train`'s one run), so an earlier start's other seeds of them (a study stopped, then
+    rerun with fewer seeds) are no longer planned."""
+
+    def base(name: Any) -> str:
+        return str(name).split(config_mod.SWEEP_SEP)[0]
+
+    earlier, now = recorded.get("planned"), {base(n) for n, _ in runs}
     kept = [list(x) for x in earlier if isinstance(x, list) and len(x) == 2] if isinstance(earlier, list) else []
+    kept = [x for x in kept if base(x[0]) in schedules and not (replace and base(x[0]) in now)]
     return kept + [[n, s] for n, s in runs if [n, s] not in kept]
 
 
-def _with_earlier_schedules(doc: dict[str, Any], recorded: dict[str, Any]) -> dict[str, Any]:
+def _with_earlier_schedules(doc: dict[str, Any], recorded: dict[str, Any], trained: set[str]) -> dict[str, Any]:
     """A study config to record in study.json: this start's schedules, then those only the folder's earlier
     record (`recorded`) has (a config since changed may have left their runs there, and the report orders by
-    it)."""
+    it). A schedule this start does not train (not in `trained`: --schedules named others) keeps its recorded
+    spec: its runs in the folder are of that one, whatever this start's config says of it."""
     earlier = recorded["config"].get("schedules") if recorded else None
     if isinstance(earlier, dict):
-        doc["schedules"] = doc["schedules"] | {n: spec for n, spec in earlier.items() if n not in doc["schedules"]}
+        mine = {n: earlier[n] if n not in trained and n in earlier else spec for n, spec in doc["schedules"].items()}
+        doc["schedules"] = mine | {n: spec for n, spec in earlier.items() if n not in mine}
     return doc
 
 
@@ -621,9 +642,11 @@ def _run_all(
     progress: bool | None,
     echo: Callable[[str], None],
     command: str = "study",
+    replace: bool = False,
 ) -> None:
     """Write study.json (`recorded`: the folder's earlier one) and train the runs not finished yet; `command`
-    (study, train) heads the first line."""
+    (study, train) heads the first line; `replace`: this start's plan replaces the earlier ones' for the schedules
+    it trains (_planned)."""
     cfg, ds, out, d = p.cfg, p.dataset, p.cfg.out_dir, p.dist
     peaks = list(dict.fromkeys(pk for _, pk in p.variants.values() if pk is not None))
     axis = f" at peak LR {peaks[0]:g}" if len(peaks) == 1 else f" × {len(peaks)} peak LRs" if peaks else ""
@@ -656,10 +679,12 @@ def _run_all(
             echo(f"caution: {p.auto_lr['caution']}")
     if d.is_main:
         study_doc = {
-            "config": _with_earlier_schedules(config_mod.to_dict(cfg), recorded),
+            "config": _with_earlier_schedules(
+                config_mod.to_dict(cfg), recorded, {p.variants[n][0] for n, _ in fingerprints}
+            ),
             # a start that needed no range test (some schedules of the study) keeps the one recorded earlier
             "auto_lr": p.auto_lr or recorded.get("auto_lr"),
-            "planned": _planned(recorded, list(fingerprints)),
+            "planned": _planned(recorded, list(fingerprints), list(cfg.schedules), replace),
             "provenance": store.provenance(str(p.device)),
         }
         store.write_json(out / "study.json", study_doc)
@@ -709,6 +734,12 @@ def _train_one(
                        checkpoint, fp, d, make_bar)  # fmt: skip
     if not d.is_main:
         return ""
+    if state == "again":  # what ran this time, written with its result (the earlier one's stood until now)
+        store.write_json(folder / "config.json", run_config(p, name, seed, fp))
+    elif result.resumed_from:  # what ran from the resume on (another commit, device or thread count, say)
+        doc = store.read_json(folder / "config.json")
+        resumed = {"from_epoch": result.resumed_from, "provenance": store.provenance(str(p.device))}
+        store.write_json(folder / "config.json", {**doc, "resumes": [*doc.get("resumes", []), resumed]})
     saved = save_run(folder, p, sched, seed, result)
     checkpoint.unlink(missing_ok=True)  # the result is saved; the checkpoint has done its work
     if result.status == "ok":
