@@ -107,6 +107,22 @@ CASES = {
     "a bundled study misspelt": (lambda t: ["six-setting"], "(did you mean 'six-settings'?)"),
     "nested too deeply": (lambda t: [toml(t / "c.toml", "x = " + "[" * 5000 + "]" * 5000 + "\n")],
                           "is not valid TOML here: values nested too deeply"),
+    "torch's parameter name": (lambda t: ["--set", "schedules.onecycle.pct_start=0.3"],
+                               "schedules.onecycle.pct_start: not a parameter of 'onecycle' (torch's pct_start is "
+                               "peak_frac here)"),
+    "torch's class name": (lambda t: [toml(t / "c.toml", S + "type='CosineAnnealingLR'\nlr=0.1\n")],
+                           "unknown schedule type 'CosineAnnealingLR' (torch's CosineAnnealingLR is 'cosine' here)"),
+    "an LR as text": (lambda t: [toml(t / "c.toml", S + "type='constant'\nlr='1e-1'\n")],
+                      "schedules.s.lr: expected a finite number or \"auto\", got '1e-1' (write 0.1, not .1 or"),
+    "a top-level key after a table": (lambda t: [toml(t / "c.toml", S + "type='constant'\nlr=0.1\nbaseline='s'\n")],
+                                      "schedules.s.baseline: baseline is a top-level key, read as the schedule's "
+                                      "because it follows [schedules.s] in the file; in TOML, write top-level keys "
+                                      "before the first [table]"),
+    "a key in another section": (lambda t: ["--set", "model.epochs=3"],
+                                 "unknown config key 'model.epochs' (did you mean 'train.epochs'?)"),
+    "seeds as text": (lambda t: ["--set", 'seeds="3"'], "seeds: expected a list or a count (seeds = 3: seeds 0, 1, 2)"),
+    "label smoothing 10": (lambda t: ["--set", "train.label_smoothing=10"],
+                           "train.label_smoothing: must be in [0, 1), got 10.0"),
 }  # fmt: skip
 
 

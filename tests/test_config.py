@@ -236,3 +236,18 @@ def test_weight_decay_left_unset_follows_the_optimizer():
     sgd = config.from_dict({"schedules": SCHED})
     assert sgd.train.weight_decay == 5e-4 and config.setting(config.to_dict(sgd))["train"]["weight_decay"] == 5e-4
     assert config.from_dict(config.to_dict(sgd)).train.weight_decay == 5e-4  # a run folder's config reads back
+
+
+@pytest.mark.parametrize("name", [None, "cifar10-cpu", "cifar10-study"])
+def test_show_config_prints_toml_that_loads_back_as_the_same_config(name, tmp_path, capsys):
+    """`lrlab schedules --show-config`: every key with its value, a file to start one's own study from."""
+    from lrlab.cli import main
+
+    flags = ["--epochs", "3", "--set", "schedules.onecycle.momentum={type='constant', lr=0.9}"]
+    assert main(["schedules", *([name] if name else []), *flags, "--show-config"]) == 0
+    text = capsys.readouterr().out
+    (tmp_path / "mine.toml").write_text(text)
+    back = config.load(str(tmp_path / "mine.toml"), {})
+    overrides = {"train.epochs": 3, "schedules.onecycle.momentum": {"type": "constant", "lr": 0.9}}
+    assert config.to_dict(back) == config.to_dict(config.load(name, overrides))
+    assert back.train.epochs == 3 and "# out: not set" in text and "[schedules.onecycle.momentum]" in text

@@ -162,8 +162,11 @@ def test_find_lr_takes_a_config_whose_schedules_do_not_fit_its_steps(tmp_path, c
     fell = RangeTest([1e-3 * 2**i for i in range(10)], curve, curve, False, {"valley": 0.01}, 0.4)
     monkeypatch.setattr(lr_finder, "range_test", lambda *a, **k: fell)
     args = ["find-lr", "--limit", "100", "--width", "0.125", "--download", "--out", str(tmp_path)]
-    assert main(args) == 0
-    assert "note: data.download not read: the digits come with scikit-learn" in capsys.readouterr().out
+    assert main([*args, "--epochs", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "note: data.download not read: the digits come with scikit-learn" in out
+    assert "note: --epochs not read: the range test trains --steps steps" in out
+    assert main(args) == 0 and "--epochs not read" not in capsys.readouterr().out
     assert main([*args, "--set", "schedules.standard.lr=-1"]) == 2
     assert "schedules.standard.lr: a learning rate must be positive, got -1" in capsys.readouterr().err
 

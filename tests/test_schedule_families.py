@@ -73,6 +73,16 @@ def test_exponential_matches_torch(gamma):
     assert_close(lrs({"type": "exponential", "lr": 0.5, "gamma": gamma}), theirs)
 
 
+def test_exponential_staircase_matches_torch_stepped_once_an_epoch():
+    """ExponentialLR stepped at each epoch's end (its usual use) holds the LR through an epoch; every_epochs = 1
+    alone decays smoothly within it (as torch stepped every batch with gamma ** (1 / steps per epoch))."""
+    per_epoch = torch_lrs(lambda o: S.ExponentialLR(o, gamma=0.9), 10, 0.5)  # 10 epochs of 10 steps (PLAN)
+    spec = {"type": "exponential", "lr": 0.5, "gamma": 0.9, "every_epochs": 1}
+    assert_close(lrs({**spec, "staircase": True}), [lr for lr in per_epoch for _ in range(10)])
+    smooth = lrs(spec)
+    assert smooth[10] == pytest.approx(0.45) and 0.45 < smooth[5] < 0.5
+
+
 @pytest.mark.parametrize(("power", "total"), [(1.0, 100), (2.0, 60), (0.5, 100)])
 def test_polynomial_matches_torch(power, total):
     theirs = torch_lrs(lambda o: S.PolynomialLR(o, total_iters=total, power=power), 100, 0.4)

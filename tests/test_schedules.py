@@ -337,6 +337,9 @@ def test_a_cyclic_rise_past_the_run_is_noted_with_the_peak_it_reaches():
     assert compile_schedule({**cyclic, "up_steps": 5, "gamma": 0.9}, SHORT).notes == (
         "gamma = 0.9 is used by mode 'exp_range' only",
     )
+    assert compile_schedule({**cyclic, "up_steps": 5, "mode": "exp_range"}, SHORT).notes == (
+        "mode 'exp_range' with gamma 1 (its default) is 'triangular': give a gamma below 1",
+    )
 
 
 def test_a_note_where_sgdr_peaks_decay_to_its_floor():

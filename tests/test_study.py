@@ -231,6 +231,14 @@ def test_runs_that_ran_on_other_code_or_threads_are_said(study, tmp_path, capsys
     assert f"torch threads {prov['torch_threads']} in 12 runs, {prov['torch_threads'] + 1} in 1 run" in md
     assert "(a resumed run counts under what ran before and after its resume)" in md
     assert "The first run: lrlab " in md
+    # one card, named as a single process records it (cuda) and as a torchrun process does (cuda:0): the same
+    for k, run in enumerate(sorted((tmp_path / "runs").glob("*/seed-*"))):
+        doc = json.loads((run / "config.json").read_text())
+        doc["provenance"].update(device=["cuda", "cuda:0"][k % 2], device_name="NVIDIA H200")
+        doc.pop("resumes", None)
+        (run / "config.json").write_text(json.dumps(doc))
+    assert main(["report", str(tmp_path)]) == 0
+    assert "not every run ran alike" not in (tmp_path / "report.md").read_text()
 
 
 def test_runs_of_one_process_and_of_several_compared_are_said(study, tmp_path, capsys):
@@ -249,6 +257,10 @@ def test_runs_of_one_process_and_of_several_compared_are_said(study, tmp_path, c
     batch = json.loads(path.read_text())["config"]["train"]["batch_size"]
     said = f"batch {batch} (data-parallel on 2 processes: {batch // 2} images each)"
     assert said in (tmp_path / "report.md").read_text()
+    doc = json.loads(path.read_text())
+    path.write_text(json.dumps({**doc, "processes_resumed": [1]}))  # one of them resumed on one process
+    assert main(["report", str(tmp_path)]) == 0
+    assert "data-parallel" not in (tmp_path / "report.md").read_text() and "compared here" in capsys.readouterr().out
 
 
 def test_a_run_no_better_than_the_commonest_class_is_said(study, tmp_path, capsys):
@@ -343,6 +355,7 @@ def test_report_of_one_seed_says_nothing_was_tested(study, tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert "no interval or p-values: they need at least two seeds" in md and "Holm-adjusted" not in md
     assert "t-interval" not in md and "half-width" not in md  # (the method sentence spoke of intervals not shown)
+    assert "95% interval" not in md.split("## Plots")[1].split("##")[0]  # nor the accuracy plot's caption
     assert "t-interval" in (out / "report.md").read_text()  # the study's own, of two seeds
 
 
@@ -397,13 +410,17 @@ def test_train_gives_the_weights_of_a_finished_run_and_fresh_touches_only_its_ru
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(training.Trainer, "train_epoch", stopped)
         assert main(["train", "--schedule", "annealing", "--seed", "0", *flags]) == 130
-    assert (run / "result.json").read_text() == (out / "runs/annealing/seed-0/result.json").read_text()
-    assert (run / "checkpoint.pt").is_file() and not (run / "model.pt").exists()
+    for f in ("result.json", "config.json"):  # the finished run's record too: the new training's waits beside it
+        assert (run / f).read_text() == (out / "runs/annealing/seed-0" / f).read_text(), f
+    assert (run / "checkpoint.pt").is_file() and (run / "retrain.json").is_file() and not (run / "model.pt").exists()
     capsys.readouterr()
     assert main(["train", "--schedule", "annealing", "--seed", "0", *flags]) == 0
     assert (run / "model.pt").is_file()  # the finished run was trained again for its weights, and said so
     said = capsys.readouterr().out
-    assert "resumed from epoch 1" in said and not (run / "checkpoint.pt").exists()
+    assert (
+        "resumed from epoch 1" in said and not (run / "checkpoint.pt").exists() and not (run / "retrain.json").exists()
+    )
+    assert [r["from_epoch"] for r in json.loads((run / "config.json").read_text())["resumes"]] == [1]
     assert "is finished but without its weights (a study does not keep them): training it again" in said
     assert said.startswith("lrlab train 'six-settings': 1 schedule × 1 seed on digits")
     before, after = (json.loads((d / "runs/annealing/seed-0/result.json").read_text()) for d in (out, copy))

@@ -142,8 +142,9 @@ def _config_args(p: argparse.ArgumentParser, omit: tuple[str, ...] = ()) -> None
         metavar="LR",
         help='the LR that "auto" LRs stand for, instead of an LR range test (e.g. one LR for every shard)',
     )
-    add("--epochs", dest="train.epochs", type=int, metavar="N")
-    add("--batch-size", dest="train.batch_size", type=int, metavar="N")
+    add("--epochs", dest="train.epochs", type=int, metavar="N", help="training epochs of every run")
+    add("--batch-size", dest="train.batch_size", type=int, metavar="N",
+        help="images per optimizer step (under torchrun the global batch, shared out among the processes)")  # fmt: skip
     add("--model", dest="model.stem", type=_given, metavar="STEM", help="GoogLeNet stem: auto | cifar | imagenet")
     add("--width", dest="model.width", type=float, metavar="W", help="channel multiplier (1.0 = paper)")
     add("--device", dest="train.device", type=_given, metavar="DEV", help="auto | cpu | cuda")
@@ -365,8 +366,8 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     from lrlab.schedules.compile import REQUIRED, toml_text
 
     if args.families:
-        given = [_flag_of(args, k) for k, v in vars(args).items()
-                 if k not in ("command", "families", "func", "parser") and v not in (None, [])]  # fmt: skip
+        given = [_flag_of(args, k) for k, v in vars(args).items()  # (False: a switch left off)
+                 if k not in ("command", "families", "func", "parser") and v not in (None, [], False)]  # fmt: skip
         if given:  # ignored, they would pass unseen: a --plot written nowhere, a config never read
             raise ConfigError(f"--families: lists the families only; leave out {', '.join(dict.fromkeys(given))}")
         for name in FAMILIES:
@@ -395,6 +396,9 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         if out:
             store.landing(Path(out), make_parents=False)
     cfg = _load(args)
+    if args.show_config:
+        print(config_mod.to_toml(config_mod.to_dict(cfg)), end="")
+        return 0
     # (the modules that load torch or matplotlib, seconds, after the checks above: a mistake is said at once)
     from lrlab import plots
     from lrlab.data import check_name
@@ -492,6 +496,8 @@ def cmd_find_lr(args: argparse.Namespace) -> int:
     store.open_out(out)  # before the test, not after it
     for note in unread(cfg.data, p.dataset):
         print(f"note: {note}")
+    if getattr(args, "train.epochs", None) is not None:
+        print("note: --epochs not read: the range test trains --steps steps, whatever the runs' epochs")
     seed = cfg.seeds[0]
     torch_seed(seed)
     bar = progress_bar(args.steps, 0, "find-lr", args.progress)  # (it stops early where the loss diverges)
@@ -624,6 +630,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, metavar="N", help="compile for N steps instead of the data's real count")
     p.add_argument("--steps-per-epoch", type=int, metavar="N", help="with --steps: steps per epoch")
     p.add_argument("--families", action="store_true", help="list the schedule families and their keys")
+    p.add_argument("--show-config", action="store_true",
+                   help="print the config as TOML, every key with its value after the defaults and flags, and exit "
+                        "(a file to start a study of your own from)")  # fmt: skip
     p.set_defaults(func=cmd_schedules)
 
     p = sub.add_parser(

@@ -8,6 +8,7 @@ refused with a `ConfigError` that names the key (and suggests the closest valid 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 import tomllib
@@ -162,7 +163,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin is list:
         (item,) = typing.get_args(tp)
         if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
+            count = " or a count (seeds = 3: seeds 0, 1, 2)" * (key == "seeds")
+            raise ConfigError(f"{key}: expected a list{count}, got {value!r}")
         return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
@@ -206,7 +208,8 @@ def _build(cls: type, doc: Any, where: str) -> Any:
     for key, value in doc.items():
         full = f"{where}.{key}" if where else key
         if key not in names:
-            hint = did_you_mean(key, names) or _in_a_section(cls, key)
+            # (`epochs` under [model]: the section it belongs to)
+            hint = did_you_mean(key, names) or _in_a_section(cls if not where else StudyConfig, key)
             if not hint and key.endswith("lr"):  # `train.lr`: an LR belongs to a schedule
                 hint = " (an LR is a schedule's: schedules.<name>.lr or max_lr, or --peak-lrs for every schedule)"
             raise ConfigError(f"unknown config key {full!r}{hint}; valid keys here: {choices(names)}")
@@ -238,7 +241,7 @@ def _check(cfg: StudyConfig) -> None:
     need(d.val_frac + d.test_frac < 1, "data.val_frac", f"val_frac + test_frac must be below 1 {left}")
     need(0 <= d.split_seed < 2**32, "data.split_seed", f"must be in [0, 2**32) (numpy's seeds), got {d.split_seed}")
     need(d.limit is None or d.limit > 0, "data.limit", f"must be positive, got {d.limit}")
-    need(d.image_size is None or d.image_size > 0, "data.image_size", "must be positive")
+    need(d.image_size is None or d.image_size > 0, "data.image_size", f"must be positive, got {d.image_size}")
     need(d.loader_workers >= 0, "data.loader_workers", f"must not be negative, got {d.loader_workers}")
     need(d.augment in AUGMENTS, "data.augment", f"must be one of {choices(AUGMENTS)}, got {d.augment!r}")
     need(d.cutout >= 0, "data.cutout", f"must not be negative (0: off), got {d.cutout}")
@@ -257,7 +260,7 @@ def _check(cfg: StudyConfig) -> None:
     need(0 <= t.momentum < 1, "train.momentum", f"must be in [0, 1), got {t.momentum}")
     need(t.weight_decay is not None and t.weight_decay >= 0, "train.weight_decay",
          f"must not be negative, got {t.weight_decay}")  # fmt: skip
-    need(0 <= t.label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)")
+    need(0 <= t.label_smoothing < 1, "train.label_smoothing", f"must be in [0, 1), got {t.label_smoothing}")
     need(t.device in DEVICES, "train.device", f"must be one of {choices(DEVICES)}, got {t.device!r}")
     need(t.threads is None or 0 < t.threads <= MAX_THREADS, "train.threads",
          f"must be in [1, {MAX_THREADS}], got {t.threads}")  # fmt: skip
@@ -300,8 +303,17 @@ def _check(cfg: StudyConfig) -> None:
             f"schedules.{name}",
             "a schedule name is letters, digits and '_', '-', '.', '+', starting with a letter or digit",
         )
+    hints = typing.get_type_hints(StudyConfig)
+    tops = {f.name for f in dataclasses.fields(StudyConfig) if not dataclasses.is_dataclass(hints[f.name])} - {
+        "schedules"
+    }
     for name, spec in cfg.schedules.items():
         need(isinstance(spec, dict), f"schedules.{name}", "must be a table with a `type` key")
+        for key in sorted(tops & set(spec)):  # (no schedule takes these: a top-level key written after a table)
+            raise ConfigError(
+                f"schedules.{name}.{key}: {key} is a top-level key, read as the schedule's because it follows "
+                f"[schedules.{name}] in the file; in TOML, write top-level keys before the first [table]"
+            )
     if cfg.baseline is not None and cfg.baseline not in cfg.schedules:
         raise ConfigError(
             f"baseline: {cfg.baseline!r} is not a schedule of this study; valid: {choices(cfg.schedules)} (give one "
@@ -319,6 +331,36 @@ def from_dict(doc: dict[str, Any]) -> StudyConfig:
 def to_dict(cfg: StudyConfig) -> dict[str, Any]:
     """The resolved config as plain data (what every run folder saves)."""
     return dataclasses.asdict(cfg)
+
+
+def to_toml(doc: dict[str, Any]) -> str:
+    """A config document (to_dict) as TOML that load() reads back as the same config: scalars first, then a
+    [table] per section; a key left unset (None) is a comment. By hand: tomllib reads TOML but does not write it,
+    and this is the one place that writes it."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return str(v).lower()
+        if isinstance(v, str):
+            return json.dumps(v, ensure_ascii=False)  # a JSON string is a TOML basic string
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{json.dumps(k)} = {value(x)}" for k, x in v.items()) + " }"
+        return repr(v)
+
+    def table(d: dict[str, Any], path: list[str]) -> list[str]:
+        key = ".".join(json.dumps(k) if not re.fullmatch(r"[\w-]+", k) else k for k in path)
+        lines = [f"[{key}]"] if path else []
+        for k, v in d.items():
+            if not isinstance(v, dict):
+                lines.append(f"{k} = {value(v)}" if v is not None else f"# {k}: not set")
+        for k, v in d.items():
+            if isinstance(v, dict):
+                lines += ["", *table(v, [*path, k])]
+        return lines
+
+    return "\n".join(table(doc, [])).lstrip("\n") + "\n"
 
 
 # What does not change a run's result: the study's own bookkeeping (which schedules and seeds, where

@@ -257,8 +257,10 @@ def plot_final(
             ax.annotate("commonest class", (1, floor), xycoords=("axes fraction", "data"), xytext=(-4, 3),
                         textcoords="offset points", ha="right", fontsize=8, color="0.35")  # fmt: skip
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
-    shown = (f"seeds as dots (a seed's runs joined), mean and {LEVEL:.0%} interval"
-             if any(row["accuracy"].n > 1 for row in table) else "one seed per schedule, no interval")  # fmt: skip
+    many = any(row["accuracy"].n > 1 for row in table)
+    shown = (
+        f"seeds as dots (a seed's runs joined), mean and {LEVEL:.0%} interval" if many else "one seed each, no interval"
+    )
     ax.set(ylabel="test accuracy", title=f"Final test accuracy: {shown}")
     ax.grid(axis="y", alpha=0.3)
     save_figure(fig, path)

@@ -444,7 +444,7 @@ def _seeds(n: float) -> str:
 def _per_process(runs: list[Run], batch: int) -> str:
     """Where every run trained data-parallel on one number of processes (torchrun), what each process's
     BatchNorm saw; mixed numbers have a note of their own (results.mixed_processes)."""
-    counts = {int(r.config.get("processes") or 1) for r in runs}
+    counts = {int(n) for r in runs for n in [r.config.get("processes") or 1, *r.config.get("processes_resumed", [])]}
     n = counts.pop() if len(counts) == 1 else 1
     return f" (data-parallel on {n} processes: {batch // n} images each)" if n > 1 else ""
 
@@ -603,9 +603,9 @@ def _document(
         ("train_loss", "Training loss against epoch, mean and min–max band over seeds"),
         (
             "accuracy",
-            f"Final test accuracy per schedule: seeds as dots, each seed's runs joined by a grey line (one seed's "
-            f"runs share initial weights and batch order: the pairing behind the comparisons), mean and "
-            f"{LEVEL:.0%} interval",
+            "Final test accuracy per schedule: seeds as dots, each seed's runs joined by a grey line (one seed's "
+            "runs share initial weights and batch order: the pairing behind the comparisons), mean"
+            + (f" and {LEVEL:.0%} interval" if most > 1 else " (at most one finished seed each: no interval)"),
         ),
         ("lr_sensitivity", "LR sensitivity: final test accuracy against the peak LR of each schedule"),
         ("confusion", f"Test confusion matrix of the schedule with the highest mean accuracy ({shown})"),

@@ -330,7 +330,8 @@ _RAN = (
     ),
     ("lrlab", lambda p: p.get("lrlab")),
     ("torch", lambda p: p.get("torch")),
-    ("device", lambda p: " ".join(filter(None, [p.get("device"), p.get("device_name")]))),
+    # (the card's model, not its index: a torchrun process records cuda:0, a single process cuda)
+    ("device", lambda p: " ".join(filter(None, [str(p.get("device")).split(":")[0], p.get("device_name")]))),
     ("torch threads", lambda p: p.get("torch_threads") if str(p.get("device")).startswith("cpu") else None),
 )
 

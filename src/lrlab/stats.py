@@ -399,11 +399,11 @@ def describe_method(
     test: str, comparisons: int, level: float = 0.95, alpha: float = 0.05, within: str = "", seeds: int = 2
 ) -> str:
     """One sentence for reports saying how the numbers were made; `within` names the groups Holm adjusts in
-    separately ("each peak LR"), 0 comparisons leaves the testing out, and `seeds`, the most seeds of a
+    separately ("each peak LR"), 0 comparisons leaves the testing out, and `seeds`, the most finished seeds of a
     schedule, 1 says that there is no interval."""
     _check(test, level, alpha)
     if seeds <= 1:
-        return "One seed per schedule: its value, without an interval (one seed has none) and untested."
+        return "At most one finished seed per schedule: its value, without an interval (one seed has none), untested."
     plural = "comparison" if comparisons == 1 else "comparisons"
     scope = f" within {within}" if within else ""
     tested = (

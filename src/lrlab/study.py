@@ -353,6 +353,11 @@ def _state(folder: Path, fingerprint: str, save_model: bool, echo: Callable[[str
     return "again"  # in its folder: the finished files stay until save_run replaces them (result.json last)
 
 
+# in a run folder while a finished run is trained again (`lrlab train` for its weights): the new training's
+# config.json, which replaces the folder's when its result is saved
+RETRAIN = "retrain.json"
+
+
 def run_config(p: Prepared, name: str, seed: int, fingerprint: str) -> dict[str, Any]:
     """What a run folder's config.json records: the run, its resolved config and provenance."""
     base, peak = p.variants[name]
@@ -659,7 +664,8 @@ def _run_all(
         f"lrlab {command} {cfg.name!r}: {count(len(p.only or cfg.schedules), 'schedule')}{axis} × "
         f"{count(len(cfg.seeds), 'seed')} "
         f"on {ds.name} (train {len(ds.train)}, val {len(ds.val)}, test {len(ds.test)}; "
-        f"{ds.image_size[0]}×{ds.image_size[1]}×{ds.in_channels}), {count(cfg.train.epochs, 'epoch')} × "
+        f"{ds.image_size[0]}×{ds.image_size[1]}×{ds.in_channels}), GoogLeNet width {cfg.model.width:g} "
+        f"({p.model_info['parameters']:,} parameters), {count(cfg.train.epochs, 'epoch')} × "
         f"{count(p.plan.steps_per_epoch, 'step')}, device {p.device}{ranks}, out {out}"
     )
     if cfg.data.limit is not None and cfg.data.limit > len(ds.train):
@@ -720,26 +726,29 @@ def _train_one(
 ) -> str:
     """Train one run (resuming its checkpoint), save its folder; returns the line that reports it."""
     d, folder = p.dist, run_dir(p.cfg.out_dir, name, seed)
-    if state == "new" and d.is_main:
-        store.write_json(folder / "config.json", run_config(p, name, seed, fp))
-    elif d.is_main:  # resumed: on another number of processes, its BatchNorm saw other batches from here on
-        doc = store.read_json(folder / "config.json")
-        resumed = doc.get("processes_resumed", [])
-        if d.world not in [doc.get("processes"), *resumed]:
-            doc["processes_resumed"] = [*resumed, d.world]
-            store.write_json(folder / "config.json", doc)
-    sched = compile_schedule(p.specs[name], p.plan, name)  # fresh: a plateau's history is per run
     checkpoint = folder / results.CHECKPOINT
+    # what ran: config.json, but a finished run trained again keeps its own until the new result replaces it, and
+    # the new training's record waits beside it
+    record = folder / (RETRAIN if state == "again" else "config.json")
+    if d.is_main and (state == "new" or not record.exists()):
+        store.write_json(record, run_config(p, name, seed, fp))
+
+    def resumed(epoch: int) -> None:  # each resume, when it happens: what ran from there on
+        doc = store.read_json(record)
+        doc["resumes"] = [*doc.get("resumes", []), {"from_epoch": epoch, "provenance": store.provenance(str(p.device))}]
+        earlier = doc.get("processes_resumed", [])  # on another number of processes its BatchNorm saw other batches
+        if d.world not in [doc.get("processes"), *earlier]:
+            doc["processes_resumed"] = [*earlier, d.world]
+        store.write_json(record, doc)
+
+    sched = compile_schedule(p.specs[name], p.plan, name)  # fresh: a plateau's history is per run
     result = train_run(p.build, p.inputs, sched, p.cfg.train, seed, p.device, progress, f"{name} s{seed}",
-                       checkpoint, fp, d, make_bar)  # fmt: skip
+                       checkpoint, fp, d, make_bar, resumed if d.is_main else None)  # fmt: skip
     if not d.is_main:
         return ""
-    if state == "again":  # what ran this time, written with its result (the earlier one's stood until now)
-        store.write_json(folder / "config.json", run_config(p, name, seed, fp))
-    elif result.resumed_from:  # what ran from the resume on (another commit, device or thread count, say)
-        doc = store.read_json(folder / "config.json")
-        resumed = {"from_epoch": result.resumed_from, "provenance": store.provenance(str(p.device))}
-        store.write_json(folder / "config.json", {**doc, "resumes": [*doc.get("resumes", []), resumed]})
+    if state == "again":  # the new training's record, with its result (the earlier one's stood until now)
+        store.write_json(folder / "config.json", store.read_json(record))
+        record.unlink()
     saved = save_run(folder, p, sched, seed, result)
     checkpoint.unlink(missing_ok=True)  # the result is saved; the checkpoint has done its work
     if result.status == "ok":

@@ -605,12 +605,13 @@ def train_run(
     fingerprint: str = "",
     d: Dist = SINGLE,
     make_bar: Callable[[int, int, str], Any] | None = None,
+    on_resume: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Train one model under one schedule and seed. With `checkpoint`, the state is saved there at
     every epoch end, and a checkpoint already there (of the same `fingerprint`) is resumed. Under
     torchrun (`d`), rank 0 reads and writes the checkpoint and shares it with the other ranks.
     `make_bar(total, initial, label)` replaces the tqdm bar (a worker process's bar is drawn by its
-    parent)."""
+    parent); `on_resume(epoch)` is called where a checkpoint is resumed, with the epochs it holds."""
     trainer = Trainer(build_model, data, schedule, cfg, seed, device, d)
     start = 0
     state = None
@@ -620,6 +621,8 @@ def train_run(
     if state is not None:
         trainer.load_state_dict(state)
         start = len(trainer.epochs)
+        if on_resume is not None:
+            on_resume(start)
     plan = schedule.plan
     t0 = time.perf_counter()
     # progress None: a bar only on a terminal (tqdm's rule); True/False force it on/off

@@ -202,6 +202,8 @@ def _value(value: Any, tp: Any, key: str, where: str, zero_ok: bool = False) -> 
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected a whole number, got {value!r}")
         return value
+    if isinstance(value, str) and key in AUTO_FACTORS:  # "Auto", "1e-1" (TOML reads .1 as a string too)
+        raise ConfigError(f'{where}: expected a finite number or "auto", got {value!r} (write 0.1, not .1 or "0.1")')
     n = _number(value, where)
     if key.endswith("lr"):
         if n < 0 or (n == 0 and not zero_ok and key not in _ZERO_LR_OK):
@@ -210,6 +212,31 @@ def _value(value: Any, tp: Any, key: str, where: str, zero_ok: bool = False) -> 
             raise ConfigError(f"{where}: a learning rate must be at most {MAX_LR:g} (no network trains above it), "
                               f"got {value!r}")  # fmt: skip
     return n
+
+
+# torch.optim.lr_scheduler's names, for the hint a refusal gives: its classes' families here, and its parameters'
+# keys here (a length key written with a unit: _steps, _epochs or _frac)
+TORCH_TYPES = {
+    "StepLR": "step", "MultiStepLR": "multistep", "ExponentialLR": "exponential", "CosineAnnealingLR": "cosine",
+    "CosineAnnealingWarmRestarts": "sgdr", "CyclicLR": "cyclic", "OneCycleLR": "onecycle",
+    "PolynomialLR": "polynomial", "ReduceLROnPlateau": "plateau", "ConstantLR": "constant", "LinearLR": "warmup",
+}  # fmt: skip
+TORCH_PARAMS = {
+    "pct_start": "peak_frac", "eta_min": "min_lr", "T_max": "decay_steps", "total_iters": "decay_steps",
+    "step_size": "every_steps", "step_size_up": "up_steps", "step_size_down": "down_steps", "T_0": "period_steps",
+    "T_mult": "t_mult", "anneal_strategy": "anneal", "milestones": "milestones_steps", "min_lrs": "min_lr",
+}  # fmt: skip
+
+
+def _torch_hint(key: str, valid: list[str]) -> str:
+    """' (torch's pct_start is peak_frac here)' where `key` is a torch scheduler's parameter that this family takes
+    under another name."""
+    ours = TORCH_PARAMS.get(key)
+    stem = ours.rsplit("_", 1)[0] if ours and ours.endswith("_steps") else ours
+    if ours is None or not any(k == ours or k.startswith(f"{stem}_") for k in valid):
+        return ""
+    unit = " (or _epochs, _frac)" if ours.endswith("_steps") else ""
+    return f" (torch's {key} is {ours}{unit} here)"
 
 
 def parse_spec(spec: Any, where: str = "schedule", zero_ok: bool = False) -> Spec:
@@ -221,9 +248,9 @@ def parse_spec(spec: Any, where: str = "schedule", zero_ok: bool = False) -> Spe
     family = spec["type"]
     if not isinstance(family, str) or (family not in FAMILIES and family not in PRESETS):
         names = [*FAMILIES, *PRESETS]
-        raise ConfigError(
-            f"{where}.type: unknown schedule type {family!r}{did_you_mean(str(family), names)}; valid: {choices(names)}"
-        )
+        hint = (f" (torch's {family} is {TORCH_TYPES[family]!r} here)" if family in TORCH_TYPES
+                else did_you_mean(str(family), names))  # fmt: skip
+        raise ConfigError(f"{where}.type: unknown schedule type {family!r}{hint}; valid: {choices(names)}")
     written = set(spec)
     if {"div_final", "final_div_factor"} <= written:
         raise ConfigError(
@@ -239,7 +266,7 @@ def parse_spec(spec: Any, where: str = "schedule", zero_ok: bool = False) -> Spe
         if key == "type":
             continue
         if key not in keys:
-            hint = did_you_mean(key, keys)
+            hint = _torch_hint(key, valid_keys(family)) or did_you_mean(key, keys)
             lr_keys = [k for k in keys if k.endswith("lr") and not k.startswith("warmup")]
             if not hint and key.endswith("lr") and lr_keys:  # `lr` on a family whose peak is `max_lr`, say
                 hint = f" (its LRs: {choices(lr_keys)})"

@@ -175,15 +175,19 @@ class MultiStep(Spec):
 @dataclass(frozen=True, kw_only=True)
 class Exponential(Spec):
     """`lr` times `gamma` per `every` (default: per step, torch ExponentialLR stepped every batch;
-    `every_epochs = 1` decays by gamma per epoch, smoothly)."""
+    `every_epochs = 1` decays by gamma per epoch, smoothly; with `staircase`, at once at each epoch's end, as
+    ExponentialLR stepped once an epoch and Keras ExponentialDecay(staircase=True))."""
 
     lr: float
     gamma: float
     every: Duration = ONE_STEP
+    staircase: bool = False
 
     def curve(self, plan: Plan, field: Field) -> Fn:
         every = at_least_a_step(self.every, plan, "every", field, "a decay interval")
         _check_gamma(self.gamma, field)
+        if self.staircase:
+            return lambda s: self.lr * self.gamma ** math.floor(s / every)
         return lambda s: self.lr * self.gamma ** (s / every)
 
     def bounds(self) -> tuple[float, float]:
@@ -493,6 +497,8 @@ class Cyclic(Spec):
         still = "; the momentum still cycles" if moves else ""
         return (
             [f"gamma = {self.gamma:g} is used by mode 'exp_range' only"] * unused
+            + ["mode 'exp_range' with gamma 1 (its default) is 'triangular': give a gamma below 1"]
+            * (self.mode == "exp_range" and self.gamma == 1)
             + [f"base_lr equals max_lr ({self.max_lr:g}): the LR does not cycle; it is constant{still}"] * flat
             + self._short_rise(plan)
         )
