@@ -328,9 +328,10 @@ def _merged_in(out: Path, dirs: list[Path]) -> int:
     def runs(d: Path) -> set[Path]:  # (a finished run has its result.json)
         return {p.relative_to(d / RUNS_DIR) for p in (d / RUNS_DIR).glob("*/seed-*/result.json")}
 
-    others = {d.resolve() for d in dirs} - {out.resolve()}
-    if len(others) == len(set(d.resolve() for d in dirs)):  # out is not among them
+    given = {d.resolve() for d in dirs}
+    if out.resolve() not in given:
         return 0
+    others = given - {out.resolve()}
     return len(set().union(*(runs(d) for d in others)) - runs(out))
 
 
@@ -366,8 +367,9 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     from lrlab.schedules.compile import REQUIRED, toml_text
 
     if args.families:
-        given = [_flag_of(args, k) for k, v in vars(args).items()  # (False: a switch left off)
-                 if k not in ("command", "families", "func", "parser") and v not in (None, [], False)]  # fmt: skip
+        skip = ("command", "families", "func", "parser")  # (and False: a switch left off; 0 is a value given)
+        given = [_flag_of(args, k) for k, v in vars(args).items()
+                 if k not in skip and v is not False and v not in (None, [])]  # fmt: skip
         if given:  # ignored, they would pass unseen: a --plot written nowhere, a config never read
             raise ConfigError(f"--families: lists the families only; leave out {', '.join(dict.fromkeys(given))}")
         for name in FAMILIES:

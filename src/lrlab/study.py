@@ -730,7 +730,8 @@ def _train_one(
     # what ran: config.json, but a finished run trained again keeps its own until the new result replaces it, and
     # the new training's record waits beside it
     record = folder / (RETRAIN if state == "again" else "config.json")
-    if d.is_main and (state == "new" or not record.exists()):
+    # (a retrain.json without a checkpoint: a retrain stopped before its first epoch ended, which kept nothing)
+    if d.is_main and (state == "new" or not record.exists() or (state == "again" and not checkpoint.exists())):
         store.write_json(record, run_config(p, name, seed, fp))
 
     def resumed(epoch: int) -> None:  # each resume, when it happens: what ran from there on
