@@ -248,8 +248,8 @@ def parse_spec(spec: Any, where: str = "schedule", zero_ok: bool = False) -> Spe
     family = spec["type"]
     if not isinstance(family, str) or (family not in FAMILIES and family not in PRESETS):
         names = [*FAMILIES, *PRESETS]
-        hint = (f" (torch's {family} is {TORCH_TYPES[family]!r} here)" if family in TORCH_TYPES
-                else did_you_mean(str(family), names))  # fmt: skip
+        hint = (f" (torch's {family} is {TORCH_TYPES[family]!r} here)" if isinstance(family, str)
+                and family in TORCH_TYPES else did_you_mean(str(family), names))  # fmt: skip
         raise ConfigError(f"{where}.type: unknown schedule type {family!r}{hint}; valid: {choices(names)}")
     written = set(spec)
     if {"div_final", "final_div_factor"} <= written:
