@@ -23,7 +23,7 @@ from lrlab.errors import ConfigError, choices, did_you_mean, unknown
 
 # The study that `lrlab study` runs with no config argument (a file in src/lrlab/configs/).
 DEFAULT_CONFIG = "six-settings"
-SWEEP_SEP = "@"  # a run of the LR axis is named <schedule>@<peak LR> (run_name; plots read it back)
+SWEEP_SEP = "@"  # a run of the LR axis is named <schedule>@<peak LR> (run_name; schedule_of reads it back)
 
 # The LR range test's sweep (`lrlab find-lr` and "auto" LRs): from 1e-5 (below any LR that trains a
 # network from scratch; starting lower spends the steps on a flat curve) to 10, in 200 steps.
@@ -379,6 +379,11 @@ _ADDED_LATER = {("model", "init"): ModelConfig.init, ("train", "decay_norm_bias"
 def run_name(schedule: str, peak: float | None) -> str:
     """A run's name: its schedule's, or on an LR axis <schedule>@<peak LR> (as the run folders and reports name it)."""
     return schedule if peak is None else f"{schedule}{SWEEP_SEP}{peak:g}"
+
+
+def schedule_of(run: str) -> str:
+    """The schedule a run's name (run_name) is of: <schedule>@<peak LR> is <schedule>'s."""
+    return run.split(SWEEP_SEP)[0]
 
 
 def train_axis(given: list[float] | None, recorded: Any, folder: Path) -> list[float] | None:

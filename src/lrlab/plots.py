@@ -26,7 +26,7 @@ from matplotlib.ticker import (
 )
 
 from lrlab import store
-from lrlab.config import SWEEP_SEP
+from lrlab.config import schedule_of
 from lrlab.errors import unknown
 from lrlab.results import LEVEL, Run
 from lrlab.stats import Comparison
@@ -85,7 +85,7 @@ def _colors(names: list[str]) -> dict[str, Any]:
     palette += [plt.get_cmap(m)(i) for i in range(20) for m in ("tab20b", "tab20c")]
     families: dict[str, list[str]] = {}  # schedule -> its names (its peaks, on an LR axis)
     for n in names:
-        families.setdefault(n.split(SWEEP_SEP)[0], []).append(n)
+        families.setdefault(schedule_of(n), []).append(n)
     if len(families) < len(names) and len(families) <= 10:  # an LR axis: a hue per schedule, a shade per peak LR
         return _shades(families, palette)
     return {n: palette[i % len(palette)] for i, n in enumerate(names)}

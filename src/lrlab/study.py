@@ -579,12 +579,10 @@ def _planned(
     shard's share or `lrlab train`'s one run), so an earlier start's other seeds of them (a study stopped, then
     rerun with fewer seeds) are no longer planned."""
 
-    def base(name: Any) -> str:
-        return str(name).split(config_mod.SWEEP_SEP)[0]
-
+    base = config_mod.schedule_of
     earlier, now = recorded.get("planned"), {base(n) for n, _ in runs}
     kept = [list(x) for x in earlier if isinstance(x, list) and len(x) == 2] if isinstance(earlier, list) else []
-    kept = [x for x in kept if base(x[0]) in schedules and not (replace and base(x[0]) in now)]
+    kept = [x for x in kept if base(str(x[0])) in schedules and not (replace and base(str(x[0])) in now)]
     return kept + [[n, s] for n, s in runs if [n, s] not in kept]
 
 
