@@ -19,6 +19,7 @@ from lrlab.model import (
     macs_per_image,
     resolve_branch5,
     resolve_stem,
+    stem_notes,
 )
 
 
@@ -101,6 +102,20 @@ def test_auto_resolution() -> None:
     assert resolve_stem(cfg, (65, 32)) == "imagenet"
     assert resolve_branch5(cfg, "cifar") == "3x3-3x3" and resolve_branch5(cfg, "imagenet") == "3x3"
     assert resolve_branch5(ModelConfig(branch5="5x5"), "cifar") == "5x5"
+
+
+@pytest.mark.parametrize(("size", "stem", "says"), [
+    ((8, 8), "imagenet", "which sees 1×1 maps, the last 1×1"),  # digits: the stride-32 stem leaves a pixel
+    ((64, 48), "imagenet", "which sees 8×6 maps, the last 2×2"),
+    ((96, 80), "cifar", "sees 96×80 maps, about 8× the compute"),
+    ((65, 65), "imagenet", None), ((64, 64), "cifar", None),  # what "auto" picks: nothing to note
+])  # fmt: skip
+def test_a_stem_chosen_against_the_image_size_is_noted(size, stem, says) -> None:
+    model = build_model(ModelConfig(stem=stem, width=0.125), 10, 3, size)
+    model.train()
+    notes = stem_notes(model, 3, size)
+    assert notes == [] if says is None else says in notes[0] and f"model.stem = '{stem}'" in notes[0]
+    assert model.training and not model.inception3a._forward_pre_hooks  # left as it was
 
 
 def test_seeded_init_is_reproducible() -> None:

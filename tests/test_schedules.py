@@ -224,6 +224,29 @@ def test_warmup_matches_torch_sequential(curve, then):
         assert v[:W] == [start] * W and v[W] == lr
 
 
+def test_torch_constantlr_and_linearlr_as_the_refusal_hints_write_them():
+    # ConstantLR and a falling LinearLR alone (no SequentialLR): the keys the unknown-type hint names
+    sched, T, lr = torch.optim.lr_scheduler, 40, 0.3
+    with pytest.raises(ConfigError, match="warmup_curve = 'constant', warmup_start_lr = factor × lr"):
+        parse_spec({"type": "ConstantLR"})
+    spec = {"type": "constant", "lr": lr, "warmup_curve": "constant", "warmup_start_lr": lr / 3, "warmup_steps": 5}
+    assert_close(lrs(spec, Plan(T, 10)), torch_lrs(lambda o: sched.ConstantLR(o, factor=1 / 3, total_iters=5), T, lr))
+    with pytest.raises(ConfigError, match="falling is 'polynomial' with power = 1"):
+        parse_spec({"type": "LinearLR"})
+    make = lambda o: sched.LinearLR(o, start_factor=1.0, end_factor=0.0, total_iters=T)  # noqa: E731
+    assert_close(lrs({"type": "polynomial", "lr": lr, "power": 1}, Plan(T, 10)), torch_lrs(make, T, lr))
+
+
+@pytest.mark.parametrize("spec", [{"type": "onecycle", "max_lr": 0.1}, {"type": "fastai-onecycle", "max_lr": 0.1},
+                                  {"type": "flat_anneal", "lr": 0.1}, {"type": "cosine", "lr": 0.1}])  # fmt: skip
+def test_a_one_shot_schedule_holds_its_last_value_past_the_end(spec):
+    # the LR is a pure function of the step; past the run's last step a one-shot decay does not rise again
+    s = compile_schedule(spec, PLAN)
+    T = PLAN.total_steps
+    assert [s.lr(T + k) for k in range(30)] == [s.lr(T)] * 30
+    assert s.lr(T) <= s.lr(T - 1)
+
+
 def test_fractions_land_on_the_intended_step():
     # 0.28 × 25 is 7.000000000000001 in floats: the drop still comes at step 7
     for spec in (
@@ -313,6 +336,17 @@ def test_settings_that_do_nothing_in_this_run_are_noted():
 
 
 SHORT = Plan(18, 9)
+
+
+def test_an_exponential_gamma_per_step_that_empties_the_lr_is_noted():
+    # gamma 0.9 is torch's ExponentialLR once an epoch in most recipes; per step over 100 steps the LR falls 34,000-fold
+    (note,) = compile_schedule({"type": "exponential", "lr": 0.1, "gamma": 0.9}, PLAN).notes
+    v = lrs({"type": "exponential", "lr": 0.1, "gamma": 0.9})
+    assert note.startswith("gamma = 0.9 per step (every_steps = 1, the default): over the run's 100 steps the LR falls")
+    assert f"to {v[-1]:.3g}; for gamma per epoch" in note and v[-1] / v[0] < 1e-3
+    staircase = {"gamma": 0.9, "every_epochs": 1, "staircase": True}
+    for other in ({"gamma": 0.9, "every_epochs": 1}, {"gamma": 0.95}, staircase):
+        assert compile_schedule({"type": "exponential", "lr": 0.1, **other}, PLAN).notes == ()
 
 
 def test_a_cyclic_rise_past_the_run_is_noted_with_the_peak_it_reaches():

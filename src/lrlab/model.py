@@ -339,6 +339,34 @@ def resolve_stem(cfg: ModelConfig, image_size: tuple[int, int]) -> str:
     return "cifar" if max(image_size) <= AUTO_STEM_MAX_SIDE else "imagenet"
 
 
+def stem_notes(model: GoogLeNet, in_channels: int, image_size: tuple[int, int]) -> list[str]:
+    """A note where a stem chosen by hand does not suit the images (`auto` picks by AUTO_STEM_MAX_SIDE): the
+    ImageNet stem leaves small images a map of a pixel or two, the CIFAR stem keeps large ones at full size."""
+    (h, w), side = image_size, max(image_size)
+    if model.stem_kind == "imagenet" and side <= AUTO_STEM_MAX_SIDE:
+        sides: list[tuple[int, ...]] = []  # the map sizes that the first and the last Inception blocks see
+        hooks = [b.register_forward_pre_hook(lambda _, a: sides.append(tuple(a[0].shape[-2:])))
+                 for b in (model.inception3a, model.inception5b)]  # fmt: skip
+        p, was_training = next(model.parameters()), model.training
+        try:
+            model.eval()
+            with torch.no_grad():
+                model(torch.zeros(1, in_channels, h, w, device=p.device, dtype=p.dtype))
+        finally:
+            model.train(was_training)
+            for hook in hooks:
+                hook.remove()
+        (a, b), (c, d) = sides
+        return [f"model.stem = 'imagenet' on {h}×{w} images: it downsamples by 8 before the first Inception block, "
+                f"which sees {a}×{b} maps, the last {c}×{d}; 'auto' (the default) picks 'cifar' for images up to "
+                f"{AUTO_STEM_MAX_SIDE} px a side"]  # fmt: skip
+    if model.stem_kind == "cifar" and side > AUTO_STEM_MAX_SIDE:
+        return [f"model.stem = 'cifar' on {h}×{w} images: it does not downsample, so the first Inception block sees "
+                f"{h}×{w} maps, about {h * w / 1024:.0f}× the compute and activation memory of a 32×32 image; 'auto' "
+                f"(the default) picks 'imagenet' above {AUTO_STEM_MAX_SIDE} px a side"]  # fmt: skip
+    return []
+
+
 def resolve_branch5(cfg: ModelConfig, stem: str) -> str:
     """The "5×5" branch to build: `cfg.branch5`, or for "auto" the stem's default (AUTO_BRANCH5)."""
     if cfg.branch5 not in BRANCH5:

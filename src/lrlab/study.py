@@ -34,7 +34,7 @@ from lrlab.distributed import SINGLE, Dist
 from lrlab.errors import ConfigError, LrlabError, unknown
 from lrlab.lr_finder import range_test
 from lrlab.metrics import classification_metrics
-from lrlab.model import AUTO_STEM_MAX_SIDE, build_model, count_params
+from lrlab.model import AUTO_STEM_MAX_SIDE, build_model, count_params, stem_notes
 from lrlab.schedules import (
     AUTO_RULE,
     Plan,
@@ -97,6 +97,7 @@ class Prepared:
     auto_lr: dict[str, Any] | None  # the LR range test behind "auto" LRs, if any
     dist: Dist = SINGLE  # this process's place under torchrun
     only: list[str] | None = None  # the schedules this start trains (variants has only theirs); None: all
+    notes: tuple[str, ...] = ()  # what the start line notes about the setting (model.stem_notes)
 
 
 def resolve_augment(name: str, ds: data_mod.Dataset) -> str:
@@ -219,7 +220,9 @@ def prepare(
         if auto is None:
             raise
         raise auto_refused(e, auto) from None
-    return Prepared(cfg, ds, inputs, plan, variants, run_specs, schedules, device, build, model_info, auto, d, only)
+    notes = tuple(stem_notes(model, ds.in_channels, ds.image_size))
+    return Prepared(cfg, ds, inputs, plan, variants, run_specs, schedules, device, build, model_info, auto, d, only,
+                    notes)  # fmt: skip
 
 
 # stand-ins for the range test's LR that checks "auto" schedules before it runs; spanning the LRs a range test
@@ -672,7 +675,7 @@ def _run_all(
     elif cfg.data.limit is not None and cfg.data.limit < len(ds.train):  # (data._subsample's floor)
         echo(f"note: data.limit: {cfg.data.limit} is fewer than the {len(ds.classes)} classes; each keeps one "
              f"training image, {len(ds.train)} in all")  # fmt: skip
-    for note in data_mod.unread(cfg.data, ds):
+    for note in [*data_mod.unread(cfg.data, ds), *p.notes]:
         echo(f"note: {note}")
     for name, sched in p.schedules.items():
         for note in sched.notes:

@@ -219,7 +219,12 @@ def _value(value: Any, tp: Any, key: str, where: str, zero_ok: bool = False) -> 
 TORCH_TYPES = {
     "StepLR": "step", "MultiStepLR": "multistep", "ExponentialLR": "exponential", "CosineAnnealingLR": "cosine",
     "CosineAnnealingWarmRestarts": "sgdr", "CyclicLR": "cyclic", "OneCycleLR": "onecycle",
-    "PolynomialLR": "polynomial", "ReduceLROnPlateau": "plateau", "ConstantLR": "constant", "LinearLR": "warmup",
+    "PolynomialLR": "polynomial", "ReduceLROnPlateau": "plateau",
+    # where no family is the class, what the hint says after "torch's <class>"
+    "ConstantLR": "is not a constant LR but a constant warm-up: on any family, warmup_curve = 'constant', "
+                  "warmup_start_lr = factor × lr, warmup_steps = total_iters",
+    "LinearLR": "rising is a warm-up ('warmup', or on any family: warmup_start_lr = start_factor × lr, "
+                "warmup_steps = total_iters); falling is 'polynomial' with power = 1",
 }  # fmt: skip
 TORCH_PARAMS = {
     "pct_start": "peak_frac", "eta_min": "min_lr", "T_max": "decay_steps", "total_iters": "decay_steps",
@@ -248,8 +253,9 @@ def parse_spec(spec: Any, where: str = "schedule", zero_ok: bool = False) -> Spe
     family = spec["type"]
     if not isinstance(family, str) or (family not in FAMILIES and family not in PRESETS):
         names = [*FAMILIES, *PRESETS]
-        hint = (f" (torch's {family} is {TORCH_TYPES[family]!r} here)" if isinstance(family, str)
-                and family in TORCH_TYPES else did_you_mean(str(family), names))  # fmt: skip
+        ours = TORCH_TYPES.get(family) if isinstance(family, str) else None
+        hint = did_you_mean(str(family), names) if ours is None else f" (torch's {family} {ours})"
+        hint = f" (torch's {family} is {ours!r} here)" if ours in FAMILIES else hint
         raise ConfigError(f"{where}.type: unknown schedule type {family!r}{hint}; valid: {choices(names)}")
     written = set(spec)
     if {"div_final", "final_div_factor"} <= written:

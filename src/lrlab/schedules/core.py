@@ -42,11 +42,14 @@ class Duration:
 
 
 def cos_anneal(start: float, end: float, pct: float) -> float:
-    """Half a cosine from start (pct 0) to end (pct 1): torch's `_annealing_cos`, fastai's SchedCos."""
+    """Half a cosine from start (pct 0) to end (pct 1): torch's `_annealing_cos`, fastai's SchedCos. A pct past 1
+    (a step after a one-shot schedule's end) holds `end`, as a pct below 0 holds `start`."""
+    pct = min(max(pct, 0.0), 1.0)
     return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
 
 
 def lin_anneal(start: float, end: float, pct: float) -> float:
+    pct = min(max(pct, 0.0), 1.0)  # as cos_anneal
     return start + (end - start) * pct
 
 

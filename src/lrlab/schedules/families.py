@@ -193,6 +193,20 @@ class Exponential(Spec):
     def bounds(self) -> tuple[float, float]:
         return 0.0, self.lr
 
+    def notes(self, plan: Plan) -> list[str]:
+        # torch's ExponentialLR is stepped by hand, once an epoch in most recipes: a gamma copied from one decays
+        # per step here unless `every` says otherwise, which can bring the LR to nothing within an epoch or two
+        if self.every != ONE_STEP or not 0 < self.gamma < 1:
+            return []
+        left = self.gamma ** (plan.total_steps - 1)  # the last step's LR over the first's
+        if left >= 1e-3:
+            return []
+        return [
+            f"gamma = {self.gamma:g} per step (every_steps = 1, the default): over the run's {plan.total_steps} "
+            f"steps the LR falls {1 / left:.3g}-fold, to {self.lr * left:.3g}; for gamma per epoch (torch's "
+            "ExponentialLR stepped once an epoch) write every_epochs = 1"
+        ]
+
 
 @dataclass(frozen=True, kw_only=True)
 class InverseTime(Spec):
