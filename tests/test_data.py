@@ -345,6 +345,11 @@ def test_differing_sizes_need_image_size(tmp_path):
     with pytest.raises(DataError, match=r"data\.image_size") as e:
         load_data(cfg_for(root))
     assert "height×width 8×8" in str(e.value) and "6×10" in str(e.value)  # in the header's order: 6 high, 10 wide
+    assert str(e.value).endswith("(their aspect ratio is not kept), e.g. --set data.image_size=6")  # none enlarged
+    write_images(tmp_path / "p" / "train", classes=["a"], size=(300, 200))
+    write_images(tmp_path / "p" / "train", classes=["b"], size=(224, 224))
+    with pytest.raises(DataError, match=r"e\.g\. --set data\.image_size=200 \(or 64 for a small, fast model\)$"):
+        load_data(cfg_for(tmp_path / "p"))  # photos: not the 32 or 64 it once suggested alone
     ds = load_data(cfg_for(root, image_size=5))
     assert ds.image_size == (5, 5) and all(s.images.shape[1:] == (3, 5, 5) for s in splits(ds))
 
@@ -702,9 +707,34 @@ def test_a_folder_is_decoded_one_image_at_a_time(tmp_path, monkeypatch):
     # a grey image before the first colour one is in colour as if decoded so from the start
     names = sorted(str(p) for p in (tmp_path / "d" / "train").rglob("*.png"))
     assert Image.open(names[0]).mode == "L" and Image.open(names[1]).mode == "RGB"
-    read = lambda n: Path(n).read_bytes()  # noqa: E731
+    read = data._read_files
     assert torch.equal(data._decode(names, read, str, 8), data._decode(names, read, str, 8, "RGB"))
     assert data._decode(names[:1], read, str, None).shape == (1, 1, 40, 40)  # grey alone: one channel
+    # nor are the files' bytes read ahead: each file is read after the one before it was decoded
+    decoded_before = []
+
+    def reading(ns):
+        for k, pair in enumerate(read(ns)):
+            decoded_before.append(len(most) - start - k)
+            yield pair
+
+    start = len(most)
+    twice = data._decode([*names, names[0]], reading, str, 8)  # a file asked for twice is read once
+    assert decoded_before == [0] * len(names) and torch.equal(twice[-1], twice[0])
+
+
+def test_a_split_too_large_for_memory_is_refused_with_the_way_out(tmp_path, monkeypatch):
+    # numpy raised a bare "Unable to allocate 34.4 GiB" (or the kernel killed the process later, without a word)
+    make_tree(tmp_path / "d", n=6, size=(40, 40))
+    monkeypatch.setattr(data, "_available_memory", lambda: 2**20)
+    cfg = cfg_for(tmp_path / "d", image_size=300, val_frac=0.2, test_frac=0.2)
+    with pytest.raises(
+        DataError,
+        match=r"holding the \d+ chosen images at 300×300×3 in memory needs 0\.\d GiB, more "
+        r"than the 0\.0 GiB this machine has free; stream them from the folder",
+    ):
+        load_data(cfg)
+    assert load_data(dataclasses.replace(cfg, stream=True)).train.images.shape[1:] == (3, 300, 300)
 
 
 def test_data_keys_a_source_does_not_read_are_named():

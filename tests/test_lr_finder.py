@@ -55,10 +55,28 @@ def test_valley_ignores_an_early_dip_of_the_plateau():
     assert suggest_valley(LRS, dipped) == suggest_valley(LRS, loss) == pytest.approx(10**-1.8, rel=0.01)
 
 
-def test_a_flat_curve_comes_with_a_caution():
+def test_a_curve_that_cannot_place_a_valley_comes_with_a_caution_that_says_which_way():
     flat = RangeTest([1e-3, 1e-2, 1e-1], [2.3, 2.29, 2.28], [2.3, 2.29, 2.28], False, fall=0.01)
-    assert "fell by only 1.0%" in flat.caution()
+    assert "fell by only 1.0%" in flat.caution() and flat.caution().endswith("find-lr --steps more, or a wider "
+                                                                             "--start-lr/--end-lr")  # fmt: skip
     assert dataclasses.replace(flat, fall=0.2).caution() is None
+    rose = dataclasses.replace(flat, fall=0.0, bottom="start")
+    assert rose.caution().endswith("below start_lr; the suggestions are unreliable: find-lr --start-lr lower")
+    falling = dataclasses.replace(flat, fall=0.4, bottom="end")
+    assert falling.caution().startswith("the loss was still falling at the sweep's end (0.1)")
+    assert falling.caution().endswith("find-lr --end-lr higher")
+    assert dataclasses.replace(falling, stopped_early=True).caution() is None  # it diverged: the valley is inside
+    # a study's own test cannot take find-lr's flags: the way out there is an LR given
+    assert falling.caution(study=True).endswith("give the LR with --auto-lr LR, or set the LRs by hand")
+
+
+def test_a_sweep_that_ends_before_the_valley_says_so():
+    p = prepare(config.load(None, QUICK))
+    torch.manual_seed(0)
+    model = p.build().eval()
+    short = range_test(model, p.inputs, p.cfg.train, p.device, start_lr=1e-6, end_lr=1e-3, steps=40)
+    assert short.bottom == "end" and not short.stopped_early and "still falling" in short.caution()
+    assert not model.training and all(w.grad is None for w in model.parameters())  # left as it came
 
 
 def plotted_range_test(test: RangeTest, monkeypatch):
@@ -134,6 +152,8 @@ def test_find_lr_command(tmp_path, capsys):
     assert "find-lr: step 40/40 (100%)" in said.err  # --progress into a pipe: its bar as lines, to the end
     assert "steepest" in printed and "valley" in printed and "weights restored" in printed
     assert "with the LR at " in printed
+    # another sweep than a study's: the valley it finds is not the one "auto" would take
+    assert '<- the rule of lr = "auto", whose own test sweeps 1e-05 to 10 in 200 steps' in printed
     saved = json.loads((tmp_path / "find-lr.json").read_text())
     assert set(saved["suggestions"]) == {"steepest", "minimum/10", "valley"}
     assert (tmp_path / "find-lr.png").stat().st_size > 5000
@@ -238,4 +258,11 @@ def test_range_test_trains_as_the_run_does():
 def test_find_lr_refuses_bad_steps_before_making_its_folder(steps, tmp_path, capsys):
     assert main(["find-lr", "--steps", steps, "--out", str(tmp_path / "x")]) == 2
     said = f"steps must be in [10, 100,000], got {steps}"
+    assert said in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_find_lr_refuses_an_lr_past_a_floats_range_before_making_its_folder(tmp_path, capsys):
+    # (torch's SGD raised "value cannot be converted to type float without overflow" at 1e300)
+    assert main(["find-lr", "--end-lr", "1e300", "--out", str(tmp_path / "x")]) == 2
+    said = "end_lr must be at most 1e+06 (no network trains above it), got 1e+300"
     assert said in capsys.readouterr().err and not (tmp_path / "x").exists()

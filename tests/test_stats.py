@@ -160,6 +160,17 @@ def test_compare_verdicts_with_holm():
     assert [c.p_holm for c in res] == pytest.approx(holm([c.p_ttest for c in res]))
 
 
+def test_a_p_value_at_alpha_decides_and_the_level_sets_the_interval():
+    # the verdict rejects at p <= alpha (alpha set to the comparison's own p), and `level` reaches the interval
+    (c,) = compare({"base": BASE, "better": BETTER}, "base")
+    assert compare({"base": BASE, "better": BETTER}, "base", alpha=c.p_holm)[0].verdict == "better"
+    assert compare({"base": BASE, "better": BETTER}, "base", alpha=c.p_holm * 0.999)[0].verdict == "no clear difference"
+    (w,) = compare({"base": BASE, "better": BETTER}, "base", level=0.99)
+    d = differences(*paired(BETTER, BASE))
+    assert (w.diff_ci_low, w.diff_ci_high) == pytest.approx(t_interval(d, 0.99))
+    assert w.diff_ci_high - w.diff_ci_low > c.diff_ci_high - c.diff_ci_low
+
+
 def test_compare_wilcoxon_needs_more_seeds():
     # Five seeds can never give a two-sided signed-rank p below 2/32 > 0.05; eight can (2/256).
     assert compare({"b": BASE, "x": BETTER}, "b", test="wilcoxon")[0].verdict == "no clear difference"

@@ -19,6 +19,7 @@ import pytest
 
 from lrlab import config
 from lrlab.cli import main
+from lrlab.data import load_data
 from lrlab.errors import ConfigError, LrlabError
 from lrlab.metrics import ALL_METRICS
 from lrlab.report import build_report
@@ -46,6 +47,7 @@ def read_csv(path):
 
 def test_outputs_for_every_run(study):
     cfg, out, table, _ = study
+    mean, std = load_data(cfg.data).channel_stats()
     names = list(cfg.schedules)
     assert len(names) == 6 and [r["schedule"] for r in table] == names
     for name in names:
@@ -67,6 +69,9 @@ def test_outputs_for_every_run(study):
             assert prov["torch"] and prov["torchvision"] and prov["lrlab"] and prov["device"] == "cpu"
             assert len(saved["data"]["files_hash"]) == 64
             assert saved["config"]["data"]["augment"] == "auto" and saved["data"]["augment"] == "none"  # digits
+            # the input the weights expect, to use them without lrlab: the training split's own statistics
+            assert saved["data"]["image_size"] == [8, 8] and saved["data"]["channels"] == 1
+            assert saved["data"]["mean"] == pytest.approx(mean) and saved["data"]["std"] == pytest.approx(std)
     for plot in ("lr", "val_accuracy", "train_loss", "accuracy", "differences", "confusion"):
         assert (out / "plots" / f"{plot}.png").stat().st_size > 5000
 
@@ -280,7 +285,7 @@ def test_a_run_no_better_than_the_commonest_class_is_said(study, tmp_path, capsy
     assert "**Learned nothing:** warmup seed 1 (" in (tmp_path / "report.md").read_text()
 
 
-def test_the_highest_mean_of_a_schedule_with_diverged_seeds_says_so(study, tmp_path):
+def test_the_highest_mean_of_a_schedule_with_diverged_seeds_says_so(study, tmp_path, capsys):
     _, out, _, _ = study
     shutil.copytree(out / "runs", tmp_path / "runs")
     for path in (tmp_path / "runs").glob("*/seed-*/result.json"):
@@ -295,6 +300,11 @@ def test_the_highest_mean_of_a_schedule_with_diverged_seeds_says_so(study, tmp_p
     text = (tmp_path / "report.md").read_text()
     line = next(x for x in text.splitlines() if x.startswith("Highest mean accuracy: **onecycle**."))
     assert line.endswith("But onecycle diverged in 1 of its 2 seeds: each mean is over the seeds that finished.")
+    # its verdict against the baseline pairs only the seed it finished, and says what it left out
+    row = next(x for x in text.splitlines() if x.startswith("| onecycle | +"))
+    assert "| untested (onecycle diverged on 1 of 2 seeds) |" in row
+    assert "| untested (onecycle diverged on 1 of 2 seeds) |" in capsys.readouterr().out
+    assert "(cyclic diverged" not in text
 
 
 def test_a_study_whose_every_run_diverged_says_so_and_ranks_nothing(study, tmp_path, capsys):
@@ -1203,7 +1213,7 @@ def test_auto_lrs_beside_fixed_ones_are_checked_for_the_lr_they_get(tmp_path, mo
     monkeypatch.setattr(study_mod, "range_test", lambda *a, **k: pytest.fail("ran the range test"))
     prepare(config.load(None, base), auto_lr=False)
     floor = {**base, "schedules": {"cos": {"type": "cosine", "lr": "auto", "min_lr": 0.3}}, "baseline": "cos"}
-    test = types.SimpleNamespace(suggestions={"valley": 0.2}, fall=0.5, caution=lambda: None)
+    test = types.SimpleNamespace(suggestions={"valley": 0.2}, fall=0.5, caution=lambda study=False: None)
     monkeypatch.setattr(study_mod, "range_test", lambda *a, **k: test)
     with pytest.raises(ConfigError, match=r'schedules\.cos\.min_lr: .*0\.3.*\("auto" LRs: 0\.2 \(valley rule'):
         prepare(config.load(None, floor))

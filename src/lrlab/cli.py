@@ -417,7 +417,6 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         plan = Plan(args.steps, spe)
         # --auto-lr: "auto" LRs need no range test, so they preview without data too; nor do they on an LR axis
         # that scales all of a spec's LRs to each peak (only the ratios between them are kept): a stand-in
-        needed = auto_lr_needed(cfg, cfg.schedules)
 
         def runs_of(name: str, spec: dict[str, Any]) -> dict[str, Schedule]:  # on an LR axis, as a study trains
             variants = run_variants({name: spec}, cfg.peak_lrs, plan)[1]
@@ -425,7 +424,9 @@ def cmd_schedules(args: argparse.Namespace) -> int:
 
         schedules = {}
         for n, spec in cfg.schedules.items():
-            # (not needed: 1.0 stands in on an LR axis, scaled away; needed without auto_lr: refused as "auto")
+            # (not needed: 1.0 stands in on an LR axis, scaled away; needed without auto_lr: refused as "auto",
+            # each spec on its own, so that the refusal names one that needs a value)
+            needed = auto_lr_needed(cfg, {n: spec})
             lr = (stand_in(spec, cfg.auto_lr, lambda s, n=n: runs_of(n, s)) if needed and cfg.auto_lr is not None
                   else None if needed else 1.0)  # fmt: skip
             schedules.update(runs_of(n, resolve_auto(spec, lr) if lr else spec))
@@ -500,6 +501,8 @@ def cmd_find_lr(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     if getattr(args, "train.epochs", None) is not None:
         print("note: --epochs not read: the range test trains --steps steps, whatever the runs' epochs")
+    import torch
+
     seed = cfg.seeds[0]
     torch_seed(seed)
     bar = progress_bar(args.steps, 0, "find-lr", args.progress)  # (it stops early where the loss diverges)
@@ -523,6 +526,7 @@ def cmd_find_lr(args: argparse.Namespace) -> int:
             "end_lr": args.end_lr,
             "steps": args.steps,
             "seed": seed,
+            "threads": torch.get_num_threads(),  # (on a CPU the curve's float sums, and so its valley, vary with it)
             "data": p.dataset.name,
             "model": p.model_info,
             "config": config_mod.to_dict(cfg),
@@ -539,8 +543,17 @@ def cmd_find_lr(args: argparse.Namespace) -> int:
         f"LR range test on {p.dataset.name}: {len(test.lrs)} steps from {args.start_lr:g}, {end} "
         f"at {test.lrs[-1]:.3g}; weights restored."
     )
+    # a study's "auto" runs its own test over the default sweep: another sweep moves the valley (the smoothing lags
+    # a fixed number of steps, more or fewer decades of LR), so the mark says which LR a study would take
+    default = (args.start_lr, args.end_lr, args.steps) == (config_mod.RANGE_START_LR, config_mod.RANGE_END_LR,
+                                                           config_mod.RANGE_STEPS)  # fmt: skip
     for name, lr in test.suggestions.items():
-        mark = '   <- used for lr = "auto"' if name == AUTO_RULE else ""
+        mark = ""
+        if name == AUTO_RULE:
+            sweep = f"{config_mod.RANGE_START_LR:g} to {config_mod.RANGE_END_LR:g} in {config_mod.RANGE_STEPS} steps"
+            mark = '   <- used for lr = "auto"'
+            if not default:
+                mark = f'   <- the rule of lr = "auto", whose own test sweeps {sweep}: its LR can differ'
         print(f"  {name:<11} {lr:.4g}{mark}")
     if test.caution():
         print(f"caution: {test.caution()}")

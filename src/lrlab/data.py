@@ -14,7 +14,7 @@ import posixpath
 import shutil
 import tarfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,7 @@ class LazyImages:
 
     def __getitem__(self, index: torch.Tensor | slice) -> torch.Tensor:
         picked = self.files[index] if isinstance(index, slice) else [self.files[int(i)] for i in index]
-        return _decode(picked, lambda n: Path(n).read_bytes(), str, self.size, self.mode)
+        return _decode(picked, _read_files, str, self.size, self.mode)
 
     def part(self, start: int, stop: int) -> LazyImages:
         return LazyImages(self.files[start:stop], self.size, self.mode, self.shape[1:])
@@ -567,26 +567,40 @@ def _index(
     return list(to_idx), part("train"), *given
 
 
+def _read_files(names: list[str]) -> Iterator[tuple[str, bytes]]:
+    """Each file's bytes, one at a time, in the order given."""
+    for n in names:
+        try:
+            yield n, Path(n).read_bytes()
+        except OSError as e:
+            raise DataError(f"cannot read image {e.filename}: {e.strerror or e}") from None
+
+
 def _decode(
     names: list[str],
-    read: Callable[[str], bytes],
+    read: Callable[[list[str]], Iterable[tuple[str, bytes]]],
     shown: Callable[[str], str],
     size: int | None,
     mode: str | None = None,
 ) -> torch.Tensor:
-    """uint8 [N, C, H, W] from the named files; C = 1 if every image is single-channel, else 3
-    (or as `mode` says: "L" or "RGB"). One image at a time, into the output: only one is ever held at its
-    own size (decoding all first took 3 MB per 1024×1024 photo, whatever data.image_size)."""
+    """uint8 [N, C, H, W] from the named files, which `read` gives one by one (name, bytes) in an order of its own
+    (an archive's); C = 1 if every image is single-channel, else 3 (or as `mode` says: "L" or "RGB"). One file
+    and one image at a time, into the output: only one is ever held at its own size (decoding all first took 3 MB
+    per 1024×1024 photo, whatever data.image_size; reading every file's bytes first, as much again as the files)."""
     current = mode or "L"  # without a mode: grey until a colour image comes
     out: np.ndarray | None = None
     sizes: dict[tuple[int, int], str] = {}
+    at: dict[str, list[int]] = {}
     for i, name in enumerate(names):
+        at.setdefault(name, []).append(i)
+    for name, data in read(list(at)):
         with _readable(name, shown):
-            im = Image.open(io.BytesIO(read(name)))
+            im = Image.open(io.BytesIO(data))
             im.load()
         if mode is None and current == "L" and not _grey(im.mode):
             current = "RGB"
             if out is not None:  # the grey ones so far in colour, as PIL converts L to RGB: the grey in each channel
+                _check_memory(out.shape[0] * 3 * out[0, 0].size, len(names), out.shape[2:], 3)
                 out = np.repeat(out, 3, axis=1)
         im = _convert(im, current)
         if size is not None and im.size != (size, size):  # PIL's bilinear filters over the footprint (antialias)
@@ -596,11 +610,36 @@ def _decode(
         a = np.asarray(im)
         a = a[None] if current == "L" else a.transpose(2, 0, 1)
         if out is None:
+            _check_memory(len(names) * a.size, len(names), a.shape[1:], a.shape[0])
             out = np.empty((len(names), *a.shape), np.uint8)
-        out[i] = a
+        out[at[name]] = a
     if out is None:
         return torch.empty(0, 1 if current == "L" else 3, size or 0, size or 0, dtype=torch.uint8)
     return torch.from_numpy(out)
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory this machine can give without swapping (Linux's MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            kib = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    return kib * 1024
+
+
+def _check_memory(need: int, n: int, hw: tuple[int, ...], channels: int) -> None:
+    """Refuse to hold `n` images of `hw` × `channels` (`need` bytes) where the machine has less memory free: numpy
+    raised a bare allocation error (or the kernel killed the process later, without a word)."""
+    free = _available_memory()
+    if free is None or need <= free:
+        return
+    gib = 2**30
+    raise DataError(
+        f"holding the {n:,} chosen images at {hw[0]}×{hw[1]}×{channels} in memory needs {need / gib:.1f} GiB, more "
+        f"than the {free / gib:.1f} GiB this machine has free; stream them from the folder instead (--stream; an "
+        "archive extracted first), or choose a smaller data.image_size or fewer images (data.limit)"
+    )
 
 
 @contextlib.contextmanager
@@ -610,7 +649,7 @@ def _readable(name: str, shown: Callable[[str], str]) -> Iterator[None]:
         yield
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         why = "not an image PIL can read" if isinstance(e, UnidentifiedImageError) else str(e)
-        raise DataError(f"cannot read image {shown(name)}: {why}") from None
+        raise DataError(f"cannot read image {shown(name)}: {why} (remove or replace the file)") from None
 
 
 def _one_size(sizes: dict[tuple[int, int], str], shown: Callable[[str], str]) -> None:
@@ -618,9 +657,12 @@ def _one_size(sizes: dict[tuple[int, int], str], shown: Callable[[str], str]) ->
     gives the input size."""
     if len(sizes) > 1:
         (a, fa), (b, fb) = list(sizes.items())[:2]
+        side = min(*a, *b)  # a square no larger than either image: none is enlarged
+        eg = f"{side}" if side <= 64 else f"{min(side, 224)} (or 64 for a small, fast model)"
         raise DataError(
             f"images differ in size (height×width {a[1]}×{a[0]} in {shown(fa)}, {b[1]}×{b[0]} in {shown(fb)}); "
-            "set data.image_size to resize them all to one square size, e.g. data.image_size = 32 or 64"
+            "set data.image_size to resize them all to one square size (their aspect ratio is not kept), e.g. "
+            f"--set data.image_size={eg}"
         )
 
 
@@ -651,8 +693,8 @@ def _headers(names: list[str], shown: Callable[[str], str], size: int | None) ->
 @contextlib.contextmanager
 def _folder(path: Path) -> Iterator[tuple[list[str], list, list | None, list | None, Callable, Callable, Callable]]:
     """Index an image folder or archive: (classes, train, val, test, read, modes, shown); read(names) gives
-    {name: bytes}, modes(names) the files' PIL modes one by one from their headers, and shown(name) names a
-    file for messages."""
+    (name, bytes) one file at a time, modes(names) the files' PIL modes one by one from their headers, and
+    shown(name) names a file for messages."""
     if not path.exists():
         # the bundled CIFAR-10 configs name the project's development copy, which is not distributed
         hint = "; lrlab does not ship it: --data cifar10 --download fetches CIFAR-10" if path.name == CIFAR_COPY else ""
@@ -662,18 +704,12 @@ def _folder(path: Path) -> Iterator[tuple[list[str], list, list | None, list | N
         )
     if path.is_dir():
 
-        def read_files(names: list[str]) -> dict[str, bytes]:
-            try:
-                return {n: Path(n).read_bytes() for n in names}
-            except OSError as e:
-                raise DataError(f"cannot read image {e.filename}: {e.strerror or e}") from None
-
         def modes(names: list[str]) -> Iterator[str]:
             for n in names:
                 with _readable(n, str), Image.open(n) as im:  # the header only: PIL reads pixels when asked
                     yield im.mode
 
-        yield (*_index(*_list_dir(path), lambda rel: str(path / rel)), read_files, modes, str)
+        yield (*_index(*_list_dir(path), lambda rel: str(path / rel)), _read_files, modes, str)
         return
     if not path.name.lower().endswith(_ARCHIVES):
         raise DataError(f"{path} is neither a folder nor a tar archive ({', '.join(_ARCHIVES)})")
@@ -683,9 +719,10 @@ def _folder(path: Path) -> Iterator[tuple[list[str], list, list | None, list | N
             shown = lambda n: f"{n} in {path}" if n else str(path)  # noqa: E731
             members = {m.name: m for m in tar.getmembers()}  # cached by the listing: no second pass
 
-            def read(names: list[str]) -> dict[str, bytes]:
+            def read(names: list[str]) -> Iterator[tuple[str, bytes]]:
                 # in archive order: a gzip stream seeks forward cheaply but back only by starting over
-                return {n: tar.extractfile(members[n]).read() for n in sorted(names, key=lambda n: members[n].offset)}
+                for n in sorted(names, key=lambda n: members[n].offset):
+                    yield n, tar.extractfile(members[n]).read()
 
             def modes(names: list[str]) -> Iterator[str]:  # streamed: an archive's images need not fit in memory
                 for n in sorted(names, key=lambda n: members[n].offset):
@@ -722,10 +759,9 @@ def _load_folder(cfg: DataConfig, path: Path) -> Dataset:
                 mode, shape = "RGB", (3, *shape[1:])
             x = LazyImages(names, cfg.image_size, mode, shape)
         else:
-            data = read(names)
-            x = _decode(names, data.__getitem__, shown, cfg.image_size)
-            if x.shape[1] == 1 and colour_elsewhere():
-                x = _decode(names, data.__getitem__, shown, cfg.image_size, "RGB")
+            x = _decode(names, read, shown, cfg.image_size)
+            if x.shape[1] == 1 and colour_elsewhere():  # (decoded again, in colour: rare, and no bytes held)
+                x = _decode(names, read, shown, cfg.image_size, "RGB")
     if path.is_file():
         digest = _hash([path])  # the archive's bytes: the same as `sha256sum archive`
     else:

@@ -22,6 +22,7 @@ from torch import nn
 from lrlab.config import MAX_RANGE_STEPS, RANGE_END_LR, RANGE_START_LR, RANGE_STEPS, TrainConfig
 from lrlab.errors import ConfigError
 from lrlab.model import set_pool_kernel
+from lrlab.schedules.compile import MAX_LR
 from lrlab.training import (
     Normalize,
     Outputs,
@@ -51,15 +52,24 @@ class RangeTest:
     stopped_early: bool  # True when the loss diverged before end_lr
     suggestions: dict[str, float] = field(default_factory=dict)
     fall: float = 0.0  # how far the smoothed loss fell below its start before its minimum (fraction)
+    bottom: str = "inside"  # where the rules' curve has its minimum: "start", "inside", or "end" (still falling)
 
-    def caution(self) -> str | None:
-        """A warning when the curve is too flat for its suggestions to mean much, else None."""
-        if self.fall >= MIN_FALL:
+    def caution(self, study: bool = False) -> str | None:
+        """A warning when the curve cannot place a valley (its minimum at either end of the sweep, or too small a
+        fall to tell from noise), else None; the way out is find-lr's flags, or in a `study` an LR by hand."""
+        if self.bottom == "start":
+            what = "the loss rose from the sweep's first steps: its valley lies below start_lr"
+            flags = "--start-lr lower"
+        elif self.bottom == "end" and not self.stopped_early:
+            what = f"the loss was still falling at the sweep's end ({self.lrs[-1]:.3g}): its valley may lie above"
+            flags = "--end-lr higher"
+        elif self.fall < MIN_FALL:
+            what = f"the loss fell by only {self.fall:.1%} before its minimum, too little to tell the valley from noise"
+            flags = "--steps more, or a wider --start-lr/--end-lr"
+        else:
             return None
-        return (
-            f"the loss fell by only {self.fall:.1%} before its minimum, too little to tell the valley from noise: "
-            "the suggestions are unreliable; run more steps (find-lr --steps) or set the LRs by hand"
-        )
+        fix = "give the LR with --auto-lr LR, or set the LRs by hand" if study else f"find-lr {flags}"
+        return f"{what}; the suggestions are unreliable: {fix}"
 
 
 def suggest_steepest(lrs: np.ndarray, loss: np.ndarray) -> float:
@@ -115,6 +125,8 @@ def check_range(start_lr: float, end_lr: float, steps: int) -> None:
     for flag, lr in (("start_lr", start_lr), ("end_lr", end_lr)):
         if not math.isfinite(lr):
             raise ConfigError(f"find-lr: {flag} must be a finite number, got {lr:g}")
+        if lr > MAX_LR:  # (as a schedule's: torch's SGD fails on an LR past a float's range)
+            raise ConfigError(f"find-lr: {flag} must be at most {MAX_LR:g} (no network trains above it), got {lr:g}")
     if not 0 < start_lr < end_lr:
         raise ConfigError(f"find-lr: need 0 < start_lr < end_lr, got {start_lr:g} and {end_lr:g}")
     if not 10 <= steps <= MAX_RANGE_STEPS:
@@ -136,8 +148,8 @@ def range_test(
     batch size and augmentation; the LR goes from start_lr to end_lr in `steps` geometric steps.
     `bar`: a tqdm-like progress bar, advanced a step at a time (closed by the caller), or None."""
     check_range(start_lr, end_lr, steps)
-    saved = copy.deepcopy(model.state_dict())
-    speed = Speed.resolve(dataclasses.replace(cfg, compile=False), device)  # 100 steps: not worth compiling
+    saved, was_training = copy.deepcopy(model.state_dict()), model.training
+    speed = Speed.resolve(dataclasses.replace(cfg, compile=False), device)  # a few hundred steps: not worth compiling
     model.to(device).train()
     if speed.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -182,6 +194,8 @@ def range_test(
     it.close()  # a streamed split's DataLoader workers stop now, not when the generator is collected
     model.load_state_dict(saved)
     model.to(memory_format=torch.contiguous_format)
+    opt.zero_grad(set_to_none=True)  # the model as it came: no gradients left on it, in its mode
+    model.train(was_training)
     finite = [k for k, v in enumerate(smoothed) if math.isfinite(v)]
     if len(finite) < 5:
         raise ConfigError("find-lr: the loss diverged within a few steps; lower start_lr")
@@ -191,6 +205,8 @@ def range_test(
     result.suggestions = suggestions(lrs[:last], smoothed[:last])
     used = [v for v in smoothed[:last] if math.isfinite(v)]
     result.fall = (used[0] - min(used)) / abs(used[0]) if used[0] else 0.0
+    low, cut = int(np.argmin(used)), max(1, len(used) // 20)  # (suggestions' trimmed ends)
+    result.bottom = "start" if low <= cut else "end" if low >= len(used) - 1 - cut else "inside"
     return result
 
 

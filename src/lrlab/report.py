@@ -358,14 +358,23 @@ SIGNIFICANCE_HEAD = ["Δ accuracy", f"{LEVEL:.0%} interval (unadjusted)", "pairs
                      "p (Holm)", "verdict", "seeds to plan"]  # fmt: skip
 
 
-def _significance_rows(comps: list[stats.Comparison]) -> list[list[str]]:
+def _significance_rows(comps: list[stats.Comparison], table: list[dict[str, Any]]) -> list[list[str]]:
     return [
         [c.schedule, f"{c.diff_mean:+.4f}" if not math.isnan(c.diff_mean) else "—",
          _interval(c),
          str(c.n), _p(c.p_ttest) + (" †" if c.no_spread else ""), _p(c.p_wilcoxon), _p(c.p_holm),
-         f"**{c.verdict}**" if c.decided else c.verdict, _seeds(c.seeds_needed)]
+         (f"**{c.verdict}**" if c.decided else c.verdict) + _lost_seeds(c, table), _seeds(c.seeds_needed)]
         for c in comps
     ]  # fmt: skip
+
+
+def _lost_seeds(c: stats.Comparison, table: list[dict[str, Any]]) -> str:
+    """' (cyclic diverged on 5 of 10 seeds)' after a verdict where either side diverged: the test pairs only the
+    seeds both finished, so a schedule that diverges on half its seeds can still be "better" over the rest."""
+    rows = {row["schedule"]: row for row in table}
+    lost = [f"{name} diverged on {row['diverged']} of {row['n'] + row['diverged']} seeds"
+            for name in (c.schedule, c.baseline) if (row := rows.get(name)) and row["diverged"]]  # fmt: skip
+    return f" ({'; '.join(lost)})" if lost and c.n else ""
 
 
 def _neighbour_rows(
@@ -409,7 +418,9 @@ def _no_spread_note(comps: list[stats.Comparison]) -> str:
     return (
         f" † {', '.join(same)}: every seed moved by the same amount, so the t-test has no spread to measure (its "
         "interval would have no width and p would be 0, as if the difference were certain): no interval is shown, "
-        "and the t-test's column shows the sign test's p instead."
+        "and the t-test's column shows the sign test's p instead. The sign test is the stricter: a difference with "
+        "a little spread (gains of 3, 3 and 4 test images) goes to the t-test, which can decide it where an equal "
+        "gain on every seed is not decided; more seeds settle both."
     )
 
 
@@ -538,14 +549,17 @@ def _document(
             + f"Paired difference in test accuracy (schedule − {baseline}) over the seeds where both finished; "
             f"{tested}{sign}{unpaired}"
         )
-        doc.table(["schedule", *SIGNIFICANCE_HEAD], _significance_rows(comps))
-        if any(c.n for c in comps):
+        doc.table(["schedule", *SIGNIFICANCE_HEAD], _significance_rows(comps, table))
+        if any(c.n > 1 for c in comps):
             doc.img(
                 "plots/differences.png",
                 f"Paired difference in test accuracy from {baseline}: each seed a dot, the mean a diamond with its "
                 f"{LEVEL:.0%} interval (unadjusted), coloured by verdict (blue better, orange worse, grey neither); a "
                 "bar that crosses the dashed 0 line is a difference these seeds do not establish",
             )
+        elif any(c.n for c in comps):  # one pair each: the dot is the difference, with no interval and no test
+            doc.img("plots/differences.png", f"Difference in test accuracy from {baseline} on the one seed each "
+                    "pair finished: no interval and no test")  # fmt: skip
     if peak_comps:
         doc.h(2, "Peak LR within each schedule")
         tested = any(c.holm_m for c in peak_comps)
@@ -565,7 +579,7 @@ def _document(
         )
         doc.table(
             ["peak", "best peak", *SIGNIFICANCE_HEAD],
-            [[c.schedule, c.baseline, *row[1:]] for c, row in zip(peak_comps, _significance_rows(peak_comps),
+            [[c.schedule, c.baseline, *row[1:]] for c, row in zip(peak_comps, _significance_rows(peak_comps, table),
                                                                     strict=True)])  # fmt: skip
     if best:
         # rank 1 beside the top: not told apart from it (in the table's order)
@@ -714,7 +728,7 @@ def _console(
     lines = [f"Test-split metrics (macro averages), mean over {over} — {rc['name']}, "
              f"{rc['test_source']}" + (f"; ± {LEVEL:.0%} t-interval" if n > 1 else "") + ":"]  # fmt: skip
     doc = Doc()
-    verdict = {c.schedule: c.verdict for c in comps}
+    verdict = {c.schedule: c.verdict + _lost_seeds(c, table) for c in comps}
     for r in runs:  # not in a comparison: the baseline itself (at each peak), else a schedule compared with nothing
         if r.name not in verdict:
             verdict[r.name] = "baseline" if baseline in (r.name, r.config.get("base_schedule")) else "not compared"

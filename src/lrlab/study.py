@@ -209,7 +209,8 @@ def prepare(
             torch.manual_seed(cfg.seeds[0])
             test = range_test(build(), inputs, cfg.train, device, seed=cfg.seeds[0])
             auto = {"rule": AUTO_RULE, "lr": test.suggestions[AUTO_RULE], "suggestions": test.suggestions,
-                    "fall": test.fall, "caution": test.caution(), "seed": cfg.seeds[0], "key": key}  # fmt: skip
+                    "fall": test.fall, "caution": test.caution(study=True), "seed": cfg.seeds[0], "key": key,
+                    "threads": torch.get_num_threads()}  # fmt: skip
         auto = d.share(auto)
         specs = {n: resolve_auto(s, auto["lr"]) for n, s in specs.items()}
     specs = {n: resolve_auto(s, stand_ins[n]) for n, s in specs.items()}  # where no test ran (a worker's start)
@@ -386,6 +387,12 @@ def run_config(p: Prepared, name: str, seed: int, fingerprint: str) -> dict[str,
             "test_source": ds.test_source,
             "augment": p.inputs.augment,  # "auto" resolved for this data
             "cutout": p.inputs.cutout,
+            # the input model.pt expects: images of this height × width and channels (resized so where
+            # data.image_size says), scaled to [0, 1], less `mean`, over `std`, per channel
+            "image_size": list(ds.image_size),
+            "channels": ds.in_channels,
+            "mean": [float(v) for v in p.inputs.mean],
+            "std": [float(v) for v in p.inputs.std],
         },
         "config": config_mod.to_dict(p.cfg),
         # how it ran: the config's "auto" speed settings (precision, layout, data, pool kernel) resolved
@@ -665,8 +672,8 @@ def _run_all(
         f"lrlab {command} {cfg.name!r}: {count(len(p.only or cfg.schedules), 'schedule')}{axis} × "
         f"{count(len(cfg.seeds), 'seed')} "
         f"on {ds.name} (train {len(ds.train)}, val {len(ds.val)}, test {len(ds.test)}; "
-        f"{ds.image_size[0]}×{ds.image_size[1]}×{ds.in_channels}), GoogLeNet width {cfg.model.width:g} "
-        f"({p.model_info['parameters']:,} parameters), {count(cfg.train.epochs, 'epoch')} × "
+        f"{ds.image_size[0]}×{ds.image_size[1]}×{ds.in_channels}), GoogLeNet width {cfg.model.width:g}, stem "
+        f"{p.model_info['stem']} ({p.model_info['parameters']:,} parameters), {count(cfg.train.epochs, 'epoch')} × "
         f"{count(p.plan.steps_per_epoch, 'step')}, device {p.device}{ranks}, out {out}"
     )
     if cfg.data.limit is not None and cfg.data.limit > len(ds.train):
