@@ -8,6 +8,7 @@ import os
 import runpy
 import subprocess
 import sys
+import time
 from pathlib import Path
 from unittest import mock
 
@@ -374,6 +375,11 @@ def test_telemetry_samples_nvidia_smi_and_falls_back_to_the_old_reason_field(tmp
                                      "clocks_throttle_reasons.active"), tel.gpu_note  # fmt: skip
         with tel.window("fast (1/1)") as w:
             sum(i * i for i in range(3_000_000))
+            # a window of 4 samples or more, however slow this machine is at the moment (under load, 0.2 s of
+            # arithmetic saw only 2 of the 50-ms samples)
+            first, deadline = len(tel._samples), time.monotonic() + 30
+            while len(tel._samples) < first + 4 and time.monotonic() < deadline:
+                time.sleep(0.05)
         tel.gather([w])
         assert len(w.samples) >= 3 and w.samples[0] == (1755.0, 401.5, 55.0, 93.0, 0x24)
         row = t["describe"](w)

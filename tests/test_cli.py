@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import select
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -14,7 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lrlab import config
 from lrlab.cli import main
+from lrlab.data import load_data
 from lrlab.schedules import compile_schedule
 
 LRLAB = Path(sys.executable).parent / "lrlab"  # the installed console script
@@ -212,6 +215,30 @@ def test_study_on_an_image_folder(tmp_path):
     )
     assert code == 0
     assert (out / "report.md").is_file() and (out / "runs" / "onecycle" / "seed-0" / "result.json").is_file()
+
+
+def test_study_worker_processes_are_given_the_decoded_images(tmp_path, monkeypatch):
+    """Each worker process loaded the data again: a folder of JPEGs decoded by every process and held by each. The
+    folder is gone once the study's process has loaded it, so a worker that reads it fails its runs."""
+    from lrlab import study as study_mod
+
+    tree = make_tree(tmp_path / "imgs")
+    parallel = study_mod._run_parallel
+
+    def without_the_folder(p, *args, **kwargs):
+        assert study_mod._shareable(p.dataset)
+        shutil.rmtree(tree)
+        return parallel(p, *args, **kwargs)
+
+    monkeypatch.setattr(study_mod, "_run_parallel", without_the_folder)
+    out = tmp_path / "o"
+    flags = ["--epochs", "1", "--batch-size", "8", "--width", "0.125", "--schedules", "standard,onecycle"]
+    assert main(["study", "--data", f"imagefolder:{tree}", *flags, "--set", "workers=2", "--out", str(out),
+                 "--no-progress"]) == 0  # fmt: skip
+    assert all((out / "runs" / s / "seed-0" / "result.json").is_file() for s in ("standard", "onecycle"))
+    # where shared memory is unknown (or too small for the images), each worker loads its own copy, as before
+    monkeypatch.setattr(study_mod, "SHM", tmp_path / "no-shm")
+    assert not study_mod._shareable(load_data(config.load(None, {"data.limit": 50}).data))
 
 
 def test_schedules_preview_writes_plot_and_csv(tmp_path):

@@ -149,16 +149,19 @@ def prepare(
     earlier: dict[str, Any] | None = None,
     only: list[str] | None = None,
     peak: float | None = None,
+    dataset: data_mod.Dataset | None = None,
 ) -> Prepared:
     """Load the data and compile every schedule (`only`: these; `peak`: at this one of the LR axis's peak LRs)
     against the real step count; raises LrlabError.
     With auto_lr, "auto" LRs are resolved by an LR range test (else checked with a stand-in); `earlier` is
     a range test's record from an earlier start of this study (study.json), used instead of a new test when
     it was made for the same setting and data: on a GPU the test's losses vary a little from run to run, and
-    a resumed study's runs must all share one LR."""
+    a resumed study's runs must all share one LR. `dataset`: cfg's data, loaded already (a worker's, shared by
+    the study's process)."""
     names = list(cfg.schedules) if only is None else only
     check_schedule_names(cfg, names)
-    data_mod.check_source(cfg.data)
+    if dataset is None:
+        data_mod.check_source(cfg.data)
     device = resolve_device(cfg.train.device)
     Speed.check(cfg.train, device)  # its refusals (train.pool_kernel) before anything is loaded or written
     d = distributed.from_env(device)  # under torchrun: join the process group
@@ -166,7 +169,7 @@ def prepare(
     distributed.check_setup(d, cfg.train.batch_size, cfg.train.sync_bn, device)
     if cfg.train.threads:  # (the runs themselves take their share: run_threads)
         torch.set_num_threads(cfg.train.threads)
-    ds = data_mod.load_data(cfg.data)
+    ds = data_mod.load_data(cfg.data) if dataset is None else dataset
     spe = steps_per_epoch(len(ds.train), cfg.train.batch_size)
     plan = Plan(total_steps=cfg.train.epochs * spe, steps_per_epoch=spe)
     stand_ins = {  # every spec checked before any compute
@@ -853,6 +856,7 @@ def _init_worker(
     bars: Any = None,
     only: list[str] | None = None,
     start_method: str | None = None,
+    dataset: data_mod.Dataset | None = None,
 ) -> None:
     global _WORKER, _BARS
     _BARS = bars
@@ -879,7 +883,7 @@ def _init_worker(
     signal.signal(signal.SIGTERM, leave)  # SIGTERM to the process group (timeout, a batch scheduler)
     threading.Thread(target=watch, daemon=True).start()
     cfg = config_mod.from_dict(doc)  # the study's, as its runs' config.json records it
-    p = prepare(cfg, auto_lr=False, only=only)
+    p = prepare(cfg, auto_lr=False, only=only, dataset=dataset)
     torch.set_num_threads(threads)  # the parent's run_threads: each run's share
     p.specs, p.auto_lr = specs, auto  # the parent's: one LR range test per study, not per worker
     _WORKER = p
@@ -890,6 +894,26 @@ def _worker_run(name: str, seed: int, fp: str, state: str) -> str:
     queue = _BARS
     make_bar = (lambda total, initial, label: QueueBar(queue, label, total, initial)) if queue is not None else None
     return _train_one(_WORKER, name, seed, fp, state, progress=False, make_bar=make_bar)
+
+
+SHM = Path("/dev/shm")  # where torch's multiprocessing puts a tensor that another process is given (Linux)
+
+
+def _shareable(ds: data_mod.Dataset) -> bool:
+    """Whether the workers can be given the study's own decoded images (torch's multiprocessing moves a tensor to
+    shared memory when it is sent: one copy for every process, decoded once) rather than each worker loading the
+    data again (a folder of JPEGs decoded by every process, and held by each). Not where shared memory is small
+    (a container's 64 MB /dev/shm: the tensor would not fit) or unknown: there each worker loads its own."""
+    if ds.streamed:  # file names, read batch by batch: nothing decoded to share
+        return True
+    # (by storage: the splits of a folder are views of one tensor)
+    parts = [x.untyped_storage() for split in (ds.train, ds.val, ds.test) for x in (split.images, split.labels)]
+    storages = {st.data_ptr(): st.nbytes() for st in parts}
+    try:
+        free = shutil.disk_usage(SHM).free
+    except OSError:
+        return False
+    return sum(storages.values()) < free / 2
 
 
 def _run_parallel(
@@ -922,7 +946,7 @@ def _run_parallel(
                 say(line)
 
     initargs = (config_mod.to_dict(cfg), p.specs, p.auto_lr, threads, stop, bars, p.only,
-                multiprocessing.get_start_method())  # fmt: skip
+                multiprocessing.get_start_method(), p.dataset if _shareable(p.dataset) else None)  # fmt: skip
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=initargs) as pool:
         # the workers start here (submit spawns them) with Ctrl-C ignored from their first instruction: an
         # ignored signal stays ignored through exec, and Python then installs no KeyboardInterrupt handler,
