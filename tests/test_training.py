@@ -206,20 +206,46 @@ def test_resized_crops_of_a_wide_image_have_the_drawn_pixel_aspect():
     assert aspect.min() < 0.8 and aspect.max() > 1.25  # the whole range is drawn (was 1.5 to 2.7 here)
 
 
+@pytest.mark.parametrize(("h", "w"), [(224, 224), (120, 160), (64, 200)])
+def test_resized_crops_are_drawn_as_torchvision_draws_them(h, w):
+    """The crops' area and aspect ratio, in pixels of an h×w image, against torchvision's RandomResizedCrop: a
+    crop that did not fit was clipped to the image (mean area 0.535 of a 224×224 image against 0.481), where
+    torchvision draws again and, after ten misses, takes a centred crop of the whole image."""
+    from torchvision.transforms import RandomResizedCrop
+
+    from lrlab.augment import draw_resized_crop_flip, resized_crop_maps
+
+    n = 20_000
+    theta = resized_crop_maps(draw_resized_crop_flip(torch.Generator().manual_seed(0), n), h, w)
+    ours = torch.stack([theta[:, 0, 0].abs() * theta[:, 1, 1], theta[:, 0, 0].abs() * w / (theta[:, 1, 1] * h)], 1)
+    torch.manual_seed(0)
+    image = torch.empty(1, h, w)
+    boxes = torch.tensor([RandomResizedCrop.get_params(image, [0.08, 1.0], [3 / 4, 4 / 3]) for _ in range(n)])
+    theirs = torch.stack([boxes[:, 2] * boxes[:, 3] / (h * w), boxes[:, 3] / boxes[:, 2]], 1).float()
+    # means and quartiles of the area and the aspect agree within sampling error and torchvision's whole pixels
+    for k in range(2):
+        for q in (0.25, 0.5, 0.75):
+            assert ours[:, k].quantile(q).item() == pytest.approx(theirs[:, k].quantile(q).item(), rel=0.03), (k, q)
+        assert ours[:, k].mean().item() == pytest.approx(theirs[:, k].mean().item(), rel=0.02), k
+    assert (theta[:, 0, 0].abs() <= 1).all() and (theta[:, 1, 1] <= 1).all()  # inside the image
+
+
 def test_a_resized_crop_is_torchvisions_crop_then_resize():
     """Corner crops of a quarter (a whole number of pixels), mirrored or not: the crop resized as torchvision's
     resized_crop does it (crop, then bilinear resize). The crop's edge pixels must not blend in the pixels beyond
     it (they did, by up to 54 grey levels)."""
     from torchvision.transforms.v2 import functional as TF
 
-    from lrlab.augment import apply_resized_crop_flip
+    from lrlab.augment import RESIZED_ATTEMPTS, apply_resized_crop_flip
 
     x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     # (width, height as fractions; centre's place; mirror): top left, bottom right mirrored, left half, all
-    params = torch.tensor([[0.5, 0.5, 0, 0, 1], [0.5, 0.5, 1, 1, -1], [0.5, 1, 0, 0, 1], [1, 1, 0, 0, -1]])
+    rows = torch.tensor([[0.5, 0.5, 0, 0, 1], [0.5, 0.5, 1, 1, -1], [0.5, 1, 0, 0, 1], [1, 1, 0, 0, -1]])
+    # as drawn: each crop's sides in every attempt (the first fits a square image), then centre and mirror
+    params = torch.cat([rows[:, :2].repeat(1, RESIZED_ATTEMPTS), rows[:, 2:]], 1)
     out = apply_resized_crop_flip(x, params)
     boxes = [(0, 0, 16, 16), (16, 16, 16, 16), (0, 0, 32, 16), (0, 0, 32, 32)]  # top, left, height, width
-    for i, (box, mirror) in enumerate(zip(boxes, params[:, 4] < 0, strict=True)):
+    for i, (box, mirror) in enumerate(zip(boxes, rows[:, 4] < 0, strict=True)):
         theirs = TF.resized_crop(x[i], *box, size=[32, 32], antialias=False)
         theirs = theirs.flip(-1) if mirror else theirs
         assert (out[i].int() - theirs.int()).abs().max() <= 1, i

@@ -47,31 +47,49 @@ def apply_crop_flip(x: torch.Tensor, params: torch.Tensor, pad: int) -> torch.Te
     return padded[idx_n, idx_c, rows, cols]
 
 
-# torchvision RandomResizedCrop's defaults: area fraction and aspect-ratio range of the crop
-RESIZED_SCALE, RESIZED_RATIO = (0.08, 1.0), (3 / 4, 4 / 3)
+# torchvision RandomResizedCrop's defaults: area fraction and aspect-ratio range of the crop, and its draws of
+# a crop that fits the image before it falls back to a centre crop
+RESIZED_SCALE, RESIZED_RATIO, RESIZED_ATTEMPTS = (0.08, 1.0), (3 / 4, 4 / 3), 10
 
 
 def draw_resized_crop_flip(gen: torch.Generator, total: int, pad: int = 0) -> torch.Tensor:
-    """[total, 5] float: each crop's area and aspect ratio drawn as torchvision's RandomResizedCrop draws
-    them, as its sides for a square image (sqrt(area·ratio), sqrt(area/ratio)), its centre's place (two
-    uniforms) and a random mirror (-1 or 1). A crop that would not fit is clipped to the image instead of
-    redrawn (torchvision retries). `pad` is unused; the image's shape enters when the crops are applied."""
-    area = torch.empty(total).uniform_(*RESIZED_SCALE, generator=gen)
-    log_ratio = torch.empty(total).uniform_(*(math.log(r) for r in RESIZED_RATIO), generator=gen)
+    """[total, 2·RESIZED_ATTEMPTS + 3] float: for each image RESIZED_ATTEMPTS crops, each's area and aspect ratio
+    drawn as torchvision's RandomResizedCrop draws them and given as its sides for a square image
+    (sqrt(area·ratio), sqrt(area/ratio)); then its centre's place (two uniforms) and a random mirror (-1 or 1).
+    The image's shape enters when the crops are applied: the first attempt that fits it is used (torchvision
+    draws until one fits), so a crop is never clipped (clipping made crops larger: a mean area of 0.535 of a
+    224×224 image against torchvision's 0.481). `pad` is unused."""
+    area = torch.empty(total, RESIZED_ATTEMPTS).uniform_(*RESIZED_SCALE, generator=gen)
+    log_ratio = torch.empty(total, RESIZED_ATTEMPTS).uniform_(*(math.log(r) for r in RESIZED_RATIO), generator=gen)
     ratio = torch.exp(log_ratio)
+    sides = torch.stack([torch.sqrt(area * ratio), torch.sqrt(area / ratio)], 2).flatten(1)  # w0, h0, w1, h1, ...
     ux, uy = torch.rand(total, generator=gen), torch.rand(total, generator=gen)
     sign = torch.where(torch.rand(total, generator=gen) < 0.5, -1.0, 1.0)
-    return torch.stack([torch.sqrt(area * ratio), torch.sqrt(area / ratio), ux, uy, sign], 1)
+    return torch.cat([sides, torch.stack([ux, uy, sign], 1)], 1)
 
 
 def resized_crop_maps(p: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """[n, 2, 3]: the affine maps (normalised coordinates) from the output image to each drawn crop of an
-    h×w image; a crop's width and height, as fractions of the image's, are cw and ch on the diagonal."""
-    cw = (p[:, 0] * math.sqrt(h / w)).clamp(max=1.0)
-    ch = (p[:, 1] * math.sqrt(w / h)).clamp(max=1.0)
+    h×w image; a crop's width and height, as fractions of the image's, are cw and ch on the diagonal. Each image
+    takes its first attempt that fits; where none does, torchvision's fallback: the centred crop of the whole
+    image, cut to the nearest aspect ratio in RESIZED_RATIO."""
+    k = 2 * RESIZED_ATTEMPTS
+    cw = p[:, 0:k:2] * math.sqrt(h / w)  # [n, attempts]: the sides in the image's own fractions
+    ch = p[:, 1:k:2] * math.sqrt(w / h)
+    fits = (cw <= 1) & (ch <= 1)
+    first = fits.float().argmax(1, keepdim=True)  # (0 where none fits: replaced below)
+    cw, ch = cw.gather(1, first)[:, 0], ch.gather(1, first)[:, 0]
+    ux, uy, sign = p[:, k], p[:, k + 1], p[:, k + 2]
+    none = ~fits.any(1)
+    if none.any():
+        aspect = w / h  # torchvision's in_ratio
+        fw = min(1.0, RESIZED_RATIO[1] / aspect)
+        fh = min(1.0, aspect / RESIZED_RATIO[0])
+        cw, ch = torch.where(none, fw, cw), torch.where(none, fh, ch)
+        ux, uy = torch.where(none, 0.5, ux), torch.where(none, 0.5, uy)
     theta = torch.zeros(len(p), 2, 3, device=p.device)
-    theta[:, 0, 0], theta[:, 1, 1] = cw * p[:, 4], ch
-    theta[:, 0, 2], theta[:, 1, 2] = (p[:, 2] * 2 - 1) * (1 - cw), (p[:, 3] * 2 - 1) * (1 - ch)
+    theta[:, 0, 0], theta[:, 1, 1] = cw * sign, ch
+    theta[:, 0, 2], theta[:, 1, 2] = (ux * 2 - 1) * (1 - cw), (uy * 2 - 1) * (1 - ch)
     return theta
 
 
