@@ -859,9 +859,25 @@ def test_streaming_from_disk_trains_exactly_like_memory(tmp_path, monkeypatch, c
     common = ["study", "--data", f"imagefolder:{tmp_path / 'imgs'}", "--epochs", "2", "--batch-size", "16", "--width",
               "0.125", "--schedules", "onecycle", "--workers", "1", "--threads", "1", "--no-progress"]  # fmt: skip
     assert main([*common, "--out", str(tmp_path / "memory")]) == 0
+    from lrlab import training
+
+    loaders, loader = [], training.DataLoader  # the validation and test passes decode in the DataLoader's workers too
+
+    def recorded(*args, **kwargs):
+        loaders.append((kwargs["num_workers"], sum(map(len, kwargs["batch_sampler"]))))
+        return loader(*args, **kwargs)
+
+    monkeypatch.setattr(training, "DataLoader", recorded)
     # (on the device asked for: not read, the images come from disk, and config.json says so)
     assert main([*common, "--stream", "--set", 'train.data_on_device="on"', "--out", str(tmp_path / "stream")]) == 0
     run = json.loads((tmp_path / "stream/runs/onecycle/seed-0/config.json").read_text())
+    workers = min(run["config"]["data"]["loader_workers"], os.cpu_count())
+    epoch, val, test = (
+        (workers, run["data"]["train"] // 16 * 16),
+        (workers, run["data"]["val"]),
+        (workers, run["data"]["test"]),
+    )
+    assert loaders == [epoch, val, epoch, val, test]  # two epochs, each with its validation pass, then the test pass
     assert run["config"]["train"]["data_on_device"] == "on" and run["speed"]["data_on_device"] is False
     a, b = (json.loads((tmp_path / d / "runs/onecycle/seed-0/result.json").read_text()) for d in ("memory", "stream"))
     assert a["test"] == b["test"] and a["best_val_accuracy"] == b["best_val_accuracy"]

@@ -194,6 +194,22 @@ def test_with_ema_the_run_returns_the_weights_its_test_predictions_are_of(digits
     assert torch.equal(pred, res.test_pred)  # model.pt's weights: the average's, not the last step's
 
 
+def test_evaluation_passes_are_sized_by_pixels_and_give_the_same_answer(digits, monkeypatch):
+    # 1,024 images of 224×224 at a time took about 7 GB of activations a process at full width
+    from lrlab import training
+    from lrlab.training import Normalize, eval_batch, evaluate
+
+    assert eval_batch((32, 32)) == eval_batch((8, 8)) == 1024 and eval_batch((224, 224)) == 83
+    assert eval_batch((4096, 4096)) == 1
+    inputs, build = digits
+    torch.manual_seed(0)
+    model, norm, cpu = build(), Normalize.of(inputs.mean, inputs.std, torch.device("cpu")), torch.device("cpu")
+    whole = evaluate(model, inputs.test, norm, cpu)
+    monkeypatch.setattr(training, "EVAL_PIXELS", 7 * 8 * 8)  # 7 images a pass: the last pass a short one
+    loss, acc, pred = evaluate(model, inputs.test, norm, cpu)
+    assert torch.equal(pred, whole[2]) and acc == whole[1] and loss == pytest.approx(whole[0], rel=1e-5)
+
+
 def test_resized_crops_of_a_wide_image_have_the_drawn_pixel_aspect():
     from lrlab.augment import RESIZED_RATIO, RESIZED_SCALE, draw_resized_crop_flip, resized_crop_maps
 

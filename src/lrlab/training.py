@@ -35,7 +35,16 @@ from lrlab.schedules import Schedule
 # few steps exceeds this many times ln(num_classes) (the loss of a uniform guess).
 DIVERGE_FACTOR = 10.0
 AUX_WEIGHT = 0.3  # auxiliary-head loss weight (GoogLeNet paper)
-EVAL_BATCH = 1024  # images per forward pass in evaluation (no gradients, so larger than training)
+EVAL_BATCH = 1024  # images per forward pass in evaluation (no gradients, so larger than training), at most
+EVAL_PIXELS = 4 * 1024 * 32 * 32  # and at most this many pixels: 83 images at 224×224 (a full-width GoogLeNet's
+# activations there take about 7 MB an image: 1,024 of them took 7 GB a process)
+
+
+def eval_batch(image_size: tuple[int, ...]) -> int:
+    """Images per evaluation forward pass for images of `image_size` (height, width)."""
+    return max(1, min(EVAL_BATCH, EVAL_PIXELS // math.prod(image_size)))
+
+
 LOG_EVERY = 10  # steps between progress-bar refreshes and divergence checks (each one reads the device)
 LINE_EVERY = 30.0  # seconds between a run's progress lines where stderr is a file or pipe (--progress)
 
@@ -85,20 +94,42 @@ def batches(
     """
     n = len(order) // batch_size
     if isinstance(split.images, LazyImages):
-        chunks = [d.shard(order[i * batch_size : (i + 1) * batch_size]).tolist() for i in range(n)]
-        # its own generator: a DataLoader seeds its workers from the global RNG otherwise, which
-        # would shift the dropout masks away from those of the in-memory path
-        loader = DataLoader(split.images.dataset(), batch_sampler=chunks, num_workers=min(workers, os.cpu_count() or 1),
-                            pin_memory=device.type == "cuda", generator=torch.Generator())  # fmt: skip
-        try:
-            for x, idx in zip(loader, chunks, strict=True):
-                yield x.to(device, non_blocking=True), split.labels[idx].to(device, non_blocking=True)
-        except DataError as e:  # from a worker it carries the worker's traceback: keep the message alone
-            raise DataError(str(e).strip().splitlines()[-1].split("DataError: ", 1)[-1]) from None
+        yield from _decoded(split, [d.shard(order[i * batch_size : (i + 1) * batch_size]).tolist() for i in range(n)],
+                            device, workers)  # fmt: skip
         return
     for i in range(n):
         idx = d.shard(order[i * batch_size : (i + 1) * batch_size])
         yield split.images[idx].to(device, non_blocking=True), split.labels[idx].to(device, non_blocking=True)
+
+
+def _decoded(
+    split: Split, chunks: list[list[int]], device: torch.device, workers: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """A streamed split's images at each chunk of indices, decoded by a torch DataLoader's `workers`, with labels."""
+    # its own generator: a DataLoader seeds its workers from the global RNG otherwise, which would shift the
+    # dropout masks away from those of the in-memory path
+    loader = DataLoader(split.images.dataset(), batch_sampler=chunks, num_workers=min(workers, os.cpu_count() or 1),
+                        pin_memory=device.type == "cuda", generator=torch.Generator())  # fmt: skip
+    try:
+        for x, idx in zip(loader, chunks, strict=True):
+            yield x.to(device, non_blocking=True), split.labels[idx].to(device, non_blocking=True)
+    except DataError as e:  # from a worker it carries the worker's traceback: keep the message alone
+        raise DataError(str(e).strip().splitlines()[-1].split("DataError: ", 1)[-1]) from None
+
+
+def _in_order(
+    split: Split, lo: int, hi: int, step: int, device: torch.device, workers: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Images lo..hi-1 of a split and their labels, `step` at a time (the last batch may be short), on `device`: a
+    streamed split's decoded by `workers` DataLoader processes, as its training batches are (decoded one file after
+    another in this process, a validation pass of a large folder took longer than its epoch's training)."""
+    chunks = [list(range(i, min(i + step, hi))) for i in range(lo, hi, step)]
+    if isinstance(split.images, LazyImages):
+        yield from _decoded(split, chunks, device, workers)
+        return
+    for c in chunks:
+        i, j = c[0], c[-1] + 1
+        yield split.images[i:j].to(device, non_blocking=True), split.labels[i:j].to(device, non_blocking=True)
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
@@ -219,6 +250,7 @@ def evaluate(
     speed: Speed | None = None,
     tta_flip: bool = False,
     d: Dist = SINGLE,
+    workers: int = 0,
 ) -> tuple[float, float, torch.Tensor]:
     """Mean loss, accuracy and predicted labels (CPU tensor) of the model on a split; with
     tta_flip the logits are averaged with those of the mirrored images. Under torchrun each rank
@@ -231,11 +263,10 @@ def evaluate(
     loss_sum = torch.zeros((), device=device)
     preds = [torch.empty(0, dtype=torch.long, device=device)]
     amp = speed.autocast(device) if speed else contextlib.nullcontext()
-    for i in range(lo, hi, EVAL_BATCH):
-        j = min(i + EVAL_BATCH, hi)
-        x = norm(split.images[i:j].to(device, non_blocking=True))
+    step = eval_batch(tuple(split.images.shape[2:]))
+    for x, y in _in_order(split, lo, hi, step, device, workers):
+        x = norm(x)
         x = speed.layout(x) if speed else x
-        y = split.labels[i:j].to(device, non_blocking=True)
         with amp:
             logits = model(x).float()
             if tta_flip:
@@ -529,7 +560,8 @@ class Trainer:
         # LOG_EVERY steps and an epoch's last steps after its last log
         if not math.isfinite(train_loss) or train_loss > self.bound:
             return self._diverged(epoch, schedule.lr(self.step - 1), train_loss)
-        val_loss, val_acc, _ = evaluate(self.model, self.val_split, self.norm, device, self.speed, d=d)
+        val_loss, val_acc, _ = evaluate(self.model, self.val_split, self.norm, device, self.speed, d=d,
+                                        workers=self.data.loader_workers)  # fmt: skip
         if not math.isfinite(val_loss):  # weights gone to inf or nan at the epoch's very end
             return self._diverged(epoch, schedule.lr(self.step - 1), val_loss, "validation")
         record = {  # "step": the index of the epoch's last step (as in lr.csv), "lr" that step's LR
@@ -647,7 +679,7 @@ def train_run(
     t, pred = trainer, None
     final = t.ema.module if t.ema is not None else t.model  # the EMA weights when asked for (also in model.pt)
     if diverged is None:
-        _, _, pred = evaluate(final, data.test, t.norm, device, t.speed, cfg.tta_flip, d)
+        _, _, pred = evaluate(final, data.test, t.norm, device, t.speed, cfg.tta_flip, d, data.loader_workers)
     status = "ok" if diverged is None else "diverged"
     return RunResult(status, t.epochs, pred, t.init_hash, seconds, diverged, t.best, t.step_losses, start, final,
                      t.compile_seconds or 0.0)  # fmt: skip
