@@ -112,6 +112,13 @@ CASES = {
                                "peak_frac here)"),
     "torch's class name": (lambda t: [toml(t / "c.toml", S + "type='CosineAnnealingLR'\nlr=0.1\n")],
                            "unknown schedule type 'CosineAnnealingLR' (torch's CosineAnnealingLR is 'cosine' here)"),
+    "auto on a floor": (lambda t: [toml(t / "c.toml", S + "type='cosine'\nlr=0.1\nmin_lr='auto'\n")],
+                        "schedules.s.min_lr: \"auto\" is for lr, max_lr, base_lr only (the LR range test sets them); "
+                        "give min_lr a number"),
+    "auto as a momentum": (lambda t: [toml(t / "c.toml", S + "type='cosine'\nlr=0.1\nmomentum={type='cosine', "
+                                           "lr='auto'}\n")],
+                           "schedules.s.momentum.lr: \"auto\" is an LR from the LR range test; a momentum table's "
+                           "values are momenta: give a number in [0, 1)"),
     "an LR as text": (lambda t: [toml(t / "c.toml", S + "type='constant'\nlr='1e-1'\n")],
                       "schedules.s.lr: expected a finite number or \"auto\", got '1e-1' (write 0.1, not .1 or"),
     "a top-level key after a table": (lambda t: [toml(t / "c.toml", S + "type='constant'\nlr=0.1\nbaseline='s'\n")],

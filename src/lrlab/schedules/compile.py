@@ -193,6 +193,12 @@ def _value(value: Any, tp: Any, key: str, where: str, zero_ok: bool = False) -> 
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a table, got {value!r}")
         return value
+    if value == "auto" and zero_ok:  # a momentum table (its values may be 0)
+        raise ConfigError(f'{where}: "auto" is an LR from the LR range test; a momentum table\'s values are momenta: '
+                          "give a number in [0, 1)")  # fmt: skip
+    if value == "auto" and key not in AUTO_FACTORS and key.endswith("lr"):
+        raise ConfigError(f'{where}: "auto" is for {", ".join(AUTO_FACTORS)} only (the LR range test sets them); '
+                          f"give {key} a number")  # fmt: skip
     if value == "auto" and key in AUTO_FACTORS:
         raise ConfigError(
             f'{where}: "auto" is set from the LR range test, which `lrlab study` and `lrlab schedules` '
