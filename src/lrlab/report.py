@@ -518,7 +518,8 @@ def _document(
             f"the verdict uses that at α = {ALPHA}. Seeds to plan: the seeds a new study would need for the paired "
             f"t-test at α/{m} (Holm's strictest step) to reach {stats.POWER:.0%} power against a true difference "
             "equal to the one seen here, if the differences spread as they did here; a rough guide, since the "
-            "spread of a few seeds is itself uncertain."
+            "spread of a few seeds is itself uncertain. The seeds vary the training (initial weights, batch order, "
+            "augmentation, dropout), not the test images: a verdict is about this test split."
             + (
                 " The interval is not adjusted for the number of comparisons (the verdict is): one that misses 0 "
                 'beside "no clear difference" is a difference this many comparisons do not establish.'
