@@ -80,13 +80,11 @@ def resized_crop_maps(p: torch.Tensor, h: int, w: int) -> torch.Tensor:
     first = fits.float().argmax(1, keepdim=True)  # (0 where none fits: replaced below)
     cw, ch = cw.gather(1, first)[:, 0], ch.gather(1, first)[:, 0]
     ux, uy, sign = p[:, k], p[:, k + 1], p[:, k + 2]
-    none = ~fits.any(1)
-    if none.any():
-        aspect = w / h  # torchvision's in_ratio
-        fw = min(1.0, RESIZED_RATIO[1] / aspect)
-        fh = min(1.0, aspect / RESIZED_RATIO[0])
-        cw, ch = torch.where(none, fw, cw), torch.where(none, fh, ch)
-        ux, uy = torch.where(none, 0.5, ux), torch.where(none, 0.5, uy)
+    none = ~fits.any(1)  # (not branched on: on a GPU reading it would wait for the device every step)
+    aspect = w / h  # torchvision's in_ratio
+    fw, fh = min(1.0, RESIZED_RATIO[1] / aspect), min(1.0, aspect / RESIZED_RATIO[0])
+    cw, ch = torch.where(none, fw, cw), torch.where(none, fh, ch)
+    ux, uy = torch.where(none, 0.5, ux), torch.where(none, 0.5, uy)
     theta = torch.zeros(len(p), 2, 3, device=p.device)
     theta[:, 0, 0], theta[:, 1, 1] = cw * sign, ch
     theta[:, 0, 2], theta[:, 1, 2] = (ux * 2 - 1) * (1 - cw), (uy * 2 - 1) * (1 - ch)
