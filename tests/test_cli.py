@@ -220,7 +220,9 @@ def test_study_on_an_image_folder(tmp_path):
 def test_study_worker_processes_are_given_the_decoded_images(tmp_path, monkeypatch):
     """Each worker process loaded the data again: a folder of JPEGs decoded by every process and held by each. The
     folder is gone once the study's process has loaded it, so a worker that reads it fails its runs."""
+    from lrlab import data as data_mod
     from lrlab import study as study_mod
+    from lrlab.errors import DataError
 
     tree = make_tree(tmp_path / "imgs")
     parallel = study_mod._run_parallel
@@ -236,9 +238,18 @@ def test_study_worker_processes_are_given_the_decoded_images(tmp_path, monkeypat
     assert main(["study", "--data", f"imagefolder:{tree}", *flags, "--set", "workers=2", "--out", str(out),
                  "--no-progress"]) == 0  # fmt: skip
     assert all((out / "runs" / s / "seed-0" / "result.json").is_file() for s in ("standard", "onecycle"))
-    # where shared memory is unknown (or too small for the images), each worker loads its own copy, as before
+    # where shared memory is unknown (or too small for the images), each worker loads its own copy, as before, if
+    # memory holds a copy for each; else the study is refused before they start
     monkeypatch.setattr(study_mod, "SHM", tmp_path / "no-shm")
-    assert not study_mod._shareable(load_data(config.load(None, {"data.limit": 50}).data))
+    digits = load_data(config.load(None, {"data.limit": 50}).data)
+    assert not study_mod._shareable(digits)
+    held = study_mod._held_bytes(digits)
+    monkeypatch.setattr(data_mod, "available_memory", lambda: held * 3 // 2)
+    study_mod._check_workers_fit(digits, 1)
+    with pytest.raises(DataError, match=r"^2 worker processes would each hold their own 0\.0 GiB of decoded images "
+                                        r"\(.*no-shm has no room to share the study's\), more than the 0\.0 GiB "
+                                        r"free here; run one at a time \(--workers 1\)"):  # fmt: skip
+        study_mod._check_workers_fit(digits, 2)
 
 
 def test_schedules_preview_writes_plot_and_csv(tmp_path):

@@ -726,15 +726,22 @@ def test_a_folder_is_decoded_one_image_at_a_time(tmp_path, monkeypatch):
 def test_a_split_too_large_for_memory_is_refused_with_the_way_out(tmp_path, monkeypatch):
     # numpy raised a bare "Unable to allocate 34.4 GiB" (or the kernel killed the process later, without a word)
     make_tree(tmp_path / "d", n=6, size=(40, 40))
-    monkeypatch.setattr(data, "_available_memory", lambda: 2**20)
+    monkeypatch.setattr(data, "available_memory", lambda: 2**20)
     cfg = cfg_for(tmp_path / "d", image_size=300, val_frac=0.2, test_frac=0.2)
     with pytest.raises(
         DataError,
         match=r"holding the \d+ chosen images at 300×300×3 in memory needs 0\.\d GiB, more "
-        r"than the 0\.0 GiB this machine has free; stream them from the folder",
+        r"than the 0\.0 GiB free here; stream them from the folder",
     ):
         load_data(cfg)
-    assert load_data(dataclasses.replace(cfg, stream=True)).train.images.shape[1:] == (3, 300, 300)
+    streamed = load_data(dataclasses.replace(cfg, stream=True)).train.images
+    assert streamed.shape[1:] == (3, 300, 300) and streamed[torch.arange(2)].shape == (2, 3, 300, 300)  # a batch
+    # grey images first, then a colour one: room for them in grey, not in colour
+    write_images(tmp_path / "g" / "train", ["a"], n=4, size=(30, 30), mode="L")
+    write_images(tmp_path / "g" / "train", ["b"], n=4, size=(30, 30))
+    monkeypatch.setattr(data, "available_memory", lambda: 8 * 30 * 30 * 2)
+    with pytest.raises(DataError, match=r"holding the 8 chosen images at 30×30×3 in memory needs"):
+        load_data(cfg_for(tmp_path / "g", val_frac=0.25, test_frac=0.25))
 
 
 def test_data_keys_a_source_does_not_read_are_named():

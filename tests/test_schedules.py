@@ -344,6 +344,9 @@ def test_an_exponential_gamma_per_step_that_empties_the_lr_is_noted():
     v = lrs({"type": "exponential", "lr": 0.1, "gamma": 0.9})
     assert note.startswith("gamma = 0.9 per step (every_steps = 1, the default): over the run's 100 steps the LR falls")
     assert f"to {v[-1]:.3g}; for gamma per epoch" in note and v[-1] / v[0] < 1e-3
+    # a long run: the fall is past a float's range (10^-366), said all the same (a ZeroDivisionError was raised)
+    (long,) = compile_schedule({"type": "exponential", "lr": 0.1, "gamma": 0.9}, Plan(8000, 391)).notes
+    assert "over the run's 8000 steps the LR falls 10^366-fold, to 0 in floating point;" in long
     staircase = {"gamma": 0.9, "every_epochs": 1, "staircase": True}
     for other in ({"gamma": 0.9, "every_epochs": 1}, {"gamma": 0.95}, staircase):
         assert compile_schedule({"type": "exponential", "lr": 0.1, **other}, PLAN).notes == ()

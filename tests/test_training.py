@@ -244,6 +244,10 @@ def test_resized_crops_are_drawn_as_torchvision_draws_them(h, w):
             assert ours[:, k].quantile(q).item() == pytest.approx(theirs[:, k].quantile(q).item(), rel=0.03), (k, q)
         assert ours[:, k].mean().item() == pytest.approx(theirs[:, k].mean().item(), rel=0.02), k
     assert (theta[:, 0, 0].abs() <= 1).all() and (theta[:, 1, 1] <= 1).all()  # inside the image
+    # an image no drawn crop fits (20 times as wide as high): torchvision's centred crop at the widest ratio, 4/3
+    wide = resized_crop_maps(draw_resized_crop_flip(torch.Generator().manual_seed(1), 100), 10, 200)
+    assert torch.allclose(wide[:, 0, 0].abs(), torch.tensor(4 / 3 / 20)) and (wide[:, 1, 1] == 1).all()
+    assert (wide[:, :, 2] == 0).all()  # centred
 
 
 def test_a_resized_crop_is_torchvisions_crop_then_resize():

@@ -53,7 +53,7 @@ class LazyImages:
 
     def __getitem__(self, index: torch.Tensor | slice) -> torch.Tensor:
         picked = self.files[index] if isinstance(index, slice) else [self.files[int(i)] for i in index]
-        return _decode(picked, _read_files, str, self.size, self.mode)
+        return _decode(picked, _read_files, str, self.size, self.mode, check_memory=False)
 
     def part(self, start: int, stop: int) -> LazyImages:
         return LazyImages(self.files[start:stop], self.size, self.mode, self.shape[1:])
@@ -582,6 +582,7 @@ def _decode(
     shown: Callable[[str], str],
     size: int | None,
     mode: str | None = None,
+    check_memory: bool = True,
 ) -> torch.Tensor:
     """uint8 [N, C, H, W] from the named files, which `read` gives one by one (name, bytes) in an order of its own
     (an archive's); C = 1 if every image is single-channel, else 3 (or as `mode` says: "L" or "RGB"). One file
@@ -600,7 +601,8 @@ def _decode(
         if mode is None and current == "L" and not _grey(im.mode):
             current = "RGB"
             if out is not None:  # the grey ones so far in colour, as PIL converts L to RGB: the grey in each channel
-                _check_memory(out.shape[0] * 3 * out[0, 0].size, len(names), out.shape[2:], 3)
+                if check_memory:
+                    _check_memory(out.shape[0] * 3 * out[0, 0].size, len(names), out.shape[2:], 3)
                 out = np.repeat(out, 3, axis=1)
         im = _convert(im, current)
         if size is not None and im.size != (size, size):  # PIL's bilinear filters over the footprint (antialias)
@@ -610,7 +612,8 @@ def _decode(
         a = np.asarray(im)
         a = a[None] if current == "L" else a.transpose(2, 0, 1)
         if out is None:
-            _check_memory(len(names) * a.size, len(names), a.shape[1:], a.shape[0])
+            if check_memory:  # (not for a streamed split's batch)
+                _check_memory(len(names) * a.size, len(names), a.shape[1:], a.shape[0])
             out = np.empty((len(names), *a.shape), np.uint8)
         out[at[name]] = a
     if out is None:
@@ -618,26 +621,34 @@ def _decode(
     return torch.from_numpy(out)
 
 
-def _available_memory() -> int | None:
-    """Bytes of memory this machine can give without swapping (Linux's MemAvailable), or None where unknown."""
+def available_memory() -> int | None:
+    """Bytes of memory this process can still take (Linux: MemAvailable and free swap, within the memory limit of
+    its cgroup, a container's), or None where unknown."""
     try:
         with open("/proc/meminfo") as f:
-            kib = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration, ValueError, IndexError):
+            kib = {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in f if ":" in line)}
+        free = (kib["MemAvailable"] + kib.get("SwapFree", 0)) * 1024
+    except (OSError, KeyError, ValueError, IndexError):
         return None
-    return kib * 1024
+    try:  # cgroup v2: the container's limit and what it uses already ("max": no limit)
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            free = min(free, int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+    except (OSError, ValueError):
+        pass
+    return max(0, free)
 
 
 def _check_memory(need: int, n: int, hw: tuple[int, ...], channels: int) -> None:
     """Refuse to hold `n` images of `hw` × `channels` (`need` bytes) where the machine has less memory free: numpy
     raised a bare allocation error (or the kernel killed the process later, without a word)."""
-    free = _available_memory()
+    free = available_memory()
     if free is None or need <= free:
         return
     gib = 2**30
     raise DataError(
         f"holding the {n:,} chosen images at {hw[0]}×{hw[1]}×{channels} in memory needs {need / gib:.1f} GiB, more "
-        f"than the {free / gib:.1f} GiB this machine has free; stream them from the folder instead (--stream; an "
+        f"than the {free / gib:.1f} GiB free here; stream them from the folder instead (--stream; an "
         "archive extracted first), or choose a smaller data.image_size or fewer images (data.limit)"
     )
 

@@ -31,7 +31,7 @@ from lrlab import data as data_mod
 from lrlab import distributed, report, results, store
 from lrlab.config import StudyConfig
 from lrlab.distributed import SINGLE, Dist
-from lrlab.errors import ConfigError, LrlabError, unknown
+from lrlab.errors import ConfigError, DataError, LrlabError, unknown
 from lrlab.lr_finder import range_test
 from lrlab.metrics import classification_metrics
 from lrlab.model import AUTO_STEM_MAX_SIDE, build_model, count_params, stem_notes
@@ -899,21 +899,42 @@ def _worker_run(name: str, seed: int, fp: str, state: str) -> str:
 SHM = Path("/dev/shm")  # where torch's multiprocessing puts a tensor that another process is given (Linux)
 
 
+def _held_bytes(ds: data_mod.Dataset) -> int:
+    """Bytes of the decoded splits (by storage: the splits of a folder are views of one tensor); 0 when streamed."""
+    if ds.streamed:
+        return 0
+    parts = [x.untyped_storage() for split in (ds.train, ds.val, ds.test) for x in (split.images, split.labels)]
+    return sum({st.data_ptr(): st.nbytes() for st in parts}.values())
+
+
 def _shareable(ds: data_mod.Dataset) -> bool:
     """Whether the workers can be given the study's own decoded images (torch's multiprocessing moves a tensor to
     shared memory when it is sent: one copy for every process, decoded once) rather than each worker loading the
     data again (a folder of JPEGs decoded by every process, and held by each). Not where shared memory is small
-    (a container's 64 MB /dev/shm: the tensor would not fit) or unknown: there each worker loads its own."""
+    (a container's 64 MB /dev/shm: the tensor would not fit) or unknown, nor where memory has no room for the
+    moment the images are copied there: then each worker loads its own (_check_workers_fit)."""
     if ds.streamed:  # file names, read batch by batch: nothing decoded to share
         return True
-    # (by storage: the splits of a folder are views of one tensor)
-    parts = [x.untyped_storage() for split in (ds.train, ds.val, ds.test) for x in (split.images, split.labels)]
-    storages = {st.data_ptr(): st.nbytes() for st in parts}
+    held = _held_bytes(ds)
     try:
         free = shutil.disk_usage(SHM).free
     except OSError:
         return False
-    return sum(storages.values()) < free / 2
+    room = data_mod.available_memory()
+    return held < free / 2 and (room is None or held <= room)
+
+
+def _check_workers_fit(ds: data_mod.Dataset, workers: int) -> None:
+    """Refuse, before they start, worker processes that would each load images that memory cannot hold so many
+    times (a worker refused in its start is only a broken pool to the study)."""
+    need, room = workers * _held_bytes(ds), data_mod.available_memory()
+    if room is not None and need > room:
+        gib = 2**30
+        raise DataError(
+            f"{workers} worker processes would each hold their own {need / workers / gib:.1f} GiB of decoded images "
+            f"({SHM} has no room to share the study's), more than the {room / gib:.1f} GiB free here; run one at a "
+            "time (--workers 1), or stream the images from a folder (--stream)"
+        )
 
 
 def _run_parallel(
@@ -945,8 +966,11 @@ def _run_parallel(
             with tqdm.external_write_mode():
                 say(line)
 
+    shared = _shareable(p.dataset)
+    if not shared:
+        _check_workers_fit(p.dataset, workers)
     initargs = (config_mod.to_dict(cfg), p.specs, p.auto_lr, threads, stop, bars, p.only,
-                multiprocessing.get_start_method(), p.dataset if _shareable(p.dataset) else None)  # fmt: skip
+                multiprocessing.get_start_method(), p.dataset if shared else None)  # fmt: skip
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=initargs) as pool:
         # the workers start here (submit spawns them) with Ctrl-C ignored from their first instruction: an
         # ignored signal stays ignored through exec, and Python then installs no KeyboardInterrupt handler,

@@ -198,13 +198,17 @@ class Exponential(Spec):
         # per step here unless `every` says otherwise, which can bring the LR to nothing within an epoch or two
         if self.every != ONE_STEP or not 0 < self.gamma < 1:
             return []
-        left = self.gamma ** (plan.total_steps - 1)  # the last step's LR over the first's
-        if left >= 1e-3:
+        # in decades (the last step's LR over the first's, 10^-decades): gamma 0.9 over 8,000 steps is 10^-366,
+        # below the smallest float, so the ratio itself would be 0
+        decades = -(plan.total_steps - 1) * math.log10(self.gamma)
+        if decades < 3:
             return []
+        fall = (f"{10**decades:.3g}-fold, to {self.lr * 10**-decades:.3g}" if decades < 300
+                else f"10^{decades:.0f}-fold, to 0 in floating point")  # fmt: skip
         return [
             f"gamma = {self.gamma:g} per step (every_steps = 1, the default): over the run's {plan.total_steps} "
-            f"steps the LR falls {1 / left:.3g}-fold, to {self.lr * left:.3g}; for gamma per epoch (torch's "
-            "ExponentialLR stepped once an epoch) write every_epochs = 1"
+            f"steps the LR falls {fall}; for gamma per epoch (torch's ExponentialLR stepped once an epoch) write "
+            "every_epochs = 1"
         ]
 
 
