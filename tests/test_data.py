@@ -345,10 +345,13 @@ def test_differing_sizes_need_image_size(tmp_path):
     with pytest.raises(DataError, match=r"data\.image_size") as e:
         load_data(cfg_for(root))
     assert "height×width 8×8" in str(e.value) and "6×10" in str(e.value)  # in the header's order: 6 high, 10 wide
-    assert str(e.value).endswith("(their aspect ratio is not kept), e.g. --set data.image_size=6")  # none enlarged
+    assert str(e.value).endswith(
+        "e.g. --set data.image_size=6 (stretched; data.crop_to_aspect_ratio = true keeps "
+        "their aspect ratio, cropping the centre)"
+    )  # (6: none enlarged)
     write_images(tmp_path / "p" / "train", classes=["a"], size=(300, 200))
     write_images(tmp_path / "p" / "train", classes=["b"], size=(224, 224))
-    with pytest.raises(DataError, match=r"e\.g\. --set data\.image_size=200 \(or 64 for a small, fast model\)$"):
+    with pytest.raises(DataError, match=r"e\.g\. --set data\.image_size=200 \(or 64 for a small, fast model\) "):
         load_data(cfg_for(tmp_path / "p"))  # photos: not the 32 or 64 it once suggested alone
     ds = load_data(cfg_for(root, image_size=5))
     assert ds.image_size == (5, 5) and all(s.images.shape[1:] == (3, 5, 5) for s in splits(ds))
@@ -759,3 +762,30 @@ def test_data_keys_a_source_does_not_read_are_named():
     assert stream.startswith("data.stream not read: cifar100 is held in memory")
     assert workers.startswith("data.loader_workers not read")
     assert unread(DataConfig(name="imagefolder:/x", loader_workers=2))[0].startswith("data.loader_workers not read")
+    (square,) = unread(DataConfig(name="cifar10", image_size=64, crop_to_aspect_ratio=True))
+    assert square == "data.crop_to_aspect_ratio not read: cifar10's images are square"
+    (unsized,) = unread(DataConfig(name="imagefolder:/x", crop_to_aspect_ratio=True))
+    assert unsized == "data.crop_to_aspect_ratio not read: without data.image_size no image is resized"
+    assert unread(DataConfig(name="imagefolder:/x", image_size=64, crop_to_aspect_ratio=True)) == []
+
+
+def test_crop_to_aspect_ratio_keeps_the_shape_as_torchvisions_resize_and_centre_crop(tmp_path):
+    """Photos of several shapes resized to one square: stretched by default, or with data.crop_to_aspect_ratio
+    their shorter side resized and the centre cut out (torchvision's Resize(size) + CenterCrop(size)), in memory
+    and streamed alike."""
+    from torchvision.transforms import v2
+
+    write_images(tmp_path / "d" / "train", ["a"], n=6, size=(60, 30))  # 60 wide, 30 high
+    write_images(tmp_path / "d" / "train", ["b"], n=6, size=(20, 50))
+    cfg = cfg_for(tmp_path / "d", image_size=16, crop_to_aspect_ratio=True, val_frac=0.2, test_frac=0.2)
+    ds = load_data(cfg)
+    names = sorted(str(p) for p in (tmp_path / "d" / "train").rglob("*.png"))
+    theirs = v2.Compose([v2.PILToTensor(), v2.Resize(16, antialias=True), v2.CenterCrop(16)])
+    ours = data._decode(names, data._read_files, str, 16, crop=True)
+    for i, name in enumerate(names):
+        assert (ours[i].int() - theirs(Image.open(name)).int()).abs().float().mean() < 2  # (PIL's filter vs torch's)
+    stretched = data._decode(names, data._read_files, str, 16)
+    assert not torch.equal(stretched, ours)
+    streamed = load_data(dataclasses.replace(cfg, stream=True))
+    pairs = zip(splits(streamed), splits(ds), strict=True)
+    assert all(torch.equal(a.images[torch.arange(len(a))], b.images) for a, b in pairs)

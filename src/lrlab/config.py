@@ -48,6 +48,7 @@ class DataConfig:
     split_seed: int = 0  # the split is the same for every run of a study
     limit: int | None = None  # train on this many images, at least one per class (val/test shrink with it)
     image_size: int | None = None  # resize images to this square size; None keeps the native size
+    crop_to_aspect_ratio: bool = False  # with image_size: shorter side to it, centre cropped (else stretched)
     augment: str = "auto"  # auto | none | crop-flip | resized-crop-flip  (auto: see study.resolve_augment)
     cutout: int = 0  # side (px) of a square set to the mean pixel at a random place of each training image; 0: off
     stream: bool = False  # image folders: read images from disk each epoch instead of holding them in memory

@@ -44,8 +44,10 @@ class LazyImages:
     (data.stream, for folders too big to hold in memory); `dataset()` serves them one by one to a
     torch DataLoader, whose workers decode in parallel."""
 
-    def __init__(self, files: list[str], size: int | None, mode: str, shape: tuple[int, ...]) -> None:
-        self.files, self.size, self.mode = files, size, mode
+    def __init__(
+        self, files: list[str], size: int | None, mode: str, shape: tuple[int, ...], crop: bool = False
+    ) -> None:
+        self.files, self.size, self.mode, self.crop = files, size, mode, crop
         self.shape = (len(files), *shape)
 
     def __len__(self) -> int:
@@ -53,10 +55,10 @@ class LazyImages:
 
     def __getitem__(self, index: torch.Tensor | slice) -> torch.Tensor:
         picked = self.files[index] if isinstance(index, slice) else [self.files[int(i)] for i in index]
-        return _decode(picked, _read_files, str, self.size, self.mode, check_memory=False)
+        return _decode(picked, _read_files, str, self.size, self.mode, check_memory=False, crop=self.crop)
 
     def part(self, start: int, stop: int) -> LazyImages:
-        return LazyImages(self.files[start:stop], self.size, self.mode, self.shape[1:])
+        return LazyImages(self.files[start:stop], self.size, self.mode, self.shape[1:], self.crop)
 
     def dataset(self) -> torch.utils.data.Dataset:
         return _OneImage(self)
@@ -583,6 +585,7 @@ def _decode(
     size: int | None,
     mode: str | None = None,
     check_memory: bool = True,
+    crop: bool = False,
 ) -> torch.Tensor:
     """uint8 [N, C, H, W] from the named files, which `read` gives one by one (name, bytes) in an order of its own
     (an archive's); C = 1 if every image is single-channel, else 3 (or as `mode` says: "L" or "RGB"). One file
@@ -605,8 +608,8 @@ def _decode(
                     _check_memory(out.shape[0] * 3 * out[0, 0].size, len(names), out.shape[2:], 3)
                 out = np.repeat(out, 3, axis=1)
         im = _convert(im, current)
-        if size is not None and im.size != (size, size):  # PIL's bilinear filters over the footprint (antialias)
-            im = im.resize((size, size), Image.BILINEAR)
+        if size is not None and im.size != (size, size):
+            im = _fitted(im, size, crop)
         sizes.setdefault(im.size, name)
         _one_size(sizes, shown)
         a = np.asarray(im)
@@ -663,6 +666,19 @@ def _readable(name: str, shown: Callable[[str], str]) -> Iterator[None]:
         raise DataError(f"cannot read image {shown(name)}: {why} (remove or replace the file)") from None
 
 
+def _fitted(im: Image.Image, size: int, crop: bool) -> Image.Image:
+    """`im` resized to size×size: stretched, or with `crop` (data.crop_to_aspect_ratio) its shorter side resized to
+    `size` and the centred square cut out, so that its aspect ratio is kept (torchvision's Resize(size) then
+    CenterCrop(size); Keras's crop_to_aspect_ratio). PIL's bilinear filter covers the footprint (antialias)."""
+    if not crop:
+        return im.resize((size, size), Image.BILINEAR)
+    w, h = im.size
+    scale = size / min(w, h)
+    im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+    left, top = round((im.width - size) / 2), round((im.height - size) / 2)  # as CenterCrop rounds
+    return im.crop((left, top, left + size, top + size))
+
+
 def _one_size(sizes: dict[tuple[int, int], str], shown: Callable[[str], str]) -> None:
     """`sizes` maps each (width, height) met to a file of that size; said as height×width, as the study's header
     gives the input size."""
@@ -672,8 +688,9 @@ def _one_size(sizes: dict[tuple[int, int], str], shown: Callable[[str], str]) ->
         eg = f"{side}" if side <= 64 else f"{min(side, 224)} (or 64 for a small, fast model)"
         raise DataError(
             f"images differ in size (height×width {a[1]}×{a[0]} in {shown(fa)}, {b[1]}×{b[0]} in {shown(fb)}); "
-            "set data.image_size to resize them all to one square size (their aspect ratio is not kept), e.g. "
-            f"--set data.image_size={eg}"
+            "set data.image_size to resize them all to one square size, e.g. "
+            f"--set data.image_size={eg} (stretched; data.crop_to_aspect_ratio = true keeps their aspect ratio, "
+            "cropping the centre)"
         )
 
 
@@ -768,11 +785,12 @@ def _load_folder(cfg: DataConfig, path: Path) -> Dataset:
             mode, shape = _headers(names, shown, cfg.image_size)
             if mode == "L" and colour_elsewhere():
                 mode, shape = "RGB", (3, *shape[1:])
-            x = LazyImages(names, cfg.image_size, mode, shape)
+            x = LazyImages(names, cfg.image_size, mode, shape, cfg.crop_to_aspect_ratio)
         else:
-            x = _decode(names, read, shown, cfg.image_size)
+            fit = {"crop": cfg.crop_to_aspect_ratio}
+            x = _decode(names, read, shown, cfg.image_size, **fit)
             if x.shape[1] == 1 and colour_elsewhere():  # (decoded again, in colour: rare, and no bytes held)
-                x = _decode(names, read, shown, cfg.image_size, "RGB")
+                x = _decode(names, read, shown, cfg.image_size, "RGB", **fit)
     if path.is_file():
         digest = _hash([path])  # the archive's bytes: the same as `sha256sum archive`
     else:
@@ -821,6 +839,9 @@ def unread(cfg: DataConfig, ds: Dataset | None = None) -> list[str]:
         notes.append(f"{' and '.join(fetched)} not read: {source} (they place and fetch cifar10 and cifar100)")
     if path is None and cfg.stream:
         notes.append(f"data.stream not read: {cfg.name} is held in memory (image folders are streamed)")
+    if cfg.crop_to_aspect_ratio and (cfg.image_size is None or path is None):
+        why = "without data.image_size no image is resized" if cfg.image_size is None else f"{kind}'s images are square"
+        notes.append(f"data.crop_to_aspect_ratio not read: {why}")
     if not (path is not None and cfg.stream) and cfg.loader_workers != default.loader_workers:
         notes.append("data.loader_workers not read: its processes decode the images of a streamed image folder")
     return notes
