@@ -114,13 +114,14 @@ def test_files_and_bundled_names(tmp_path):
 
 
 def test_keys_added_later_keep_older_runs_setting_at_their_defaults():
-    # a run saved before model.init and train.decay_norm_bias existed ran what their defaults do: its setting
-    # (and so its fingerprint) is that of a new run at the defaults; another value is another setting
+    # a run saved before model.init, train.decay_norm_bias and data.crop_to_aspect_ratio existed ran what their
+    # defaults do: its setting (and so its fingerprint) is that of a new run at the defaults; another value is
+    # another setting
     new = config.to_dict(config.load(None))
     old = config.to_dict(config.load(None))
-    del old["model"]["init"], old["train"]["decay_norm_bias"]
+    del old["model"]["init"], old["train"]["decay_norm_bias"], old["data"]["crop_to_aspect_ratio"]
     assert config.setting(old) == config.setting(new)
-    for key, value in (("model.init", "fan_in"), ("train.decay_norm_bias", False)):
+    for key, value in (("model.init", "fan_in"), ("train.decay_norm_bias", False), ("data.crop_to_aspect_ratio", True)):
         changed = config.setting(config.to_dict(config.load(None, {key: value})))
         assert changed != config.setting(new)
         section, name = key.split(".")

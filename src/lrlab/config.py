@@ -374,7 +374,8 @@ _NOT_SETTING_IN = (("train", "device"), ("train", "threads"), ("train", "compile
                    ("data", "data_dir"), ("data", "download"))  # fmt: skip
 # Keys added to the setting after results had been saved without them: left out at their default (which
 # is what those runs did), so that such runs keep their fingerprints and still pair with new ones
-_ADDED_LATER = {("model", "init"): ModelConfig.init, ("train", "decay_norm_bias"): TrainConfig.decay_norm_bias}
+_ADDED_LATER = {("model", "init"): ModelConfig.init, ("train", "decay_norm_bias"): TrainConfig.decay_norm_bias,
+                ("data", "crop_to_aspect_ratio"): DataConfig.crop_to_aspect_ratio}  # fmt: skip
 
 
 def run_name(schedule: str, peak: float | None) -> str:
