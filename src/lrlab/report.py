@@ -158,7 +158,7 @@ h1 {{ border-bottom: 2px solid #ddd; padding-bottom: .3em; }} h2 {{ margin-top: 
 table {{ border-collapse: collapse; margin: 1em 0; font-variant-numeric: tabular-nums; display: block;
          overflow-x: auto; max-width: 100%; }}
 th, td {{ border: 1px solid #ddd; padding: .35em .7em; text-align: right; }} td {{ white-space: nowrap; }}
-th.t, td.t {{ text-align: left; }} thead {{ background: #f4f6f8; }}
+th.t, td.t {{ text-align: left; }} td.t {{ white-space: normal; min-width: 7em; }} thead {{ background: #f4f6f8; }}
 tbody tr:nth-child(even) {{ background: #fafafa; }}
 figure {{ margin: 1.5em 0; }} img {{ max-width: 100%; }} figcaption {{ color: #666; font-size: 90%; }}
 code {{ background: #f2f2f2; padding: 0 .25em; border-radius: 3px; }}
@@ -318,7 +318,15 @@ def _baseline(
 def _ranked_on(accuracy: dict[str, dict[int, float]]) -> str | None:
     """The sentence for ranks made over the seeds every schedule finished (stats.ranking_seeds), or None."""
     if not (seeds := stats.ranking_seeds(accuracy)):
-        return None
+        done = {n: sum(math.isfinite(v) for v in by_seed.values()) for n, by_seed in accuracy.items()}
+        most = max(done.values(), default=0)
+        fewer = [f"{n}: {k} of {len(accuracy[n])}" for n, k in done.items() if 0 < k < most]
+        if not fewer:  # (every schedule finished as many: the same seeds, or nothing to say)
+            return None
+        return (  # under two seeds every schedule finished: no common ground to rank on
+            "no two seeds were finished by every schedule, so the ranks and the highest mean compare each schedule's "
+            f"mean over its own finished seeds ({'; '.join(fewer)}): not the same seeds, and one seed is one draw"
+        )
     return (
         f"the ranks and the highest mean compare each schedule's mean over seeds {_and([str(k) for k in seeds])}, "
         "the ones every schedule finished; the table's means are over each schedule's own finished seeds, and "
@@ -369,11 +377,13 @@ def _significance_rows(comps: list[stats.Comparison], table: list[dict[str, Any]
 
 
 def _lost_seeds(c: stats.Comparison, table: list[dict[str, Any]]) -> str:
-    """' (cyclic diverged on 5 of 10 seeds)' after a verdict where either side diverged: the test pairs only the
-    seeds both finished, so a schedule that diverges on half its seeds can still be "better" over the rest."""
+    """' (diverged on 5 of 10 seeds; standard diverged on 1 of 10 seeds)' after a verdict where the schedule or its
+    baseline diverged: the test pairs only the seeds both finished, so a schedule that diverges on half its seeds
+    can still be "better" over the rest."""
     rows = {row["schedule"]: row for row in table}
-    lost = [f"{name} diverged on {row['diverged']} of {row['n'] + row['diverged']} seeds"
-            for name in (c.schedule, c.baseline) if (row := rows.get(name)) and row["diverged"]]  # fmt: skip
+    lost = [f"{who} on {row['diverged']} of {row['n'] + row['diverged']} seeds"
+            for who, name in (("diverged", c.schedule), (f"{c.baseline} diverged", c.baseline))
+            if (row := rows.get(name)) and row["diverged"]]  # fmt: skip
     return f" ({'; '.join(lost)})" if lost and c.n else ""
 
 
