@@ -188,3 +188,8 @@ def test_differences_plot_shows_each_seed_the_mean_and_its_interval_in_order(tmp
     notes = {t.get_text(): t.get_color() for t in ax.texts}
     assert to_rgba(notes["better"]) == to_rgba(plots.VERDICT_COLORS["better"]) and "no pairs" in notes
     assert ax.get_xlim()[0] < -0.01 and ax.get_xlim()[1] > 0.03
+    assert ax.get_title() == "Seeds as dots, mean difference and 95% interval (unadjusted)"
+    # one pair each (a one-seed study): the title promises no interval
+    plots.plot_differences([(comp("onecycle", 1, 0.02, math.nan, math.nan, "untested"), np.array([0.02]), "u")],
+                           "standard", tmp_path / "differences.png")  # fmt: skip
+    assert figures[-1].axes[0].get_title() == "One seed's difference each: no interval"

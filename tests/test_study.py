@@ -1324,3 +1324,6 @@ def test_a_study_of_one_seed_says_nothing_was_tested(study, tmp_path, capsys):
         "one seed each: nothing could be tested" in console
         and "rerun `lrlab study` with `--seeds 3` or more" in console
     )
+    # no band, no interval: the captions do not promise them
+    assert "Validation accuracy against epoch, one seed each (no band)" in md and "min–max band" not in md
+    assert "on the one seed each pair finished: no interval and no test" in md

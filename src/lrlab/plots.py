@@ -186,7 +186,9 @@ def plot_curves(groups: dict[str, list[Run]], key: str, ylabel: str, path: Path)
         ax.plot(x, arr.mean(0), label=label, color=colors[name], lw=1.8, ls=styles[name])
         if len(arr) > 1:
             ax.fill_between(x, arr.min(0), arr.max(0), color=colors[name], alpha=0.15, lw=0)
-    ax.set(xlabel="epoch", ylabel=ylabel, title=f"{ylabel.capitalize()} against epoch (band: min–max over seeds)")
+    banded = any(len(arr) > 1 for arr in arrays.values())  # (one seed each: no band to speak of)
+    title = f"{ylabel.capitalize()} against epoch" + (" (band: min–max over seeds)" if banded else " (one seed each)")
+    ax.set(xlabel="epoch", ylabel=ylabel, title=title)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no 1.5 ticks
     if key.endswith("loss"):
         ax.set_yscale("log")
@@ -296,10 +298,10 @@ def plot_differences(rows: list[tuple[Comparison, np.ndarray, str]], baseline: s
     ax.set_yticks(range(len(rows) - 1, -1, -1), [c.schedule for c, *_ in rows])
     ax.set_ylim(-0.6, len(rows) - 0.4)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:+.3g}" if v else "0"))
-    ax.set(
-        xlabel=f"difference in test accuracy from {baseline}, paired by seed",
-        title=f"Seeds as dots, mean difference and {LEVEL:.0%} interval (unadjusted)",
-    )
+    tested = any(c.n > 1 for c, *_ in rows)
+    title = f"Seeds as dots, mean difference and {LEVEL:.0%} interval (unadjusted)" if tested else (
+        "One seed's difference each: no interval")  # fmt: skip
+    ax.set(xlabel=f"difference in test accuracy from {baseline}, paired by seed", title=title)
     ax.grid(axis="x", alpha=0.3)
     save_figure(fig, path)
 

@@ -580,8 +580,9 @@ def _document(
             + (
                 "These same seeds picked the best peak, so the t-test's p is Holm-adjusted over every pair of the "
                 f"schedule's peaks, not only the pairs shown; the verdict at α = {ALPHA}: **worse** where the seeds "
-                "tell that peak from the best one (**better**, rarely, where over more seeds than the best was picked "
-                "by another peak came out ahead). No correction is made across schedules. "
+                "tell that peak from the best one; **better**, rarely, where a peak comes out ahead of the best over "
+                "the seeds the two share, which can be more than the seeds the best was picked on. No correction is "
+                "made across schedules. "
                 if tested
                 else "No p-values: they need at least two seeds where both runs finished. "
             )
@@ -622,10 +623,11 @@ def _document(
               "the LRs (`lrlab find-lr` shows the LRs that train) and run the study again.")  # fmt: skip
     doc.h(2, "Plots")
     shown = best[0] + (f", the first of the {len(best)} tied" if len(best) > 1 else "") if best else ""
+    band = "mean and min–max band over seeds" if most > 1 else "one seed each (no band)"
     for name, cap in [
         ("lr", "Learning rate against optimizer step"),
-        ("val_accuracy", "Validation accuracy against epoch, mean and min–max band over seeds"),
-        ("train_loss", "Training loss against epoch, mean and min–max band over seeds"),
+        ("val_accuracy", "Validation accuracy against epoch, " + band),
+        ("train_loss", "Training loss against epoch, " + band),
         (
             "accuracy",
             "Final test accuracy per schedule: seeds as dots, each seed's runs joined by a grey line (one seed's "
