@@ -153,6 +153,31 @@ def test_a_study_whose_every_run_diverged_is_plotted(tmp_path, monkeypatch):
     assert texts == ["2 diverged", "2 diverged"]
 
 
+def test_a_seeds_grey_line_breaks_where_a_schedule_did_not_finish_it(tmp_path, monkeypatch):
+    """Seed 1 diverged in the middle schedule: its line joined the first schedule's dot straight to the third's,
+    crossing the middle column as if it had a run there."""
+    from pathlib import Path
+
+    from lrlab import plots
+    from lrlab.metrics import ALL_METRICS
+    from lrlab.results import Run, study_table
+
+    def run(name, seed, acc):
+        scores = dict.fromkeys(ALL_METRICS, acc)  # (study_table summarises each)
+        status = {"status": "diverged", "test": None} if acc is None else {"status": "ok", "test": scores}
+        return Run(Path("."), {"schedule": name, "seed": seed, **status}, {})
+
+    accs = {"standard": (0.5, 0.6), "annealing": (0.7, None), "onecycle": (0.8, 0.9)}
+    groups = {name: [run(name, seed, acc) for seed, acc in enumerate(pair)] for name, pair in accs.items()}
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig))
+    plots.plot_final(study_table(groups), groups, tmp_path / "accuracy.png")
+    grey = [line.get_ydata() for line in figures[0].axes[0].lines if line.get_color() == "0.6"]
+    seed0, seed1 = sorted(grey, key=lambda y: y[0])
+    assert list(seed0) == [0.5, 0.7, 0.8]
+    assert seed1[0] == 0.6 and math.isnan(seed1[1]) and seed1[2] == 0.9  # a gap at annealing, not a line across
+
+
 def test_differences_plot_shows_each_seed_the_mean_and_its_interval_in_order(tmp_path, monkeypatch):
     import numpy as np
     from matplotlib.collections import PathCollection

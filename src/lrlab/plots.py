@@ -235,6 +235,9 @@ def plot_final(
         done = [r for r in groups[row["schedule"]] if r.ok]
         for r in done:
             joined[r.seed].append((i + offset[r.seed], r.metric("accuracy")))
+        for seed in seeds:  # a seed this schedule did not finish: its line breaks here (matplotlib stops at nan)
+            if not any(r.seed == seed for r in done):
+                joined[seed].append((i + offset[seed], math.nan))
         xs, vals = [i + offset[r.seed] for r in done], [r.metric("accuracy") for r in done]
         # the dots over the mean's bar: a seed near the mean was hidden behind it
         ax.scatter(xs, vals, s=24, color=colors[row["schedule"]], edgecolors="white", linewidths=0.6, zorder=5)
@@ -248,7 +251,7 @@ def plot_final(
                         ha="center", fontsize=8, color="crimson")  # fmt: skip
     if len(table) > 1:
         for points in joined.values():
-            if len(points) > 1:
+            if sum(math.isfinite(v) for _, v in points) > 1:
                 ax.plot(*zip(*points, strict=True), color="0.6", lw=0.7, alpha=0.7, zorder=2)
     ends = [v for row in table if row["accuracy"].n for v in (row["accuracy"].ci_low, row["accuracy"].ci_high)]
     ends += [r.metric("accuracy") for runs in groups.values() for r in runs if r.ok]
