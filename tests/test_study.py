@@ -1255,6 +1255,10 @@ def test_a_report_recommends_nothing_where_nothing_learned(study, tmp_path):
     assert "**No schedule can be recommended:** the highest mean accuracy, " in md and "Highest mean" not in md
     assert "*Final test accuracy per schedule: seeds as dots" in md  # the caption, a line of its own
     assert "With 2 pairs a two-sided Wilcoxon p cannot fall below 0.5 (2/2^2)" in md
+    # seeds to plan would send a student to run more seeds of runs that learned nothing
+    assert "No seeds to plan (—) where annealing, cyclic, onecycle, standard, uneven-cyclic and warmup learned " in md
+    rows = [x for x in md.split("## Against the baseline")[1].split("\n\n")[2].splitlines() if x.startswith("| ")]
+    assert len(rows) == 6 and all(x.endswith("| — |") for x in rows[1:])  # (the header, then one per schedule)
     page = (tmp_path / "report.html").read_text()
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
     assert '<figure><img alt="Final test accuracy' in page and "plots/" not in page.split("<body>")[1]  # one file

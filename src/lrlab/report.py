@@ -366,14 +366,25 @@ SIGNIFICANCE_HEAD = ["Δ accuracy", f"{LEVEL:.0%} interval (unadjusted)", "pairs
                      "p (Holm)", "verdict", "seeds to plan"]  # fmt: skip
 
 
-def _significance_rows(comps: list[stats.Comparison], table: list[dict[str, Any]]) -> list[list[str]]:
+def _significance_rows(
+    comps: list[stats.Comparison], table: list[dict[str, Any]], floor: float | None = None
+) -> list[list[str]]:
+    """The rows of a table of comparisons; no seeds to plan (—) where either side learned nothing (_idle)."""
+    idle = _idle(table, floor)
     return [
         [c.schedule, f"{c.diff_mean:+.4f}" if not math.isnan(c.diff_mean) else "—",
          _interval(c),
          str(c.n), _p(c.p_ttest) + (" †" if c.no_spread else ""), _p(c.p_wilcoxon), _p(c.p_holm),
-         (f"**{c.verdict}**" if c.decided else c.verdict) + _lost_seeds(c, table), _seeds(c.seeds_needed)]
+         (f"**{c.verdict}**" if c.decided else c.verdict) + _lost_seeds(c, table),
+         "—" if {c.schedule, c.baseline} & idle else _seeds(c.seeds_needed)]
         for c in comps
     ]  # fmt: skip
+
+
+def _idle(table: list[dict[str, Any]], floor: float | None) -> set[str]:
+    """The schedules whose mean test accuracy is no better than always answering the commonest class (`floor`):
+    they learned nothing on average, and more seeds would not tell them apart from anything worth knowing."""
+    return {r["schedule"] for r in table if floor is not None and r["accuracy"].n and r["accuracy"].mean <= floor}
 
 
 def _lost_seeds(c: stats.Comparison, table: list[dict[str, Any]]) -> str:
@@ -541,6 +552,9 @@ def _document(
             else "no interval or p-values: they need at least two seeds where both runs finished."
         )
         sign = _no_spread_note(comps)
+        if idle := sorted(_idle(table, study_floor(runs)) & {n for c in comps for n in (c.schedule, c.baseline)}):
+            sign += (f" No seeds to plan (—) where {_and(idle)} learned nothing on average (no better than always "
+                     "answering the commonest class): more seeds would not fix that; its training would.")  # fmt: skip
         unfinished = {row["schedule"] for row in table if not row["accuracy"].n}  # every run diverged
         gone = [c.schedule for c in comps if c.n == 0 and c.baseline not in unfinished]
         lost = list(dict.fromkeys(c.baseline for c in comps if c.baseline in unfinished))
@@ -560,7 +574,7 @@ def _document(
             + f"Paired difference in test accuracy (schedule − {baseline}) over the seeds where both finished; "
             f"{tested}{sign}{unpaired}"
         )
-        doc.table(["schedule", *SIGNIFICANCE_HEAD], _significance_rows(comps, table))
+        doc.table(["schedule", *SIGNIFICANCE_HEAD], _significance_rows(comps, table, study_floor(runs)))
         if any(c.n > 1 for c in comps):
             doc.img(
                 "plots/differences.png",
@@ -589,10 +603,9 @@ def _document(
             + "The comparisons against the baseline, one peak at a time, do not answer this."
             + _no_spread_note(peak_comps)
         )
-        doc.table(
-            ["peak", "best peak", *SIGNIFICANCE_HEAD],
-            [[c.schedule, c.baseline, *row[1:]] for c, row in zip(peak_comps, _significance_rows(peak_comps, table),
-                                                                    strict=True)])  # fmt: skip
+        peak_rows = _significance_rows(peak_comps, table, study_floor(runs))
+        peak_rows = [[c.schedule, c.baseline, *row[1:]] for c, row in zip(peak_comps, peak_rows, strict=True)]
+        doc.table(["peak", "best peak", *SIGNIFICANCE_HEAD], peak_rows)
     if best:
         # rank 1 beside the top: not told apart from it (in the table's order)
         alike = [n for n in (row["schedule"] for row in table) if ranks.get(n) == 1 and n not in best]
