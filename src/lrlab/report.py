@@ -533,11 +533,12 @@ def _document(
                   _neighbour_rows(neighbours, ranks, apart))  # fmt: skip
     if comps:
         doc.h(2, f"Against the baseline ({baseline})")
+        strictest = f"α/{m} (Holm's strictest step)" if m > 1 else "α"
         tested = (
             f"its {LEVEL:.0%} t-interval, the paired t-test and Wilcoxon signed-rank p-values, and "
             f"the {TEST} p-value Holm-adjusted over {m} comparison{'s' * (m != 1)}{' within ' + within if within else ''}; "  # noqa: E501
             f"the verdict uses that at α = {ALPHA}. Seeds to plan: the seeds a new study would need for the paired "
-            f"t-test at α/{m} (Holm's strictest step) to reach {stats.POWER:.0%} power against a true difference "
+            f"t-test at {strictest} to reach {stats.POWER:.0%} power against a true difference "
             "equal to the one seen here, if the differences spread as they did here; a rough guide, since the "
             "spread of a few seeds is itself uncertain. The seeds vary the training (initial weights, batch order, "
             "augmentation, dropout), not the test images: a verdict is about this test split."
