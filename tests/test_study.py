@@ -308,8 +308,18 @@ def test_the_highest_mean_of_a_schedule_with_diverged_seeds_says_so(study, tmp_p
     # no seed but seed 0 finished in every schedule: the ranks are over each one's own seeds, and said so
     assert (
         "no two seeds were finished by every schedule, so the ranks and the highest mean compare each "
-        "schedule's mean over its own finished seeds (onecycle: 1 of 2): not the same seeds"
+        "schedule's mean over its own finished seeds (standard: seeds 0 and 1; cyclic: seeds 0 and 1; warmup: seeds "
+        "0 and 1; annealing: seeds 0 and 1; onecycle: seed 0; uneven-cyclic: seeds 0 and 1): not the same seeds, "
+        "and one seed is one draw"
     ) in text
+    from lrlab.report import _ranked_on
+
+    nan = math.nan  # the same number of seeds, not the same seeds: said too
+    assert (
+        "(A: seeds 0 and 1; B: seeds 2 and 3): not the same seeds."
+        in _ranked_on({"A": {0: 0.5, 1: 0.6, 2: nan, 3: nan}, "B": {0: nan, 1: nan, 2: 0.7, 3: 0.8}}) + "."
+    )
+    assert _ranked_on({"A": {0: 0.5, 1: 0.6}, "B": {0: 0.7, 1: 0.8}}) is None
 
 
 def test_a_study_whose_every_run_diverged_says_so_and_ranks_nothing(study, tmp_path, capsys):
@@ -1257,6 +1267,7 @@ def test_a_report_recommends_nothing_where_nothing_learned(study, tmp_path):
     assert "With 2 pairs a two-sided Wilcoxon p cannot fall below 0.5 (2/2^2)" in md
     # seeds to plan would send a student to run more seeds of runs that learned nothing
     assert "No seeds to plan (—) where annealing, cyclic, onecycle, standard, uneven-cyclic and warmup learned " in md
+    assert "more seeds would not fix that; their training would." in md
     rows = [x for x in md.split("## Against the baseline")[1].split("\n\n")[2].splitlines() if x.startswith("| ")]
     assert len(rows) == 6 and all(x.endswith("| — |") for x in rows[1:])  # (the header, then one per schedule)
     page = (tmp_path / "report.html").read_text()

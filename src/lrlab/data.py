@@ -668,13 +668,14 @@ def _readable(name: str, shown: Callable[[str], str]) -> Iterator[None]:
 
 def _fitted(im: Image.Image, size: int, crop: bool) -> Image.Image:
     """`im` resized to size×size: stretched, or with `crop` (data.crop_to_aspect_ratio) its shorter side resized to
-    `size` and the centred square cut out, so that its aspect ratio is kept (torchvision's Resize(size) then
-    CenterCrop(size); Keras's crop_to_aspect_ratio). PIL's bilinear filter covers the footprint (antialias)."""
+    `size` and the centred square cut out, so that its aspect ratio is kept: torchvision's Resize(size) then
+    CenterCrop(size) on a PIL image, to the pixel (the name is Keras's, whose option cuts the centre first, then
+    resizes). PIL's bilinear filter covers the footprint (antialias)."""
     if not crop:
         return im.resize((size, size), Image.BILINEAR)
-    w, h = im.size
-    scale = size / min(w, h)
-    im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+    w, h = im.size  # the longer side as torchvision's Resize cuts it: int(size · long / short)
+    im = im.resize((size, max(size, int(size * h / w))) if w <= h else (max(size, int(size * w / h)), size),
+                   Image.BILINEAR)  # fmt: skip
     left, top = round((im.width - size) / 2), round((im.height - size) / 2)  # as CenterCrop rounds
     return im.crop((left, top, left + size, top + size))
 

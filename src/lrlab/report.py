@@ -158,7 +158,8 @@ h1 {{ border-bottom: 2px solid #ddd; padding-bottom: .3em; }} h2 {{ margin-top: 
 table {{ border-collapse: collapse; margin: 1em 0; font-variant-numeric: tabular-nums; display: block;
          overflow-x: auto; max-width: 100%; }}
 th, td {{ border: 1px solid #ddd; padding: .35em .7em; text-align: right; }} td {{ white-space: nowrap; }}
-th.t, td.t {{ text-align: left; }} td.t {{ white-space: normal; min-width: 7em; }} thead {{ background: #f4f6f8; }}
+th.t, td.t {{ text-align: left; }} td.t {{ white-space: normal; min-width: 7em; }}
+td.t:first-child {{ white-space: nowrap; }} thead {{ background: #f4f6f8; }}
 tbody tr:nth-child(even) {{ background: #fafafa; }}
 figure {{ margin: 1.5em 0; }} img {{ max-width: 100%; }} figcaption {{ color: #666; font-size: 90%; }}
 code {{ background: #f2f2f2; padding: 0 .25em; border-radius: 3px; }}
@@ -318,14 +319,17 @@ def _baseline(
 def _ranked_on(accuracy: dict[str, dict[int, float]]) -> str | None:
     """The sentence for ranks made over the seeds every schedule finished (stats.ranking_seeds), or None."""
     if not (seeds := stats.ranking_seeds(accuracy)):
-        done = {n: sum(math.isfinite(v) for v in by_seed.values()) for n, by_seed in accuracy.items()}
-        most = max(done.values(), default=0)
-        fewer = [f"{n}: {k} of {len(accuracy[n])}" for n, k in done.items() if 0 < k < most]
-        if not fewer:  # (every schedule finished as many: the same seeds, or nothing to say)
+        done = {n: [k for k, v in by_seed.items() if math.isfinite(v)] for n, by_seed in accuracy.items()}
+        sets = {tuple(sorted(k)) for k in done.values() if k}
+        if len(sets) < 2:  # (every schedule finished the same seeds, or none finished any)
             return None
-        return (  # under two seeds every schedule finished: no common ground to rank on
+        # under two seeds every schedule finished: no common ground to rank on
+        mine = "; ".join(f"{n}: seed{'s' * (len(k) > 1)} {_and([str(x) for x in sorted(k)])}"
+                         for n, k in done.items() if k)  # fmt: skip
+        one = ", and one seed is one draw" if any(len(k) == 1 for k in done.values()) else ""
+        return (
             "no two seeds were finished by every schedule, so the ranks and the highest mean compare each schedule's "
-            f"mean over its own finished seeds ({'; '.join(fewer)}): not the same seeds, and one seed is one draw"
+            f"mean over its own finished seeds ({mine}): not the same seeds{one}"
         )
     return (
         f"the ranks and the highest mean compare each schedule's mean over seeds {_and([str(k) for k in seeds])}, "
@@ -554,8 +558,10 @@ def _document(
         )
         sign = _no_spread_note(comps)
         if idle := sorted(_idle(table, study_floor(runs)) & {n for c in comps for n in (c.schedule, c.baseline)}):
+            their = "its" if len(idle) == 1 else "their"
             sign += (f" No seeds to plan (—) where {_and(idle)} learned nothing on average (no better than always "
-                     "answering the commonest class): more seeds would not fix that; its training would.")  # fmt: skip
+                     f"answering the commonest class): more seeds would not fix that; {their} training "
+                     "would.")  # fmt: skip
         unfinished = {row["schedule"] for row in table if not row["accuracy"].n}  # every run diverged
         gone = [c.schedule for c in comps if c.n == 0 and c.baseline not in unfinished]
         lost = list(dict.fromkeys(c.baseline for c in comps if c.baseline in unfinished))
@@ -644,8 +650,9 @@ def _document(
         ("train_loss", "Training loss against epoch, " + band),
         (
             "accuracy",
-            "Final test accuracy per schedule: seeds as dots, each seed's runs joined by a grey line (one seed's "
-            "runs share initial weights and batch order: the pairing behind the comparisons), mean"
+            "Final test accuracy per schedule: seeds as dots, each seed's runs joined by a grey line, broken where "
+            "a schedule did not finish that seed (one seed's runs share initial weights and batch order: the "
+            "pairing behind the comparisons), mean"
             + (f" and {LEVEL:.0%} interval" if most > 1 else " (at most one finished seed each: no interval)"),
         ),
         ("lr_sensitivity", "LR sensitivity: final test accuracy against the peak LR of each schedule"),
