@@ -788,10 +788,10 @@ def _load_folder(cfg: DataConfig, path: Path) -> Dataset:
                 mode, shape = "RGB", (3, *shape[1:])
             x = LazyImages(names, cfg.image_size, mode, shape, cfg.crop_to_aspect_ratio)
         else:
-            fit = {"crop": cfg.crop_to_aspect_ratio}
-            x = _decode(names, read, shown, cfg.image_size, **fit)
+            crop = cfg.crop_to_aspect_ratio
+            x = _decode(names, read, shown, cfg.image_size, crop=crop)
             if x.shape[1] == 1 and colour_elsewhere():  # (decoded again, in colour: rare, and no bytes held)
-                x = _decode(names, read, shown, cfg.image_size, "RGB", **fit)
+                x = _decode(names, read, shown, cfg.image_size, "RGB", crop=crop)
     if path.is_file():
         digest = _hash([path])  # the archive's bytes: the same as `sha256sum archive`
     else:
