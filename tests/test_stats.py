@@ -234,6 +234,38 @@ def test_equal_gains_in_counts_are_equal_despite_float_noise():
     assert c.diff_mean == 0 and math.isnan(c.seeds_needed)  # +1/270 and -1/270: a zero mean, cannot say
 
 
+def test_with_the_metrics_step_equal_gains_count_as_much_as_gains_one_step_apart():
+    """The sign test's fallback was not monotone: gains of 3, 3, 3 test images (of 270) were "no clear difference"
+    (p 0.25) and 3, 3, 4 "better" (p 0.0099). With the step of the metric (one test image) the t-test takes the
+    smallest spread the split can show, sd = step/√n, where the seeds show none."""
+    n_img, base = 270, {s: (200 + 10 * s) / 270 for s in range(3)}
+
+    def gains(*k, **kw):
+        (c,) = compare({"b": base, "x": {s: base[s] + k[s] / n_img for s in base}}, "b", **kw)
+        return c
+
+    equal, near = gains(3, 3, 3, resolution=1 / n_img), gains(3, 3, 4, resolution=1 / n_img)
+    t = 3 / (1 / math.sqrt(3) / math.sqrt(3))  # mean over (sd / √n) with sd = 1/√3 images: 9
+    assert equal.p_ttest == pytest.approx(2 * sps.t.sf(t, 2)) == pytest.approx(0.0121, abs=1e-4)
+    assert near.p_ttest == pytest.approx(sps.ttest_1samp([3, 3, 4], 0).pvalue)  # a real spread: the plain t-test
+    assert equal.verdict == near.verdict == "better" and equal.floored and not near.floored
+    assert equal.test == "t-test-floored" and near.test == "t-test" and equal.no_spread
+    assert gains(4, 4, 4, resolution=1 / n_img).p_ttest < near.p_ttest < equal.p_ttest  # more gain, more evidence
+    # the interval of that spread, which holds the mean; seeds to plan from it too
+    half = sps.t.ppf(0.975, 2) * (1 / math.sqrt(3)) / math.sqrt(3) / n_img
+    assert (equal.diff_ci_low, equal.diff_ci_high) == pytest.approx((3 / n_img - half, 3 / n_img + half))
+    assert equal.seeds_needed == seeds_for_power([3 / n_img] * 3, 0.05, resolution=1 / n_img) == 3
+    # each seed one image up, two seeds: the floor keeps it far from "better" (p 0.30), as the sign test did
+    two = {0: 0.5, 1: 0.6}
+    (one_up,) = compare({"b": two, "x": {s: v + 1 / n_img for s, v in two.items()}}, "b", resolution=1 / n_img)
+    assert one_up.verdict == "no clear difference" and one_up.p_ttest == pytest.approx(0.2952, abs=1e-4)
+    # without a step, as before: the sign test's 2/2^n
+    assert gains(3, 3, 3).p_ttest == 0.25 and gains(3, 3, 3).test == "sign-test"
+    # the ranks' neighbour tests take the same floor
+    three = {"x": {s: base[s] + 3 / n_img for s in base}, "b": base}
+    assert rank_with_ties(three, resolution=1 / n_img) == {"x": 1, "b": 2} and rank_with_ties(three) == {"x": 1, "b": 1}
+
+
 def test_holm_counts_only_comparisons_with_a_p_value():
     nan = float("nan")
     res = compare({"base": BASE, "better": BETTER, "worse": WORSE, "gone": {s: nan for s in BASE}}, "base")

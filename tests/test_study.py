@@ -398,21 +398,37 @@ def test_a_report_without_comparisons_leaves_no_differences_plot_of_an_earlier_o
     assert not (tmp_path / "s" / "plots" / "differences.png").exists()  # one schedule: nothing compared
 
 
-def test_a_difference_without_spread_is_marked_as_the_sign_tests(study, tmp_path):
+def test_a_difference_without_spread_takes_the_smallest_spread_the_test_split_shows(study, tmp_path):
+    """The same gain on every seed: no spread, which on a test split of N images is below what it can show (one
+    image is 1/N), not certainty. The t-test and its interval take the spread of one seed one image apart, so
+    that an equal gain on every seed counts about as much as gains one image apart (the sign test made gains of
+    3, 3, 3 images "no clear difference" and 3, 3, 4 "better")."""
+    from lrlab.report import _interval, _p
+    from lrlab.stats import compare
+
     _, out, _, _ = study
     shutil.copytree(out / "runs", tmp_path / "runs")
+    base, mine = {}, {}
     for seed in (0, 1):
-        base = json.loads((out / "runs" / "standard" / f"seed-{seed}" / "result.json").read_text())
+        base[seed] = json.loads((out / "runs" / "standard" / f"seed-{seed}" / "result.json").read_text())["test"][
+            "accuracy"
+        ]
         path = tmp_path / "runs" / "warmup" / f"seed-{seed}" / "result.json"
         doc = json.loads(path.read_text())
-        doc["test"]["accuracy"] = base["test"]["accuracy"] + 0.02  # the same gain on both seeds
+        doc["test"]["accuracy"] = mine[seed] = base[seed] + 0.02  # the same gain on both seeds
         path.write_text(json.dumps(doc))
+    n = json.loads((out / "runs" / "standard" / "seed-0" / "config.json").read_text())["data"]["test"]
     assert main(["report", str(tmp_path)]) == 0
     md = (tmp_path / "report.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| warmup | +0.0200 |"))
+    (c,) = compare({"standard": base, "warmup": mine}, "standard", resolution=1 / n)
     # (other schedules may be named beside it: runs this short learn little, and some tie on every seed)
-    assert "| 0.500 † |" in row and re.search(r"† ([\w-]+, )*warmup(, [\w-]+)*: every seed moved by the same", md)
-    assert "| no spread † |" in row and "[+0.0200, +0.0200]" not in row  # a zero width is not certainty
+    assert f"| {_p(c.p_ttest)} † |" in row and f"| {_interval(c)} |" in row and _interval(c).endswith(" †")
+    assert re.search(r"† ([\w-]+, )*warmup(, [\w-]+)*: every seed moved by the same amount, so the seeds show no", md)
+    # its interval is that of the smallest spread: mean ± t(0.975, 1) · (1/N/√2)/√2, and the CSV names the test
+    assert c.diff_ci_high - c.diff_ci_low == pytest.approx(2 * 12.7062 / (2 * n), rel=1e-4)
+    row = next(r for r in read_csv(tmp_path / "comparisons.csv") if r["schedule"] == "warmup")
+    assert row["test"] == "t-test-floored"
 
 
 def test_train_gives_the_weights_of_a_finished_run_and_fresh_touches_only_its_run(study, tmp_path, capsys):
@@ -710,7 +726,7 @@ def test_lr_axis_and_divergence(tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert "lr_sensitivity.png" in md and "diverged at step" in md
     # Holm within each peak LR: one comparison at 0.05; at 1e4 both diverged and nothing is tested
-    assert "Holm-adjusted over 1 comparison within each peak LR" in md and "α/1 " in md
+    assert "Holm-adjusted over 1 comparison within each peak LR" in md and "paired t-test at α to reach" in md
     # both runs at 1e4 diverged on every seed: no pairs, so no p-values and no verdict, in every output
     both_gone = next(r for r in read_csv(tmp_path / "comparisons.csv") if r["schedule"] == "onecycle@10000")
     assert both_gone["n"] == "0" and both_gone["verdict"] == "no pairs"
@@ -785,6 +801,11 @@ def _set_peak(runs: Path, peak: float, accuracies: tuple[float | None, ...]) -> 
         (folder / "config.json").write_text(json.dumps(conf))
 
 
+def _test_images(runs: Path) -> int:
+    """The axis study's test split size: its accuracies are multiples of one over it."""
+    return json.loads((runs / "standard@0.05" / "seed-0" / "config.json").read_text())["data"]["test"]
+
+
 def _ranks(out: str) -> dict[str, str]:
     return {ln.split("|")[1].strip(): ln.split("|")[7].strip() for ln in out.splitlines() if ln.startswith("| st")}
 
@@ -798,7 +819,8 @@ def test_a_peak_told_apart_from_its_schedules_best_is_ranked_and_named(tmp_path,
     assert not (tmp_path / "s" / "peaks.csv").exists()
     low = [json.loads((runs / "standard@0.05" / f"seed-{i}" / "result.json").read_text())["test"]["accuracy"]
            for i in (0, 1)]  # fmt: skip
-    _set_peak(runs, 0.1, (low[0] + 0.1, low[1] + 0.101))
+    step = 1 / _test_images(runs)  # one test image: gains of 10 and 11 images, t = 21 (p 0.03 with two seeds)
+    _set_peak(runs, 0.1, (low[0] + 10 * step, low[1] + 11 * step))
     assert main(["report", str(tmp_path / "s")]) == 0
     out = capsys.readouterr().out
     (row,) = read_csv(tmp_path / "s" / "peaks.csv")
@@ -817,9 +839,10 @@ def test_ranks_keep_apart_peaks_that_only_the_peak_comparison_tells_apart(tmp_pa
     chain all three into rank 1) but C is clearly below A: C must not share A's rank. A fourth peak that
     diverged on every seed has no pairs, and the closing line says it was not compared."""
     runs = _axis_study(tmp_path)
-    _set_peak(runs, 0.05, (0.50, 0.60))  # C
-    _set_peak(runs, 0.2, (0.55, 0.69))  # B: B - C = (0.05, 0.09), A - B = (0.05, 0.011)
-    _set_peak(runs, 0.1, (0.60, 0.701))  # A: A - C = (0.10, 0.101), nearly constant
+    k = 1 / _test_images(runs)  # one test image
+    _set_peak(runs, 0.05, (0.10, 0.20))  # C
+    _set_peak(runs, 0.2, (0.10 + 5 * k, 0.20 + 12 * k))  # B: B - C = (5, 12) images, A - B = (20, 14)
+    _set_peak(runs, 0.1, (0.10 + 25 * k, 0.20 + 26 * k))  # A: A - C = (25, 26), nearly constant: t = 51
     _set_peak(runs, 9.0, (None, None))
     assert main(["report", str(tmp_path / "s")]) == 0
     out = capsys.readouterr().out

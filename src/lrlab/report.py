@@ -47,6 +47,7 @@ from lrlab.results import (
     study_floor,
     study_table,
     summary_rows,
+    test_resolution,
 )
 
 # How the macro averages treat classes, said where they are explained (metrics.classification_metrics).
@@ -228,8 +229,9 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
         (out / "peaks.csv").unlink(missing_ok=True)
     accuracy = {n: {r.seed: r.metric("accuracy") for r in rs} for n, rs in groups.items()}
     apart = [c.apart for c in comps + peak_comps if c.decided]
-    ranks = stats.rank_with_ties(accuracy, ALPHA, TEST, separated=apart)
-    neighbours = stats.neighbour_tests(accuracy, TEST)
+    step = test_resolution(groups)
+    ranks = stats.rank_with_ties(accuracy, ALPHA, TEST, separated=apart, resolution=step)
+    neighbours = stats.neighbour_tests(accuracy, TEST, step)
     ranking_mean = stats.ranking_means(accuracy)  # (over the seeds every schedule finished, where some have others)
     best_val = max((float(r.result["best_val_accuracy"]) for r in runs if r.ok), default=math.nan)
     target = cfg.get("target_accuracy") or TARGET_OF_BEST * best_val
@@ -437,16 +439,23 @@ def _difference_rows(
 
 def _no_spread_note(comps: list[stats.Comparison]) -> str:
     """The † sentence for comparisons where every seed moved by the same amount, or an empty string."""
-    same = [c.schedule for c in comps if c.no_spread]
-    if not same:
-        return ""
-    return (
-        f" † {', '.join(same)}: every seed moved by the same amount, so the t-test has no spread to measure (its "
-        "interval would have no width and p would be 0, as if the difference were certain): no interval is shown, "
-        "and the t-test's column shows the sign test's p instead. The sign test is the stricter: a difference with "
-        "a little spread (gains of 3, 3 and 4 test images) goes to the t-test, which can decide it where an equal "
-        "gain on every seed is not decided; more seeds settle both."
-    )
+    floored = [c.schedule for c in comps if c.no_spread and c.floored]
+    same = [c.schedule for c in comps if c.no_spread and not c.floored]
+    said = ""
+    if floored:  # the report's comparisons of test accuracy, whose step is one test image (stats.spread_floor)
+        said += (
+            f" † {', '.join(floored)}: every seed moved by the same amount, so the seeds show no spread, which on "
+            "a test split is below what it can show, not certainty: the t-test and its interval take the smallest "
+            "spread the split can show (one seed one test image apart) instead, so that gains of 3, 3 and 3 test "
+            "images count as much as gains of 3, 3 and 4 (p 0.012 and 0.0099 on 270 images)."
+        )
+    if same:  # (a metric without a known step: the sign test)
+        said += (
+            f" † {', '.join(same)}: every seed moved by the same amount, so the t-test has no spread to measure (its "
+            "interval would have no width and p would be 0, as if the difference were certain): no interval is "
+            "shown, and the t-test's column shows the sign test's p instead."
+        )
+    return said
 
 
 def _wilcoxon_floor(comps: list[stats.Comparison]) -> str:
@@ -463,14 +472,15 @@ def _wilcoxon_floor(comps: list[stats.Comparison]) -> str:
 
 def _interval(c: stats.Comparison) -> str:
     """The interval cell; where every seed moved by the same amount, its zero width would read as certainty about
-    the difference, when it only means that two or three seeds happened to agree: marked † instead."""
+    the difference, when it only means that two or three seeds happened to agree: marked † instead, or with the
+    test split's step (`floored`) the interval at the smallest spread the split can show, marked †."""
     if math.isnan(c.diff_ci_low):
         return "—"
-    if c.no_spread:
+    if c.no_spread and not c.floored:
         return "no spread †"
     # rounded outwards, so that an interval reaching past 0 by less than the last digit does not read as [0, ...]
     low, high = math.floor(round(c.diff_ci_low * 1e4, 9)) / 1e4, math.ceil(round(c.diff_ci_high * 1e4, 9)) / 1e4
-    return f"[{low:+.4f}, {high:+.4f}]"
+    return f"[{low:+.4f}, {high:+.4f}]" + (" †" if c.floored else "")
 
 
 def _seeds(n: float) -> str:

@@ -448,6 +448,14 @@ def study_table(groups: dict[str, list[Run]]) -> list[dict[str, Any]]:
     return table
 
 
+def test_resolution(groups: dict[str, list[Run]]) -> float | None:
+    """The step of test accuracy: 1/N on the study's test split of N images (one split for all its runs), which
+    floors the spread the paired t-test takes (stats.spread_floor); None where the runs do not say one N."""
+    sizes = {r.config.get("data", {}).get("test") for runs in groups.values() for r in runs}
+    n = next(iter(sizes)) if len(sizes) == 1 else None
+    return 1 / n if isinstance(n, int) and n > 0 else None
+
+
 def comparisons(groups: dict[str, list[Run]], baseline: str, metric: str = "accuracy") -> list[stats.Comparison]:
     """Every schedule against the baseline, paired by seed, Holm-adjusted together. On an LR axis
     each schedule is compared with the baseline at the same peak LR (Holm within each peak)."""
@@ -458,12 +466,12 @@ def comparisons(groups: dict[str, list[Run]], baseline: str, metric: str = "accu
         known = list(dict.fromkeys(names))
         raise LrlabError(f"baseline {baseline!r} has no runs here{did_you_mean(baseline, known)}; schedules: "
                          f"{', '.join(known)}")  # fmt: skip
-    out = []
+    out, step = [], test_resolution(groups) if metric == "accuracy" else None
     for peak in dict.fromkeys(peaks.values()):
         at = {n: {r.seed: r.metric(metric) for r in groups[n]} for n in groups if peaks[n] == peak}
         base = next((n for n in at if n == baseline or bases[n] == baseline), None)
         if base is not None and len(at) > 1:
-            out += stats.compare(at, base, test=TEST, alpha=ALPHA, level=LEVEL)
+            out += stats.compare(at, base, TEST, ALPHA, LEVEL, step)
     return out
 
 
@@ -477,7 +485,8 @@ def peak_comparisons(groups: dict[str, list[Run]], metric: str = "accuracy") -> 
         if rs[0].config.get("peak_lr_axis") is not None:
             base = rs[0].config.get("base_schedule", name)
             by_base.setdefault(base, {})[name] = {r.seed: r.metric(metric) for r in rs}
-    return [c for peaks in by_base.values() for c in stats.compare_to_best(peaks, TEST, ALPHA, LEVEL)]
+    step = test_resolution(groups) if metric == "accuracy" else None
+    return [c for peaks in by_base.values() for c in stats.compare_to_best(peaks, TEST, ALPHA, LEVEL, step)]
 
 
 def absent_classes(runs: list[Run]) -> list[str]:

@@ -47,6 +47,7 @@ class Comparison:
     test: str  # the test behind p_holm: the one asked for, "sign-test" where the t-test had no spread, or "none"
     verdict: str  # "better", "worse", "no clear difference", "untested" (one pair), "no pairs" (none)
     seeds_needed: float = NAN  # seeds_for_power at alpha / holm_m; nan: cannot say, inf: above MAX_SEEDS
+    floored: bool = False  # every pair moved alike, and the t-test took the resolution's spread (_pvalues)
 
     @property
     def decided(self) -> bool:
@@ -61,9 +62,10 @@ class Comparison:
 
     @property
     def no_spread(self) -> bool:
-        """Every pair differed by the same amount, not zero: the t-test's p is then the sign test's (see _pvalues;
-        where no pair differed at all, both are 1)."""
-        return self.n >= 2 and self.diff_ci_low == self.diff_ci_high and self.diff_mean != 0
+        """Every pair differed by the same amount, not zero: the t-test's p is then the sign test's, or with the
+        metric's resolution that of the smallest spread it can show (see _pvalues; where no pair differed at all,
+        both are 1)."""
+        return self.n >= 2 and self.diff_mean != 0 and (self.floored or self.diff_ci_low == self.diff_ci_high)
 
 
 def _finite(values: Sequence[float]) -> np.ndarray:
@@ -79,19 +81,32 @@ def _check(test: str | None = None, level: float | None = None, alpha: float | N
             raise ValueError(f"{name} must lie strictly between 0 and 1, got {value}")
 
 
-def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+def t_interval(values: Sequence[float], level: float = 0.95, resolution: float | None = None) -> tuple[float, float]:
     """Student t confidence interval of the mean: mean ± t_{(1+level)/2, n-1} · s/√n (Student 1908), over the
-    finite values; (nan, nan) when fewer than two, since s is undefined."""
+    finite values; (nan, nan) when fewer than two, since s is undefined. With `resolution` (the step of the
+    values' lattice: 1/N of accuracy on N images), s is at least spread_floor's (equal values: that spread)."""
     _check(level=level)
     x = _finite(values)
     n = x.size
     if n < 2:
         return NAN, NAN
-    if np.all(x == x[0]):  # no spread: exactly zero width (the float mean and std of equal values may not be)
+    alike = bool(np.all(x == x[0]))
+    if alike and resolution is None:  # no spread: exactly zero width (the float mean and std of equal values may not)
         return float(x[0]), float(x[0])
-    mean = float(x.mean())
-    half = float(sps.t.ppf((1.0 + level) / 2.0, n - 1)) * float(x.std(ddof=1)) / math.sqrt(n)
+    mean = float(x[0]) if alike else float(x.mean())
+    sd = max(0.0 if alike else float(x.std(ddof=1)), spread_floor(n, resolution))
+    half = float(sps.t.ppf((1.0 + level) / 2.0, n - 1)) * sd / math.sqrt(n)
     return mean - half, mean + half
+
+
+def spread_floor(n: int, resolution: float | None) -> float:
+    """The smallest sample sd that n values on a lattice of step `resolution` can show without all being equal:
+    n - 1 of them alike and one a step away, sd = resolution/√n. Equal values (every seed gained the same number
+    of test images) are tested as if their spread were this: a spread below one test image is below what the
+    metric can show, not evidence of none, and the nearest configuration with a spread gets about the same p
+    (gains of 3, 3, 3 images: p 0.012; 3, 3, 4: p 0.0099), where the sign test's 2/2^n made the first 0.25.
+    0 without a resolution."""
+    return 0.0 if resolution is None or n < 2 else resolution / math.sqrt(n)
 
 
 def summarize(values: Sequence[float], level: float = 0.95) -> Summary:
@@ -138,10 +153,12 @@ def differences(x: Sequence[float], y: Sequence[float]) -> np.ndarray:
     return np.round(np.asarray(x, dtype=float) - np.asarray(y, dtype=float), 12)
 
 
-def _pvalues(x: Sequence[float], y: Sequence[float], tests: Sequence[str] = TESTS) -> tuple[float, float]:
+def _pvalues(
+    x: Sequence[float], y: Sequence[float], tests: Sequence[str] = TESTS, resolution: float | None = None
+) -> tuple[float, float]:
     """Two-sided paired p-values (t-test, Wilcoxon) for x - y; nan with fewer than two pairs, and for a test not
     in `tests` (not computed: scipy's tests take a millisecond or two each, and compare_to_best asks for one test
-    of every pair of entries)."""
+    of every pair of entries). With `resolution`, the t-test's spread is at least spread_floor's."""
     if len(x) < 2:
         return NAN, NAN
     d = differences(x, y)
@@ -151,7 +168,11 @@ def _pvalues(x: Sequence[float], y: Sequence[float], tests: Sequence[str] = TEST
     alike = bool(np.all(d == d[0]))
     # Signed-rank test (Wilcoxon 1945), scipy defaults: zero differences dropped, exact null distribution for
     # small n. With n pairs its smallest two-sided p is 2/2^n, so 5 seeds can never reach 0.05.
-    p_w = float(sps.wilcoxon(d).pvalue) if alike or "wilcoxon" in tests else NAN
+    p_w = float(sps.wilcoxon(d).pvalue) if (alike and resolution is None) or "wilcoxon" in tests else NAN
+    floor = spread_floor(d.size, resolution)
+    if "t-test" in tests and floor and (alike or float(d.std(ddof=1)) < floor):
+        t = (float(d[0]) if alike else float(d.mean())) / (floor / math.sqrt(d.size))
+        return float(2 * sps.t.sf(abs(t), d.size - 1)), p_w
     if alike:
         # Every seed moved by the same amount: the t-test sees no spread and gives p = 0 (t infinite). With
         # accuracy on a few hundred images, two seeds that both gain one image do that by chance; the
@@ -166,20 +187,23 @@ def _pvalues(x: Sequence[float], y: Sequence[float], tests: Sequence[str] = TEST
     return p_t, p_w
 
 
-def seeds_for_power(diffs: Sequence[float], alpha: float, power: float = POWER, max_n: int = MAX_SEEDS) -> float:
+def seeds_for_power(
+    diffs: Sequence[float], alpha: float, power: float = POWER, max_n: int = MAX_SEEDS, resolution: float | None = None
+) -> float:
     """Seeds a new study needs for a two-sided paired t-test at `alpha` to detect, with probability `power`, a
     true mean difference equal to the observed one when the differences spread as observed: the smallest n with
     P(|T| > t_{1-alpha/2, n-1}) >= power, T noncentral t with n-1 degrees of freedom and noncentrality
     mean/sd·√n (the standard sample-size computation, Cohen 1988 ch. 2). A planning figure from a pilot, not
     evidence about the pilot itself; with few seeds the sample sd is itself uncertain. nan with under two
-    differences or a zero mean, inf when more than `max_n` seeds would be needed."""
+    differences or a zero mean, inf when more than `max_n` seeds would be needed. With `resolution`, the spread is
+    at least spread_floor's (as _pvalues tests it)."""
     _check(alpha=alpha)
     if not 0.0 < power < 1.0:
         raise ValueError(f"power must lie strictly between 0 and 1, got {power}")
     d = _finite(diffs)
     if d.size < 2 or not d.mean():
         return NAN
-    sd = float(d.std(ddof=1))
+    sd = max(float(d.std(ddof=1)), spread_floor(d.size, resolution))
     if sd <= 1e-9 * abs(float(d.mean())):  # every seed moved the same way by the same amount (up to float
         # rounding in the mean): the test is then the sign test (see _pvalues), 2/2^n <= alpha
         return float(max(2, math.ceil(math.log2(2 / alpha))))
@@ -214,6 +238,7 @@ def compare(
     test: str = "t-test",
     alpha: float = 0.05,
     level: float = 0.95,
+    resolution: float | None = None,
 ) -> list[Comparison]:
     """Every schedule other than `baseline` (in mapping order) against it, for one metric, paired by seed.
 
@@ -221,18 +246,23 @@ def compare(
     The p-value of `test` is Holm-adjusted across these comparisons, and the verdict is "better"/"worse" when the
     adjusted p <= alpha (by the sign of the mean difference), "no pairs" when no seed has both runs finished,
     "untested" with one pair, otherwise "no clear difference". `seeds_needed` plans a follow-up: seeds_for_power
-    at alpha / holm_m (Bonferroni, Holm's strictest step)."""
+    at alpha / holm_m (Bonferroni, Holm's strictest step). `resolution`: the metric's step (1/N of accuracy on N
+    test images), which floors the t-test's spread (spread_floor); None: equal differences take the sign test."""
     _check(test, level, alpha)
     if baseline not in results:
         raise ValueError(f"unknown baseline {baseline!r}; schedules are: {', '.join(map(str, results))}")
-    rows = _against(results, baseline, level)
+    rows = _against(results, baseline, level, resolution)
     raw = [_of(test, r[5:7]) for r in rows]
     m = sum(not math.isnan(p) for p in raw)  # holm's m: comparisons without a p-value are not counted
-    return _assembled(rows, holm(raw), m, baseline, test, alpha)
+    return _assembled(rows, holm(raw), m, baseline, test, alpha, resolution)
 
 
 def compare_to_best(
-    results: Mapping[str, Mapping[int, float]], test: str = "t-test", alpha: float = 0.05, level: float = 0.95
+    results: Mapping[str, Mapping[int, float]],
+    test: str = "t-test",
+    alpha: float = 0.05,
+    level: float = 0.95,
+    resolution: float | None = None,
 ) -> list[Comparison]:
     """Every entry against the one with the highest mean (ranking_means), paired by seed, as `compare` does. The
     best was picked by these same seeds, which favours it when there are more than two entries; so the p-values
@@ -244,11 +274,11 @@ def compare_to_best(
         return []
     best = max(means, key=means.__getitem__)
     pairs = list(itertools.combinations(results, 2))
-    raw = [_of(test, _pvalues(*paired(results[a], results[b]), tests=[test])) for a, b in pairs]  # two-sided
+    raw = [_of(test, _pvalues(*paired(results[a], results[b]), [test], resolution)) for a, b in pairs]  # two-sided
     adjusted = dict(zip(pairs, holm(raw), strict=True))
-    rows = _against(results, best, level)
+    rows = _against(results, best, level, resolution)
     mine = [adjusted.get((r[0], best), adjusted.get((best, r[0]), NAN)) for r in rows]
-    return _assembled(rows, mine, sum(not math.isnan(p) for p in raw), best, test, alpha)
+    return _assembled(rows, mine, sum(not math.isnan(p) for p in raw), best, test, alpha, resolution)
 
 
 def _of(test: str, pvalues: Sequence[float]) -> float:
@@ -256,7 +286,9 @@ def _of(test: str, pvalues: Sequence[float]) -> float:
     return pvalues[0] if test == "t-test" else pvalues[1]
 
 
-def _against(results: Mapping[str, Mapping[int, float]], baseline: str, level: float) -> list[tuple]:
+def _against(
+    results: Mapping[str, Mapping[int, float]], baseline: str, level: float, resolution: float | None = None
+) -> list[tuple]:
     """Per entry other than `baseline`: name, pairs, mean difference, its interval, t-test and Wilcoxon p, and the
     differences."""
     rows = []
@@ -265,30 +297,41 @@ def _against(results: Mapping[str, Mapping[int, float]], baseline: str, level: f
             continue
         x, y = paired(values, results[baseline])
         d = differences(x, y)
-        low, high = t_interval(d, level)
+        low, high = t_interval(d, level, resolution)
         # where every pair differs alike, that difference (as summarize does): the float mean of three 0.05s is
         # 0.05000000000000001, outside its own interval [0.05, 0.05] in comparisons.csv
         mean = NAN if not d.size else float(d[0]) if np.all(d == d[0]) else float(d.mean())
-        rows.append((name, len(d), mean, low, high, *_pvalues(x, y), d))
+        rows.append((name, len(d), mean, low, high, *_pvalues(x, y, TESTS, resolution), d))
     return rows
 
 
 def _assembled(
-    rows: list[tuple], adjusted: Sequence[float], m: int, baseline: str, test: str, alpha: float
+    rows: list[tuple],
+    adjusted: Sequence[float],
+    m: int,
+    baseline: str,
+    test: str,
+    alpha: float,
+    resolution: float | None = None,
 ) -> list[Comparison]:
     """Comparisons from `_against`'s rows and their adjusted p-values, Holm over `m` comparisons."""
-    return [
-        Comparison(name, baseline, n, dm, lo, hi, pt, pw, ph, m, _test_used(test, n, lo, hi),
-                   _verdict(n, dm, ph, alpha), seeds_for_power(d, alpha / max(m, 1)))
-        for (name, n, dm, lo, hi, pt, pw, d), ph in zip(rows, adjusted, strict=True)
-    ]  # fmt: skip
+    out = []
+    for (name, n, dm, lo, hi, pt, pw, d), ph in zip(rows, adjusted, strict=True):
+        floored = bool(resolution is not None and n >= 2 and dm != 0 and np.all(d == d[0]))
+        out.append(Comparison(name, baseline, n, dm, lo, hi, pt, pw, ph, m, _test_used(test, n, lo, hi, floored),
+                              _verdict(n, dm, ph, alpha), seeds_for_power(d, alpha / max(m, 1), resolution=resolution),
+                              floored))  # fmt: skip
+    return out
 
 
-def _test_used(test: str, n: int, low: float, high: float) -> str:
-    """What a comparison's p-value comes from, for readers of the CSV: none under two pairs, and for the
-    t-test on equal nonzero differences (a zero-width interval away from 0) the sign test's p (see _pvalues)."""
+def _test_used(test: str, n: int, low: float, high: float, floored: bool = False) -> str:
+    """What a comparison's p-value comes from, for readers of the CSV: none under two pairs; for the t-test on
+    equal nonzero differences (a zero-width interval away from 0) the sign test's p, or with the metric's
+    resolution the t-test at the smallest spread it can show (`floored`; see _pvalues)."""
     if n < 2:
         return "none"
+    if test == "t-test" and floored:
+        return "t-test-floored"
     return "sign-test" if test == "t-test" and low == high != 0 else test
 
 
@@ -309,7 +352,9 @@ class Neighbour:
         return self.p_holm <= alpha and not self.diff_mean > 0
 
 
-def neighbour_tests(results: Mapping[str, Mapping[int, float]], test: str = "t-test") -> list[Neighbour]:
+def neighbour_tests(
+    results: Mapping[str, Mapping[int, float]], test: str = "t-test", resolution: float | None = None
+) -> list[Neighbour]:
     """Each schedule with a finite value against the one directly above it in the ranking order (`_order`), paired
     by seed over every seed the two share, Holm-adjusted together: the tests rank_with_ties ranks by."""
     _check(test)
@@ -317,7 +362,7 @@ def neighbour_tests(results: Mapping[str, Mapping[int, float]], test: str = "t-t
     pairs = []
     for hi, lo in itertools.pairwise(alive):
         x, y = paired(results[lo], results[hi])
-        p = _of(test, _pvalues(x, y, tests=[test]))
+        p = _of(test, _pvalues(x, y, [test], resolution))
         pairs.append((hi, lo, len(x), float(differences(x, y).mean()) if x else NAN, p))
     adjusted = holm([p for *_, p in pairs])
     return [Neighbour(*row, q) for row, q in zip(pairs, adjusted, strict=True)]
@@ -328,6 +373,7 @@ def rank_with_ties(
     alpha: float = 0.05,
     test: str = "t-test",
     separated: Collection[tuple[str, str]] = (),
+    resolution: float | None = None,
 ) -> dict[str, int]:
     """Rank schedules by mean, higher is better, with statistical ties.
 
@@ -343,12 +389,12 @@ def rank_with_ties(
     never contradicts those verdicts. Where the order's seeds are fewer than a test's pairs, the two can point
     opposite ways; a test, adjacent or in `separated`, that finds the lower-placed schedule the better separates
     nothing (order_conflicts names the separated ones). Schedules with no finite values rank last together (no
-    rank where no schedule has one).
+    rank where no schedule has one). `resolution`: as compare's.
     Returns schedule -> rank, in rank order."""
     _check(test, alpha=alpha)
     alive = _order(results)
     dead = [s for s in results if s not in alive]
-    tests = neighbour_tests(results, test)
+    tests = neighbour_tests(results, test, resolution)
     place = {name: i for i, name in enumerate(alive)}
     apart = {frozenset(p) for p in separated if place.get(p[0], math.inf) < place.get(p[1], -math.inf)}
     ranks: dict[str, int] = {}
