@@ -439,15 +439,16 @@ def _difference_rows(
 
 def _no_spread_note(comps: list[stats.Comparison]) -> str:
     """The † sentence for comparisons where every seed moved by the same amount, or an empty string."""
-    floored = [c.schedule for c in comps if c.no_spread and c.floored]
+    floored = [c.schedule for c in comps if c.floored]
     same = [c.schedule for c in comps if c.no_spread and not c.floored]
     said = ""
     if floored:  # the report's comparisons of test accuracy, whose step is one test image (stats.spread_floor)
         said += (
-            f" † {', '.join(floored)}: every seed moved by the same amount, so the seeds show no spread, which on "
-            "a test split is below what it can show, not certainty: the t-test and its interval take the smallest "
-            "spread the split can show (one seed one test image apart) instead, so that gains of 3, 3 and 3 test "
-            "images count as much as gains of 3, 3 and 4 (p 0.012 and 0.0099 on 270 images)."
+            f" † {', '.join(floored)}: every seed moved by the same amount, so the seeds show no spread (p 0 and an "
+            "interval of no width, as if the difference were certain): the t-test and its interval take instead the "
+            "smallest spread a split of this size can show without every seed alike (one seed one test image "
+            "apart), which puts an equal gain between gains one image apart. An approximation: where runs end at "
+            "one of two outcomes, seeds agree by chance more often than this p says (2/2ⁿ of the time)."
         )
     if same:  # (a metric without a known step: the sign test)
         said += (
