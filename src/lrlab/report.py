@@ -373,10 +373,9 @@ SIGNIFICANCE_HEAD = ["Δ accuracy", f"{LEVEL:.0%} interval (unadjusted)", "pairs
 
 
 def _significance_rows(
-    comps: list[stats.Comparison], table: list[dict[str, Any]], floor: float | None = None
+    comps: list[stats.Comparison], table: list[dict[str, Any]], idle: set[str] = frozenset()
 ) -> list[list[str]]:
-    """The rows of a table of comparisons; no seeds to plan (—) where either side learned nothing (_idle)."""
-    idle = _idle(table, floor)
+    """The rows of a table of comparisons; no seeds to plan (—) where either side learned nothing (`idle`: _idle)."""
     return [
         [c.schedule, f"{c.diff_mean:+.4f}" if not math.isnan(c.diff_mean) else "—",
          _interval(c),
@@ -505,6 +504,8 @@ def _document(
     rc = runs[0].config
     data, model, m, t = rc["data"], rc.get("model", {}), cfg["model"], cfg["train"]
     seeds = sorted({r.seed for r in runs})
+    floor = study_floor(runs)  # the commonest class's share of the test split: "learned nothing" at or under it
+    idle = _idle(table, floor)
     doc = Doc()
     doc.h(1, f"lrlab study: {cfg['name']}")
     merged = f" Merged from {len(dirs)} study folders: {', '.join(f'`{d}`' for d in dirs)}." if len(dirs) > 1 else ""
@@ -568,9 +569,9 @@ def _document(
             else "no interval or p-values: they need at least two seeds where both runs finished."
         )
         sign = _no_spread_note(comps)
-        if idle := sorted(_idle(table, study_floor(runs)) & {n for c in comps for n in (c.schedule, c.baseline)}):
-            their = "its" if len(idle) == 1 else "their"
-            sign += (f" No seeds to plan (—) where {_and(idle)} learned nothing on average (no better than always "
+        if untrained := sorted(idle & {n for c in comps for n in (c.schedule, c.baseline)}):
+            their = "its" if len(untrained) == 1 else "their"
+            sign += (f" No seeds to plan (—) where {_and(untrained)} learned nothing on average (no better than always "
                      f"answering the commonest class): more seeds would not fix that; {their} training "
                      "would.")  # fmt: skip
         unfinished = {row["schedule"] for row in table if not row["accuracy"].n}  # every run diverged
@@ -592,7 +593,7 @@ def _document(
             + f"Paired difference in test accuracy (schedule − {baseline}) over the seeds where both finished; "
             f"{tested}{sign}{unpaired}"
         )
-        doc.table(["schedule", *SIGNIFICANCE_HEAD], _significance_rows(comps, table, study_floor(runs)))
+        doc.table(["schedule", *SIGNIFICANCE_HEAD], _significance_rows(comps, table, idle))
         if any(c.n > 1 for c in comps):
             doc.img(
                 "plots/differences.png",
@@ -621,7 +622,7 @@ def _document(
             + "The comparisons against the baseline, one peak at a time, do not answer this."
             + _no_spread_note(peak_comps)
         )
-        peak_rows = _significance_rows(peak_comps, table, study_floor(runs))
+        peak_rows = _significance_rows(peak_comps, table, idle)
         peak_rows = [[c.schedule, c.baseline, *row[1:]] for c, row in zip(peak_comps, peak_rows, strict=True)]
         doc.table(["peak", "best peak", *SIGNIFICANCE_HEAD], peak_rows)
     if best:
@@ -641,7 +642,6 @@ def _document(
         nxt = next((n for n in ranks if n not in best and rows[n]["accuracy"].n), None)
         if len(best) == 1 and not alike and nxt:
             said += f" It ranks alone at 1: the paired tests tell it apart from the next, {nxt}."
-        floor = study_floor(runs)
         mean = rows[best[0]]["accuracy"].mean
         if floor is not None and mean <= floor:  # nothing learned: no answer, whatever the ranks
             doc.p(f"**No schedule can be recommended:** the highest mean accuracy, {_and(best)}'s {mean:.4f}, is "

@@ -123,12 +123,11 @@ def _in_order(
     """Images lo..hi-1 of a split and their labels, `step` at a time (the last batch may be short), on `device`: a
     streamed split's decoded by `workers` DataLoader processes, as its training batches are (decoded one file after
     another in this process, a validation pass of a large folder took longer than its epoch's training)."""
-    chunks = [list(range(i, min(i + step, hi))) for i in range(lo, hi, step)]
     if isinstance(split.images, LazyImages):
-        yield from _decoded(split, chunks, device, workers)
+        yield from _decoded(split, [list(range(i, min(i + step, hi))) for i in range(lo, hi, step)], device, workers)
         return
-    for c in chunks:
-        i, j = c[0], c[-1] + 1
+    for i in range(lo, hi, step):
+        j = min(i + step, hi)
         yield split.images[i:j].to(device, non_blocking=True), split.labels[i:j].to(device, non_blocking=True)
 
 
