@@ -59,9 +59,8 @@ checks() {  # $1: seconds after the start by which time to accuracy must end; $2
   # the limit left after the eager rows, when throughput came first) and fill torch's compile cache, so the
   # throughput run's compiled loops after it compile the same graphs in seconds. Each part runs under a time
   # limit, so that a hang or a slow compile in one still leaves the others' figures. The variants, both under
-  # CUDA graphs (reduce-overhead): lrlab's Triton pools (2.66 s an epoch on the H200 on 2026-11-28, the
-  # fastest so far, against 3.34 s with ATen's pools in default mode) and ATen's pools (not timed in that mode
-  # yet: what train.pool_kernel = "auto" should pick for a compiled model). TTA_SET: config keys for its recipe, as
+  # CUDA graphs (reduce-overhead): lrlab's Triton pools (2.52 s an epoch on the H200, 2026-11-28, fifth session:
+  # the fastest so far) and ATen's pools (3.13 s there). TTA_SET: config keys for its recipe, as
   # `--set`s (space-separated KEY=VALUE; TTA_SET= for none). The budget, 87 s, holds the training and the
   # validation passes, flip TTA's too, which run after each of the last 4 epochs only (--eval-last): after every
   # epoch they took 14 of the 94 s (2026-11-27), time the training now gets

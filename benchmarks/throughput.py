@@ -275,6 +275,9 @@ def main() -> None:
     device = torch.device(args.device)
     if args.triton_pools and not kernels.device_ok(device):
         ap.error("--triton-pools needs a CUDA device (or Triton's interpreter: TRITON_INTERPRET=1)")
+    if any(pool == "triton" for pool, _ in args.compile or []) and not args.triton_pools:
+        # (a compiled Triton row is timed only where its pools ran eager: without the flag it would go unsaid)
+        ap.error("--compile triton:MODE times lrlab's Triton max pools: add --triton-pools")
     cuda = device.type == "cuda"
     args.width = args.width or (1.0 if cuda else 0.25)
     args.images = args.images or (20_000 if cuda else 1_280)

@@ -115,6 +115,9 @@ def test_throughput_orders_its_compiled_rows():
                        ("cudnn:default", "not a torch.compile mode or POOL:MODE row: 'cudnn:default'"),
                        ("aten:default,reduce-overhead", "expected modes, or POOL:MODE rows, not both")):  # fmt: skip
         assert said in refused("throughput.py", "--compile", text)
+    # a Triton row without --triton-pools: refused, not left out unsaid (a GPU session lost a call to it)
+    said = refused("throughput.py", "--compile", "triton:reduce-overhead", "--device", "cpu")
+    assert "--compile triton:MODE times lrlab's Triton max pools: add --triton-pools" in said
 
 
 def test_time_to_accuracy_runs_on_a_small_archive(tmp_path):

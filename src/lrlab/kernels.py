@@ -13,7 +13,7 @@ its first position inside the image. Its gradient goes where ATen's goes, summed
 row by row (the order ATen's CPU kernel adds them in). The shape (channels, height, width) is a compile-time
 constant: one compilation per pool shape and block (TUNED_BLOCKS; Triton caches them on disk).
 `train.pool_kernel = "triton"` selects them (model.MaxPool2d), and "auto" (the default) on a CUDA device when
-the model is not compiled and they pass a check there (auto_pool_kernel, fault).
+the model runs eager or compiled under CUDA graphs and they pass a check there (auto_pool_kernel, fault).
 On an H200 (2026-11-28) the eleven pools of a training step took 10.3 ms here against ATen's 25.3 ms, with
 outputs and gradients equal to ATen's to the bit; in the profile of the step compiled with CUDA graphs, 6.3 ms
 of 30 (benchmarks/README.md). Triton is imported at the first call, so that the module
@@ -69,15 +69,16 @@ def device_ok(device: torch.device) -> bool:
 AUTO_MIN_CAPABILITY = (8, 0)
 
 
-def auto_pool_kernel(device: torch.device, compiled: bool) -> str:
+def auto_pool_kernel(device: torch.device, compiled: bool, mode: str = "default") -> str:
     """What train.pool_kernel = "auto" runs: "triton" on a CUDA device that Triton serves (AUTO_MIN_CAPABILITY)
-    when the model is not compiled and the kernels pass their check there (`fault`), "aten" otherwise (a failed
-    check is warned of: a default must not break a run). On an H200 (benchmarks/README.md, 2026-11-28) these
-    kernels made the eager training step 1.39× as fast as ATen's pools, while the step compiled in the default
-    mode was faster with TorchInductor's own pools (13,227 against 11,944 images/s). Under CUDA graphs
-    (reduce-overhead) these kernels made the fastest step measured (16,469 images/s, in a later session);
-    ATen's pools in that mode have not been timed, so "auto" does not choose them for a compiled model yet."""
-    if device.type != "cuda" or compiled or not available():
+    when the model runs eager or compiled under CUDA graphs (torch.compile `mode` "reduce-overhead") and the
+    kernels pass their check there (`fault`), "aten" otherwise (a failed check is warned of: a default must not
+    break a run). On an H200 (benchmarks/README.md, 2026-11-28) these kernels made the eager training step 1.39×
+    as fast as ATen's pools; compiled in the default mode the step was faster with TorchInductor's own pools
+    (13,227 against 11,944 images/s: the host, not the device, held it back); under CUDA graphs these kernels
+    made the fastest step measured, 17,400 images/s against 14,199 with ATen's pools in the same call (2.52
+    against 3.13 s an epoch in time to accuracy's calibration). The other modes are not timed with them."""
+    if device.type != "cuda" or (compiled and mode != "reduce-overhead") or not available():
         return "aten"
     if torch.cuda.get_device_capability(device) < AUTO_MIN_CAPABILITY:
         return "aten"

@@ -182,7 +182,9 @@ class Speed:
         cuda = device.type == "cuda"
         bf16 = {"auto": cuda and torch.cuda.is_bf16_supported(), "bf16": True, "fp32": False}[cfg.precision]
         on = {"auto": cuda, "on": True, "off": False}
-        pool = kernels.auto_pool_kernel(device, cfg.compile) if cfg.pool_kernel == "auto" else cfg.pool_kernel
+        pool = cfg.pool_kernel
+        if pool == "auto":
+            pool = kernels.auto_pool_kernel(device, cfg.compile, cfg.compile_mode)
         return cls(bf16, on[cfg.channels_last], on[cfg.data_on_device] and not streamed, cfg.compile, pool)
 
     def autocast(self, device: torch.device) -> Any:
