@@ -299,12 +299,12 @@ def test_the_highest_mean_of_a_schedule_with_diverged_seeds_says_so(study, tmp_p
     assert main(["report", str(tmp_path)]) == 0
     text = (tmp_path / "report.md").read_text()
     line = next(x for x in text.splitlines() if x.startswith("Highest mean accuracy: **onecycle**."))
-    assert line.endswith("But onecycle diverged in 1 of its 2 seeds: each mean is over the seeds that finished.")
+    assert line.endswith("But onecycle diverged on 1 of its 2 seeds: each mean is over the seeds that finished.")
     # its verdict against the baseline pairs only the seed it finished, and says what it left out
     row = next(x for x in text.splitlines() if x.startswith("| onecycle | +"))
     assert "| untested (diverged on 1 of 2 seeds) |" in row
     assert "| untested (diverged on 1 of 2 seeds) |" in capsys.readouterr().out
-    assert text.count("diverged on") == 1  # only the schedule that did
+    assert text.count("diverged on") == 2  # the two lines above, of the schedule that did; no other
     # no seed but seed 0 finished in every schedule: the ranks are over each one's own seeds, and said so
     assert (
         "no two seeds were finished by every schedule, so the ranks and the highest mean compare each "
@@ -684,6 +684,27 @@ def test_the_lr_plot_shows_each_seed_where_the_seeds_lrs_differ(study, tmp_path,
     assert "standard (seed 0)" in drawn and "standard (seed 1)" in drawn and "standard" not in drawn
     assert drawn["standard (seed 1)"][-1][1] == drawn["standard (seed 0)"][-1][1] / 2
     assert {"cyclic", "onecycle"} <= set(drawn) and "cyclic (seed 0)" not in drawn
+
+
+def test_the_report_says_which_schedules_scheduled_the_momentum(study, tmp_path):
+    """The method sentence gives the optimizer's momentum; a schedule that cycled it (one-cycle's
+    cycle_momentum, a momentum table) is named there with the range it spanned, and the others are not."""
+    _, out, _, _ = study
+    md = (out / "report.md").read_text()
+    assert "sgd (momentum 0.9, weight decay" in md  # the default study schedules no momentum
+    shutil.copytree(out / "runs", tmp_path / "runs")
+    for seed in (0, 1):  # as if onecycle had cycled momentum between 0.85 and 0.95
+        lr_csv = tmp_path / "runs" / "onecycle" / f"seed-{seed}" / "lr.csv"
+        rows = read_csv(lr_csv)
+        for i, r in enumerate(rows):
+            r["momentum"] = repr(0.85 + 0.1 * i / (len(rows) - 1))
+        with lr_csv.open("w", newline="") as f:
+            w = csv.DictWriter(f, list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    build_report(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "sgd (momentum 0.9; onecycle's scheduled from 0.85 to 0.95, weight decay" in md
 
 
 def test_report_merges_study_folders(study, tmp_path):

@@ -258,6 +258,11 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
         if rows and rows[0]["momentum"]  # a scheduled momentum
     }
     plots.plot_lr(traces, plot_dir / "lr.png", momentum=moms or None)
+    cycled = {}  # schedule: the range its scheduled momentum spans (the optimizer's own momentum elsewhere)
+    for n, rs in groups.items():
+        first = next((r for r in rs if r.ok), rs[0])  # (a diverged run's trace stops short)
+        if values := [float(x["momentum"]) for x in first.csv("lr.csv") if x["momentum"]]:
+            cycled[n] = (min(values), max(values))
     plots.plot_curves(groups, "val_accuracy", "validation accuracy", plot_dir / "val_accuracy.png")
     plots.plot_curves(groups, "train_loss", "training loss", plot_dir / "train_loss.png")
     floor = study_floor(runs)
@@ -290,7 +295,7 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
                                                   ("note", _ranked_on(accuracy)),
                                                   ("note", _conflicts(accuracy, apart))) if text]  # fmt: skip
     doc = _document(cfg, runs, table, comps, ranks, dyn, baseline, stand_in, best, target, bool(sweep), dirs, absent,
-                    notes, peak_comps, neighbours, apart)  # fmt: skip
+                    notes, peak_comps, neighbours, apart, cycled)  # fmt: skip
     store.write_text(out / "report.md", doc.markdown())
     store.write_text(out / "report.html", doc.html(out, f"lrlab study: {cfg['name']}"))
     console = _console(cfg, runs, table, comps, ranks, baseline, stand_in, absent, notes, peak_comps)
@@ -500,6 +505,7 @@ def _document(
     ranks: dict[str, int], dyn: list[dict[str, Any]], baseline: str, stand_in: str | None, best: list[str],
     target: float, sweep: bool, dirs: list[Path], absent: list[str], notes: list[tuple[str, str]],
     peak_comps: list[stats.Comparison], neighbours: list[stats.Neighbour], apart: list[tuple[str, str]],
+    cycled: dict[str, tuple[float, float]],
 ) -> Doc:  # fmt: skip
     rc = runs[0].config
     data, model, m, t = rc["data"], rc.get("model", {}), cfg["model"], cfg["train"]
@@ -512,11 +518,13 @@ def _document(
     # (keys a config of an earlier version lacks are read with their defaults)
     init = "" if m.get("init", "auto") == "auto" else f", convs drawn by He's rule in {m['init']} mode"
     decayed = "" if t.get("decay_norm_bias", True) else " on conv and linear weights only"
+    scheduled = "".join(f"; {n}'s scheduled from {lo:g} to {hi:g}" for n, (lo, hi) in cycled.items())
     doc.p(
         f"GoogLeNet ({model.get('stem', m['stem'])} stem, width {m['width']}, {model.get('parameters', 0):,} "
         f"parameters{init}) on **{data['name']}** (train {data['train']}, validation {data['val']}, test "
-        f"{data['test']} images; test split: {data['test_source']}), {t['optimizer']} (momentum {t['momentum']}, "
-        f"weight decay {t['weight_decay']}{decayed}) for {t['epochs']} epoch{'s' * (t['epochs'] != 1)}, "
+        f"{data['test']} images; test split: {data['test_source']}), {t['optimizer']} "
+        f"(momentum {t['momentum']}{scheduled}, weight decay {t['weight_decay']}{decayed}) for {t['epochs']} "
+        f"epoch{'s' * (t['epochs'] != 1)}, "
         f"batch {t['batch_size']}{_per_process(runs, t['batch_size'])}, seeds "
         f"{seeds}. For a seed, every schedule starts from the same initial weights and sees the same batches.{merged}"
     )
@@ -635,7 +643,7 @@ def _document(
         top = f": **{best[0]}**" if len(best) == 1 else f", tied: {_and([f'**{b}**' for b in best])}"
         rows = {row["schedule"]: row for row in table}
         # (of the schedules tied with it too: one that finished a seed of three ranks on that seed alone)
-        failed = [f"{b} diverged in {rows[b]['diverged']} of its {rows[b]['n'] + rows[b]['diverged']} seeds"
+        failed = [f"{b} diverged on {rows[b]['diverged']} of its {rows[b]['n'] + rows[b]['diverged']} seeds"
                   for b in [*best, *alike] if rows[b]["diverged"]]  # fmt: skip
         said += f" But {_and(failed)}: each mean is over the seeds that finished." if failed else ""
         # alone at rank 1: the tests of the ranking told it apart from the next (ranks are in rank order)
