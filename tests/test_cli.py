@@ -285,6 +285,16 @@ def test_schedules_plot_is_written_in_the_format_its_name_asks_for(tmp_path, cap
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lr.JPG", "lr.svg"]  # no temporary file left
 
 
+def test_schedules_says_the_data_options_its_source_does_not_read(capsys):
+    """As a study does: --download on the digits is said, with --steps (no data read) and without (the config's
+    data read for its step count)."""
+    for args in (["--steps", "50"], ["--limit", "100"]):
+        assert main(["schedules", *args, "--schedules", "standard", "--download", "--stream"]) == 0
+        out = capsys.readouterr().out
+        assert "note: data.download not read: the digits come with scikit-learn" in out, args
+        assert "note: data.stream not read: digits is held in memory" in out, args
+
+
 def test_schedules_previews_the_lr_axis_a_study_would_train(tmp_path, capsys):
     """--peak-lrs (or peak_lrs in the config) previews <schedule>@<peak>, each shape scaled to its peak, with
     the data's steps or --steps; an "auto" LR's value cancels out in the scaling, so --steps needs no test."""

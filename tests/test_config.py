@@ -48,6 +48,7 @@ def test_int_is_accepted_for_float():
         ({"schedules": SCHED, "name": "../../escaped"}, "no '/' or '\\', not starting with '.', got '../../escaped'"),
         ({"schedules": SCHED, "train": {"epoch": 3}}, "did you mean 'epochs'"),
         ({"schedules": SCHED, "train": {"epochs": "ten"}}, "train.epochs: expected an integer"),
+        ({"schedules": SCHED, "train": {"epochs": True}}, "train.epochs: expected an integer, got true"),  # (TOML's)
         ({"schedules": SCHED, "train": {"epochs": 0}}, "train.epochs"),
         ({"schedules": SCHED, "train": {"batch_size": -1}}, "train.batch_size"),
         ({"schedules": SCHED, "train": {"optimizer": "lion"}}, "train.optimizer"),
@@ -76,6 +77,11 @@ def test_refused_documents_name_the_key(doc, needle):
     with pytest.raises(ConfigError) as e:
         config.from_dict(doc)
     assert needle in str(e.value)
+
+
+def test_messages_show_values_in_tomls_words():
+    """A refusal shows `true` and `unset` (a key left out), as a TOML file or --set writes them, not Python's."""
+    assert [config.shown(v) for v in (True, False, None, 0.05, "sgd")] == ["true", "false", "unset", "0.05", "'sgd'"]
 
 
 def test_schedule_names_may_use_any_script_digits_and_dots():

@@ -187,6 +187,8 @@ def test_a_locked_folder_is_refused_with_the_holder(tmp_path, capsys):
     # a lock that cannot be taken (a read-only folder; here .lock is a folder, which root cannot open either): one
     # line, not a traceback
     (out / "runs").mkdir()
+    assert main(["report", str(out)]) == 2  # runs/ but no finished run: the lock file it made is gone again
+    assert "no finished runs" in capsys.readouterr().err and not (out / ".lock").exists()
     (out / ".lock").mkdir()
     assert main(["report", str(out)]) == 2
     err = capsys.readouterr().err

@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import sys
+import textwrap
 import threading
 import tomllib
 from collections.abc import Sequence
@@ -32,11 +33,11 @@ examples:
   lrlab study --schedules standard,onecycle    a subset of the config's schedules
   lrlab study --data cifar10 --download --width 0.5 --out runs/cifar10
   lrlab study --data imagefolder:data/c10.tar.gz --out runs/c10    train/<class>/<image> as a folder or .tar.gz
-  lrlab study --peak-lrs 0.01,0.1,1 --seeds 3     every schedule at three peak LRs
+  lrlab study --peak-lrs 0.01,0.1,1 --seeds 3  every schedule at three peak LRs
   lrlab study cifar10-cpu                      CIFAR-10 cut to CPU size (data/cifar10-train.tar.gz)
   lrlab study configs/cifar10-study.toml --device cuda
-  lrlab schedules --plot lr.png                 preview the schedules without training
-  lrlab report runs/a runs/b --out runs/all     merge two studies' run folders into one report
+  lrlab schedules --plot lr.png                preview the schedules without training
+  lrlab report runs/a runs/b --out runs/all    merge two studies' run folders into one report
 """
 
 
@@ -335,6 +336,17 @@ def _merged_in(out: Path, dirs: list[Path]) -> int:
     return len(set().union(*(runs(d) for d in others)) - runs(out))
 
 
+def _seed(text: str) -> int:
+    """`train --seed`'s value, checked here so that a refusal names --seed (the config's check names `seeds`)."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= seed < 2**32:
+        raise argparse.ArgumentTypeError(f"a seed must be in [0, 2**32) (numpy's seeds), got {seed}")
+    return seed
+
+
 def _given(text: str) -> str:
     """A name or path option's value: '' (an empty shell variable) is refused, not read as "not given", which
     would fall back to the default (a study trained into runs/<name> instead of the folder meant)."""
@@ -403,7 +415,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         return 0
     # (the modules that load torch or matplotlib, seconds, after the checks above: a mistake is said at once)
     from lrlab import plots
-    from lrlab.data import check_name
+    from lrlab.data import check_name, unread
     from lrlab.results import read_study_doc, recorded_range_test
     from lrlab.schedules import Schedule
     from lrlab.study import auto_lr_needed, check_auto_lr, describe_auto, keep_given, prepare, run_variants, stand_in
@@ -432,6 +444,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
             schedules.update(runs_of(n, resolve_auto(spec, lr) if lr else spec))
         if cfg.auto_lr:
             print(describe_auto({"lr": cfg.auto_lr, "rule": "given"}))
+        dataset = None
     else:  # the real step count of this config's data and batch size, and a range test where "auto" LRs need one
         # (auto_lr_needed); a study of this config that ran already recorded its test: reused
         earlier = recorded_range_test(read_study_doc(cfg.out_dir), cfg.out_dir)
@@ -445,9 +458,11 @@ def cmd_schedules(args: argparse.Namespace) -> int:
                   f"{config_mod.RANGE_STEPS} steps; "
                   "--auto-lr LR gives the LR instead)", flush=True)  # fmt: skip
         prepared = prepare(cfg, earlier=earlier)
-        plan, schedules = prepared.plan, prepared.schedules
+        plan, schedules, dataset = prepared.plan, prepared.schedules, prepared.dataset
         if prepared.auto_lr:
             print(describe_auto(prepared.auto_lr))
+    for note in unread(cfg.data, dataset):  # (as a study says them: a setting expected to act is not ignored unsaid)
+        print(f"note: {note}")
     many = "s" * (len(schedules) != 1)
     print(f"{len(schedules)} schedule{many} valid for {plan.total_steps} steps ({plan.steps_per_epoch} per epoch):")
     wide = max([16, *map(len, schedules)])  # (an LR axis's names, 'uneven-cyclic@0.01', are longer)
@@ -584,10 +599,12 @@ def build_parser() -> argparse.ArgumentParser:
         "study",
         allow_abbrev=False,  # a prefix is a trap: study --seed 42 would be --seeds 42 (42 seeds)
         help="train every schedule × seed of a study and write its table, plots and report",
-        description="Train every schedule × seed of a study (paired: one seed gives every schedule "
-        "the same initial weights and batch order), then write summary.csv, comparisons.csv (peaks.csv on an "
-        "LR axis), report.md, report.html and plots/. "
-        "Finished runs in the output folder are kept, so rerunning continues a study.",
+        description=textwrap.fill(  # (the raw formatter, which keeps the examples' columns, wraps nothing)
+            "Train every schedule × seed of a study (paired: one seed gives every schedule the same initial weights "
+            "and batch order), then write summary.csv, comparisons.csv (peaks.csv on an LR axis), report.md, "
+            "report.html and plots/. Finished runs in the output folder are kept, so rerunning continues a study.",
+            78,
+        ),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -642,8 +659,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="write an overlay plot of LR against step (.png, .svg, .pdf, .jpg, ...)",
     )
     p.add_argument("--csv", type=_given, metavar="FILE.csv", help="write step,schedule,lr,momentum for every step")
-    p.add_argument("--steps", type=int, metavar="N", help="compile for N steps instead of the data's real count")
-    p.add_argument("--steps-per-epoch", type=int, metavar="N", help="with --steps: steps per epoch")
+    p.add_argument("--steps", type=int, metavar="N",
+                   help=f"compile for N steps (1 to {MAX_PREVIEW_STEPS:,}) instead of the data's real count; no data "
+                        "is read")  # fmt: skip
+    p.add_argument("--steps-per-epoch", type=int, metavar="N",
+                   help="with --steps: steps per epoch (default: N / the config's epochs)")  # fmt: skip
     p.add_argument("--families", action="store_true", help="list the schedule families and their keys")
     p.add_argument("--show-config", action="store_true",
                    help="print the config as TOML, every key with its value after the defaults and flags, and exit "
@@ -666,7 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the config's schedule to train (default: its first); on an LR axis (peak_lrs) one of its runs, "
         "NAME@PEAK, e.g. onecycle@0.1",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and batch order (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the initial weights and batch order (default 0)")
     _peak_lrs_arg(p, "the study's LR axis, as given to lrlab study; --schedule then names one of its runs")
     p.add_argument("--out", type=_given, metavar="DIR", help="output folder (default: runs/<study name>)")
     p.add_argument("--fresh", action="store_true", help="discard an earlier run in the output folder")
@@ -713,7 +733,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end-lr", type=float, default=config_mod.RANGE_END_LR, metavar="LR",
                    help="last LR (default %(default)g)")  # fmt: skip
     p.add_argument("--steps", type=int, default=config_mod.RANGE_STEPS, metavar="N",
-                   help=f"optimizer steps, at most {config_mod.MAX_RANGE_STEPS:,} (default %(default)s)")  # fmt: skip
+                   help=f"optimizer steps, 10 to {config_mod.MAX_RANGE_STEPS:,} (default %(default)s)")  # fmt: skip
     p.add_argument("--seeds", type=_seeds, metavar="N|A,B",
                    help="the first seed gives the initial weights (3 is a count: seed 0; '3,' is seed 3)")  # fmt: skip
     p.add_argument("--seed", action=_NotSeed, help=argparse.SUPPRESS)

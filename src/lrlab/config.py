@@ -152,6 +152,14 @@ def _type_name(tp: Any) -> str:
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
 
 
+def shown(value: Any) -> str:
+    """A config value as a message shows it: in TOML's words where Python's differ (true, not True; unset, not
+    None), else as Python writes it."""
+    if value is None:
+        return "unset"
+    return str(value).lower() if isinstance(value, bool) else repr(value)
+
+
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Check `value` against the field type `tp`; ints are accepted where floats are expected."""
     origin = typing.get_origin(tp)
@@ -165,11 +173,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         (item,) = typing.get_args(tp)
         if not isinstance(value, list):
             count = " or a count (seeds = 3: seeds 0, 1, 2)" * (key == "seeds")
-            raise ConfigError(f"{key}: expected a list{count}, got {value!r}")
+            raise ConfigError(f"{key}: expected a list{count}, got {shown(value)}")
         return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a table, got {value!r}")
+            raise ConfigError(f"{key}: expected a table, got {shown(value)}")
         return value
     ok = {
         bool: isinstance(value, bool),
@@ -180,7 +188,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if ok is None:  # a nested config table
         return _build(tp, value, key)
     if not ok:
-        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {shown(value)}")
     if tp is float:
         try:
             number = float(value)

@@ -234,15 +234,19 @@ def provenance(device: str) -> dict[str, Any]:
 class FolderLock:
     """An exclusive lock on a folder, so two studies never write the same one. Hand-written on
     fcntl.flock rather than a lock library because the refusal must name the holder (its pid is
-    written in the lock file); the OS drops the lock when the holder dies, even by SIGKILL."""
+    written in the lock file); the OS drops the lock when the holder dies, even by SIGKILL. A lock file this
+    lock created is removed again where the work under it raised (a refused command writes nothing), while
+    still held: a process that opened it meanwhile finds it locked and refuses, as it would have anyway."""
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / ".lock"
         self.file: Any = None
+        self.created = False
 
     def __enter__(self) -> FolderLock:
         import fcntl  # Unix only, like the rest of lrlab's file handling
 
+        self.created = not self.path.exists()
         try:
             f = open(self.path, "a+", encoding="utf-8")
         except OSError as e:  # a read-only folder (a report of a study on read-only storage), .lock not a file
@@ -256,6 +260,7 @@ class FolderLock:
             f.seek(0)
             holder = f.read().strip() or "another process"
             f.close()
+            self.created = False  # (another process's lock file, whoever made it)
             raise LrlabError(
                 f"{self.path.parent} is in use by {holder}; wait for it to finish or choose another --out"
             ) from None
@@ -266,9 +271,11 @@ class FolderLock:
         self.file = f
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         import fcntl
 
+        if exc_type is not None and self.created:
+            self.path.unlink(missing_ok=True)
         self.file.truncate(0)
         fcntl.flock(self.file, fcntl.LOCK_UN)
         self.file.close()

@@ -321,12 +321,12 @@ def run_state(
         what, there = "", saved_config.get("schedule_spec")
         if schedule is not None and isinstance(there, dict) and there != schedule[1]:
             key = results.differing(there, schedule[1])[0]
-            was, now = (repr(spec[key]) if key in spec else "unset" for spec in (there, schedule[1]))
+            was, now = (config_mod.shown(spec.get(key)) for spec in (there, schedule[1]))
             what = f" (schedules.{schedule[0]}.{key} is {was} there, {now} here)"
         elif setting is not None and isinstance(saved_config.get("config"), dict):  # epochs, model, data...
             theirs = results.setting_of(saved_config["config"], (saved_config.get("data") or {}).get("files_hash"))
             if key := next(iter(results.differing(theirs, setting)), None):
-                was, now = (repr(config_mod.setting_value(doc, key)) for doc in (theirs, setting))
+                was, now = (config_mod.shown(config_mod.setting_value(doc, key)) for doc in (theirs, setting))
                 what = f" ({key} is {was} there, {now} here)"
         raise ConfigError(
             f"{folder} holds a run of a different configuration{what}; rerun with --fresh to replace it, "
@@ -567,8 +567,8 @@ def _check_folder(out: Path, trains: set[Path], fresh: bool, p: Prepared) -> Non
             "folder and as its archive differ; give the data as the folder's runs had it)"
         ) * (key == "data_files")
         raise ConfigError(
-            f"{out} holds runs of another setting ({key} is {theirs!r} in {run.folder}, "
-            f"{config_mod.setting_value(mine, key)!r} here{why}), "
+            f"{out} holds runs of another setting ({key} is {config_mod.shown(theirs)} in {run.folder}, "
+            f"{config_mod.shown(config_mod.setting_value(mine, key))} here{why}), "
             f"which a report cannot pair with these: choose another --out{fix}"
         )
     # runs of a schedule this start trains, other seeds of it (the same seed is its fingerprint's to refuse),
