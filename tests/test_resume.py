@@ -317,6 +317,15 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line_naming_it(tmp_path, mon
         training.save_checkpoint(path, {})
     assert list(tmp_path.iterdir()) == []  # no temporary file left behind
 
+    def interrupted(obj, f):  # Ctrl-C or SIGTERM (lrlab raises KeyboardInterrupt for it) halfway through
+        Path(f).write_bytes(b"part")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training.torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        training.save_checkpoint(path, {})
+    assert list(tmp_path.iterdir()) == []  # (it was left as .checkpoint.pt.tmp)
+
 
 def test_a_run_resumed_on_another_number_of_processes_says_so(tmp_path, capsys, monkeypatch):
     """Begun under torchrun on 2 processes (config.json's processes), finished in one: its BatchNorm saw other

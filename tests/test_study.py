@@ -512,7 +512,30 @@ def test_a_damaged_run_file_is_named_not_a_traceback(study, tmp_path, capsys):
         damaged.write_text(doc)  # JSON, but not a result: named the same way
         assert main(["report", str(tmp_path)]) == 2
         assert f"cannot read the run in {damaged.parent}: {said}" in capsys.readouterr().err
+    # JSON of lrlab's shape with a value of another type: named, not a TypeError from the tables or plots
+    whole = json.loads((out / "runs" / "cyclic" / "seed-1" / "result.json").read_text())
+    for edit, said in (
+        (lambda d: d["test"].update(accuracy=None), "result.json: test.accuracy is null, not a number"),
+        (lambda d: d.update(best_val_accuracy="abc"), 'result.json: best_val_accuracy is "abc", not a number'),
+        (lambda d: d.update(epochs_run="2"), 'result.json: epochs_run is "2", not a whole number'),
+        (
+            lambda d: d["test"].update(confusion_matrix=None),
+            "result.json: test.confusion_matrix is not a 10 × 10 table of counts",
+        ),
+    ):
+        doc = json.loads(json.dumps(whole))
+        edit(doc)
+        damaged.write_text(json.dumps(doc))
+        assert main(["report", str(tmp_path)]) == 2
+        assert f"cannot read the run in {damaged.parent}: {said}" in capsys.readouterr().err
     damaged.write_text((out / "runs" / "cyclic" / "seed-1" / "result.json").read_text())  # whole again
+    config_json = damaged.parent / "config.json"
+    kept = config_json.read_text()
+    config_json.write_text(json.dumps({**json.loads(kept), "plan": {}}))
+    assert main(["report", str(tmp_path)]) == 2
+    assert "config.json: plan.total_steps is null, not a whole number" in capsys.readouterr().err
+    config_json.write_text(kept)
+    steps = json.loads(kept)["plan"]["total_steps"]
     csvs = damaged.parent
     for name, edit, said in (
         (
@@ -528,6 +551,13 @@ def test_a_damaged_run_file_is_named_not_a_traceback(study, tmp_path, capsys):
         ("lr.csv", lambda t: t.replace("\n0,", "\n0.5,", 1), "lr.csv line 2: step is '0.5', not a whole number"),
         ("lr.csv", lambda t: t.replace("step,lr,", "lr,step,", 1), "lr.csv has the columns ['lr', 'step', "),
         ("epochs.csv", lambda t: _set_cell(t, "val_accuracy", "nan"), "epochs.csv line 2: val_accuracy is 'nan', "),
+        # steps.csv emptied (its header alone), or its rows out of order: the loss jitter read it without a word
+        (
+            "steps.csv",
+            lambda t: t.splitlines(keepends=True)[0],
+            f"steps.csv has no rows; the run trained {steps} steps, logged at least every 10",
+        ),
+        ("steps.csv", lambda t: _set_cell(t, "step", str(steps + 5)), f"steps.csv has steps {steps + 5} to "),
     ):
         whole = (csvs / name).read_text()
         (csvs / name).write_text(edit(whole)) if edit else (csvs / name).unlink()
@@ -553,9 +583,8 @@ def test_a_damaged_study_json_is_said_and_the_runs_configs_stand_in(study, tmp_p
     shutil.copytree(out, tmp_path / "s")
     (tmp_path / "s" / "study.json").write_text(damage)
     assert main(["report", str(tmp_path / "s")]) == 0
-    assert f"lrlab: {tmp_path / 's' / 'study.json'} cannot be read; the run folders' configs are used" in (
-        capsys.readouterr().err
-    )
+    said = f"lrlab: {tmp_path / 's' / 'study.json'} cannot be read; the run folders' configs are used"
+    assert capsys.readouterr().err.count(said) == 1  # (once: it was said twice)
     assert (tmp_path / "s" / "summary.csv").read_text() == (out / "summary.csv").read_text()
 
 
@@ -814,6 +843,8 @@ def _set_peak(runs: Path, peak: float, accuracies: tuple[float | None, ...]) -> 
             for csv_name, rows in (("lr.csv", 4), ("epochs.csv", 0)):
                 lines = (folder / csv_name).read_text().splitlines(keepends=True)
                 (folder / csv_name).write_text("".join(lines[: 1 + rows]))
+            head, *logged = (folder / "steps.csv").read_text().splitlines(keepends=True)
+            (folder / "steps.csv").write_text("".join([head, *(x for x in logged if int(x.split(",")[0]) <= 3)]))
         else:
             result["test"]["accuracy"] = acc
         (folder / "result.json").write_text(json.dumps(result))
@@ -956,10 +987,12 @@ def test_a_run_in_two_folders_is_kept_once_if_identical_and_refused_if_not(tmp_p
     def put(study: str, accuracy: float, seconds: float = 1.0) -> None:
         run = tmp_path / study / "runs" / "onecycle" / "seed-0"
         run.mkdir(parents=True)
-        test = dict.fromkeys(ALL_METRICS, accuracy)
-        doc = {"schedule": "onecycle", "seed": 0, "status": "ok", "test": test, "seconds": seconds}
+        test = {**dict.fromkeys(ALL_METRICS, accuracy), "classes": ["a"], "confusion_matrix": [[1]],
+                "per_class": {"a": {"f1-score": accuracy}}}  # fmt: skip
+        doc = {"schedule": "onecycle", "seed": 0, "status": "ok", "test": test, "seconds": seconds, "peak_lr": 0.1,
+               "best_val_accuracy": 0.5}  # fmt: skip
         (run / "result.json").write_text(json.dumps(doc))
-        (run / "config.json").write_text('{"config": {}, "plan": {}, "data": {}}')
+        (run / "config.json").write_text('{"config": {}, "plan": {"total_steps": 0}, "data": {}}')
         for name, (columns, _) in RUN_CSVS.items():
             (run / name).write_text(",".join(columns) + "\n")
 

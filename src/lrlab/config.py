@@ -32,6 +32,9 @@ SWEEP_SEP = "@"  # a run of the LR axis is named <schedule>@<peak LR> (run_name;
 # (the valley rule suggested 0.0013); 200 steps from 1e-5 gave a 5.4 % fall and a valley at 0.036.
 RANGE_START_LR, RANGE_END_LR, RANGE_STEPS = 1e-5, 10.0, 200
 MAX_RANGE_STEPS = 100_000  # more than a range test needs by far (hundreds): a typo, refused before hours of it
+# steps between a run's loss logs (steps.csv, the progress bar) and divergence checks: each reads the device, the
+# training loop's only host sync; an epoch's last steps are logged at its end too
+LOG_EVERY = 10
 # the most seeds a count may ask for: ten times what seeds-to-plan searches (stats.MAX_SEEDS); a count of 10**9,
 # a typo or a test's random input, would otherwise build a list of 10**9 seeds and exhaust the memory
 MAX_SEED_COUNT = 10_000

@@ -211,11 +211,11 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     check_one_setting(runs)
     check_one_auto_lr(runs)
     check_one_spec(runs)  # (after the auto LRs: runs of two range tests differ in their specs too)
-    order = run_order(dirs, runs)
+    docs = study_docs(dirs)  # (read once: a damaged one is said once)
+    order = run_order(dirs, runs, docs)
     runs = sort_runs(runs, order)
     groups = by_name(runs, order)
     table = study_table(groups)
-    docs = study_docs(dirs)
     cfg = docs[0]["config"] if docs else runs[0].config["config"]
     baseline, stand_in = _baseline(baseline, cfg, groups, order)
     comps = comparisons(groups, baseline)  # (refuses a --baseline without runs: before anything is written)

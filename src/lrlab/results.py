@@ -5,6 +5,8 @@ Pure functions of the saved files; report.py and plots.py present them."""
 from __future__ import annotations
 
 import csv
+import itertools
+import json
 import math
 import sys
 from collections.abc import Collection
@@ -126,6 +128,44 @@ def _check_shape(run: Run) -> None:
     if not all(isinstance(cfg.get(k), dict) for k in ("config", "plan", "data")):
         raise ValueError("config.json has no config, plan or data")
 
+    # the values the tables, plots and statistics read, of the types lrlab writes (a null or a string where a
+    # number was stopped the report with a traceback); `optional`: may be null or absent (a diverged run's
+    # validation figures; values the report reads only where they are there)
+    def check(doc: dict[str, Any], key: str, whole: bool = False, optional: bool = False) -> None:
+        v = doc.get(key.rsplit(".", 1)[-1])
+        if (v is None and optional) or (_number(v) and (not whole or v == int(v))):
+            return
+        where = "config" if key.startswith("plan.") else "result"
+        raise ValueError(f"{where}.json: {key} is {json.dumps(v)}, not a {'whole ' * whole}number")
+
+    check(res, "seconds")
+    check(res, "peak_lr")
+    check(res, "best_val_accuracy", optional=not run.ok)
+    for key in ("final_lr", "mean_lr", "final_val_accuracy", "compile_seconds"):
+        check(res, key, optional=True)
+    for key in ("epochs_run", "best_epoch"):
+        check(res, key, whole=True, optional=True)
+    check(cfg["plan"], "plan.total_steps", whole=True)
+    for m in ALL_METRICS if run.ok else ():
+        check(res["test"], f"test.{m}")
+    if run.ok:
+        test = res["test"]
+        classes, matrix = test.get("classes"), test.get("confusion_matrix")
+        k = len(classes) if isinstance(classes, list) else -1
+        square = isinstance(matrix, list) and len(matrix) == k and all(
+            isinstance(row, list) and len(row) == k and all(_number(x) for x in row) for row in matrix
+        )  # fmt: skip
+        if not square:
+            raise ValueError(f"result.json: test.confusion_matrix is not a {k} × {k} table of counts (test.classes)")
+        per = test.get("per_class")
+        if not (isinstance(per, dict) and all(_number((per.get(str(c)) or {}).get("f1-score")) for c in classes)):
+            raise ValueError("result.json: test.per_class lacks a number f1-score for a class of test.classes")
+
+
+def _number(v: Any) -> bool:
+    """A finite JSON number (not a bool, which Python counts as an int)."""
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
 
 def _check_csvs(run: Run) -> None:
     """ValueError unless the run's CSVs are there as lrlab wrote them: their header, numbers where the report
@@ -159,6 +199,20 @@ def _check_csvs(run: Run) -> None:
         if isinstance(rows, int) and len(run.csv(name)) != rows:
             raise ValueError(f"{name} has {len(run.csv(name))} rows; the run trained {rows} "
                              f"{'epochs' if name == 'epochs.csv' else 'steps'}")  # fmt: skip
+    if isinstance(steps, int):
+        _check_logged(steps, [int(r["step"]) for r in run.csv("steps.csv")])
+
+
+def _check_logged(steps: int, logged: list[int]) -> None:
+    """ValueError unless steps.csv's steps are those of a run that trained `steps`: in order, a row at least every
+    LOG_EVERY steps, the last within LOG_EVERY of the end. Not the exact rows, which runs of lrlab before
+    2026-11-28 logged without each epoch's last steps: a file cut short or emptied, whose rows the report's loss
+    jitter reads, gave other numbers without a word."""
+    every = config_mod.LOG_EVERY
+    ends = [-1, *logged, steps]  # (in order, a row at least every `every` steps from the start to the end)
+    if any(not 0 < b - a <= every for a, b in itertools.pairwise(ends)):
+        span = f"steps {logged[0]} to {logged[-1]} in {len(logged)} rows" if logged else "no rows"
+        raise ValueError(f"steps.csv has {span}; the run trained {steps} steps, logged at least every {every}")
 
 
 def differing(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
@@ -398,11 +452,13 @@ def _config_order(cfg: dict[str, Any]) -> list[str]:
     return [n if not peaks else f"{n}@{p:g}" for n in cfg["schedules"] for p in peaks or [None]]
 
 
-def run_order(dirs: list[Path], runs: list[Run]) -> list[str]:
-    """Run names in the study config's order (from study.json, or the configs saved in the run
-    folders), then any others in order of appearance."""
+def run_order(dirs: list[Path], runs: list[Run], docs: list[dict[str, Any]] | None = None) -> list[str]:
+    """Run names in the study config's order (from study.json, `docs` where the caller read them, or the configs
+    saved in the run folders), then any others in order of appearance."""
     names: list[str] = []
-    configs = [doc["config"] for doc in study_docs(dirs)] + [r.config["config"] for r in runs]
+    configs = [doc["config"] for doc in (study_docs(dirs) if docs is None else docs)] + [
+        r.config["config"] for r in runs
+    ]
     for cfg in configs:
         names += [n for n in _config_order(cfg) if n not in names]
     names += [r.name for r in runs if r.name not in names]

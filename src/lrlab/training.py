@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from lrlab import kernels, store
 from lrlab.augment import Augment, crop_pad, run_augment
-from lrlab.config import TrainConfig
+from lrlab.config import LOG_EVERY, TrainConfig
 from lrlab.data import LazyImages, Split
 from lrlab.distributed import SINGLE, Dist, check_setup, rank_seed, wrap
 from lrlab.errors import ConfigError, DataError
@@ -45,7 +45,6 @@ def eval_batch(image_size: tuple[int, ...]) -> int:
     return max(1, min(EVAL_BATCH, EVAL_PIXELS // math.prod(image_size)))
 
 
-LOG_EVERY = 10  # steps between progress-bar refreshes and divergence checks (each one reads the device)
 LINE_EVERY = 30.0  # seconds between a run's progress lines where stderr is a file or pipe (--progress)
 
 
@@ -365,6 +364,9 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     except (OSError, RuntimeError) as e:  # a full disk: torch's writer says only "iostream error"
         tmp.unlink(missing_ok=True)
         raise store.write_failed(path, e) from None
+    except BaseException:  # Ctrl-C or SIGTERM mid-write: no partial file left (a SIGKILL still leaves one)
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
 
 
