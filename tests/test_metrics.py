@@ -34,3 +34,19 @@ def test_a_class_absent_from_the_test_split_does_not_count_as_zero():
         == recall_score([0, 0, 1, 1], [0, 2, 1, 1], average="macro", zero_division=0)
     )
     assert wrong["f1"] == pytest.approx(f1_score([0, 0, 1, 1], [0, 2, 1, 1], average="macro", zero_division=0))
+
+
+def test_per_class_rows_are_those_of_classification_report_whatever_the_class_names():
+    """The same numbers as scikit-learn's per-class report, also for classes named like its summary rows (an image
+    folder's "accuracy" or "macro avg" class was overwritten by them, a number where a row was)."""
+    from sklearn.metrics import classification_report
+
+    rng = np.random.default_rng(1)
+    y_true, y_pred = rng.integers(0, 4, 120).tolist(), rng.integers(0, 4, 120).tolist()
+    plain = list("abcd")
+    report = classification_report(y_true, y_pred, labels=range(4), target_names=plain, output_dict=True,
+                                   zero_division=0)  # fmt: skip
+    assert classification_metrics(y_true, y_pred, plain)["per_class"] == {c: report[c] for c in plain}
+    named = ["accuracy", "macro avg", "weighted avg", "d"]
+    rows = classification_metrics(y_true, y_pred, named)["per_class"]
+    assert [rows[n] for n in named] == [report[c] for c in plain]

@@ -196,6 +196,29 @@ def test_a_locked_folder_is_refused_with_the_holder(tmp_path, capsys):
     assert f"lrlab report {out} --out OTHER" in err
 
 
+def test_a_lock_file_removed_between_open_and_lock_is_not_held(tmp_path, monkeypatch):
+    """A lock whose file its holder removed (its work raised) after another process opened it: that process's
+    lock of the removed file held nothing, while a third process locked the new file at the path. It now
+    checks the file it locked is the one at the path, and opens that one again."""
+    import fcntl
+
+    out = tmp_path / "out"
+    out.mkdir()
+    flock, other = fcntl.flock, []
+
+    def raced(f, how):  # at the first lock: the file opened is replaced at the path, and another holds the new one
+        if how & fcntl.LOCK_EX and not other:
+            (out / ".lock").unlink()
+            other.append(store.FolderLock(out))
+            other[0].__enter__()
+        return flock(f, how)
+
+    monkeypatch.setattr(fcntl, "flock", raced)
+    with pytest.raises(LrlabError, match=rf"{out} is in use by lrlab pid {os.getpid()}"), store.FolderLock(out):
+        pass
+    other[0].__exit__(None)
+
+
 @pytest.mark.parametrize(
     ("change", "said"), [(["--epochs", "2"], "train.epochs is 1 in"), (["--width", "0.25"], "model.width is 0.125 in")]
 )

@@ -519,6 +519,10 @@ def test_a_damaged_run_file_is_named_not_a_traceback(study, tmp_path, capsys):
         (lambda d: d.update(best_val_accuracy="abc"), 'result.json: best_val_accuracy is "abc", not a number'),
         (lambda d: d.update(epochs_run="2"), 'result.json: epochs_run is "2", not a whole number'),
         (
+            lambda d: d["test"].update(classes=list(range(10))),  # (the readers look the rows up by these)
+            "result.json: test.per_class lacks a class of test.classes, or its f1-score or support",
+        ),
+        (
             lambda d: d["test"].update(confusion_matrix=None),
             "result.json: test.confusion_matrix is not a 10 × 10 table of counts",
         ),
@@ -564,6 +568,14 @@ def test_a_damaged_run_file_is_named_not_a_traceback(study, tmp_path, capsys):
         assert main(["report", str(tmp_path)]) == 2
         assert f"cannot read the run in {csvs}: {said}" in capsys.readouterr().err
         (csvs / name).write_text(whole)
+    # steps.csv as lrlab wrote it before 2026-11-27: step counts (10, 20, ...), not indices: still read
+    whole = (csvs / "steps.csv").read_text()
+    head, *rows = whole.splitlines(keepends=True)
+    (csvs / "steps.csv").write_text(
+        "".join([head, *(f"{int(x.split(',')[0]) + 1},{x.split(',', 1)[1]}" for x in rows)])
+    )
+    assert main(["report", str(tmp_path)]) == 0
+    (csvs / "steps.csv").write_text(whole)
     assert main(["report", str(tmp_path)]) == 0
     capsys.readouterr()
     damaged.write_text("{}")
@@ -734,6 +746,19 @@ def test_the_report_says_which_schedules_scheduled_the_momentum(study, tmp_path)
     build_report(tmp_path)
     md = (tmp_path / "report.md").read_text()
     assert "sgd (momentum 0.9; onecycle's scheduled from 0.85 to 0.95, weight decay" in md
+    for seed in (0, 1):  # as if both seeds had diverged at step 3: lr.csv ends there, and so does the range
+        folder = tmp_path / "runs" / "onecycle" / f"seed-{seed}"
+        result = json.loads((folder / "result.json").read_text())
+        result.update(status="diverged", diverged={"step": 3, "lr": 1.0}, test=None, epochs_run=0,
+                      best_val_accuracy=None, best_epoch=None)  # fmt: skip
+        (folder / "result.json").write_text(json.dumps(result))
+        for name, keep in (("lr.csv", lambda step: step <= 3), ("epochs.csv", lambda step: False),
+                           ("steps.csv", lambda step: step <= 3)):  # fmt: skip
+            head, *rows = (folder / name).read_text().splitlines(keepends=True)
+            (folder / name).write_text("".join([head, *(x for x in rows if keep(int(x.split(",")[0])))]))
+    build_report(tmp_path)
+    said = (tmp_path / "report.md").read_text().split("onecycle's scheduled from ")[1].split(",")[0]
+    assert said.startswith("0.85 to 0.8") and said.endswith(" until it diverged"), said
 
 
 def test_report_merges_study_folders(study, tmp_path):
@@ -988,7 +1013,7 @@ def test_a_run_in_two_folders_is_kept_once_if_identical_and_refused_if_not(tmp_p
         run = tmp_path / study / "runs" / "onecycle" / "seed-0"
         run.mkdir(parents=True)
         test = {**dict.fromkeys(ALL_METRICS, accuracy), "classes": ["a"], "confusion_matrix": [[1]],
-                "per_class": {"a": {"f1-score": accuracy}}}  # fmt: skip
+                "per_class": {"a": {"f1-score": accuracy, "support": 1}}}  # fmt: skip
         doc = {"schedule": "onecycle", "seed": 0, "status": "ok", "test": test, "seconds": seconds, "peak_lr": 0.1,
                "best_val_accuracy": 0.5}  # fmt: skip
         (run / "result.json").write_text(json.dumps(doc))

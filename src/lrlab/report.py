@@ -260,9 +260,9 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     plots.plot_lr(traces, plot_dir / "lr.png", momentum=moms or None)
     cycled = {}  # schedule: the range its scheduled momentum spans (the optimizer's own momentum elsewhere)
     for n, rs in groups.items():
-        first = next((r for r in rs if r.ok), rs[0])  # (a diverged run's trace stops short)
+        first = next((r for r in rs if r.ok), rs[0])  # (a diverged run's trace stops short: said so)
         if values := [float(x["momentum"]) for x in first.csv("lr.csv") if x["momentum"]]:
-            cycled[n] = (min(values), max(values))
+            cycled[n] = (min(values), max(values), first.ok)
     plots.plot_curves(groups, "val_accuracy", "validation accuracy", plot_dir / "val_accuracy.png")
     plots.plot_curves(groups, "train_loss", "training loss", plot_dir / "train_loss.png")
     floor = study_floor(runs)
@@ -505,7 +505,7 @@ def _document(
     ranks: dict[str, int], dyn: list[dict[str, Any]], baseline: str, stand_in: str | None, best: list[str],
     target: float, sweep: bool, dirs: list[Path], absent: list[str], notes: list[tuple[str, str]],
     peak_comps: list[stats.Comparison], neighbours: list[stats.Neighbour], apart: list[tuple[str, str]],
-    cycled: dict[str, tuple[float, float]],
+    cycled: dict[str, tuple[float, float, bool]],
 ) -> Doc:  # fmt: skip
     rc = runs[0].config
     data, model, m, t = rc["data"], rc.get("model", {}), cfg["model"], cfg["train"]
@@ -518,7 +518,8 @@ def _document(
     # (keys a config of an earlier version lacks are read with their defaults)
     init = "" if m.get("init", "auto") == "auto" else f", convs drawn by He's rule in {m['init']} mode"
     decayed = "" if t.get("decay_norm_bias", True) else " on conv and linear weights only"
-    scheduled = "".join(f"; {n}'s scheduled from {lo:g} to {hi:g}" for n, (lo, hi) in cycled.items())
+    scheduled = "".join(f"; {n}'s scheduled from {lo:g} to {hi:g}{'' if ok else ' until it diverged'}"
+                        for n, (lo, hi, ok) in cycled.items())  # fmt: skip
     doc.p(
         f"GoogLeNet ({model.get('stem', m['stem'])} stem, width {m['width']}, {model.get('parameters', 0):,} "
         f"parameters{init}) on **{data['name']}** (train {data['train']}, validation {data['val']}, test "

@@ -158,8 +158,9 @@ def _check_shape(run: Run) -> None:
         if not square:
             raise ValueError(f"result.json: test.confusion_matrix is not a {k} × {k} table of counts (test.classes)")
         per = test.get("per_class")
-        if not (isinstance(per, dict) and all(_number((per.get(str(c)) or {}).get("f1-score")) for c in classes)):
-            raise ValueError("result.json: test.per_class lacks a number f1-score for a class of test.classes")
+        rows = [per.get(c) if isinstance(per, dict) and isinstance(c, str) else None for c in classes]
+        if not all(isinstance(x, dict) and _number(x.get("f1-score")) and _number(x.get("support")) for x in rows):
+            raise ValueError("result.json: test.per_class lacks a class of test.classes, or its f1-score or support")
 
 
 def _number(v: Any) -> bool:
@@ -209,8 +210,10 @@ def _check_logged(steps: int, logged: list[int]) -> None:
     2026-11-28 logged without each epoch's last steps: a file cut short or emptied, whose rows the report's loss
     jitter reads, gave other numbers without a word."""
     every = config_mod.LOG_EVERY
-    ends = [-1, *logged, steps]  # (in order, a row at least every `every` steps from the start to the end)
-    if any(not 0 < b - a <= every for a, b in itertools.pairwise(ends)):
+    # in order, a row at least every `every` steps from the start to the end; one step more allowed, for runs of
+    # lrlab before 2026-11-27 that logged step counts (10, 20, ...), not indices (9, 19, ...)
+    ends = [-1, *logged, steps + 1]
+    if any(not 0 < b - a <= every + 1 for a, b in itertools.pairwise(ends)):
         span = f"steps {logged[0]} to {logged[-1]} in {len(logged)} rows" if logged else "no rows"
         raise ValueError(f"steps.csv has {span}; the run trained {steps} steps, logged at least every {every}")
 

@@ -231,12 +231,22 @@ def provenance(device: str) -> dict[str, Any]:
     return info
 
 
+def _same_file(f: Any, path: Path) -> bool:
+    """Whether the open file `f` is the file at `path` now."""
+    try:
+        here, there = os.fstat(f.fileno()), os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
 class FolderLock:
     """An exclusive lock on a folder, so two studies never write the same one. Hand-written on
     fcntl.flock rather than a lock library because the refusal must name the holder (its pid is
     written in the lock file); the OS drops the lock when the holder dies, even by SIGKILL. A lock file this
     lock created is removed again where the work under it raised (a refused command writes nothing), while
-    still held: a process that opened it meanwhile finds it locked and refuses, as it would have anyway."""
+    still held; a process that opened it just before checks, once it holds the lock, that the file is still the
+    one at the path, and starts again where it is not."""
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / ".lock"
@@ -246,24 +256,28 @@ class FolderLock:
     def __enter__(self) -> FolderLock:
         import fcntl  # Unix only, like the rest of lrlab's file handling
 
-        self.created = not self.path.exists()
-        try:
-            f = open(self.path, "a+", encoding="utf-8")
-        except OSError as e:  # a read-only folder (a report of a study on read-only storage), .lock not a file
-            raise LrlabError(
-                f"cannot lock {self.path.parent} ({self.path}: {e.strerror or e}): lrlab writes there; "
-                f"`lrlab report {self.path.parent} --out OTHER` reports on a folder that cannot be written"
-            ) from None
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            f.close()
-            self.created = False  # (another process's lock file, whoever made it)
-            raise LrlabError(
-                f"{self.path.parent} is in use by {holder}; wait for it to finish or choose another --out"
-            ) from None
+        while True:  # (again only where a holder removed the file between this open and this lock: rare)
+            self.created = not self.path.exists()
+            try:
+                f = open(self.path, "a+", encoding="utf-8")
+            except OSError as e:  # a read-only folder (a report of a study on read-only storage), .lock not a file
+                raise LrlabError(
+                    f"cannot lock {self.path.parent} ({self.path}: {e.strerror or e}): lrlab writes there; "
+                    f"`lrlab report {self.path.parent} --out OTHER` reports on a folder that cannot be written"
+                ) from None
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip() or "another process"
+                f.close()
+                self.created = False  # (another process's lock file, whoever made it)
+                raise LrlabError(
+                    f"{self.path.parent} is in use by {holder}; wait for it to finish or choose another --out"
+                ) from None
+            if _same_file(f, self.path):
+                break
+            f.close()  # a file removed from the path: locking it locks nothing another process sees
         f.seek(0)
         f.truncate()
         f.write(f"lrlab pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
