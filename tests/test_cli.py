@@ -287,12 +287,15 @@ def test_schedules_plot_is_written_in_the_format_its_name_asks_for(tmp_path, cap
 
 def test_schedules_says_the_data_options_its_source_does_not_read(capsys):
     """As a study does: --download on the digits is said, with --steps (no data read) and without (the config's
-    data read for its step count)."""
+    data read for its step count); so is a stem unsuited to the images."""
     for args in (["--steps", "50"], ["--limit", "100"]):
         assert main(["schedules", *args, "--schedules", "standard", "--download", "--stream"]) == 0
         out = capsys.readouterr().out
         assert "note: data.download not read: the digits come with scikit-learn" in out, args
         assert "note: data.stream not read: digits is held in memory" in out, args
+    # and, where it reads the data, a stem that does not suit its images (model.stem_notes), as a study's start does
+    assert main(["schedules", "--limit", "100", "--schedules", "standard", "--model", "imagenet"]) == 0
+    assert "note: model.stem = 'imagenet' on 8×8 images: it downsamples by 8" in capsys.readouterr().out
 
 
 def test_schedules_previews_the_lr_axis_a_study_would_train(tmp_path, capsys):

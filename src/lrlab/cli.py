@@ -444,7 +444,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
             schedules.update(runs_of(n, resolve_auto(spec, lr) if lr else spec))
         if cfg.auto_lr:
             print(describe_auto({"lr": cfg.auto_lr, "rule": "given"}))
-        dataset = None
+        dataset, notes = None, ()
     else:  # the real step count of this config's data and batch size, and a range test where "auto" LRs need one
         # (auto_lr_needed); a study of this config that ran already recorded its test: reused
         earlier = recorded_range_test(read_study_doc(cfg.out_dir), cfg.out_dir)
@@ -458,10 +458,12 @@ def cmd_schedules(args: argparse.Namespace) -> int:
                   f"{config_mod.RANGE_STEPS} steps; "
                   "--auto-lr LR gives the LR instead)", flush=True)  # fmt: skip
         prepared = prepare(cfg, earlier=earlier)
-        plan, schedules, dataset = prepared.plan, prepared.schedules, prepared.dataset
+        plan, schedules, dataset, notes = prepared.plan, prepared.schedules, prepared.dataset, prepared.notes
         if prepared.auto_lr:
             print(describe_auto(prepared.auto_lr))
-    for note in unread(cfg.data, dataset):  # (as a study says them: a setting expected to act is not ignored unsaid)
+    # as a study says them: a setting expected to act is not ignored unsaid, a stem that does not suit the images
+    # (model.stem_notes) is said before any GPU time
+    for note in [*unread(cfg.data, dataset), *notes]:
         print(f"note: {note}")
     many = "s" * (len(schedules) != 1)
     print(f"{len(schedules)} schedule{many} valid for {plan.total_steps} steps ({plan.steps_per_epoch} per epoch):")
