@@ -161,8 +161,8 @@ def test_train_seed_and_empty_peak_lrs_are_refused(tmp_path, capsys):
         with pytest.raises(SystemExit) as stop:
             main(["train", "--seed", seed, "--out", str(out)])
         err = capsys.readouterr().err
-        assert stop.value.code == 2 and f"argument --seed: a seed must be in [0, 2**32) (numpy's seeds), got {seed}" \
-            in err  # fmt: skip
+        said = f"argument --seed: a seed must be in [0, 2**32) (numpy's seeds), got {seed}"
+        assert stop.value.code == 2 and said in err
     for empty in (",", ""):  # not "no LR axis", which is leaving the option out
         with pytest.raises(SystemExit) as stop:
             main(["study", "--peak-lrs", empty, "--out", str(out)])
