@@ -112,10 +112,15 @@ RULES: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 }
 
 
+def _end_points(n: int) -> int:
+    """How many of a curve's n points at each end the rules leave out (noisy there)."""
+    return max(1, n // 20)
+
+
 def suggestions(lrs: list[float], smoothed: list[float]) -> dict[str, float]:
     """Every rule's LR, from the curve without its first and last few points (which are noisy)."""
     a, b = np.asarray(lrs), np.asarray(smoothed)
-    cut = max(1, len(a) // 20)
+    cut = _end_points(len(a))
     if len(a) > 4 * cut:
         a, b = a[cut:-cut], b[cut:-cut]
     return {name: rule(a, b) for name, rule in RULES.items()}
@@ -205,7 +210,7 @@ def range_test(
     result.suggestions = suggestions(lrs[:last], smoothed[:last])
     used = [v for v in smoothed[:last] if math.isfinite(v)]
     result.fall = (used[0] - min(used)) / abs(used[0]) if used[0] else 0.0
-    low, cut = int(np.argmin(used)), max(1, len(used) // 20)  # (suggestions' trimmed ends)
+    low, cut = int(np.argmin(used)), _end_points(len(used))
     result.bottom = "start" if low <= cut else "end" if low >= len(used) - 1 - cut else "inside"
     return result
 

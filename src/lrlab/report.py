@@ -241,10 +241,14 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
     # each schedule's LR as planned: from a finished run (a diverged one's lr.csv ends where it stopped);
     # one line per seed where the seeds' LRs differ (a plateau follows each run's own metric)
     shown: dict[str, list[dict[str, str]]] = {}
+    cycled = {}  # schedule: the range its scheduled momentum spans (the optimizer's own momentum elsewhere)
     for n, rs in groups.items():
         done = [r for r in rs if r.ok]
+        first = (done or rs)[0]  # (a diverged run's trace stops short: said so)
+        if values := [float(x["momentum"]) for x in first.csv("lr.csv") if x["momentum"]]:
+            cycled[n] = (min(values), max(values), bool(done))
         if not done:  # every seed diverged: the first one's trace, as far as it went, and said so
-            shown[f"{n}, {_diverged(rs[0])}"] = rs[0].csv("lr.csv")
+            shown[f"{n}, {_diverged(first)}"] = first.csv("lr.csv")
             continue
         each = {r.seed: r.csv("lr.csv") for r in done}
         if len({tuple(x["lr"] for x in rows) for rows in each.values()}) > 1:
@@ -258,11 +262,6 @@ def build_report(out: Path, dirs: list[Path] | None = None, baseline: str | None
         if rows and rows[0]["momentum"]  # a scheduled momentum
     }
     plots.plot_lr(traces, plot_dir / "lr.png", momentum=moms or None)
-    cycled = {}  # schedule: the range its scheduled momentum spans (the optimizer's own momentum elsewhere)
-    for n, rs in groups.items():
-        first = next((r for r in rs if r.ok), rs[0])  # (a diverged run's trace stops short: said so)
-        if values := [float(x["momentum"]) for x in first.csv("lr.csv") if x["momentum"]]:
-            cycled[n] = (min(values), max(values), first.ok)
     plots.plot_curves(groups, "val_accuracy", "validation accuracy", plot_dir / "val_accuracy.png")
     plots.plot_curves(groups, "train_loss", "training loss", plot_dir / "train_loss.png")
     floor = study_floor(runs)
